@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "promo-stream",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "promo", targets: ["promo"]),
+        .executable(name: "promo-bench", targets: ["promo-bench"]),
+        .library(name: "DINOP", targets: ["DINOP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries. Deploy/setup.sh installs their Debian -dev packages.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CJemalloc", pkgConfig: "jemalloc", providers: [.apt(["libjemalloc-dev"])]),
+
+        // The DINOP model math: features, forward, backward, training, weight files, labels.
+        // Knows nothing of Kafka or of the command line.
+        .target(name: "DINOP", dependencies: ["CBLAS"]),
+
+        // Offline commands (init, inspect, predict, train) as a library, so tests drive them directly.
+        .target(name: "PromoCLI", dependencies: [
+            "DINOP", "CRdKafka", "CJemalloc",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
+        .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),
+
+        .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
+        .testTarget(name: "PromoCLITests", dependencies: ["PromoCLI", "DINOP"]),
+    ]
+)

@@ -1,0 +1,443 @@
+/// Task weights, regularisation and dropout of the multi-task loss.
+public struct LossOptions: Sendable, Equatable {
+    /// Weight of each task in the total loss.
+    public var taskWeights: [Head: Double] = [.gmv: 1, .bsp: 1, .ss: 1, .ja: 1]
+    /// L2 penalty `λ/2 · Σ‖W‖²` over weight matrices (not biases, embeddings or norms).
+    public var l2: Double = 1e-5
+    /// Inverted dropout on `rep` before the heads; 0 turns it off.
+    public var dropout: Double = 0.1
+
+    public init() {}
+}
+
+/// Mean loss of each task over the labelled examples, and the weighted total with the L2 term.
+public struct LossBreakdown: Sendable, Equatable {
+    public var perTask: [Head: Double] = [:]
+    public var labelled: [Head: Int] = [:]
+    public var total: Double = 0
+}
+
+/// Forward and backward pass of the whole network over a minibatch of items (backpropagation through time).
+///
+/// Items are sorted by their number of days, longest first, so that the items still running on day t are a
+/// prefix of the batch and each day is one set of GEMMs over that prefix.
+struct BatchPass<T: DINOPScalar> {
+    let network: Network<T>
+    let items: [EncodedItem<T>]
+    let labels: [ItemLabels]
+    let order: [Int]
+    let lengths: [Int]
+    /// First cache row of each day's block; `offsets[t] ..< offsets[t] + active[t]`.
+    var offsets: [Int] = [], active: [Int] = []
+    var x: [T] = [], z: [T] = [], r: [T] = [], n: [T] = [], h: [T] = [], e: [T] = [], score: [T] = []
+    var attentionWeights: [T] = [], pooled: [T] = []
+    var embeddingIn: [T] = [], sii: [T] = [], sisIn: [T] = [], sis: [T] = [], actIn: [T] = [], act: [T] = []
+    var rep: [T] = [], dropMask: [T] = [], headHidden: [T] = [], outputs: [T] = []
+
+    init(network: Network<T>, items: [EncodedItem<T>], labels: [ItemLabels]) {
+        self.network = network
+        self.items = items
+        self.labels = labels
+        order = items.indices.sorted { items[$0].dayCount > items[$1].dayCount }
+        lengths = order.map { items[$0].dayCount }
+    }
+
+    var batchSize: Int { items.count }
+
+    // MARK: Forward
+
+    mutating func forward(dropout: Double, rng: inout SeededGenerator) {
+        let net = network, b = batchSize, hd = net.hidden, a = net.attention, k = net.inputWidth
+        let dims = net.layout.dims
+        let maxDays = lengths.first ?? 0
+        var rows = 0
+        for t in 0..<maxDays {
+            offsets.append(rows)
+            let count = lengths.prefix { $0 > t }.count
+            active.append(count)
+            rows += count
+        }
+        x = Array(repeating: 0, count: rows * k)
+        for t in 0..<maxDays {
+            for p in 0..<active[t] {
+                let item = items[order[p]]
+                x.replaceSubrange(((offsets[t] + p) * k)..<((offsets[t] + p + 1) * k),
+                                  with: item.dayInputs[(t * k)..<((t + 1) * k)])
+            }
+        }
+        z = Array(repeating: 0, count: rows * hd); r = z; n = z; h = z
+        e = Array(repeating: 0, count: rows * a)
+        score = Array(repeating: 0, count: rows)
+        var workspace = StepWorkspace<T>(capacity: Swift.max(active.first ?? 0, 1), hidden: hd, attention: a)
+        let zeros = [T](repeating: 0, count: b * hd)
+        for t in 0..<maxDays {
+            let o = offsets[t]
+            x.withUnsafeBufferPointer { x in z.withUnsafeMutableBufferPointer { z in r.withUnsafeMutableBufferPointer { r in
+            n.withUnsafeMutableBufferPointer { n in h.withUnsafeMutableBufferPointer { h in
+            e.withUnsafeMutableBufferPointer { e in score.withUnsafeMutableBufferPointer { s in
+                let out = StepOutputs(z: z.baseAddress! + o * hd, r: r.baseAddress! + o * hd, n: n.baseAddress! + o * hd,
+                                      h: h.baseAddress! + o * hd, e: e.baseAddress! + o * a, score: s.baseAddress! + o)
+                let hPrev = t == 0 ? UnsafePointer(zeros.withUnsafeBufferPointer { $0.baseAddress! })
+                                   : UnsafePointer(h.baseAddress! + offsets[t - 1] * hd)
+                net.step(rows: active[t], x: x.baseAddress! + o * k, hPrev: hPrev, out: out, workspace: &workspace)
+            }}}}}}}
+        }
+
+        // Attention pooling, batch form: softmax of each item's scores over its days.
+        attentionWeights = Array(repeating: 0, count: rows)
+        pooled = Array(repeating: 0, count: b * hd)
+        for p in 0..<b where lengths[p] > 0 {
+            var m = -T.infinity
+            for t in 0..<lengths[p] { m = Swift.max(m, score[offsets[t] + p]) }
+            var total: T = 0
+            for t in 0..<lengths[p] {
+                let w = T.exp(score[offsets[t] + p] - m)
+                attentionWeights[offsets[t] + p] = w
+                total += w
+            }
+            for t in 0..<lengths[p] {
+                let row = offsets[t] + p
+                attentionWeights[row] /= total
+                for j in 0..<hd { pooled[p * hd + j] += attentionWeights[row] * h[row * hd + j] }
+            }
+        }
+
+        // Static encoders.
+        let embWidth = dims.embeddingWidths.reduce(0, +)
+        embeddingIn = Array(repeating: 0, count: b * embWidth)
+        net.gatherEmbeddings(order.map { items[$0].rows }, into: &embeddingIn)
+        sii = Array(repeating: 0, count: b * dims.siiWidth)
+        net.dense("sii.fc", rows: b, x: embeddingIn, ldx: embWidth, relu: true, out: &sii)
+        sisIn = order.flatMap { items[$0].sis }
+        sis = Array(repeating: 0, count: b * dims.sisWidth)
+        net.dense("sis.fc", rows: b, x: sisIn, ldx: net.layout.config.count(.sis), relu: true, out: &sis)
+        act = Array(repeating: 0, count: b * dims.actWidth)
+        if net.layout.config.has(.ja) {
+            let nAct = net.layout.config.count(.act)
+            actIn = order.flatMap { items[$0].act ?? Array(repeating: 0, count: nAct) }
+            net.dense("act.fc", rows: b, x: actIn, ldx: nAct, relu: true, out: &act)
+        }
+
+        // Representation, dropout, heads.
+        let width = net.representationWidth
+        rep = Array(repeating: 0, count: b * width)
+        net.assembleRepresentation(rows: b, pooled: pooled, sii: sii, sis: sis, into: &rep)
+        dropMask = Array(repeating: 1, count: b * width)
+        if dropout > 0 {
+            let keep = T(1 / (1 - dropout))
+            for j in dropMask.indices { dropMask[j] = rng.unit() < dropout ? 0 : keep }
+            for j in rep.indices { rep[j] *= dropMask[j] }
+        }
+        headHidden = Array(repeating: 0, count: b * net.headHiddenWidth)
+        outputs = Array(repeating: 0, count: b * net.outputWidth)
+        net.heads(rows: b, rep: rep, activity: act, hiddenOut: &headHidden, out: &outputs)
+    }
+
+    /// The multi-task loss, and its gradient with respect to the raw head outputs.
+    func loss(options: LossOptions) -> (LossBreakdown, dOutputs: [T]) {
+        let net = network, width = net.outputWidth
+        var breakdown = LossBreakdown()
+        var dOut = [T](repeating: 0, count: batchSize * width)
+        for head in net.layout.config.headSet {
+            let c = net.outputColumn(head)!
+            let labelled = order.indices.filter { p in
+                let l = labels[order[p]]
+                switch head {
+                case .gmv: return l.gmv != nil
+                case .bsp: return l.bestSeller != nil
+                case .ss: return l.slot != nil
+                case .ja: return l.joinedActivity != nil && items[order[p]].act != nil
+                }
+            }
+            breakdown.labelled[head] = labelled.count
+            guard !labelled.isEmpty else { continue }
+            let scale = T(options.taskWeights[head] ?? 1) / T(labelled.count)
+            var total = 0.0
+            for p in labelled {
+                let l = labels[order[p]], o = p * width + c
+                switch head {
+                case .gmv:
+                    let diff = outputs[o] - T(Foundation.log1p(Swift.max(l.gmv!, 0)))
+                    total += Double(diff * diff)
+                    dOut[o] = 2 * diff * scale
+                case .bsp, .ja:
+                    let y: T = (head == .bsp ? l.bestSeller! : l.joinedActivity!) ? 1 : 0
+                    let logit = outputs[o]
+                    // softplus(logit) − y·logit, computed stably.
+                    total += Double(Swift.max(logit, 0) - logit * y + T.log1p(T.exp(-Swift.abs(logit))))
+                    dOut[o] = (1 / (1 + T.exp(-logit)) - y) * scale
+                case .ss:
+                    let logits = (0..<ModelConfig.slotCount).map { outputs[o + $0] }
+                    let m = logits.max()!
+                    let exps = logits.map { T.exp($0 - m) }
+                    let sum = exps.reduce(0, +)
+                    let target = Swift.min(Swift.max(l.slot!, 1), ModelConfig.slotCount) - 1
+                    total += Double(T.log(sum) + m - logits[target])
+                    for j in 0..<ModelConfig.slotCount {
+                        dOut[o + j] = (exps[j] / sum - (j == target ? 1 : 0)) * scale
+                    }
+                }
+            }
+            breakdown.perTask[head] = total / Double(labelled.count)
+            breakdown.total += (options.taskWeights[head] ?? 1) * total / Double(labelled.count)
+        }
+        if options.l2 > 0 {
+            var squares = 0.0
+            for spec in net.layout.specs where spec.decays {
+                for i in spec.range { squares += Double(net.parameters.values[i] * net.parameters.values[i]) }
+            }
+            breakdown.total += options.l2 / 2 * squares
+        }
+        return (breakdown, dOut)
+    }
+
+    // MARK: Backward
+
+    /// Adds the gradient of the loss (given `dOutputs`, plus L2) to `gradient`, in the weight file's layout.
+    func backward(dOutputs: [T], options: LossOptions, into gradient: inout Parameters<T>) {
+        let net = network, layout = net.layout, dims = layout.dims, config = layout.config
+        let b = batchSize, hd = net.hidden, a = net.attention, k = net.inputWidth, g = net.gateWidth
+        let width = net.representationWidth, hiddenWidth = net.headHiddenWidth, outWidth = net.outputWidth
+        let rows = h.count / hd
+
+        // Heads: second layers, relu, fused first layer.
+        var dHidden = [T](repeating: 0, count: b * hiddenWidth)
+        var column = 0
+        for (head, columns) in net.heads {
+            let w2 = layout.require("head.\(head.rawValue).fc2.weight"), b2 = layout.require("head.\(head.rawValue).fc2.bias")
+            let o = head.outputs
+            gradient.values.withUnsafeMutableBufferPointer { grad in
+            dOutputs.withUnsafeBufferPointer { dOut in headHidden.withUnsafeBufferPointer { hidden in
+                T.gemm(transA: true, transB: false, m: o, n: columns.count, k: b, alpha: 1, dOut.baseAddress! + column,
+                       lda: outWidth, hidden.baseAddress! + columns.lowerBound, ldb: hiddenWidth, beta: 1,
+                       grad.baseAddress! + w2.offset, ldc: columns.count)
+                for p in 0..<b { for j in 0..<o { grad[b2.offset + j] += dOut[p * outWidth + column + j] } }
+                net.parameters.values.withUnsafeBufferPointer { params in
+                dHidden.withUnsafeMutableBufferPointer { dH in
+                    T.gemm(transA: false, transB: false, m: b, n: columns.count, k: o, alpha: 1,
+                           dOut.baseAddress! + column, lda: outWidth, params.baseAddress! + w2.offset, ldb: columns.count,
+                           beta: 0, dH.baseAddress! + columns.lowerBound, ldc: hiddenWidth)
+                }}
+            }}}
+            column += o
+        }
+        for j in dHidden.indices where headHidden[j] <= 0 { dHidden[j] = 0 }
+        var dHeadFused = [T](repeating: 0, count: hiddenWidth * width)
+        var dRep = [T](repeating: 0, count: b * width)
+        T.gemm(transA: true, transB: false, m: hiddenWidth, n: width, k: b, alpha: 1, dHidden, lda: hiddenWidth,
+               rep, ldb: width, beta: 0, &dHeadFused, ldc: width)
+        net.headHidden.withUnsafeBufferPointer {
+            T.gemm(transA: false, transB: false, m: b, n: width, k: hiddenWidth, alpha: 1, dHidden, lda: hiddenWidth,
+                   $0.baseAddress!, ldb: width, beta: 0, &dRep, ldc: width)
+        }
+        var dAct = [T](repeating: 0, count: b * dims.actWidth)
+        var dJaActivity: [T] = []
+        if let ja = net.heads.first(where: { $0.head == .ja }) {
+            dJaActivity = Array(repeating: 0, count: ja.columns.count * dims.actWidth)
+            dHidden.withUnsafeBufferPointer { dH in
+                T.gemm(transA: true, transB: false, m: ja.columns.count, n: dims.actWidth, k: b, alpha: 1,
+                       dH.baseAddress! + ja.columns.lowerBound, lda: hiddenWidth, act, ldb: dims.actWidth, beta: 0,
+                       &dJaActivity, ldc: dims.actWidth)
+                net.jaActivityWeight.withUnsafeBufferPointer {
+                    T.gemm(transA: false, transB: false, m: b, n: dims.actWidth, k: ja.columns.count, alpha: 1,
+                           dH.baseAddress! + ja.columns.lowerBound, lda: hiddenWidth, $0.baseAddress!,
+                           ldb: dims.actWidth, beta: 0, &dAct, ldc: dims.actWidth)
+                }
+            }
+        }
+        for (head, columns) in net.heads {
+            let w1 = layout.require("head.\(head.rawValue).fc1.weight"), b1 = layout.require("head.\(head.rawValue).fc1.bias")
+            let cols = w1.shape[1]
+            for (i, fusedRow) in columns.enumerated() {
+                for j in 0..<width { gradient.values[w1.offset + i * cols + j] += dHeadFused[fusedRow * width + j] }
+                if head == .ja {
+                    for j in 0..<dims.actWidth {
+                        gradient.values[w1.offset + i * cols + width + j] += dJaActivity[i * dims.actWidth + j]
+                    }
+                }
+                var bias: T = 0
+                for p in 0..<b { bias += dHidden[p * hiddenWidth + fusedRow] }
+                gradient.values[b1.offset + i] += bias
+            }
+        }
+        for j in dRep.indices { dRep[j] *= dropMask[j] }
+
+        // Static encoders.
+        var dSii = [T](repeating: 0, count: b * dims.siiWidth)
+        var dSis = [T](repeating: 0, count: b * dims.sisWidth)
+        for p in 0..<b {
+            for j in 0..<dims.siiWidth where sii[p * dims.siiWidth + j] > 0 {
+                dSii[p * dims.siiWidth + j] = dRep[p * width + hd + j]
+            }
+            for j in 0..<dims.sisWidth where sis[p * dims.sisWidth + j] > 0 {
+                dSis[p * dims.sisWidth + j] = dRep[p * width + hd + dims.siiWidth + j]
+            }
+        }
+        let embWidth = dims.embeddingWidths.reduce(0, +)
+        var dEmbedding = [T](repeating: 0, count: b * embWidth)
+        denseBackward("sii.fc", rows: b, x: embeddingIn, dOut: dSii, dX: &dEmbedding, gradient: &gradient)
+        for p in 0..<b {
+            var column = 0
+            for (f, field) in config.siiFields.enumerated() {
+                let table = layout.require("sii.emb.\(field)"), d = dims.embeddingWidths[f]
+                let row = items[order[p]].rows[f]
+                for j in 0..<d { gradient.values[table.offset + row * d + j] += dEmbedding[p * embWidth + column + j] }
+                column += d
+            }
+        }
+        var unused: [T] = []
+        denseBackward("sis.fc", rows: b, x: sisIn, dOut: dSis, dX: &unused, gradient: &gradient)
+        if config.has(.ja) {
+            for j in dAct.indices where act[j] <= 0 { dAct[j] = 0 }
+            denseBackward("act.fc", rows: b, x: actIn, dOut: dAct, dX: &unused, gradient: &gradient)
+        }
+
+        // Attention pooling: d h_t += a_t g, d score_t = a_t (g·h_t − g·rep_d).
+        var dH = [T](repeating: 0, count: rows * hd)
+        var dScore = [T](repeating: 0, count: rows)
+        for p in 0..<b where lengths[p] > 0 {
+            var gDotPooled: T = 0
+            for j in 0..<hd { gDotPooled += dRep[p * width + j] * pooled[p * hd + j] }
+            for t in 0..<lengths[p] {
+                let row = offsets[t] + p, weight = attentionWeights[row]
+                var gDotH: T = 0
+                for j in 0..<hd {
+                    dH[row * hd + j] += weight * dRep[p * width + j]
+                    gDotH += dRep[p * width + j] * h[row * hd + j]
+                }
+                dScore[row] = weight * (gDotH - gDotPooled)
+            }
+        }
+        // score = v · tanh(pre): d pre = dScore v ⊙ (1 − e²).
+        var dGates = [T](repeating: 0, count: rows * g)
+        var dPre = [T](repeating: 0, count: rows * a)
+        let v = Array(net.parameters["att.v"])
+        let vSpec = layout.require("att.v")
+        for row in 0..<rows {
+            for j in 0..<a {
+                let ej = e[row * a + j]
+                gradient.values[vSpec.offset + j] += dScore[row] * ej
+                dPre[row * a + j] = dScore[row] * v[j] * (1 - ej * ej)
+                dGates[row * g + 3 * hd + j] = dPre[row * a + j]
+            }
+        }
+        if rows > 0 {
+            let wh = layout.require("att.w_h")
+            gradient.values.withUnsafeMutableBufferPointer { grad in
+                T.gemm(transA: true, transB: false, m: a, n: hd, k: rows, alpha: 1, dPre, lda: a, h, ldb: hd, beta: 1,
+                       grad.baseAddress! + wh.offset, ldc: hd)
+            }
+            net.attentionH.withUnsafeBufferPointer {
+                T.gemm(transA: false, transB: false, m: rows, n: hd, k: a, alpha: 1, dPre, lda: a, $0.baseAddress!,
+                       ldb: hd, beta: 1, &dH, ldc: hd)
+            }
+        }
+
+        // TUC-GRU, backwards through time.
+        var dRecurrentZR = [T](repeating: 0, count: 2 * hd * hd)
+        var dRecurrentN = [T](repeating: 0, count: hd * hd)
+        let zeros = [T](repeating: 0, count: b * hd)
+        for t in stride(from: active.count - 1, through: 0, by: -1) {
+            let o = offsets[t], count = active[t]
+            let hPrev: ArraySlice<T> = t == 0 ? zeros[0..<(count * hd)]
+                : h[(offsets[t - 1] * hd)..<((offsets[t - 1] + count) * hd)]
+            var dHPrev = [T](repeating: 0, count: count * hd)
+            var dCandidate = [T](repeating: 0, count: count * hd)
+            var dZR = [T](repeating: 0, count: count * 2 * hd)
+            var resetHidden = [T](repeating: 0, count: count * hd)
+            for i in 0..<(count * hd) {
+                let row = o * hd + i, hp = hPrev[hPrev.startIndex + i]
+                let dh = dH[row], zi = z[row], ni = n[row]
+                dHPrev[i] = dh * (1 - zi)
+                dCandidate[i] = dh * zi * (1 - ni * ni)
+                dZR[(i / hd) * 2 * hd + i % hd] = dh * (ni - hp) * zi * (1 - zi)
+                resetHidden[i] = r[row] * hp
+            }
+            // n = tanh(... + U_n (r ⊙ h_prev)).
+            T.gemm(transA: true, transB: false, m: hd, n: hd, k: count, alpha: 1, dCandidate, lda: hd,
+                   resetHidden, ldb: hd, beta: 1, &dRecurrentN, ldc: hd)
+            var dReset = [T](repeating: 0, count: count * hd)
+            net.recurrentN.withUnsafeBufferPointer {
+                T.gemm(transA: false, transB: false, m: count, n: hd, k: hd, alpha: 1, dCandidate, lda: hd,
+                       $0.baseAddress!, ldb: hd, beta: 0, &dReset, ldc: hd)
+            }
+            for i in 0..<(count * hd) {
+                let row = o * hd + i, hp = hPrev[hPrev.startIndex + i], ri = r[row]
+                dHPrev[i] += dReset[i] * ri
+                dZR[(i / hd) * 2 * hd + hd + i % hd] = dReset[i] * hp * ri * (1 - ri)
+            }
+            for p in 0..<count {
+                for j in 0..<hd {
+                    dGates[(o + p) * g + j] = dZR[p * 2 * hd + j]
+                    dGates[(o + p) * g + hd + j] = dZR[p * 2 * hd + hd + j]
+                    dGates[(o + p) * g + 2 * hd + j] = dCandidate[p * hd + j]
+                }
+            }
+            Array(hPrev).withUnsafeBufferPointer { hp in
+                T.gemm(transA: true, transB: false, m: 2 * hd, n: hd, k: count, alpha: 1, dZR, lda: 2 * hd,
+                       hp.baseAddress!, ldb: hd, beta: 1, &dRecurrentZR, ldc: hd)
+            }
+            net.recurrentZR.withUnsafeBufferPointer {
+                T.gemm(transA: false, transB: false, m: count, n: hd, k: 2 * hd, alpha: 1, dZR, lda: 2 * hd,
+                       $0.baseAddress!, ldb: hd, beta: 1, &dHPrev, ldc: hd)
+            }
+            if t > 0 {
+                let previous = offsets[t - 1] * hd
+                for i in 0..<(count * hd) { dH[previous + i] += dHPrev[i] }
+            }
+        }
+
+        // Fused input weights and biases back to the weight file's tensors.
+        if rows > 0 {
+            var dInput = [T](repeating: 0, count: g * k)
+            T.gemm(transA: true, transB: false, m: g, n: k, k: rows, alpha: 1, dGates, lda: g, x, ldb: k, beta: 0,
+                   &dInput, ldc: k)
+            dInput.withUnsafeBufferPointer { fused in
+                for block in Network<T>.inputBlocks(layout) {
+                    block.add(fused: fused.baseAddress!, width: k, toFlat: &gradient.values)
+                }
+            }
+            let biasNames = [("gru.z.b", 0), ("gru.r.b", hd), ("gru.n.b", 2 * hd), ("att.b", 3 * hd)]
+            for (name, start) in biasNames {
+                let spec = layout.require(name)
+                for row in 0..<rows {
+                    for j in 0..<spec.count { gradient.values[spec.offset + j] += dGates[row * g + start + j] }
+                }
+            }
+        }
+        let zu = layout.require("gru.z.u"), ru = layout.require("gru.r.u"), nu = layout.require("gru.n.u")
+        for i in 0..<(hd * hd) {
+            gradient.values[zu.offset + i] += dRecurrentZR[i]
+            gradient.values[ru.offset + i] += dRecurrentZR[hd * hd + i]
+            gradient.values[nu.offset + i] += dRecurrentN[i]
+        }
+
+        if options.l2 > 0 {
+            let l2 = T(options.l2)
+            for spec in layout.specs where spec.decays {
+                for i in spec.range { gradient.values[i] += l2 * net.parameters.values[i] }
+            }
+        }
+    }
+
+    /// Gradient of a `dense` layer given the gradient at its pre-activation.
+    private func denseBackward(_ prefix: String, rows: Int, x: [T], dOut: [T], dX: inout [T],
+                               gradient: inout Parameters<T>) {
+        let w = network.layout.require("\(prefix).weight"), bias = network.layout.require("\(prefix).bias")
+        let (outCount, inCount) = (w.shape[0], w.shape[1])
+        gradient.values.withUnsafeMutableBufferPointer { grad in
+            T.gemm(transA: true, transB: false, m: outCount, n: inCount, k: rows, alpha: 1, dOut, lda: outCount,
+                   x, ldb: inCount, beta: 1, grad.baseAddress! + w.offset, ldc: inCount)
+            for p in 0..<rows { for j in 0..<outCount { grad[bias.offset + j] += dOut[p * outCount + j] } }
+        }
+        if !dX.isEmpty {
+            network.parameters.values.withUnsafeBufferPointer { params in
+                T.gemm(transA: false, transB: false, m: rows, n: inCount, k: outCount, alpha: 1, dOut, lda: outCount,
+                       params.baseAddress! + w.offset, ldb: inCount, beta: 0, &dX, ldc: inCount)
+            }
+        }
+    }
+}
+
+
+import Foundation

@@ -1,0 +1,136 @@
+/// The numeric input groups of MODEL.md.
+public enum FeatureGroup: String, CaseIterable, Sendable, Codable {
+    case sis, su, dis, du, act
+}
+
+/// The prediction heads of MODEL.md.
+public enum Head: String, CaseIterable, Sendable, Codable {
+    case gmv, bsp, ss, ja
+
+    /// Number of outputs of the head's second layer.
+    public var outputs: Int { self == .ss ? ModelConfig.slotCount : 1 }
+}
+
+/// The `config` object of a weight file's metadata (MODEL.md, "The weight file").
+public struct ModelConfig: Codable, Equatable, Sendable {
+    public static let slotCount = 10
+
+    public var hidden: Int
+    public var attention: Int
+    public var siiFields: [String]
+    /// Per numeric group, the ordered feature names.
+    public var features: [String: [String]]
+    /// Per numeric group, the names that take `log1p`.
+    public var log1p: [String: [String]]
+    public var heads: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case hidden, attention, features, log1p, heads
+        case siiFields = "sii_fields"
+    }
+
+    public init(hidden: Int, attention: Int, siiFields: [String], features: [String: [String]],
+                log1p: [String: [String]], heads: [String]) {
+        self.hidden = hidden
+        self.attention = attention
+        self.siiFields = siiFields
+        self.features = features
+        self.log1p = log1p
+        self.heads = heads
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hidden = try c.decode(Int.self, forKey: .hidden)
+        attention = try c.decode(Int.self, forKey: .attention)
+        siiFields = try c.decode([String].self, forKey: .siiFields)
+        features = try c.decode([String: [String]].self, forKey: .features)
+        log1p = try c.decodeIfPresent([String: [String]].self, forKey: .log1p) ?? [:]
+        heads = try c.decodeIfPresent([String].self, forKey: .heads) ?? Head.allCases.map(\.rawValue)
+    }
+
+    /// The paper's sizes and the feature names the project's events carry.
+    public static let `default` = ModelConfig(
+        hidden: 128, attention: 64,
+        siiFields: ["market", "industry", "seller", "brand"],
+        features: [
+            "sis": ["gmv_90d", "units_90d", "price", "orders_90d", "favourites_90d"],
+            "su": buyerBuckets,
+            "dis": ["gmv", "units", "orders", "deposits", "cart_adds", "favourites", "views", "price", "discount"],
+            "du": buyerBuckets,
+            "act": ["discount_depth", "min_price", "duration_days", "fee"],
+        ],
+        log1p: [
+            "sis": ["gmv_90d", "units_90d", "orders_90d", "favourites_90d"],
+            "dis": ["gmv", "units", "orders", "deposits", "cart_adds", "favourites", "views"],
+            "su": [], "du": [], "act": [],
+        ],
+        heads: Head.allCases.map(\.rawValue))
+
+    /// Demographic buckets of a buyer profile: shares within each dimension (age, gender, power, city) sum to 1.
+    public static let buyerBuckets = [
+        "age_18_24", "age_25_34", "age_35_49", "age_50_plus", "gender_f", "gender_m",
+        "power_low", "power_mid", "power_high", "city_tier1", "city_tier2", "city_tier3",
+    ]
+
+    public func names(_ group: FeatureGroup) -> [String] { features[group.rawValue] ?? [] }
+    public func count(_ group: FeatureGroup) -> Int { names(group).count }
+    public func log1pNames(_ group: FeatureGroup) -> Set<String> { Set(log1p[group.rawValue] ?? []) }
+    public var headSet: [Head] { Head.allCases.filter { heads.contains($0.rawValue) } }
+    public func has(_ head: Head) -> Bool { heads.contains(head.rawValue) }
+
+    /// Checks what the math relies on; throws `ModelError.invalidConfig` naming the first problem.
+    public func validate() throws {
+        func fail(_ why: String) -> ModelError { .invalidConfig(why) }
+        guard hidden > 0 else { throw fail("hidden must be positive, got \(hidden)") }
+        guard attention > 0 else { throw fail("attention must be positive, got \(attention)") }
+        guard !siiFields.isEmpty else { throw fail("sii_fields must not be empty") }
+        guard Set(siiFields).count == siiFields.count else { throw fail("sii_fields has duplicates") }
+        for group in FeatureGroup.allCases {
+            guard let names = features[group.rawValue] else {
+                throw fail("features.\(group.rawValue) is missing")
+            }
+            guard Set(names).count == names.count else { throw fail("features.\(group.rawValue) has duplicates") }
+            for name in log1p[group.rawValue] ?? [] where !names.contains(name) {
+                throw fail("log1p.\(group.rawValue) names \"\(name)\", which is not a feature of the group")
+            }
+        }
+        guard count(.su) == count(.du) else {
+            throw fail("features.su and features.du must have the same length (n_u), got \(count(.su)) and \(count(.du))")
+        }
+        for name in heads where Head(rawValue: name) == nil {
+            throw fail("unknown head \"\(name)\" (known: gmv, bsp, ss, ja)")
+        }
+        guard !heads.isEmpty else { throw fail("heads must not be empty") }
+    }
+}
+
+/// Layer sizes that the weight file's tensor shapes carry rather than its config.
+public struct ModelDimensions: Equatable, Sendable {
+    /// Rows `V_f` and width `d_f` of each `sii_fields` embedding table, in field order.
+    public var embeddingRows: [Int]
+    public var embeddingWidths: [Int]
+    public var siiWidth: Int
+    public var sisWidth: Int
+    public var actWidth: Int
+    /// Hidden width `H_k` of each head present, by head.
+    public var headHidden: [Head: Int]
+
+    public init(embeddingRows: [Int], embeddingWidths: [Int], siiWidth: Int = 64, sisWidth: Int = 64,
+                actWidth: Int = 64, headHidden: [Head: Int]) {
+        self.embeddingRows = embeddingRows
+        self.embeddingWidths = embeddingWidths
+        self.siiWidth = siiWidth
+        self.sisWidth = sisWidth
+        self.actWidth = actWidth
+        self.headHidden = headHidden
+    }
+
+    /// The paper's sizes (D = 64, H_k = 128) with `rows` embedding rows of width `width` per field.
+    public static func defaults(for config: ModelConfig, rows: Int = 100_003, width: Int = 16) -> ModelDimensions {
+        ModelDimensions(
+            embeddingRows: Array(repeating: rows, count: config.siiFields.count),
+            embeddingWidths: Array(repeating: width, count: config.siiFields.count),
+            headHidden: Dictionary(uniqueKeysWithValues: config.headSet.map { ($0, 128) }))
+    }
+}

@@ -1,0 +1,21 @@
+/// Errors of the model layer. Each case carries a message meant for the person who runs the command.
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    case invalidConfig(String)
+    case notSafetensors(String)
+    case wrongFormat(String)
+    case missingTensor(String)
+    case shapeMismatch(name: String, expected: [Int], found: [Int])
+    case invalidInput(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let why): "invalid model config: \(why)"
+        case .notSafetensors(let why): "not a safetensors file: \(why)"
+        case .wrongFormat(let why): "not a dinop/1 weight file: \(why)"
+        case .missingTensor(let name): "weight file lacks tensor \"\(name)\""
+        case .shapeMismatch(let name, let expected, let found):
+            "tensor \"\(name)\" has shape \(found), the config requires \(expected)"
+        case .invalidInput(let why): "invalid input: \(why)"
+        }
+    }
+}

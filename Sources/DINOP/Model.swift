@@ -1,0 +1,109 @@
+import Foundation
+
+/// A DINOP model: its float32 parameters and the version metadata of its weight file.
+public struct DINOPModel: Sendable {
+    public static let format = "dinop/1"
+
+    public var parameters: Parameters<Float>
+    public var version: Int
+    /// The version this one was fine-tuned from, if any.
+    public var parent: Int?
+    /// Tensors under names this reader does not run (extensions); kept so that a round trip loses nothing.
+    public var extraTensors: [String: StoredTensor]
+
+    public var layout: ParameterLayout { parameters.layout }
+    public var config: ModelConfig { layout.config }
+
+    public init(parameters: Parameters<Float>, version: Int = 1, parent: Int? = nil,
+                extraTensors: [String: StoredTensor] = [:]) {
+        self.parameters = parameters
+        self.version = version
+        self.parent = parent
+        self.extraTensors = extraTensors
+    }
+
+    // MARK: Weight files
+
+    public init(contentsOf url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError.notSafetensors("cannot read \(url.path): \(error.localizedDescription)")
+        }
+        try self.init(safetensors: data)
+    }
+
+    public init(safetensors data: Data) throws {
+        let (tensors, metadata) = try Safetensors.read(data)
+        guard let format = metadata["format"] else { throw ModelError.wrongFormat("metadata has no \"format\"") }
+        guard format == Self.format else { throw ModelError.wrongFormat("format is \"\(format)\", expected \"\(Self.format)\"") }
+        guard let configText = metadata["config"] else { throw ModelError.wrongFormat("metadata has no \"config\"") }
+        let config: ModelConfig
+        do {
+            config = try JSONDecoder().decode(ModelConfig.self, from: Data(configText.utf8))
+        } catch {
+            throw ModelError.wrongFormat("metadata \"config\" does not decode: \(error)")
+        }
+        try config.validate()
+        guard let version = Int(metadata["version"] ?? "") else {
+            throw ModelError.wrongFormat("metadata \"version\" is not an integer: \"\(metadata["version"] ?? "")\"")
+        }
+        let parentText = metadata["parent"] ?? ""
+        guard parentText.isEmpty || Int(parentText) != nil else {
+            throw ModelError.wrongFormat("metadata \"parent\" is neither empty nor an integer: \"\(parentText)\"")
+        }
+
+        func shape(_ name: String, rank: Int) throws -> [Int] {
+            guard let tensor = tensors[name] else { throw ModelError.missingTensor(name) }
+            guard tensor.shape.count == rank else {
+                throw ModelError.wrongFormat("tensor \"\(name)\" has rank \(tensor.shape.count), expected \(rank)")
+            }
+            return tensor.shape
+        }
+        let embeddings = try config.siiFields.map { try shape("sii.emb.\($0)", rank: 2) }
+        var headHidden: [Head: Int] = [:]
+        for head in config.headSet { headHidden[head] = try shape("head.\(head.rawValue).fc1.weight", rank: 2)[0] }
+        let dims = ModelDimensions(
+            embeddingRows: embeddings.map { $0[0] }, embeddingWidths: embeddings.map { $0[1] },
+            siiWidth: try shape("sii.fc.weight", rank: 2)[0], sisWidth: try shape("sis.fc.weight", rank: 2)[0],
+            actWidth: config.has(.ja) ? try shape("act.fc.weight", rank: 2)[0] : 64,
+            headHidden: headHidden)
+        let layout = try ParameterLayout(config: config, dims: dims)
+
+        var parameters = Parameters<Float>.zeros(layout)
+        for spec in layout.specs {
+            guard let tensor = tensors[spec.name] else { throw ModelError.missingTensor(spec.name) }
+            guard tensor.shape == spec.shape else {
+                throw ModelError.shapeMismatch(name: spec.name, expected: spec.shape, found: tensor.shape)
+            }
+            parameters.values.replaceSubrange(spec.range, with: tensor.values)
+        }
+        self.init(parameters: parameters, version: version, parent: parentText.isEmpty ? nil : Int(parentText),
+                  extraTensors: tensors.filter { layout.spec($0.key) == nil })
+    }
+
+    public func safetensors() -> Data {
+        var tensors = extraTensors
+        for spec in layout.specs {
+            tensors[spec.name] = StoredTensor(shape: spec.shape, values: Array(parameters.values[spec.range]))
+        }
+        return Safetensors.write(tensors: tensors, metadata: [
+            "format": Self.format,
+            "config": config.jsonString,
+            "version": String(version),
+            "parent": parent.map(String.init) ?? "",
+        ])
+    }
+
+    public func write(to url: URL) throws {
+        try safetensors().write(to: url, options: .atomic)
+    }
+}
+
+extension ModelConfig {
+    /// Canonical JSON text (sorted keys), as stored in the weight file's metadata.
+    public var jsonString: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+}

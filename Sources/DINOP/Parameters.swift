@@ -1,0 +1,118 @@
+/// One named tensor of the weight file and where it lives in the flat parameter buffer.
+public struct TensorSpec: Equatable, Sendable {
+    public let name: String
+    public let shape: [Int]
+    public let offset: Int
+    /// Normalisation statistics are fitted from data, not learned: they take no gradient step.
+    public let trainable: Bool
+    /// Weight matrices take the L2 penalty; biases, embeddings' and norms do not.
+    public let decays: Bool
+
+    public var count: Int { shape.reduce(1, *) }
+    public var range: Range<Int> { offset..<(offset + count) }
+}
+
+/// The names, shapes and order of every tensor of a model, per MODEL.md's table.
+public struct ParameterLayout: Equatable, Sendable {
+    public let config: ModelConfig
+    public let dims: ModelDimensions
+    public let specs: [TensorSpec]
+    public let count: Int
+    private let index: [String: Int]
+
+    public init(config: ModelConfig, dims: ModelDimensions) throws {
+        try config.validate()
+        guard dims.embeddingRows.count == config.siiFields.count,
+              dims.embeddingWidths.count == config.siiFields.count,
+              dims.embeddingRows.allSatisfy({ $0 > 0 }), dims.embeddingWidths.allSatisfy({ $0 > 0 }),
+              dims.siiWidth > 0, dims.sisWidth > 0, dims.actWidth > 0
+        else { throw ModelError.invalidConfig("every layer size must be positive, one embedding per sii field") }
+        for head in config.headSet where (dims.headHidden[head] ?? 0) <= 0 {
+            throw ModelError.invalidConfig("head \(head.rawValue) needs a positive hidden width")
+        }
+        self.config = config
+        self.dims = dims
+
+        var specs: [TensorSpec] = []
+        var offset = 0
+        func add(_ name: String, _ shape: [Int], trainable: Bool = true, decays: Bool = false) {
+            let spec = TensorSpec(name: name, shape: shape, offset: offset, trainable: trainable, decays: decays)
+            specs.append(spec)
+            offset += spec.count
+        }
+        let h = config.hidden, a = config.attention
+        let nDis = config.count(.dis), nU = config.count(.du)
+        for (i, field) in config.siiFields.enumerated() {
+            add("sii.emb.\(field)", [dims.embeddingRows[i], dims.embeddingWidths[i]])
+        }
+        add("sii.fc.weight", [dims.siiWidth, dims.embeddingWidths.reduce(0, +)], decays: true)
+        add("sii.fc.bias", [dims.siiWidth])
+        add("sis.fc.weight", [dims.sisWidth, config.count(.sis)], decays: true)
+        add("sis.fc.bias", [dims.sisWidth])
+        if config.has(.ja) {
+            add("act.fc.weight", [dims.actWidth, config.count(.act)], decays: true)
+            add("act.fc.bias", [dims.actWidth])
+        }
+        for group in FeatureGroup.allCases where group != .act || config.has(.ja) {
+            add("\(group.rawValue).norm.mean", [config.count(group)], trainable: false)
+            add("\(group.rawValue).norm.std", [config.count(group)], trainable: false)
+        }
+        for gate in ["z", "r", "n"] { add("gru.\(gate).w_dis", [h, nDis], decays: true) }
+        for gate in ["z", "r"] { add("gru.\(gate).w_du", [h, nU], decays: true) }
+        for gate in ["z", "r", "n"] { add("gru.\(gate).u", [h, h], decays: true) }
+        for gate in ["z", "r", "n"] { add("gru.\(gate).b", [h]) }
+        add("att.w_h", [a, h], decays: true)
+        add("att.w_du", [a, nU], decays: true)
+        add("att.w_su", [a, nU], decays: true)
+        add("att.b", [a])
+        add("att.v", [a], decays: true)
+        let rep = h + dims.siiWidth + dims.sisWidth
+        for head in config.headSet {
+            let hk = dims.headHidden[head]!
+            add("head.\(head.rawValue).fc1.weight", [hk, head == .ja ? rep + dims.actWidth : rep], decays: true)
+            add("head.\(head.rawValue).fc1.bias", [hk])
+            add("head.\(head.rawValue).fc2.weight", [head.outputs, hk], decays: true)
+            add("head.\(head.rawValue).fc2.bias", [head.outputs])
+        }
+        self.specs = specs
+        self.count = offset
+        self.index = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.name, $0) })
+    }
+
+    public func spec(_ name: String) -> TensorSpec? { index[name].map { specs[$0] } }
+
+    /// The spec of a tensor the layout is known to hold.
+    func require(_ name: String) -> TensorSpec {
+        guard let spec = spec(name) else { preconditionFailure("layout lacks \(name)") }
+        return spec
+    }
+
+    /// Width of `rep = concat(rep_d, e_sii, e_sis)`.
+    public var representationWidth: Int { config.hidden + dims.siiWidth + dims.sisWidth }
+}
+
+/// All tensors of a model in one flat buffer, addressed by name through the layout.
+public struct Parameters<T: DINOPScalar>: Sendable {
+    public let layout: ParameterLayout
+    public var values: [T]
+
+    public init(layout: ParameterLayout, values: [T]) {
+        precondition(values.count == layout.count)
+        self.layout = layout
+        self.values = values
+    }
+
+    public static func zeros(_ layout: ParameterLayout) -> Parameters {
+        Parameters(layout: layout, values: Array(repeating: 0, count: layout.count))
+    }
+
+    public subscript(name: String) -> ArraySlice<T> {
+        get { values[layout.require(name).range] }
+        set { values[layout.require(name).range] = newValue }
+    }
+
+    /// The same parameters in another precision.
+    public func converted<U: DINOPScalar>(to: U.Type = U.self) -> Parameters<U> {
+        Parameters<U>(layout: layout, values: values.map { U($0) })
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+
+/// One item's prediction, decoded from the heads' outputs (MODEL.md, "Representation and heads").
+public struct Prediction: Sendable, Equatable, Codable {
+    public var gmv: Double?
+    public var bsp: Double?
+    public var slot: Int?
+    public var slotProbabilities: [Double]?
+    /// P(join activity); nil when no activity was given or the model has no JA head.
+    public var ja: Double?
+    public var daysSeen: Int
+
+    enum CodingKeys: String, CodingKey {
+        case gmv, bsp, slot, ja
+        case slotProbabilities = "slot_probs"
+        case daysSeen = "days_seen"
+    }
+}
+
+/// The incremental state of many items, struct-of-arrays: `(T, h, m, s, acc)` of MODEL.md's online softmax,
+/// plus each item's static encodings, which never change once its profile is known.
+public struct ItemBatch<T: DINOPScalar>: Sendable {
+    public let hidden: Int
+    public private(set) var count = 0
+    public var days: [Int] = []
+    public var h: [T] = [], acc: [T] = [], maxScore: [T] = [], scoreSum: [T] = []
+    public var sii: [T] = [], sis: [T] = [], su: [T] = [], act: [T] = []
+    public var hasActivity: [Bool] = []
+
+    public init(network: Network<T>) { hidden = network.hidden }
+
+    /// Appends an item with no day seen; encodes its static inputs.
+    public mutating func append(_ item: EncodedItem<T>, network: Network<T>) {
+        let dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth, dAct = network.layout.dims.actWidth
+        count += 1
+        days.append(0)
+        h += repeatElement(0, count: hidden)
+        acc += repeatElement(0, count: hidden)
+        maxScore.append(-.infinity)
+        scoreSum.append(0)
+        su += item.su
+        var embedding = [T](repeating: 0, count: network.layout.dims.embeddingWidths.reduce(0, +))
+        var encoded = [T](repeating: 0, count: Swift.max(dSii, dSis, dAct))
+        network.gatherEmbeddings([item.rows], into: &embedding)
+        network.dense("sii.fc", rows: 1, x: embedding, ldx: embedding.count, relu: true, out: &encoded)
+        sii += encoded[0..<dSii]
+        network.dense("sis.fc", rows: 1, x: item.sis, ldx: item.sis.count, relu: true, out: &encoded)
+        sis += encoded[0..<dSis]
+        if let x = item.act, network.layout.config.has(.ja) {
+            network.dense("act.fc", rows: 1, x: x, ldx: x.count, relu: true, out: &encoded)
+            act += encoded[0..<dAct]
+            hasActivity.append(true)
+        } else {
+            act += repeatElement(0, count: dAct)
+            hasActivity.append(false)
+        }
+    }
+}
+
+/// Serves a model: advances items' states a day at a time and reads predictions off them.
+///
+/// Holds scratch memory sized for `capacity` rows; use one per thread.
+public struct Scorer<T: DINOPScalar> {
+    public let network: Network<T>
+    public let capacity: Int
+    var workspace: StepWorkspace<T>
+    var z: [T], r: [T], n: [T], hNew: [T], e: [T], scores: [T]
+    var rep: [T], headHidden: [T], outputs: [T]
+
+    public init(network: Network<T>, capacity: Int) {
+        let h = network.hidden, a = network.attention
+        self.network = network
+        self.capacity = capacity
+        workspace = StepWorkspace(capacity: capacity, hidden: h, attention: a)
+        z = Array(repeating: 0, count: capacity * h)
+        r = z
+        n = z
+        hNew = z
+        e = Array(repeating: 0, count: capacity * a)
+        scores = Array(repeating: 0, count: capacity)
+        rep = Array(repeating: 0, count: capacity * network.representationWidth)
+        headHidden = Array(repeating: 0, count: capacity * network.headHiddenWidth)
+        outputs = Array(repeating: 0, count: capacity * network.outputWidth)
+    }
+
+    /// Applies one more day to items `first ..< first + rows` of `batch`; `x` holds their input rows
+    /// (`rows × inputWidth`). Updates h and the online-softmax pooling state.
+    public mutating func advance(_ batch: inout ItemBatch<T>, first: Int = 0, rows: Int, x: UnsafePointer<T>) {
+        precondition(rows <= capacity && first + rows <= batch.count)
+        let hd = network.hidden
+        batch.h.withUnsafeMutableBufferPointer { hBuffer in
+        z.withUnsafeMutableBufferPointer { z in r.withUnsafeMutableBufferPointer { r in
+        n.withUnsafeMutableBufferPointer { n in hNew.withUnsafeMutableBufferPointer { hNew in
+        e.withUnsafeMutableBufferPointer { e in scores.withUnsafeMutableBufferPointer { scores in
+            let out = StepOutputs(z: z.baseAddress!, r: r.baseAddress!, n: n.baseAddress!, h: hNew.baseAddress!,
+                                  e: e.baseAddress!, score: scores.baseAddress!)
+            let hPrev = hBuffer.baseAddress! + first * hd
+            network.step(rows: rows, x: x, hPrev: hPrev, out: out, workspace: &workspace)
+            hPrev.update(from: out.h, count: rows * hd)
+        }}}}}}}
+        batch.acc.withUnsafeMutableBufferPointer { acc in
+            for i in 0..<rows {
+                let item = first + i
+                let score = scores[i], m = batch.maxScore[item]
+                let newMax = Swift.max(m, score)
+                let decay = batch.days[item] == 0 ? 0 : T.exp(m - newMax)
+                let weight = T.exp(score - newMax)
+                batch.maxScore[item] = newMax
+                batch.scoreSum[item] = batch.scoreSum[item] * decay + weight
+                let a = acc.baseAddress! + item * hd
+                hNew.withUnsafeBufferPointer { h in
+                    let hi = h.baseAddress! + i * hd
+                    for j in 0..<hd { a[j] = a[j] * decay + weight * hi[j] }
+                }
+                batch.days[item] += 1
+            }
+        }
+    }
+
+    /// Raw head outputs of items `first ..< first + rows`, `rows × network.outputWidth`.
+    public mutating func outputs(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> UnsafeBufferPointer<T> {
+        precondition(rows <= capacity && first + rows <= batch.count)
+        let hd = network.hidden, dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth
+        let dAct = network.layout.dims.actWidth
+        var pooled = [T](repeating: 0, count: rows * hd)
+        for i in 0..<rows where batch.days[first + i] > 0 {
+            let inverse = 1 / batch.scoreSum[first + i]
+            for j in 0..<hd { pooled[i * hd + j] = batch.acc[(first + i) * hd + j] * inverse }
+        }
+        let network = self.network
+        rep.withUnsafeMutableBufferPointer { rep in
+        headHidden.withUnsafeMutableBufferPointer { hidden in
+        outputs.withUnsafeMutableBufferPointer { out in
+        batch.sii.withUnsafeBufferPointer { sii in batch.sis.withUnsafeBufferPointer { sis in
+        batch.act.withUnsafeBufferPointer { act in
+            network.assembleRepresentation(rows: rows, pooled: pooled, sii: sii.baseAddress! + first * dSii,
+                                           sis: sis.baseAddress! + first * dSis, into: rep.baseAddress!)
+            network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
+                          hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
+        }}}}}}
+        return outputs.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[0..<(rows * network.outputWidth)]) }
+    }
+
+    /// Predictions of items `first ..< first + rows`.
+    public mutating func predictions(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> [Prediction] {
+        let raw = Array(outputs(batch, first: first, rows: rows))
+        let width = network.outputWidth
+        return (0..<rows).map { i in
+            network.decode(Array(raw[(i * width)..<((i + 1) * width)]), days: batch.days[first + i],
+                           hasActivity: batch.hasActivity[first + i])
+        }
+    }
+
+    /// Predictions for whole items, days applied in order; items are stepped together as one batch per day.
+    public mutating func predict(_ items: [EncodedItem<T>]) -> [Prediction] {
+        var predictions = [Prediction?](repeating: nil, count: items.count)
+        for chunkStart in stride(from: 0, to: items.count, by: capacity) {
+            // Longest first, so the items still running on day t are a prefix of the batch.
+            let chunk = (chunkStart..<Swift.min(chunkStart + capacity, items.count))
+                .sorted { items[$0].dayCount > items[$1].dayCount }
+            var batch = ItemBatch(network: network)
+            for index in chunk { batch.append(items[index], network: network) }
+            let k = network.inputWidth
+            var x = [T](repeating: 0, count: chunk.count * k)
+            for t in 0..<(chunk.first.map { items[$0].dayCount } ?? 0) {
+                let active = chunk.prefix { items[$0].dayCount > t }.count
+                for (row, index) in chunk.prefix(active).enumerated() {
+                    x.replaceSubrange((row * k)..<((row + 1) * k), with: items[index].dayInputs[(t * k)..<((t + 1) * k)])
+                }
+                advance(&batch, rows: active, x: x)
+            }
+            for (row, prediction) in self.predictions(batch, rows: chunk.count).enumerated() {
+                predictions[chunk[row]] = prediction
+            }
+        }
+        return predictions.map { $0! }
+    }
+}
+
+extension Network {
+    /// Turns one row of raw head outputs into a prediction.
+    public func decode(_ raw: [T], days: Int, hasActivity: Bool) -> Prediction {
+        var p = Prediction(daysSeen: days)
+        if let c = outputColumn(.gmv) { p.gmv = Double(T.expm1(Swift.max(raw[c], 0))) }
+        if let c = outputColumn(.bsp) { p.bsp = Double(1 / (1 + T.exp(-raw[c]))) }
+        if let c = outputColumn(.ss) {
+            let logits = raw[c..<(c + ModelConfig.slotCount)].map(Double.init)
+            let m = logits.max()!
+            let exps = logits.map { Foundation.exp($0 - m) }
+            let total = exps.reduce(0, +)
+            p.slotProbabilities = exps.map { $0 / total }
+            p.slot = logits.firstIndex(of: m)! + 1
+        }
+        if hasActivity, let c = outputColumn(.ja) { p.ja = Double(1 / (1 + T.exp(-raw[c]))) }
+        return p
+    }
+}
+
+extension Prediction {
+    init(daysSeen: Int) { self.daysSeen = daysSeen }
+}

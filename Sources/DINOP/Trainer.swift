@@ -1,0 +1,198 @@
+import Foundation
+
+/// An item's inputs and its labels.
+public struct TrainingExample: Sendable, Equatable {
+    public var item: RawItem
+    public var labels: ItemLabels
+
+    public init(item: RawItem, labels: ItemLabels) {
+        self.item = item
+        self.labels = labels
+    }
+}
+
+/// How `Trainer` runs: Adagrad (the paper's optimiser), minibatches, early stopping on the validation loss.
+public struct TrainingOptions: Sendable, Equatable {
+    public var loss = LossOptions()
+    public var learningRate = 1e-3
+    /// Adagrad's denominator guard (PyTorch's default).
+    public var epsilon = 1e-10
+    public var batchSize = 256
+    public var maxEpochs = 20
+    /// Stop after this many epochs without a better validation loss; the best weights are kept.
+    public var patience = 3
+    public var seed: UInt64 = 1
+
+    public init() {}
+}
+
+/// One epoch's figures, for progress lines.
+public struct EpochReport: Sendable {
+    public var epoch: Int
+    public var training: LossBreakdown
+    public var validation: LossBreakdown
+    public var seconds: Double
+    public var improved: Bool
+}
+
+/// Multi-task training with Adagrad. Deterministic for a given seed and data order.
+public struct Trainer {
+    public private(set) var parameters: Parameters<Float>
+    public let options: TrainingOptions
+    private var accumulator: [Float]
+    private var rng: SeededGenerator
+
+    public init(model: DINOPModel, options: TrainingOptions) {
+        parameters = model.parameters
+        self.options = options
+        accumulator = Array(repeating: 0, count: model.parameters.values.count)
+        rng = SeededGenerator(seed: options.seed)
+    }
+
+    /// Sets every group's `norm.mean` / `norm.std` to the statistics of `T(raw)` over the examples.
+    public static func fitNormalisation(_ parameters: inout Parameters<Float>, to examples: [TrainingExample]) {
+        let config = parameters.layout.config
+        for group in FeatureGroup.allCases where parameters.layout.spec("\(group.rawValue).norm.mean") != nil {
+            let logs = config.log1pNames(group)
+            let takesLog = config.names(group).map { logs.contains($0) }
+            var sum = [Double](repeating: 0, count: takesLog.count), squares = sum, counts = sum
+            func add(_ raw: [Float]) {
+                for (i, value) in raw.enumerated() {
+                    guard let t = Normaliser<Float>.transformed(value, log1p: takesLog[i]) else { continue }
+                    sum[i] += t
+                    squares[i] += t * t
+                    counts[i] += 1
+                }
+            }
+            for example in examples {
+                switch group {
+                case .sis: add(example.item.sis)
+                case .su: add(example.item.su)
+                case .dis: example.item.days.forEach { add($0.dis) }
+                case .du: example.item.days.forEach { $0.du.map(add) }
+                case .act: example.item.act.map(add)
+                }
+            }
+            let mean = zip(sum, counts).map { $1 > 0 ? $0 / $1 : 0 }
+            let std = (0..<mean.count).map { i -> Double in
+                guard counts[i] > 1 else { return 1 }
+                let variance = Swift.max(squares[i] / counts[i] - mean[i] * mean[i], 0)
+                return variance > 1e-12 ? variance.squareRoot() : 1
+            }
+            parameters["\(group.rawValue).norm.mean"] = ArraySlice(mean.map { Float($0) })
+            parameters["\(group.rawValue).norm.std"] = ArraySlice(std.map { Float($0) })
+        }
+    }
+
+    /// One pass over `examples` in a seeded random order; returns the mean training loss.
+    public mutating func epoch(_ examples: [TrainingExample]) -> LossBreakdown {
+        var order = Array(examples.indices)
+        order.shuffle(using: &rng)
+        var total = LossBreakdown(), batches = 0
+        for start in stride(from: 0, to: order.count, by: options.batchSize) {
+            let batch = order[start..<Swift.min(start + options.batchSize, order.count)].map { examples[$0] }
+            let network = Network(parameters)
+            var pass = BatchPass(network: network, items: batch.map { network.encode($0.item) },
+                                 labels: batch.map(\.labels))
+            pass.forward(dropout: options.loss.dropout, rng: &rng)
+            let (loss, dOutputs) = pass.loss(options: options.loss)
+            var gradient = Parameters<Float>.zeros(parameters.layout)
+            pass.backward(dOutputs: dOutputs, options: options.loss, into: &gradient)
+            applyAdagrad(gradient)
+            total.add(loss)
+            batches += 1
+        }
+        return total.averaged(over: batches)
+    }
+
+    private mutating func applyAdagrad(_ gradient: Parameters<Float>) {
+        let lr = Float(options.learningRate), eps = Float(options.epsilon)
+        for spec in parameters.layout.specs where spec.trainable {
+            for i in spec.range {
+                let g = gradient.values[i]
+                accumulator[i] += g * g
+                parameters.values[i] -= lr * g / (accumulator[i].squareRoot() + eps)
+            }
+        }
+    }
+
+    /// The loss of a model on examples, without dropout.
+    public static func evaluate(_ parameters: Parameters<Float>, on examples: [TrainingExample],
+                                options: LossOptions, batchSize: Int = 512) -> LossBreakdown {
+        var noDropout = options
+        noDropout.dropout = 0
+        noDropout.l2 = 0
+        let network = Network(parameters)
+        var total = LossBreakdown()
+        var rng = SeededGenerator(seed: 0)
+        var weights: [Head: Double] = [:]
+        for start in stride(from: 0, to: examples.count, by: batchSize) {
+            let batch = examples[start..<Swift.min(start + batchSize, examples.count)]
+            var pass = BatchPass(network: network, items: batch.map { network.encode($0.item) },
+                                 labels: batch.map(\.labels))
+            pass.forward(dropout: 0, rng: &rng)
+            let loss = pass.loss(options: noDropout).0
+            for (head, value) in loss.perTask {
+                let n = Double(loss.labelled[head] ?? 0)
+                total.perTask[head, default: 0] += value * n
+                weights[head, default: 0] += n
+            }
+        }
+        for (head, n) in weights where n > 0 {
+            total.perTask[head]! /= n
+            total.labelled[head] = Int(n)
+            total.total += (options.taskWeights[head] ?? 1) * total.perTask[head]!
+        }
+        return total
+    }
+
+    /// Trains until `maxEpochs` or early stopping; returns the best model by validation loss.
+    public static func train(
+        _ model: DINOPModel, training: [TrainingExample], validation: [TrainingExample], options: TrainingOptions,
+        fitNormalisation: Bool = true, progress: (EpochReport) -> Void = { _ in }
+    ) -> DINOPModel {
+        var start = model
+        if fitNormalisation { Self.fitNormalisation(&start.parameters, to: training) }
+        var trainer = Trainer(model: start, options: options)
+        var best = start.parameters
+        var bestLoss = evaluate(best, on: validation, options: options.loss).total
+        var sinceBest = 0
+        for epoch in 1...Swift.max(options.maxEpochs, 1) {
+            let clock = ContinuousClock.now
+            let trainingLoss = trainer.epoch(training)
+            let validationLoss = evaluate(trainer.parameters, on: validation, options: options.loss)
+            let improved = validationLoss.total < bestLoss
+            if improved {
+                best = trainer.parameters
+                bestLoss = validationLoss.total
+                sinceBest = 0
+            } else {
+                sinceBest += 1
+            }
+            let elapsed = ContinuousClock.now - clock
+            progress(EpochReport(epoch: epoch, training: trainingLoss, validation: validationLoss,
+                                 seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
+                                 improved: improved))
+            if sinceBest >= options.patience { break }
+        }
+        var result = start
+        result.parameters = best
+        return result
+    }
+}
+
+extension LossBreakdown {
+    mutating func add(_ other: LossBreakdown) {
+        total += other.total
+        for (head, value) in other.perTask { perTask[head, default: 0] += value }
+        for (head, value) in other.labelled { labelled[head, default: 0] += value }
+    }
+
+    func averaged(over count: Int) -> LossBreakdown {
+        guard count > 0 else { return self }
+        var out = self
+        out.total /= Double(count)
+        for head in out.perTask.keys { out.perTask[head]! /= Double(count) }
+        return out
+    }
+}

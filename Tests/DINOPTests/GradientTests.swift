@@ -1,0 +1,70 @@
+@testable import DINOP
+import Foundation
+import Testing
+
+@Suite("Backpropagation")
+struct GradientTests {
+    /// Central finite differences in float64 against the analytic gradient, for every trainable tensor.
+    @Test("finite-difference check of every parameter group")
+    func finiteDifferences() throws {
+        let config = smallConfig()
+        let layout = try ParameterLayout(config: config, dims: smallDims(config))
+        let parameters = randomParameters(layout, seed: 11, scale: 1.5).converted(to: Double.self)
+        var rng = SeededGenerator(seed: 12)
+        let raw = [0, 1, 3, 6, 2, 6].map { randomItem(config, days: $0, rng: &rng, activity: $0 != 2) }
+        let labels = raw.indices.map { i in
+            ItemLabels(gmv: exp(2 + rng.normal()), bestSeller: i % 2 == 0, slot: 1 + i % 10, joinedActivity: i % 3 == 0)
+        }
+        var options = LossOptions()
+        options.dropout = 0
+        options.l2 = 1e-2
+        options.taskWeights = [.gmv: 0.7, .bsp: 1.3, .ss: 1, .ja: 0.9]
+
+        func loss(_ p: Parameters<Double>) -> Double {
+            let network = Network(p)
+            var pass = BatchPass(network: network, items: raw.map { network.encode($0) }, labels: labels)
+            var unused = SeededGenerator(seed: 0)
+            pass.forward(dropout: 0, rng: &unused)
+            return pass.loss(options: options).0.total
+        }
+        let network = Network(parameters)
+        var pass = BatchPass(network: network, items: raw.map { network.encode($0) }, labels: labels)
+        var unused = SeededGenerator(seed: 0)
+        pass.forward(dropout: 0, rng: &unused)
+        let (_, dOutputs) = pass.loss(options: options)
+        var gradient = Parameters<Double>.zeros(layout)
+        pass.backward(dOutputs: dOutputs, options: options, into: &gradient)
+
+        var pick = SeededGenerator(seed: 13)
+        var checked = 0
+        for spec in layout.specs where spec.trainable {
+            // Embedding rows only move when an item uses them: check within used rows.
+            var candidates = Array(spec.range)
+            if spec.name.hasPrefix("sii.emb.") {
+                let f = config.siiFields.firstIndex(of: String(spec.name.dropFirst("sii.emb.".count)))!
+                let used = Set(pass.items.map { $0.rows[f] })
+                candidates = candidates.filter { used.contains(($0 - spec.offset) / spec.shape[1]) }
+            }
+            var sawNonZero = false
+            for _ in 0..<min(6, candidates.count) {
+                let i = candidates[Int(pick.next() % UInt64(candidates.count))]
+                let eps = 1e-6
+                var plus = parameters, minus = parameters
+                plus.values[i] += eps
+                minus.values[i] -= eps
+                let numeric = (loss(plus) - loss(minus)) / (2 * eps)
+                let analytic = gradient.values[i]
+                #expect(relativeClose(analytic, numeric, rtol: 1e-5, atol: 1e-8),
+                        "\(spec.name)[\(i - spec.offset)]: analytic \(analytic), numeric \(numeric)")
+                sawNonZero = sawNonZero || abs(numeric) > 1e-7
+                checked += 1
+            }
+            #expect(sawNonZero, "\(spec.name): every sampled gradient is zero, the check proves nothing")
+        }
+        #expect(checked > 100)
+        // Normalisation statistics are fitted, never trained.
+        for spec in layout.specs where !spec.trainable {
+            #expect(gradient[spec.name].allSatisfy { $0 == 0 })
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import DINOP
+import Foundation
+
+/// Small model sizes for tests that run the math in Double or many times.
+func smallConfig(hidden: Int = 6, attention: Int = 4, heads: [Head] = Head.allCases) -> ModelConfig {
+    var config = ModelConfig.default
+    config.hidden = hidden
+    config.attention = attention
+    config.heads = heads.map(\.rawValue)
+    return config
+}
+
+func smallDims(_ config: ModelConfig, width: Int = 5, headHidden: Int = 4) -> ModelDimensions {
+    ModelDimensions(
+        embeddingRows: [7, 5, 11, 3], embeddingWidths: [3, 2, 3, 2], siiWidth: width, sisWidth: width,
+        actWidth: width, headHidden: Dictionary(uniqueKeysWithValues: config.headSet.map { ($0, headHidden) }))
+}
+
+/// A model whose every parameter is drawn N(0, scale² / fan-in), norm stds positive, so no path is trivially zero.
+func randomParameters(_ layout: ParameterLayout, seed: UInt64, scale: Double = 1) -> Parameters<Float> {
+    var rng = SeededGenerator(seed: seed)
+    var values = [Float](repeating: 0, count: layout.count)
+    for spec in layout.specs {
+        let fanIn = spec.shape.count == 2 && !spec.name.hasPrefix("sii.emb.") ? Double(spec.shape[1]) : 1
+        for i in spec.range {
+            values[i] = spec.name.hasSuffix("norm.std") ? Float(0.5 + rng.unit())
+                : Float(scale * rng.normal() / fanIn.squareRoot())
+        }
+    }
+    return Parameters(layout: layout, values: values)
+}
+
+/// A random raw item with `days` pre-sale days; some values and buyer profiles are missing.
+func randomItem(_ config: ModelConfig, days: Int, rng: inout SeededGenerator, activity: Bool = true) -> RawItem {
+    func values(_ group: FeatureGroup) -> [Float] {
+        config.names(group).map { _ in rng.unit() < 0.1 ? .nan : Float(exp(2 * rng.normal())) }
+    }
+    let ids: [String?] = config.siiFields.map { _ in rng.unit() < 0.1 ? nil : "id-\(rng.next() % 20)" }
+    return RawItem(
+        sii: ids, sis: values(.sis), su: values(.su),
+        days: (0..<days).map { _ in RawDay(dis: values(.dis), du: rng.unit() < 0.2 ? nil : values(.du)) },
+        act: activity ? values(.act) : nil)
+}
+
+func relativeClose(_ a: Double, _ b: Double, rtol: Double, atol: Double = 0) -> Bool {
+    abs(a - b) <= rtol * max(abs(a), abs(b)) + atol
+}

@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Independent numpy-only reference of the DINOP model contract (the shared MODEL.md).
+
+    python3 dinop_reference.py --out DIR [--seed 7] [--items 40] [--hidden 16]
+                               [--attention 8] [--max-days 12] [--check-incremental]
+
+Writes DIR/model.safetensors (random dinop/1 model), DIR/events.jsonl (shuffled
+input events), DIR/expected.jsonl (float64 predictions per item) and
+DIR/labels.json (label-function cases). Predictions are computed from the
+weights as read back from the written file (float32 cast up to float64).
+"""
+import argparse, json, math, os, struct
+import numpy as np
+
+SII_FIELDS = ["market", "industry", "seller", "brand"]
+VOCAB = {"market": 50, "industry": 31, "seller": 97, "brand": 50}  # V_f (differ on purpose)
+D_F, D_SII, D_SIS, D_ACT, H_K, N_SLOTS = 4, 8, 8, 8, 12, 10
+U = ["age_18_24", "age_25_34", "age_35_49", "age_50_plus", "gender_f", "gender_m",
+     "power_low", "power_mid", "power_high", "city_tier1", "city_tier2", "city_tier3"]
+U_DIMS = [4, 2, 3, 4]  # bucket counts of age, gender, power, city (each sums to 1)
+# name -> (generator, log1p?, centre of T(v), spread of T(v)); centre/spread set the norms
+LN = lambda mu, s, integer=False: ("ln", mu, s, integer)
+SIS = {"gmv_90d": (LN(9, 1.5), 1, 9, 1.5), "units_90d": (LN(5, 1.2, 1), 1, 5, 1.2),
+       "price": (LN(3, 0.6), 0, 25, 15), "orders_90d": (LN(4.5, 1.2, 1), 1, 4.5, 1.2),
+       "favourites_90d": (LN(4, 1.5, 1), 1, 4, 1.5)}
+DIS = {"gmv": (LN(7, 1.5), 1, 7, 1.5), "units": (LN(3, 1.2, 1), 1, 3, 1.2),
+       "orders": (LN(2.5, 1, 1), 1, 2.5, 1), "deposits": (LN(2, 1.2, 1), 1, 2, 1.2),
+       "cart_adds": (LN(3.5, 1.2, 1), 1, 3.5, 1.2), "favourites": (LN(3, 1.3, 1), 1, 3, 1.3),
+       "views": (LN(6, 1.2, 1), 1, 6, 1.2), "price": (LN(3, 0.6), 0, 25, 15),
+       "discount": (("u", 0.0, 1.0), 0, 0.5, 0.3)}
+ACT = {"discount_depth": (("u", 0.05, 0.7), 0, 0.35, 0.2), "min_price": (LN(3, 0.6), 0, 25, 15),
+       "duration_days": (("int", 1, 31), 0, 10, 8), "fee": (LN(1, 1), 0, 3, 3)}
+USPEC = {u: (None, 0, 1.0 / k, 0.2) for u, k in zip(U, [k for k in U_DIMS for _ in range(k)])}
+GROUPS = {"sis": SIS, "su": USPEC, "dis": DIS, "du": USPEC, "act": ACT}
+HEADS = {"gmv": 1, "bsp": 1, "ss": N_SLOTS, "ja": 1}
+
+
+# ---------------------------------------------------------------- model file
+def make_model(rng, H, A):
+    """Random weights with the names/shapes of MODEL.md 'Tensor names and shapes'."""
+    n = {g: len(spec) for g, spec in GROUPS.items()}
+    W = lambda *s: rng.normal(size=s) * 0.3
+    B = lambda k: rng.normal(size=k) * 0.05
+    t = {}
+    for f in SII_FIELDS:
+        t["sii.emb." + f] = W(VOCAB[f], D_F)
+    t["sii.fc.weight"], t["sii.fc.bias"] = W(D_SII, D_F * len(SII_FIELDS)), B(D_SII)
+    t["sis.fc.weight"], t["sis.fc.bias"] = W(D_SIS, n["sis"]), B(D_SIS)
+    t["act.fc.weight"], t["act.fc.bias"] = W(D_ACT, n["act"]), B(D_ACT)
+    for g, spec in GROUPS.items():  # mean = centre of T(v) + small normal, std = spread * U(0.5, 2)
+        t[g + ".norm.mean"] = np.array([s[2] for s in spec.values()]) + rng.normal(size=n[g]) * 0.1
+        t[g + ".norm.std"] = np.array([s[3] for s in spec.values()]) * rng.uniform(0.5, 2.0, n[g])
+    for gate in "zrn":
+        t["gru.%s.w_dis" % gate] = W(H, n["dis"])
+        if gate != "n":  # the day's buyers steer the gates only
+            t["gru.%s.w_du" % gate] = W(H, n["du"])
+        t["gru.%s.u" % gate], t["gru.%s.b" % gate] = W(H, H), B(H)
+    t["att.w_h"], t["att.w_du"], t["att.w_su"] = W(A, H), W(A, n["du"]), W(A, n["su"])
+    t["att.b"], t["att.v"] = B(A), W(A)
+    R = H + D_SII + D_SIS
+    for k, out in HEADS.items():
+        in_k = R + D_ACT if k == "ja" else R
+        t["head.%s.fc1.weight" % k], t["head.%s.fc1.bias" % k] = W(H_K, in_k), B(H_K)
+        t["head.%s.fc2.weight" % k], t["head.%s.fc2.bias" % k] = W(out, H_K), B(out)
+    t["head.gmv.fc2.bias"] += 0.5  # most log-GMV outputs above the max(out, 0) clamp, a few below
+    config = {"hidden": H, "attention": A, "sii_fields": SII_FIELDS,
+              "features": {g: list(spec) for g, spec in GROUPS.items()},
+              "log1p": {g: [k for k, s in spec.items() if s[1]] for g, spec in GROUPS.items()},
+              "heads": list(HEADS)}
+    return {k: v.astype(np.float32) for k, v in t.items()}, config
+
+
+def write_safetensors(path, tensors, metadata):
+    """u64le header length N, N bytes JSON header (space padded to 8+N ≡ 0 mod 8), raw f32 LE."""
+    header, blobs, off = {"__metadata__": metadata}, [], 0
+    for name, arr in tensors.items():
+        b = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hj += b" " * ((-(8 + len(hj))) % 8)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
+
+
+def read_safetensors(path):
+    """Tiny reader: returns ({name: float64 array}, metadata)."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    assert (8 + n) % 8 == 0
+    header, buf = json.loads(data[8:8 + n].decode("utf-8")), data[8 + n:]
+    meta, out, end = header.pop("__metadata__"), {}, 0
+    for name, h in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        b, e = h["data_offsets"]
+        assert h["dtype"] == "F32" and b == end and e - b == 4 * int(np.prod(h["shape"], dtype=np.int64))
+        out[name] = np.frombuffer(buf[b:e], dtype="<f4").reshape(h["shape"]).astype(np.float64)
+        end = e
+    assert end == len(buf)
+    return out, meta
+
+
+# ---------------------------------------------------------------- inputs
+def fnv1a64(s):
+    """MODEL.md 'Categorical ids': FNV-1a 64 over the UTF-8 bytes, 64-bit wrap-around."""
+    h = 0xCBF29CE484222325
+    for byte in s.encode("utf-8"):
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def normalise(m, cfg, g, raw):
+    """x_i = (T_i(raw_i) - mean_i) / std_i; T = log1p(max(v,0)) if listed; missing -> x_i = 0."""
+    names, logs = cfg["features"][g], set(cfg["log1p"][g])
+    x = np.zeros(len(names))
+    for i, name in enumerate(names):
+        if raw is not None and name in raw:
+            v = float(raw[name])
+            v = math.log1p(max(v, 0.0)) if name in logs else v
+            x[i] = (v - m[g + ".norm.mean"][i]) / m[g + ".norm.std"][i]
+    return x
+
+
+sig = lambda v: 1.0 / (1.0 + np.exp(-v))
+relu = lambda v: np.maximum(v, 0.0)
+
+
+def gru_step(m, h, x_dis, x_du):
+    """MODEL.md 'TUC-GRU': buyers steer z and r only; candidate uses r ⊙ h."""
+    z = sig(m["gru.z.w_dis"] @ x_dis + m["gru.z.w_du"] @ x_du + m["gru.z.u"] @ h + m["gru.z.b"])
+    r = sig(m["gru.r.w_dis"] @ x_dis + m["gru.r.w_du"] @ x_du + m["gru.r.u"] @ h + m["gru.r.b"])
+    n = np.tanh(m["gru.n.w_dis"] @ x_dis + m["gru.n.u"] @ (r * h) + m["gru.n.b"])
+    return (1 - z) * h + z * n
+
+
+def score(m, h, x_du, x_su):
+    """score_t = v · tanh(w_h h_t + w_du x_du[t] + w_su x_su + b)."""
+    return float(m["att.v"] @ np.tanh(m["att.w_h"] @ h + m["att.w_du"] @ x_du + m["att.w_su"] @ x_su + m["att.b"]))
+
+
+def item_inputs(m, cfg, item):
+    """Day sequence: days with a daily_sales event, increasing; no buyers event -> x_du = 0."""
+    days = sorted(item["sales"])
+    x_dis = [normalise(m, cfg, "dis", item["sales"][d]) for d in days]
+    x_du = [normalise(m, cfg, "du", item["buyers"].get(d)) for d in days]
+    return x_dis, x_du, normalise(m, cfg, "su", item["profile"].get("su"))
+
+
+def rep_d_batch(m, cfg, item, H):
+    """Batch attention pooling: a_t = softmax(score)_t, rep_d = Σ a_t h_t (0 when T = 0)."""
+    x_dis, x_du, x_su = item_inputs(m, cfg, item)
+    h, hs, sc = np.zeros(H), [], []
+    for xd, xu in zip(x_dis, x_du):
+        h = gru_step(m, h, xd, xu)
+        hs.append(h)
+        sc.append(score(m, h, xu, x_su))
+    if not hs:
+        return np.zeros(H)
+    sc = np.array(sc)
+    a = np.exp(sc - sc.max())
+    return (a / a.sum()) @ np.array(hs)
+
+
+def rep_d_incremental(m, cfg, item, H):
+    """Online form: m' = max(m, s'), s' = s e^(m-m') + e^(s'-m'), acc' likewise, rep_d = acc/s."""
+    x_dis, x_du, x_su = item_inputs(m, cfg, item)
+    h, mx, s, acc, reps = np.zeros(H), -math.inf, 0.0, np.zeros(H), [np.zeros(H)]
+    for xd, xu in zip(x_dis, x_du):
+        h = gru_step(m, h, xd, xu)
+        sc = score(m, h, xu, x_su)
+        m2 = max(mx, sc)
+        decay = math.exp(mx - m2) if mx > -math.inf else 0.0
+        s = s * decay + math.exp(sc - m2)
+        acc = acc * decay + math.exp(sc - m2) * h
+        mx = m2
+        reps.append(acc / s)
+    return reps  # rep_d after 0, 1, ..., T days
+
+
+def head(m, k, x):
+    """out_k = fc2.W relu(fc1.W x + fc1.b) + fc2.b."""
+    p = "head.%s." % k
+    return m[p + "fc2.weight"] @ relu(m[p + "fc1.weight"] @ x + m[p + "fc1.bias"]) + m[p + "fc2.bias"]
+
+
+def predict(m, cfg, item, H):
+    prof = item["profile"]
+    rows = []
+    for f in cfg["sii_fields"]:  # empty or missing id -> row 0
+        sid = prof.get(f) or ""
+        tab = m["sii.emb." + f]
+        rows.append(tab[fnv1a64(sid) % tab.shape[0] if sid else 0])
+    e_sii = relu(m["sii.fc.weight"] @ np.concatenate(rows) + m["sii.fc.bias"])
+    e_sis = relu(m["sis.fc.weight"] @ normalise(m, cfg, "sis", prof.get("sis")) + m["sis.fc.bias"])
+    rep = np.concatenate([rep_d_batch(m, cfg, item, H), e_sii, e_sis])
+    ss = head(m, "ss", rep)
+    ss = np.exp(ss - ss.max())
+    ss /= ss.sum()
+    ja = None
+    if item["act"] is not None:
+        e_act = relu(m["act.fc.weight"] @ normalise(m, cfg, "act", item["act"]) + m["act.fc.bias"])
+        ja = float(sig(head(m, "ja", np.concatenate([rep, e_act]))[0]))
+    return {"item_id": item["id"], "days_seen": len(item["sales"]),
+            "gmv": float(np.expm1(max(head(m, "gmv", rep)[0], 0.0))),
+            "bsp": float(sig(head(m, "bsp", rep)[0])),
+            "slot": int(np.argmax(ss)) + 1, "slot_probs": [float(p) for p in ss], "ja": ja}
+
+
+# ---------------------------------------------------------------- events
+def draw(rng, gen):
+    if gen[0] == "ln":
+        v = rng.lognormal(gen[1], gen[2])
+        return int(v) if gen[3] else round(float(v), 4)
+    if gen[0] == "int":
+        return int(rng.randint(gen[1], gen[2]))
+    return round(float(rng.uniform(gen[1], gen[2])), 4)
+
+
+def numeric(rng, spec, p_omit):
+    return {k: draw(rng, s[0]) for k, s in spec.items() if rng.rand() >= p_omit}
+
+
+def shares(rng, p_omit):
+    out, i = {}, 0
+    for k in U_DIMS:
+        for name, v in zip(U[i:i + k], rng.dirichlet(np.ones(k))):
+            if rng.rand() >= p_omit:
+                out[name] = float(v)
+        i += k
+    return out
+
+
+def make_items(rng, n_items, max_days):
+    inds = ["apparel", "beauty", "electronics", "home"]
+    brands = ["brand-%d" % i for i in range(20)] + ["品牌-ñ", ""]
+    items = []
+    for i in range(n_items):
+        iid = "item-%d" % i
+        prof = {"market": ["cn", "sea", "eu"][rng.randint(3)], "industry": inds[rng.randint(len(inds))],
+                "seller": "seller-%d" % rng.randint(400), "brand": brands[rng.randint(len(brands))],
+                "sis": numeric(rng, SIS, 0.1), "su": shares(rng, 0.05)}
+        if i % 7 == 3:
+            del prof["seller"]
+        if i % 11 == 5:
+            del prof["su"]
+        T = 0 if i == 0 else max_days if i == 1 else int(rng.randint(max_days + 1))
+        sales = {d: numeric(rng, DIS, 0.05) for d in range(1, T + 1)}
+        buyers = {d: shares(rng, 0.03) for d in sales if rng.rand() >= 0.2}
+        act = numeric(rng, ACT, 0.1) if rng.rand() < 0.5 else None
+        items.append({"id": iid, "profile": prof, "sales": sales, "buyers": buyers, "act": act})
+    return items
+
+
+def events(items):
+    for it in items:
+        yield dict({"type": "item_profile", "item_id": it["id"]}, **it["profile"])
+        for d, s in it["sales"].items():
+            yield {"type": "daily_sales", "item_id": it["id"], "day": d, "sales": s}
+        for d, b in it["buyers"].items():
+            yield {"type": "daily_buyers", "item_id": it["id"], "day": d, "buyers": b}
+        if it["act"] is not None:
+            yield {"type": "activity", "item_id": it["id"], "activity_id": "act-" + it["id"][5:],
+                   "features": it["act"]}
+
+
+# ---------------------------------------------------------------- labels
+def labels(gmvs, industries):
+    """MODEL.md 'Labels': S_i = Σ_{j: G_j ≥ G_i} G_j. best-selling iff S_i < 0.2 · total;
+    slot R iff S_i(industry) / industry total ∈ ((R−1)/10, R/10], i.e. R = ceil(10 · frac)."""
+    g = np.asarray(gmvs, dtype=np.float64)
+    total = g.sum()
+    bsp, slots = [], []
+    for i in range(len(g)):
+        bsp.append(int(g[g >= g[i]].sum() < 0.2 * total))
+        same = np.array([ind == industries[i] for ind in industries])
+        gi = g[same]
+        frac = gi[gi >= g[i]].sum() / gi.sum()
+        slots.append(min(N_SLOTS, max(1, math.ceil(frac * N_SLOTS))))
+    return bsp, slots
+
+
+def label_cases(rng, n=60):
+    g = np.round(rng.lognormal(8, 1.0, n), 2)
+    top = np.argsort(-g)
+    g[top[2]] = g[top[3]] = g[top[4]]  # ties near the 20% line
+    g[top[30]] = g[top[31]]  # a mid-table tie
+    g[20] = 0.0  # a zero GMV
+    ind = [["apparel", "beauty", "home"][k] for k in rng.randint(3, size=n)]
+    bsp, slot = labels(g, ind)
+    return {"gmv": [float(v) for v in g], "industry": ind, "bsp": bsp, "slot": slot}
+
+
+# ---------------------------------------------------------------- main
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--items", type=int, default=40)
+    ap.add_argument("--hidden", type=int, default=16)
+    ap.add_argument("--attention", type=int, default=8)
+    ap.add_argument("--max-days", type=int, default=12)
+    ap.add_argument("--check-incremental", action="store_true")
+    a = ap.parse_args()
+    rng = np.random.RandomState(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+
+    tensors, cfg = make_model(rng, a.hidden, a.attention)
+    meta = {"format": "dinop/1", "config": json.dumps(cfg, ensure_ascii=False), "version": "1", "parent": ""}
+    path = os.path.join(a.out, "model.safetensors")
+    write_safetensors(path, tensors, meta)
+    m, meta_back = read_safetensors(path)  # predictions use the weights as read back
+    assert meta_back == meta and all(np.array_equal(m[k], tensors[k]) for k in tensors)
+    cfg = json.loads(meta_back["config"])
+
+    items = make_items(rng, a.items, a.max_days)
+    lines = [json.dumps(e, ensure_ascii=False) for e in events(items)]
+    rng.shuffle(lines)  # consumers must order days themselves
+    with open(os.path.join(a.out, "events.jsonl"), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+    preds = [predict(m, cfg, it, a.hidden) for it in items]
+    for p in preds:
+        vals = [p["gmv"], p["bsp"]] + p["slot_probs"] + ([p["ja"]] if p["ja"] is not None else [])
+        assert all(math.isfinite(v) for v in vals) and abs(sum(p["slot_probs"]) - 1) < 1e-12
+    with open(os.path.join(a.out, "expected.jsonl"), "w", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(p) + "\n" for p in preds))
+
+    with open(os.path.join(a.out, "labels.json"), "w", encoding="utf-8") as fh:
+        json.dump(label_cases(rng), fh)
+
+    if a.check_incremental:
+        worst = 0.0
+        for it in items:
+            days = sorted(it["sales"])
+            for t, inc in enumerate(rep_d_incremental(m, cfg, it, a.hidden)):  # every prefix
+                b = rep_d_batch(m, cfg, dict(it, sales={d: it["sales"][d] for d in days[:t]}), a.hidden)
+                worst = max(worst, float(np.max(np.abs(b - inc), initial=0.0)))
+        assert worst <= 1e-9, worst
+        print("incremental pooling agrees with batch: max |diff| = %.3g" % worst)
+    print("wrote %s (%d items, %d events)" % (a.out, len(items), len(lines)))
+
+
+if __name__ == "__main__":
+    main()
