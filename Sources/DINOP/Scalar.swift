@@ -172,3 +172,12 @@ enum VectorMath {
         return small.replacing(with: large, where: ax .>= 0.625)
     }
 }
+
+/// OpenBLAS settings that matter to timing.
+public enum BLAS {
+    /// OpenBLAS's build configuration (version, kernel, thread model).
+    public static var configuration: String { String(cString: openblas_get_config()) }
+
+    /// Threads OpenBLAS may use per call. The service steps small batches, where threads cost more than they give.
+    public static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(count)) }
+}

@@ -1,1 +1,3 @@
-// placeholder
+import PromoCLI
+
+PromoCommand.main()

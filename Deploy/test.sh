@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's test command: set up, then build and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Deploy/setup.sh
+# One OpenBLAS thread per process: the tests run in parallel on few cores.
+export OPENBLAS_NUM_THREADS=1
+swift test

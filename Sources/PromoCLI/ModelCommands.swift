@@ -1,0 +1,89 @@
+import ArgumentParser
+import DINOP
+import Foundation
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Write a freshly initialised dinop/1 weight file.")
+
+    @Option(help: "Output weight file.") var out: String
+    @Option(help: "A JSON file with the model config (MODEL.md's `config` object); flags below override it.")
+    var config: String?
+    @Option(help: "Hidden size H of the TUC-GRU.") var hidden: Int?
+    @Option(help: "Attention size A.") var attention: Int?
+    @Option(help: "Comma-separated heads (gmv,bsp,ss,ja).") var heads: String?
+    @Option(help: "Rows V_f of each sii embedding table.") var embeddingRows = 100_003
+    @Option(help: "Width d_f of each sii embedding.") var embeddingWidth = 16
+    @Option(help: "Width of the sii, sis and act encoders (D).") var encoderWidth = 64
+    @Option(help: "Hidden width H_k of each head.") var headHidden = 128
+    @Option(help: "Seed of the initial weights.") var seed: UInt64 = 1
+    @Option(help: "Model version written to the file.") var version = 1
+
+    func run() throws {
+        var modelConfig = ModelConfig.default
+        if let config {
+            modelConfig = try JSONDecoder().decode(ModelConfig.self, from: Data(contentsOf: URL(fileURLWithPath: config)))
+        }
+        if let hidden { modelConfig.hidden = hidden }
+        if let attention { modelConfig.attention = attention }
+        if let heads { modelConfig.heads = heads.split(separator: ",").map { String($0) } }
+        let fields = modelConfig.siiFields.count
+        let dims = ModelDimensions(
+            embeddingRows: Array(repeating: embeddingRows, count: fields),
+            embeddingWidths: Array(repeating: embeddingWidth, count: fields),
+            siiWidth: encoderWidth, sisWidth: encoderWidth, actWidth: encoderWidth,
+            headHidden: Dictionary(uniqueKeysWithValues: modelConfig.headSet.map { ($0, headHidden) }))
+        do {
+            var model = try DINOPModel.random(config: modelConfig, dims: dims, seed: seed)
+            model.version = version
+            try model.write(to: URL(fileURLWithPath: out))
+            report("wrote \(out): version \(version), \(model.layout.count) parameters")
+        } catch let error as ModelError {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Print a weight file's version, parent, config and tensors.")
+
+    @Argument(help: "A dinop/1 weight file.") var file: String
+
+    func run() throws {
+        let model = try loadModel(file)
+        print(describe(model))
+    }
+}
+
+/// The text `promo model inspect` prints.
+public func describe(_ model: DINOPModel) -> String {
+    var lines = [
+        "format:     \(DINOPModel.format)",
+        "version:    \(model.version)",
+        "parent:     \(model.parent.map(String.init) ?? "-")",
+        "parameters: \(model.layout.count)",
+        "config:     \(model.config.jsonString)",
+        "",
+    ]
+    let nameWidth = max(model.layout.specs.map(\.name.count).max() ?? 0, 30)
+    lines.append("tensor".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  shape          count")
+    for spec in model.layout.specs {
+        let shape = "[" + spec.shape.map(String.init).joined(separator: ", ") + "]"
+        lines.append(spec.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
+                     + shape.padding(toLength: 14, withPad: " ", startingAt: 0) + " " + String(spec.count))
+    }
+    for (name, tensor) in model.extraTensors.sorted(by: { $0.key < $1.key }) {
+        lines.append(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  \(tensor.shape) (extension, not run)")
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// Loads a weight file, turning a model error into a clear command-line error.
+func loadModel(_ path: String) throws -> DINOPModel {
+    do {
+        return try DINOPModel(contentsOf: URL(fileURLWithPath: path))
+    } catch let error as ModelError {
+        throw ValidationError("\(path): \(error.description)")
+    }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+
+/// The `promo` command line.
+public struct PromoCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "promo",
+        abstract: "Predicts promotion-day sales of items from their pre-sale days (DINOP).",
+        subcommands: [ModelCommand.self, PredictCommand.self, DemoCommand.self, VersionCommand.self])
+
+    public init() {}
+}
+
+struct ModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model", abstract: "Create and inspect DINOP weight files.",
+        subcommands: [InitCommand.self, InspectCommand.self])
+}
+
+/// Standard error, for progress and rejected input; standard output carries results only.
+func report(_ line: String) {
+    var stderr = StandardError()
+    print(line, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandle.standardError.write(Data(string.utf8))
+    }
+}
+
+import Foundation

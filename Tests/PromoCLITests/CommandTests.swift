@@ -1,0 +1,66 @@
+import DINOP
+import Foundation
+@testable import PromoCLI
+import Testing
+
+@Suite("The promo command line")
+struct CommandTests {
+    let folder: URL = FileManager.default.temporaryDirectory.appendingPathComponent("promo-cli-\(UUID().uuidString)")
+
+    func run(_ arguments: [String]) throws {
+        var command = try PromoCommand.parseAsRoot(arguments)
+        try command.run()
+    }
+
+    @Test("model init writes a file that inspect describes and predict scores")
+    func initInspectPredict() throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let modelPath = folder.appendingPathComponent("m.safetensors").path
+        try run(["model", "init", "--out", modelPath, "--hidden", "32", "--attention", "16", "--embedding-rows", "101",
+                 "--heads", "gmv,bsp,ss", "--seed", "3", "--version", "4"])
+        let model = try DINOPModel(contentsOf: URL(fileURLWithPath: modelPath))
+        #expect(model.config.hidden == 32 && model.config.heads == ["gmv", "bsp", "ss"] && model.version == 4)
+        #expect(model.layout.spec("head.ja.fc1.weight") == nil)
+        let text = describe(model)
+        #expect(text.contains("version:    4") && text.contains("gru.z.u") && text.contains("[32, 32]"))
+        #expect(text.contains("parameters: \(model.layout.count)"))
+
+        let promotion = DemoPromotion(items: 5, days: 4, seed: 1)
+        let events = folder.appendingPathComponent("events.jsonl")
+        var lines = promotion.eventLines()
+        lines.insert("{not json", at: 2)
+        lines.insert(#"{"type":"daily_sales","item_id":"item-0","day":2,"sales":{"units":true}}"#, at: 3)
+        try lines.joined(separator: "\n").write(to: events, atomically: true, encoding: .utf8)
+        let out = folder.appendingPathComponent("predictions.jsonl")
+        try run(["predict", "--model", modelPath, events.path, "--out", out.path])
+        let records = try readLines(out, as: PredictionRecord.self)
+        #expect(records.map(\.itemID) == (0..<5).map { "item-\($0)" })
+        #expect(records.allSatisfy { $0.daysSeen == 4 && $0.modelVersion == 4 && $0.ja == nil && $0.slot != nil })
+
+        let (_, rejected) = try predictOffline(model: model, eventFiles: [events])
+        #expect(rejected.map(\.line) == [3, 4])
+        #expect(rejected[1].reason == "sales.units: not a finite number")
+    }
+
+    @Test("a bad weight file is a clear error, not a crash")
+    func badModel() throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("bad.safetensors").path
+        try Data("definitely not a model".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: (any Error).self) { try run(["model", "inspect", path]) }
+        do {
+            try run(["model", "inspect", path])
+        } catch {
+            #expect("\(error)".contains("not a safetensors file"))
+        }
+    }
+
+    @Test("the binary runs on jemalloc, OpenBLAS and librdkafka")
+    func nativeLibraries() {
+        #expect(NativeLibraries.jemalloc?.hasPrefix("5.") == true)
+        #expect(NativeLibraries.openBLAS.contains("OpenBLAS"))
+        #expect(!NativeLibraries.rdkafka.isEmpty)
+    }
+}
