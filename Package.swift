@@ -20,7 +20,9 @@ let package = Package(
 
         // The DINOP model math: features, forward, backward, training, weight files, labels.
         // Knows nothing of Kafka or of the command line.
-        .target(name: "DINOP", dependencies: ["CBLAS"]),
+        .target(name: "DINOP", dependencies: ["CBLAS", "CKernels"]),
+        // Vectorised element-wise kernels of the step (C, so the compiler's loop vectoriser does the work).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Offline commands (init, inspect, predict, train) as a library, so tests drive them directly.
         .target(name: "PromoCLI", dependencies: [

@@ -124,6 +124,7 @@ public struct EncodedItem<T: DINOPScalar>: Sendable {
 
 extension Network {
     /// Normalises and hashes an item's raw inputs (MODEL.md, "Inputs of one item").
+    @_specialize(exported: true, where T == Float)
     public func encode(_ item: RawItem) -> EncodedItem<T> {
         let config = layout.config
         precondition(item.sii.count == config.siiFields.count)

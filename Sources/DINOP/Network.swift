@@ -26,6 +26,7 @@ public struct Network<T: DINOPScalar>: Sendable {
     /// The JA head's first-layer columns over `e_act`, `[H_ja × D_act]`.
     var jaActivityWeight: [T]
 
+    @_specialize(exported: true, where T == Float)
     public init(_ parameters: Parameters<T>) {
         let layout = parameters.layout
         let config = layout.config

@@ -65,7 +65,7 @@ public enum Safetensors {
                 throw ModelError.notSafetensors("tensor \"\(name)\" of shape \(shape) needs \(count * 4) bytes, has \(offsets[1] - offsets[0])")
             }
             var values = [Float](repeating: 0, count: count)
-            values.withUnsafeMutableBytes { out in
+            _ = values.withUnsafeMutableBytes { out in
                 data.copyBytes(to: out, from: (bodyStart + offsets[0])..<(bodyStart + offsets[1]))
             }
             tensors[name] = StoredTensor(shape: shape, values: values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) })

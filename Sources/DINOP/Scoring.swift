@@ -30,6 +30,7 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
     public init(network: Network<T>) { hidden = network.hidden }
 
     /// Appends an item with no day seen; encodes its static inputs.
+    @_specialize(exported: true, where T == Float)
     public mutating func append(_ item: EncodedItem<T>, network: Network<T>) {
         let dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth, dAct = network.layout.dims.actWidth
         count += 1
@@ -85,6 +86,7 @@ public struct Scorer<T: DINOPScalar> {
 
     /// Applies one more day to items `first ..< first + rows` of `batch`; `x` holds their input rows
     /// (`rows × inputWidth`). Updates h and the online-softmax pooling state.
+    @_specialize(exported: true, where T == Float)
     public mutating func advance(_ batch: inout ItemBatch<T>, first: Int = 0, rows: Int, x: UnsafePointer<T>) {
         precondition(rows <= capacity && first + rows <= batch.count)
         let hd = network.hidden
@@ -118,6 +120,7 @@ public struct Scorer<T: DINOPScalar> {
     }
 
     /// Raw head outputs of items `first ..< first + rows`, `rows × network.outputWidth`.
+    @_specialize(exported: true, where T == Float)
     public mutating func outputs(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> UnsafeBufferPointer<T> {
         precondition(rows <= capacity && first + rows <= batch.count)
         let hd = network.hidden, dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth
@@ -142,6 +145,7 @@ public struct Scorer<T: DINOPScalar> {
     }
 
     /// Predictions of items `first ..< first + rows`.
+    @_specialize(exported: true, where T == Float)
     public mutating func predictions(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> [Prediction] {
         let raw = Array(outputs(batch, first: first, rows: rows))
         let width = network.outputWidth
@@ -152,6 +156,7 @@ public struct Scorer<T: DINOPScalar> {
     }
 
     /// Predictions for whole items, days applied in order; items are stepped together as one batch per day.
+    @_specialize(exported: true, where T == Float)
     public mutating func predict(_ items: [EncodedItem<T>]) -> [Prediction] {
         var predictions = [Prediction?](repeating: nil, count: items.count)
         for chunkStart in stride(from: 0, to: items.count, by: capacity) {

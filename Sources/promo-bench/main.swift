@@ -1,1 +1,80 @@
-// placeholder
+// Throughput of the DINOP math, one core, release build: `swift run -c release promo-bench [--quick]`.
+// Prints item-days per second for the step alone and with all four heads (batches of 1 and 256), and seconds
+// per training epoch for 10,000 items × 20 days. See the README for the targets and what was measured.
+import CJemalloc
+import DINOP
+import Foundation
+
+let quick = CommandLine.arguments.contains("--quick")
+BLAS.setThreads(1)
+
+func seconds(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// Best rate of three runs of about `budget` seconds each.
+func rate(perCall work: Double, budget: Double = quick ? 0.3 : 1.5, _ body: () -> Void) -> Double {
+    var calls = 1
+    while seconds({ for _ in 0..<calls { body() } }) < budget / 10 { calls *= 2 }
+    var best = 0.0
+    for _ in 0..<3 {
+        let elapsed = seconds { for _ in 0..<(calls * 10) { body() } }
+        best = max(best, Double(calls * 10) * work / elapsed)
+    }
+    return best
+}
+
+let config = ModelConfig.default
+let model = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 100_003), seed: 1)
+let network = Network(model.parameters)
+print("DINOP math benchmark: H = \(config.hidden), A = \(config.attention), one OpenBLAS thread")
+print(BLAS.configuration)
+print("")
+print("batch   step item-days/s   step+heads item-days/s")
+
+var rng = SeededGenerator(seed: 2)
+@MainActor func randomItem(days: Int) -> RawItem {
+    func values(_ group: FeatureGroup) -> [Float] { config.names(group).map { _ in Float(exp(2 * rng.normal())) } }
+    return RawItem(sii: config.siiFields.map { _ in "id-\(rng.next() % 1000)" }, sis: values(.sis), su: values(.su),
+                   days: (0..<days).map { _ in RawDay(dis: values(.dis), du: values(.du)) }, act: values(.act))
+}
+
+for batchSize in [1, 256] {
+    let items = (0..<batchSize).map { _ in network.encode(randomItem(days: 1)) }
+    var batch = ItemBatch(network: network)
+    for item in items { batch.append(item, network: network) }
+    let x = items.flatMap(\.dayInputs)
+    var scorer = Scorer(network: network, capacity: batchSize)
+    let step = rate(perCall: Double(batchSize)) { scorer.advance(&batch, rows: batchSize, x: x) }
+    let withHeads = rate(perCall: Double(batchSize)) {
+        scorer.advance(&batch, rows: batchSize, x: x)
+        _ = scorer.outputs(batch, rows: batchSize)
+    }
+    print(String(format: "%5d %20.0f %24.0f", batchSize, step, withHeads))
+}
+
+// The ceiling: OpenBLAS alone on the shapes of one batched day (B = 256).
+print("")
+print("OpenBLAS sgemm alone, B = 256 rows:")
+for (name, n, k) in [("recurrent z,r  [2H × H]", 256, 128), ("heads' fused first layer [4·H_k × R]", 512, 256)] {
+    let a = [Float](repeating: 0.5, count: 256 * k), w = [Float](repeating: 0.25, count: n * k)
+    var c = [Float](repeating: 0, count: 256 * n)
+    let flops = rate(perCall: 2.0 * 256 * Double(n * k)) {
+        Float.gemm(transA: false, transB: true, m: 256, n: n, k: k, alpha: 1, a, lda: k, w, ldb: k, beta: 0, &c, ldc: n)
+    }
+    print(String(format: "  %-40@ %6.1f GFLOP/s", name as NSString, flops / 1e9))
+}
+
+let trainingItems = quick ? 1000 : 10_000
+let examples = (0..<trainingItems).map { i in
+    TrainingExample(item: randomItem(days: 20), labels: ItemLabels(
+        gmv: exp(5 + rng.normal()), bestSeller: i % 10 == 0, slot: 1 + i % 10, joinedActivity: i % 3 == 0))
+}
+var trainer = Trainer(model: model, options: TrainingOptions())
+let epochSeconds = seconds { _ = trainer.epoch(examples) }
+print("")
+print(String(format: "training: %.1f s per epoch of %d items × 20 days (batch %d, Adagrad, dropout %.1f)%@",
+             epochSeconds * Double(10_000 / trainingItems), 10_000, TrainingOptions().batchSize,
+             TrainingOptions().loss.dropout, quick ? " (scaled from 1,000 items)" : ""))

@@ -1,0 +1,59 @@
+// Element-wise float32 transcendental functions for the DINOP step, written as branch-free loops that the
+// compiler vectorises; built for AVX2+FMA and for the baseline, chosen at load time.
+#include "dinop_kernels.h"
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define DINOP_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DINOP_CLONES
+#endif
+
+// exp(x), Cephes-style polynomial on x - n ln2 (about 2 ulp). n = round(x log2 e) is read from the mantissa
+// of x log2 e + 1.5 * 2^23, which avoids a float-to-int conversion.
+static inline float exp_approx(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    const float magic = 12582912.0f;
+    float shifted = x * 1.44269504f + magic;
+    float n = shifted - magic;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    bits = (bits - 0x4B400000u + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+DINOP_CLONES
+void dinop_sigmoid(float *x, long count) {
+    for (long i = 0; i < count; i++) x[i] = 1.0f / (1.0f + exp_approx(-x[i]));
+}
+
+DINOP_CLONES
+void dinop_tanh(float *x, long count) {
+    for (long i = 0; i < count; i++) {
+        float v = x[i];
+        float a = v < 0 ? -v : v;
+        // Near zero an odd polynomial keeps the relative error small; elsewhere 1 - 2 / (e^{2|x|} + 1).
+        float z = v * v;
+        float p = -5.70498872745e-3f;
+        p = p * z + 2.06390887954e-2f;
+        p = p * z - 5.37397155531e-2f;
+        p = p * z + 1.33314422036e-1f;
+        p = p * z - 3.33332819422e-1f;
+        float small = p * z * v + v;
+        float large = 1.0f - 2.0f / (exp_approx(a + a) + 1.0f);
+        large = v < 0 ? -large : large;
+        x[i] = a < 0.625f ? small : large;
+    }
+}
