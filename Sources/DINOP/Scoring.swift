@@ -121,7 +121,7 @@ public struct Scorer<T: DINOPScalar> {
 
     /// Raw head outputs of items `first ..< first + rows`, `rows × network.outputWidth`.
     @_specialize(exported: true, where T == Float)
-    public mutating func outputs(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> UnsafeBufferPointer<T> {
+    public mutating func outputs(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> ArraySlice<T> {
         precondition(rows <= capacity && first + rows <= batch.count)
         let hd = network.hidden, dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth
         let dAct = network.layout.dims.actWidth
@@ -141,7 +141,7 @@ public struct Scorer<T: DINOPScalar> {
             network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
                           hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
         }}}}}}
-        return outputs.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[0..<(rows * network.outputWidth)]) }
+        return outputs[0..<(rows * network.outputWidth)]
     }
 
     /// Predictions of items `first ..< first + rows`.

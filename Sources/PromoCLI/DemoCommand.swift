@@ -9,7 +9,7 @@ struct DemoCommand: ParsableCommand {
 
     @Option(help: "Where to write the demo's files (default: a fresh temporary folder).") var dir: String?
     @Option(help: "Items in the generated promotion.") var items = 3000
-    @Option(help: "Training epochs.") var epochs = 4
+    @Option(help: "Training epochs (at most; early stopping on the validation loss).") var epochs = 10
     @Option(help: "Items to print.") var show = 12
     @Option(help: "Seed of the promotion and the model.") var seed: UInt64 = 2026
 
@@ -54,7 +54,7 @@ struct DemoCommand: ParsableCommand {
         print(String(format: "GMV mean absolute error over %d held-out items: %.0f", errors.count,
                      errors.reduce(0, +) / Double(max(errors.count, 1))))
         print("files: \(modelFile.path), \(eventsFile.path)")
-        print("again: promo predict --model \(modelFile.path) \(eventsFile.path)")
+        print("again: \(CommandLine.arguments[0]) predict --model \(modelFile.path) \(eventsFile.path)")
     }
 }
 
