@@ -57,3 +57,8 @@ void dinop_tanh(float *x, long count) {
         x[i] = a < 0.625f ? small : large;
     }
 }
+
+DINOP_CLONES
+void dinop_relu(float *x, long count) {
+    for (long i = 0; i < count; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}

@@ -221,7 +221,7 @@ struct BatchPass<T: DINOPScalar> {
             }}}
             column += o
         }
-        for j in dHidden.indices where headHidden[j] <= 0 { dHidden[j] = 0 }
+        for j in dHidden.indices { dHidden[j] = headHidden[j] > 0 ? dHidden[j] : 0 }
         var dHeadFused = [T](repeating: 0, count: hiddenWidth * width)
         var dRep = [T](repeating: 0, count: b * width)
         T.gemm(transA: true, transB: false, m: hiddenWidth, n: width, k: b, alpha: 1, dHidden, lda: hiddenWidth,

@@ -9,7 +9,7 @@ extension Network {
             T.linear(rows: rows, out: outCount, in: inCount, x, ldx: ldx, weight: p.baseAddress! + w.offset,
                      ldw: inCount, accumulate: true, out, ldy: outCount)
         }
-        if relu { for j in 0..<(rows * outCount) where out[j] < 0 { out[j] = 0 } }
+        if relu { T.relu(out, count: rows * outCount) }
     }
 
     /// Concatenated embedding rows of `rows` items, `rows × Σ d_f`.
@@ -57,7 +57,7 @@ extension Network {
                          ldw: dAct, accumulate: true, hiddenOut + ja.columns.lowerBound, ldy: width)
             }
         }
-        for j in 0..<(rows * width) where hiddenOut[j] < 0 { hiddenOut[j] = 0 }
+        T.relu(hiddenOut, count: rows * width)
         var column = 0
         for (head, columns) in heads {
             let w2 = layout.require("head.\(head.rawValue).fc2.weight"), b2 = layout.require("head.\(head.rawValue).fc2.bias")

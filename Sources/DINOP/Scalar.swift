@@ -19,6 +19,8 @@ public protocol DINOPScalar: BinaryFloatingPoint, Sendable where Self.RawSignifi
     static func sigmoid(_ x: UnsafeMutablePointer<Self>, count: Int)
     /// In place: `x[i] = tanh(x[i])`.
     static func tanh(_ x: UnsafeMutablePointer<Self>, count: Int)
+    /// In place: `x[i] = max(x[i], 0)`.
+    static func relu(_ x: UnsafeMutablePointer<Self>, count: Int)
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func log1p(_ x: Self) -> Self
@@ -73,6 +75,9 @@ extension Float: DINOPScalar {
     @inlinable
     public static func tanh(_ x: UnsafeMutablePointer<Float>, count: Int) { dinop_tanh(x, count) }
 
+    @inlinable
+    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) { dinop_relu(x, count) }
+
     @inlinable public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     @inlinable public static func log(_ x: Float) -> Float { Foundation.log(x) }
     @inlinable public static func log1p(_ x: Float) -> Float { Foundation.log1p(x) }
@@ -107,6 +112,11 @@ extension Double: DINOPScalar {
     @inlinable
     public static func tanh(_ x: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { x[i] = Foundation.tanh(x[i]) }
+    }
+
+    @inlinable
+    public static func relu(_ x: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { x[i] = Swift.max(x[i], 0) }
     }
 
     @inlinable public static func exp(_ x: Double) -> Double { Foundation.exp(x) }

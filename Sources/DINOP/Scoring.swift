@@ -125,10 +125,16 @@ public struct Scorer<T: DINOPScalar> {
         precondition(rows <= capacity && first + rows <= batch.count)
         let hd = network.hidden, dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth
         let dAct = network.layout.dims.actWidth
+        // rep_d = acc / s (0 before the first day).
         var pooled = [T](repeating: 0, count: rows * hd)
-        for i in 0..<rows where batch.days[first + i] > 0 {
-            let inverse = 1 / batch.scoreSum[first + i]
-            for j in 0..<hd { pooled[i * hd + j] = batch.acc[(first + i) * hd + j] * inverse }
+        pooled.withUnsafeMutableBufferPointer { pooled in
+            batch.acc.withUnsafeBufferPointer { acc in
+                for i in 0..<rows where batch.days[first + i] > 0 {
+                    let inverse = 1 / batch.scoreSum[first + i]
+                    let source = acc.baseAddress! + (first + i) * hd, target = pooled.baseAddress! + i * hd
+                    for j in 0..<hd { target[j] = source[j] * inverse }
+                }
+            }
         }
         let network = self.network
         rep.withUnsafeMutableBufferPointer { rep in
