@@ -72,15 +72,15 @@ struct BatchPass<T: DINOPScalar> {
         let zeros = [T](repeating: 0, count: b * hd)
         for t in 0..<maxDays {
             let o = offsets[t]
+            zeros.withUnsafeBufferPointer { zeros in
             x.withUnsafeBufferPointer { x in z.withUnsafeMutableBufferPointer { z in r.withUnsafeMutableBufferPointer { r in
             n.withUnsafeMutableBufferPointer { n in h.withUnsafeMutableBufferPointer { h in
             e.withUnsafeMutableBufferPointer { e in score.withUnsafeMutableBufferPointer { s in
                 let out = StepOutputs(z: z.baseAddress! + o * hd, r: r.baseAddress! + o * hd, n: n.baseAddress! + o * hd,
                                       h: h.baseAddress! + o * hd, e: e.baseAddress! + o * a, score: s.baseAddress! + o)
-                let hPrev = t == 0 ? UnsafePointer(zeros.withUnsafeBufferPointer { $0.baseAddress! })
-                                   : UnsafePointer(h.baseAddress! + offsets[t - 1] * hd)
+                let hPrev = t == 0 ? zeros.baseAddress! : UnsafePointer(h.baseAddress! + offsets[t - 1] * hd)
                 net.step(rows: active[t], x: x.baseAddress! + o * k, hPrev: hPrev, out: out, workspace: &workspace)
-            }}}}}}}
+            }}}}}}}}
         }
 
         // Attention pooling, batch form: softmax of each item's scores over its days.

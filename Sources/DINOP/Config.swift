@@ -91,6 +91,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                 throw fail("features.\(group.rawValue) is missing")
             }
             guard Set(names).count == names.count else { throw fail("features.\(group.rawValue) has duplicates") }
+            guard !names.isEmpty || (group == .act && !has(.ja)) else {
+                throw fail("features.\(group.rawValue) must name at least one feature")
+            }
             for name in log1p[group.rawValue] ?? [] where !names.contains(name) {
                 throw fail("log1p.\(group.rawValue) names \"\(name)\", which is not a feature of the group")
             }

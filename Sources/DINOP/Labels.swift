@@ -28,7 +28,7 @@ public enum PromotionLabels {
         var slot = [Int](repeating: 10, count: gmv.count)
         for members in Dictionary(grouping: gmv.indices, by: { industry[$0] }).values {
             let industryTotal = members.reduce(0) { $0 + gmv[$1] }
-            guard industryTotal > 0 else { continue }
+            guard industryTotal > 0, industryTotal.isFinite else { continue }
             let sums = atOrAbove(gmv, members)
             for i in members {
                 let share = sums[i]! / industryTotal

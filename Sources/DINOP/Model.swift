@@ -68,12 +68,21 @@ public struct DINOPModel: Sendable {
             actWidth: config.has(.ja) ? try shape("act.fc.weight", rank: 2)[0] : 64,
             headHidden: headHidden)
         let layout = try ParameterLayout(config: config, dims: dims)
+        guard layout.count <= data.count / 4 else {
+            throw ModelError.wrongFormat("the config needs \(layout.count) parameters, the file holds fewer")
+        }
 
         var parameters = Parameters<Float>.zeros(layout)
         for spec in layout.specs {
             guard let tensor = tensors[spec.name] else { throw ModelError.missingTensor(spec.name) }
             guard tensor.shape == spec.shape else {
                 throw ModelError.shapeMismatch(name: spec.name, expected: spec.shape, found: tensor.shape)
+            }
+            if let bad = tensor.values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError.wrongFormat("tensor \"\(spec.name)\" holds \(tensor.values[bad]) at index \(bad)")
+            }
+            if spec.name.hasSuffix(".norm.std"), let bad = tensor.values.firstIndex(where: { $0 <= 0 }) {
+                throw ModelError.wrongFormat("tensor \"\(spec.name)\" holds \(tensor.values[bad]) at index \(bad); std must be positive")
             }
             parameters.values.replaceSubrange(spec.range, with: tensor.values)
         }

@@ -1,3 +1,14 @@
+/// The product of `values`, or nil when it overflows.
+func checkedProduct(_ values: [Int]) -> Int? {
+    var product = 1
+    for value in values {
+        let (result, overflow) = product.multipliedReportingOverflow(by: value)
+        guard !overflow else { return nil }
+        product = result
+    }
+    return product
+}
+
 /// One named tensor of the weight file and where it lives in the flat parameter buffer.
 public struct TensorSpec: Equatable, Sendable {
     public let name: String
@@ -30,6 +41,13 @@ public struct ParameterLayout: Equatable, Sendable {
         for head in config.headSet where (dims.headHidden[head] ?? 0) <= 0 {
             throw ModelError.invalidConfig("head \(head.rawValue) needs a positive hidden width")
         }
+        // Sizes come from files: refuse any whose tensors could not exist (2³¹ floats each at most).
+        let sizes = [config.hidden, config.attention, dims.siiWidth, dims.sisWidth, dims.actWidth]
+            + dims.embeddingRows + dims.embeddingWidths + Array(dims.headHidden.values)
+        guard sizes.allSatisfy({ $0 < 1 << 31 }),
+              checkedProduct([dims.embeddingRows.max()!, dims.embeddingWidths.max()!]).map({ $0 < 1 << 31 }) == true,
+              checkedProduct([config.hidden, config.hidden]).map({ $0 < 1 << 31 }) == true
+        else { throw ModelError.invalidConfig("layer sizes too large for a weight file") }
         self.config = config
         self.dims = dims
 

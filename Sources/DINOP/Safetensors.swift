@@ -19,7 +19,8 @@ public struct StoredTensor: Equatable, Sendable {
 public enum Safetensors {
     static let maxHeaderBytes = 100 << 20
 
-    public static func read(_ data: Data) throws -> (tensors: [String: StoredTensor], metadata: [String: String]) {
+    public static func read(_ input: Data) throws -> (tensors: [String: StoredTensor], metadata: [String: String]) {
+        let data = input.startIndex == 0 ? input : Data(Array(input))
         guard data.count >= 8 else { throw ModelError.notSafetensors("\(data.count) bytes is too short for a header") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
         guard headerLength <= UInt64(min(maxHeaderBytes, data.count - 8)) else {
@@ -50,17 +51,17 @@ public enum Safetensors {
             }
             guard let info = entry as? [String: Any],
                   let dtype = info["dtype"] as? String,
-                  let shape = (info["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  let offsets = (info["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  offsets.count == 2
-            else { throw ModelError.notSafetensors("tensor \"\(name)\" lacks dtype, shape or data_offsets") }
+                  let shape = integers(info["shape"]), let offsets = integers(info["data_offsets"]), offsets.count == 2
+            else { throw ModelError.notSafetensors("tensor \"\(name)\" lacks dtype, or an integer shape or data_offsets") }
             guard dtype == "F32" else {
                 throw ModelError.wrongFormat("tensor \"\(name)\" has dtype \(dtype); dinop/1 stores F32 only")
             }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bodyCount else {
                 throw ModelError.notSafetensors("tensor \"\(name)\" has offsets \(offsets) outside the data (\(bodyCount) bytes)")
             }
-            let count = shape.reduce(1, *)
+            guard let count = checkedProduct(shape + [4]).map({ $0 / 4 }) else {
+                throw ModelError.notSafetensors("tensor \"\(name)\" has an impossible shape \(shape)")
+            }
             guard offsets[1] - offsets[0] == count * 4 else {
                 throw ModelError.notSafetensors("tensor \"\(name)\" of shape \(shape) needs \(count * 4) bytes, has \(offsets[1] - offsets[0])")
             }
@@ -98,6 +99,18 @@ public enum Safetensors {
             tensors[name]!.values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
         }
         return data
+    }
+
+    /// A JSON array of non-negative integers (2.5 is refused, not truncated), or nil.
+    static func integers(_ value: Any?) -> [Int]? {
+        guard let array = value as? [Any] else { return nil }
+        var out: [Int] = []
+        for element in array {
+            guard let number = element as? NSNumber, let int = Int(exactly: number.doubleValue),
+                  int >= 0 else { return nil }
+            out.append(int)
+        }
+        return out
     }
 
     static func jsonString(_ s: String) -> String {

@@ -192,15 +192,15 @@ extension Network {
     /// Turns one row of raw head outputs into a prediction.
     public func decode(_ raw: [T], days: Int, hasActivity: Bool) -> Prediction {
         var p = Prediction(daysSeen: days)
-        if let c = outputColumn(.gmv) { p.gmv = Double(T.expm1(Swift.max(raw[c], 0))) }
+        if let c = outputColumn(.gmv) { p.gmv = Foundation.expm1(Swift.max(Double(raw[c]), 0)) }
         if let c = outputColumn(.bsp) { p.bsp = Double(1 / (1 + T.exp(-raw[c]))) }
         if let c = outputColumn(.ss) {
             let logits = raw[c..<(c + ModelConfig.slotCount)].map(Double.init)
-            let m = logits.max()!
-            let exps = logits.map { Foundation.exp($0 - m) }
+            let best = logits.indices.max { logits[$0] < logits[$1] }!
+            let exps = logits.map { Foundation.exp($0 - logits[best]) }
             let total = exps.reduce(0, +)
             p.slotProbabilities = exps.map { $0 / total }
-            p.slot = logits.firstIndex(of: m)! + 1
+            p.slot = best + 1
         }
         if hasActivity, let c = outputColumn(.ja) { p.ja = Double(1 / (1 + T.exp(-raw[c]))) }
         return p

@@ -77,8 +77,8 @@ public struct OfflineEventReader {
             guard let map = value.object else { throw EventProblem(message: "\(key): not an object") }
             var out: [String: Double] = [:]
             for (name, raw) in map {
-                guard let number = raw.number, number.isFinite else {
-                    throw EventProblem(message: "\(key).\(name): not a finite number")
+                guard let number = raw.number, Float(number).isFinite else {
+                    throw EventProblem(message: "\(key).\(name): not a finite number within float32 range")
                 }
                 out[name] = number
             }

@@ -70,6 +70,23 @@ struct WeightFileTests {
         #expect(throws: ModelError.shapeMismatch(name: "gru.n.u", expected: [6, 6], found: [6, 5])) {
             try DINOPModel(safetensors: badShape)
         }
+        let notFinite = try rewrite { tensors, _ in tensors["head.ss.fc2.bias"]!.values[0] = .nan }
+        #expect(throws: ModelError.wrongFormat("tensor \"head.ss.fc2.bias\" holds nan at index 0")) {
+            try DINOPModel(safetensors: notFinite)
+        }
+        let zeroStd = try rewrite { tensors, _ in tensors["dis.norm.std"]!.values[2] = 0 }
+        #expect(throws: ModelError.self) { try DINOPModel(safetensors: zeroStd) }
+        // Sizes a file claims but cannot hold: refused before anything is allocated, not a trap.
+        let huge = try rewrite { tensors, _ in
+            tensors["head.gmv.fc1.weight"] = StoredTensor(shape: [1 << 40, 0], values: [])
+        }
+        #expect(throws: ModelError.self) { try DINOPModel(safetensors: huge) }
+        let overflowing = try rewrite { tensors, _ in tensors["extra"] = StoredTensor(shape: [0], values: []) }
+        var bytes = overflowing
+        if let range = bytes.range(of: Data("\"extra\":{\"dtype\":\"F32\",\"shape\":[0]".utf8)) {
+            bytes.replaceSubrange(range, with: Data("\"extra\":{\"dtype\":\"F32\",\"shape\":[9]".utf8))
+        }
+        #expect(throws: ModelError.self) { try DINOPModel(safetensors: bytes) }
         let badConfig = try rewrite { _, metadata in metadata["config"] = "{\"hidden\": 6}" }
         #expect(throws: ModelError.self) { try DINOPModel(safetensors: badConfig) }
     }

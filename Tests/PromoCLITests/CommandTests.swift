@@ -31,6 +31,7 @@ struct CommandTests {
         var lines = promotion.eventLines()
         lines.insert("{not json", at: 2)
         lines.insert(#"{"type":"daily_sales","item_id":"item-0","day":2,"sales":{"units":true}}"#, at: 3)
+        lines.insert(#"{"type":"daily_sales","item_id":"item-1","day":2,"sales":{"price":1e300}}"#, at: 4)
         try lines.joined(separator: "\n").write(to: events, atomically: true, encoding: .utf8)
         let out = folder.appendingPathComponent("predictions.jsonl")
         try run(["predict", "--model", modelPath, events.path, "--out", out.path])
@@ -39,8 +40,9 @@ struct CommandTests {
         #expect(records.allSatisfy { $0.daysSeen == 4 && $0.modelVersion == 4 && $0.ja == nil && $0.slot != nil })
 
         let (_, rejected) = try predictOffline(model: model, eventFiles: [events])
-        #expect(rejected.map(\.line) == [3, 4])
-        #expect(rejected[1].reason == "sales.units: not a finite number")
+        #expect(rejected.map(\.line) == [3, 4, 5])
+        #expect(rejected[1].reason == "sales.units: not a finite number within float32 range")
+        #expect(rejected[2].reason == "sales.price: not a finite number within float32 range")
     }
 
     @Test("a bad weight file is a clear error, not a crash")
