@@ -5,7 +5,6 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case wrongFormat(String)
     case missingTensor(String)
     case shapeMismatch(name: String, expected: [Int], found: [Int])
-    case invalidInput(String)
 
     public var description: String {
         switch self {
@@ -15,7 +14,6 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .missingTensor(let name): "weight file lacks tensor \"\(name)\""
         case .shapeMismatch(let name, let expected, let found):
             "tensor \"\(name)\" has shape \(found), the config requires \(expected)"
-        case .invalidInput(let why): "invalid input: \(why)"
         }
     }
 }

@@ -24,7 +24,8 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
     public private(set) var count = 0
     public var days: [Int] = []
     public var h: [T] = [], acc: [T] = [], maxScore: [T] = [], scoreSum: [T] = []
-    public var sii: [T] = [], sis: [T] = [], su: [T] = [], act: [T] = []
+    /// Encoded static inputs: `e_sii`, `e_sis`, `e_act` (zeros without an activity). `x_su` rides in each day's row.
+    public var sii: [T] = [], sis: [T] = [], act: [T] = []
     public var hasActivity: [Bool] = []
 
     public init(network: Network<T>) { hidden = network.hidden }
@@ -39,7 +40,6 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
         acc += repeatElement(0, count: hidden)
         maxScore.append(-.infinity)
         scoreSum.append(0)
-        su += item.su
         var embedding = [T](repeating: 0, count: network.layout.dims.embeddingWidths.reduce(0, +))
         var encoded = [T](repeating: 0, count: Swift.max(dSii, dSis, dAct))
         network.gatherEmbeddings([item.rows], into: &embedding)
