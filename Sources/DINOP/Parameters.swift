@@ -41,56 +41,52 @@ public struct ParameterLayout: Equatable, Sendable {
         for head in config.headSet where (dims.headHidden[head] ?? 0) <= 0 {
             throw ModelError.invalidConfig("head \(head.rawValue) needs a positive hidden width")
         }
-        // Sizes come from files: refuse any whose tensors could not exist (2³¹ floats each at most).
-        let sizes = [config.hidden, config.attention, dims.siiWidth, dims.sisWidth, dims.actWidth]
-            + dims.embeddingRows + dims.embeddingWidths + Array(dims.headHidden.values)
-        guard sizes.allSatisfy({ $0 < 1 << 31 }),
-              checkedProduct([dims.embeddingRows.max()!, dims.embeddingWidths.max()!]).map({ $0 < 1 << 31 }) == true,
-              checkedProduct([config.hidden, config.hidden]).map({ $0 < 1 << 31 }) == true
-        else { throw ModelError.invalidConfig("layer sizes too large for a weight file") }
         self.config = config
         self.dims = dims
 
         var specs: [TensorSpec] = []
         var offset = 0
-        func add(_ name: String, _ shape: [Int], trainable: Bool = true, decays: Bool = false) {
-            let spec = TensorSpec(name: name, shape: shape, offset: offset, trainable: trainable, decays: decays)
-            specs.append(spec)
-            offset += spec.count
+        // Sizes come from files: refuse a tensor that could not exist (2³¹ floats at most) before it overflows.
+        func add(_ name: String, _ shape: [Int], trainable: Bool = true, decays: Bool = false) throws {
+            guard let count = checkedProduct(shape), count < 1 << 31 else {
+                throw ModelError.invalidConfig("tensor \(name) of shape \(shape) is too large for a weight file")
+            }
+            specs.append(TensorSpec(name: name, shape: shape, offset: offset, trainable: trainable, decays: decays))
+            offset += count
         }
         let h = config.hidden, a = config.attention
         let nDis = config.count(.dis), nU = config.count(.du)
         for (i, field) in config.siiFields.enumerated() {
-            add("sii.emb.\(field)", [dims.embeddingRows[i], dims.embeddingWidths[i]])
+            try add("sii.emb.\(field)", [dims.embeddingRows[i], dims.embeddingWidths[i]])
         }
-        add("sii.fc.weight", [dims.siiWidth, dims.embeddingWidths.reduce(0, +)], decays: true)
-        add("sii.fc.bias", [dims.siiWidth])
-        add("sis.fc.weight", [dims.sisWidth, config.count(.sis)], decays: true)
-        add("sis.fc.bias", [dims.sisWidth])
+        try add("sii.fc.weight", [dims.siiWidth, dims.embeddingWidths.reduce(0, +)], decays: true)
+        try add("sii.fc.bias", [dims.siiWidth])
+        try add("sis.fc.weight", [dims.sisWidth, config.count(.sis)], decays: true)
+        try add("sis.fc.bias", [dims.sisWidth])
         if config.has(.ja) {
-            add("act.fc.weight", [dims.actWidth, config.count(.act)], decays: true)
-            add("act.fc.bias", [dims.actWidth])
+            try add("act.fc.weight", [dims.actWidth, config.count(.act)], decays: true)
+            try add("act.fc.bias", [dims.actWidth])
         }
         for group in FeatureGroup.allCases where group != .act || config.has(.ja) {
-            add("\(group.rawValue).norm.mean", [config.count(group)], trainable: false)
-            add("\(group.rawValue).norm.std", [config.count(group)], trainable: false)
+            try add("\(group.rawValue).norm.mean", [config.count(group)], trainable: false)
+            try add("\(group.rawValue).norm.std", [config.count(group)], trainable: false)
         }
-        for gate in ["z", "r", "n"] { add("gru.\(gate).w_dis", [h, nDis], decays: true) }
-        for gate in ["z", "r"] { add("gru.\(gate).w_du", [h, nU], decays: true) }
-        for gate in ["z", "r", "n"] { add("gru.\(gate).u", [h, h], decays: true) }
-        for gate in ["z", "r", "n"] { add("gru.\(gate).b", [h]) }
-        add("att.w_h", [a, h], decays: true)
-        add("att.w_du", [a, nU], decays: true)
-        add("att.w_su", [a, nU], decays: true)
-        add("att.b", [a])
-        add("att.v", [a], decays: true)
+        for gate in ["z", "r", "n"] { try add("gru.\(gate).w_dis", [h, nDis], decays: true) }
+        for gate in ["z", "r"] { try add("gru.\(gate).w_du", [h, nU], decays: true) }
+        for gate in ["z", "r", "n"] { try add("gru.\(gate).u", [h, h], decays: true) }
+        for gate in ["z", "r", "n"] { try add("gru.\(gate).b", [h]) }
+        try add("att.w_h", [a, h], decays: true)
+        try add("att.w_du", [a, nU], decays: true)
+        try add("att.w_su", [a, nU], decays: true)
+        try add("att.b", [a])
+        try add("att.v", [a], decays: true)
         let rep = h + dims.siiWidth + dims.sisWidth
         for head in config.headSet {
             let hk = dims.headHidden[head]!
-            add("head.\(head.rawValue).fc1.weight", [hk, head == .ja ? rep + dims.actWidth : rep], decays: true)
-            add("head.\(head.rawValue).fc1.bias", [hk])
-            add("head.\(head.rawValue).fc2.weight", [head.outputs, hk], decays: true)
-            add("head.\(head.rawValue).fc2.bias", [head.outputs])
+            try add("head.\(head.rawValue).fc1.weight", [hk, head == .ja ? rep + dims.actWidth : rep], decays: true)
+            try add("head.\(head.rawValue).fc1.bias", [hk])
+            try add("head.\(head.rawValue).fc2.weight", [head.outputs, hk], decays: true)
+            try add("head.\(head.rawValue).fc2.bias", [head.outputs])
         }
         self.specs = specs
         self.count = offset
