@@ -129,11 +129,13 @@ public struct ModelDimensions: Equatable, Sendable {
         self.headHidden = headHidden
     }
 
-    /// The paper's sizes (D = 64, H_k = 128) with `rows` embedding rows of width `width` per field.
-    public static func defaults(for config: ModelConfig, rows: Int = 100_003, width: Int = 16) -> ModelDimensions {
+    /// The same sizes for every field, encoder and head; by default the paper's (D = 64, H_k = 128).
+    public static func defaults(for config: ModelConfig, rows: Int = 100_003, width: Int = 16, encoderWidth: Int = 64,
+                                headHidden: Int = 128) -> ModelDimensions {
         ModelDimensions(
             embeddingRows: Array(repeating: rows, count: config.siiFields.count),
             embeddingWidths: Array(repeating: width, count: config.siiFields.count),
-            headHidden: Dictionary(uniqueKeysWithValues: config.headSet.map { ($0, 128) }))
+            siiWidth: encoderWidth, sisWidth: encoderWidth, actWidth: encoderWidth,
+            headHidden: Dictionary(uniqueKeysWithValues: config.headSet.map { ($0, headHidden) }))
     }
 }

@@ -27,12 +27,8 @@ struct InitCommand: ParsableCommand {
         if let hidden { modelConfig.hidden = hidden }
         if let attention { modelConfig.attention = attention }
         if let heads { modelConfig.heads = heads.split(separator: ",").map { String($0) } }
-        let fields = modelConfig.siiFields.count
-        let dims = ModelDimensions(
-            embeddingRows: Array(repeating: embeddingRows, count: fields),
-            embeddingWidths: Array(repeating: embeddingWidth, count: fields),
-            siiWidth: encoderWidth, sisWidth: encoderWidth, actWidth: encoderWidth,
-            headHidden: Dictionary(uniqueKeysWithValues: modelConfig.headSet.map { ($0, headHidden) }))
+        let dims = ModelDimensions.defaults(for: modelConfig, rows: embeddingRows, width: embeddingWidth,
+                                            encoderWidth: encoderWidth, headHidden: headHidden)
         do {
             var model = try DINOPModel.random(config: modelConfig, dims: dims, seed: seed)
             model.version = version
