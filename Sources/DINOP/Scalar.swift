@@ -11,10 +11,10 @@ public protocol DINOPScalar: BinaryFloatingPoint, Sendable where Self.RawSignifi
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         _ a: UnsafePointer<Self>, lda: Int, _ b: UnsafePointer<Self>, ldb: Int,
         beta: Self, _ c: UnsafeMutablePointer<Self>, ldc: Int)
-    /// Row-major `y = alpha · op(A) · x + beta · y` with A of `rows × cols`; y's elements `incy` apart.
+    /// Row-major `y = alpha · op(A) · x + beta · y` with A of `rows × cols`.
     static func gemv(
         trans: Bool, rows: Int, cols: Int, alpha: Self, _ a: UnsafePointer<Self>, lda: Int,
-        _ x: UnsafePointer<Self>, beta: Self, _ y: UnsafeMutablePointer<Self>, incy: Int)
+        _ x: UnsafePointer<Self>, beta: Self, _ y: UnsafeMutablePointer<Self>)
     /// In place: `x[i] = σ(x[i])`.
     static func sigmoid(_ x: UnsafeMutablePointer<Self>, count: Int)
     /// In place: `x[i] = tanh(x[i])`.
@@ -36,12 +36,7 @@ extension DINOPScalar {
     ) {
         guard rows > 0, out > 0 else { return }
         if rows == 1 {
-            gemv(trans: false, rows: out, cols: inCount, alpha: 1, weight, lda: ldw, x, beta: accumulate ? 1 : 0, y, incy: 1)
-            return
-        }
-        if out == 1 {
-            // One output per row (most heads' second layer): a GEMV over the rows, not a GEMM with n = 1.
-            gemv(trans: false, rows: rows, cols: inCount, alpha: 1, x, lda: ldx, weight, beta: accumulate ? 1 : 0, y, incy: ldy)
+            gemv(trans: false, rows: out, cols: inCount, alpha: 1, weight, lda: ldw, x, beta: accumulate ? 1 : 0, y)
             return
         }
         gemm(transA: false, transB: true, m: rows, n: out, k: inCount, alpha: 1, x, lda: ldx, weight, ldb: ldw,
@@ -63,10 +58,10 @@ extension Float: DINOPScalar {
     @inlinable
     public static func gemv(
         trans: Bool, rows: Int, cols: Int, alpha: Float, _ a: UnsafePointer<Float>, lda: Int,
-        _ x: UnsafePointer<Float>, beta: Float, _ y: UnsafeMutablePointer<Float>, incy: Int
+        _ x: UnsafePointer<Float>, beta: Float, _ y: UnsafeMutablePointer<Float>
     ) {
         cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, blasint(rows), blasint(cols), alpha, a,
-                    blasint(lda), x, 1, beta, y, blasint(incy))
+                    blasint(lda), x, 1, beta, y, 1)
     }
 
     @inlinable
@@ -98,10 +93,10 @@ extension Double: DINOPScalar {
     @inlinable
     public static func gemv(
         trans: Bool, rows: Int, cols: Int, alpha: Double, _ a: UnsafePointer<Double>, lda: Int,
-        _ x: UnsafePointer<Double>, beta: Double, _ y: UnsafeMutablePointer<Double>, incy: Int
+        _ x: UnsafePointer<Double>, beta: Double, _ y: UnsafeMutablePointer<Double>
     ) {
         cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, blasint(rows), blasint(cols), alpha, a,
-                    blasint(lda), x, 1, beta, y, blasint(incy))
+                    blasint(lda), x, 1, beta, y, 1)
     }
 
     @inlinable
