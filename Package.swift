@@ -24,15 +24,31 @@ let package = Package(
         // Vectorised element-wise kernels of the step (C, so the compiler's loop vectoriser does the work).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
+        // The public event interface (Topics/): event types, strict decoding, deterministic encoding.
+        // Knows nothing of the model or of Kafka.
+        .target(name: "PromoEvents"),
+
+        // The promotion-world generator and the Taobao 11.11 importer: data as events.
+        .target(name: "PromoWorld", dependencies: ["PromoEvents"]),
+
+        // Events → the model's vectors and labels.
+        .target(name: "PromoFeatures", dependencies: ["DINOP", "PromoEvents"]),
+
+        // Offline evaluation: metrics, the naive and gradient-boosted-trees baselines, DINOP runs.
+        .target(name: "PromoEvaluation", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"],
+                exclude: ["Peers"]),
+
         // Offline commands (init, inspect, predict, train) as a library, so tests drive them directly.
         .target(name: "PromoCLI", dependencies: [
-            "DINOP", "CRdKafka", "CJemalloc",
+            "DINOP", "PromoEvents", "PromoFeatures", "PromoWorld", "PromoEvaluation", "CRdKafka", "CJemalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
         .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
+        .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents"]),
+        .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: ["PromoCLI", "DINOP"]),
     ]
 )

@@ -1,65 +1,57 @@
 import ArgumentParser
 import DINOP
 import Foundation
+import PromoEvents
+import PromoFeatures
 
-/// One line of `promo predict`'s output.
-public struct PredictionRecord: Codable, Sendable, Equatable {
-    public var itemID: String
-    public var modelVersion: Int
-    public var daysSeen: Int
-    public var gmv: Double?
-    public var bsp: Double?
-    public var slot: Int?
-    public var slotProbabilities: [Double]?
-    public var activityID: String?
-    public var ja: Double?
-
-    enum CodingKeys: String, CodingKey {
-        case gmv, bsp, slot, ja
-        case itemID = "item_id", modelVersion = "model_version", daysSeen = "days_seen"
-        case slotProbabilities = "slot_probs", activityID = "activity_id"
+/// Scores every item of the event files with the model, in the order items first appear: one `prediction/1`
+/// event per item, with the activity it was asked about when it has one.
+public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventDecoder = EventDecoder(),
+                           producedAt: Date = Date()) throws -> (predictions: [PredictionEvent], rejected: [RejectedLine]) {
+    var items = ItemRecords()
+    var rejected: [RejectedLine] = []
+    for file in eventFiles {
+        try EventFile.read(file, decoder: decoder, rejected: { rejected.append($0) }) { items.apply($0) }
     }
-}
-
-/// Scores every item of the event files with the model, in the order items first appear.
-public func predictOffline(model: DINOPModel, eventFiles: [URL]) throws -> (records: [PredictionRecord], rejected: [RejectedEvent]) {
-    var reader = OfflineEventReader(siiFields: model.config.siiFields)
-    for file in eventFiles { try reader.read(file) }
-    let mapper = FeatureMapper(config: model.config)
+    let pipeline = FeaturePipeline(config: model.config)
     let network = Network(model.parameters)
-    let items = reader.order.map { reader.items[$0]! }
     var scorer = Scorer(network: network, capacity: 256)
-    let predictions = scorer.predict(items.map { network.encode($0.raw(mapper)) })
-    let records = zip(items, predictions).map { item, p in
-        PredictionRecord(itemID: item.itemID, modelVersion: model.version, daysSeen: p.daysSeen, gmv: p.gmv, bsp: p.bsp,
-                         slot: p.slot, slotProbabilities: p.slotProbabilities,
-                         activityID: p.ja == nil ? nil : item.activityID, ja: p.ja)
+    let predictions = scorer.predict(items.records.map { network.encode(pipeline.raw($0)) })
+    let timestamp = ISO8601DateFormatter().string(from: producedAt)
+    let events = zip(items.records, predictions).map { record, p in
+        PredictionEvent(itemID: record.key.itemID, promotionID: record.key.promotionID, modelVersion: model.version,
+                        daysSeen: p.daysSeen, gmv: p.gmv ?? 0, bsp: p.bsp ?? 0, ss: p.slot ?? 10,
+                        ssProbabilities: p.slotProbabilities ?? Array(repeating: 0.1, count: 10), ja: p.ja,
+                        activityID: p.ja == nil ? nil : record.activity?.activityID, producedAt: timestamp)
     }
-    return (records, reader.rejected)
+    return (events, rejected)
 }
 
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Score items offline from JSON-lines event files; one JSON prediction per item.")
+        abstract: "Score items offline from JSON-lines event files; one prediction/1 event per item.")
 
     @Option(help: "A dinop/1 weight file.") var model: String
-    @Argument(help: "JSON-lines event files (item_profile, daily_sales, daily_buyers, activity).") var events: [String]
+    @Argument(help: "JSON-lines event files (Topics/README.md).") var events: [String]
     @Option(help: "Write predictions here instead of standard output.") var out: String?
+    @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
 
     func run() throws {
         let model = try loadModel(model)
-        let (records, rejected) = try predictOffline(model: model, eventFiles: events.map { URL(fileURLWithPath: $0) })
-        for event in rejected { report("rejected \(event)") }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let lines = try records.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        let text = lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")
-        if let out {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
-        } else {
-            FileHandle.standardOutput.write(Data(text.utf8))
+        let (predictions, rejected) = try predictOffline(model: model, eventFiles: events.map { URL(fileURLWithPath: $0) },
+                                                         decoder: EventDecoder(presaleDays: presaleDays))
+        for line in rejected { report("rejected \(line)") }
+        var bytes: [UInt8] = []
+        for prediction in predictions {
+            bytes += Event.prediction(prediction).encoded()
+            bytes.append(UInt8(ascii: "\n"))
         }
-        report("\(records.count) items scored with model version \(model.version); \(rejected.count) events rejected")
+        if let out {
+            try Data(bytes).write(to: URL(fileURLWithPath: out), options: .atomic)
+        } else {
+            FileHandle.standardOutput.write(Data(bytes))
+        }
+        report("\(predictions.count) items scored with model version \(model.version); \(rejected.count) events rejected")
     }
 }

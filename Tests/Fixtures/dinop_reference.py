@@ -17,7 +17,7 @@ VOCAB = {"market": 50, "industry": 31, "seller": 97, "brand": 50}  # V_f (differ
 D_F, D_SII, D_SIS, D_ACT, H_K, N_SLOTS = 4, 8, 8, 8, 12, 10
 U = ["age_18_24", "age_25_34", "age_35_49", "age_50_plus", "gender_f", "gender_m",
      "power_low", "power_mid", "power_high", "city_tier1", "city_tier2", "city_tier3"]
-U_DIMS = [4, 2, 3, 4]  # bucket counts of age, gender, power, city (each sums to 1)
+U_DIMS = [4, 2, 3, 3]  # bucket counts of age, gender, power, city (each sums to 1)
 # name -> (generator, log1p?, centre of T(v), spread of T(v)); centre/spread set the norms
 LN = lambda mu, s, integer=False: ("ln", mu, s, integer)
 SIS = {"gmv_90d": (LN(9, 1.5), 1, 9, 1.5), "units_90d": (LN(5, 1.2, 1), 1, 5, 1.2),
@@ -223,8 +223,9 @@ def numeric(rng, spec, p_omit):
 def shares(rng, p_omit):
     out, i = {}, 0
     for k in U_DIMS:
-        for name, v in zip(U[i:i + k], rng.dirichlet(np.ones(k))):
-            if rng.rand() >= p_omit:
+        values = rng.dirichlet(np.ones(k))
+        if rng.rand() >= p_omit:  # a dimension is reported whole or not at all (its shares sum to 1)
+            for name, v in zip(U[i:i + k], values):
                 out[name] = float(v)
         i += k
     return out
@@ -253,14 +254,14 @@ def make_items(rng, n_items, max_days):
 
 def events(items):
     for it in items:
-        yield dict({"type": "item_profile", "item_id": it["id"]}, **it["profile"])
+        key = {"item_id": it["id"], "promotion_id": "reference"}
+        yield dict({"schema": "item_profile/1"}, **key, **it["profile"])
         for d, s in it["sales"].items():
-            yield {"type": "daily_sales", "item_id": it["id"], "day": d, "sales": s}
+            yield dict({"schema": "daily_sales/1", "day": d, "sales": s}, **key)
         for d, b in it["buyers"].items():
-            yield {"type": "daily_buyers", "item_id": it["id"], "day": d, "buyers": b}
+            yield dict({"schema": "daily_buyers/1", "day": d, "buyers": b}, **key)
         if it["act"] is not None:
-            yield {"type": "activity", "item_id": it["id"], "activity_id": "act-" + it["id"][5:],
-                   "features": it["act"]}
+            yield dict({"schema": "activity/1", "activity_id": "act-" + it["id"][5:], "features": it["act"]}, **key)
 
 
 # ---------------------------------------------------------------- labels

@@ -1,6 +1,7 @@
 import DINOP
 import Foundation
 @testable import PromoCLI
+import PromoEvents
 import Testing
 
 @Suite("The promo command line")
@@ -26,23 +27,30 @@ struct CommandTests {
         #expect(text.contains("version:    4") && text.contains("gru.z.u") && text.contains("[32, 32]"))
         #expect(text.contains("parameters: \(model.layout.count)"))
 
-        let promotion = DemoPromotion(items: 5, days: 4, seed: 1)
         let events = folder.appendingPathComponent("events.jsonl")
-        var lines = promotion.eventLines()
+        let id = #""item_id":"i%d","promotion_id":"p""#
+        var lines = (0..<5).flatMap { i in
+            [#"{"schema":"item_profile/1",\#(String(format: id, i)),"industry":"beauty","sis":{"price":20}}"#]
+                + (1...4).map { #"{"schema":"daily_sales/1",\#(String(format: id, i)),"day":\#($0),"sales":{"units":\#(i)}}"# }
+        }
         lines.insert("{not json", at: 2)
-        lines.insert(#"{"type":"daily_sales","item_id":"item-0","day":2,"sales":{"units":true}}"#, at: 3)
-        lines.insert(#"{"type":"daily_sales","item_id":"item-1","day":2,"sales":{"price":1e300}}"#, at: 4)
+        lines.insert(#"{"schema":"daily_sales/1","item_id":"i0","promotion_id":"p","day":2,"sales":{"units":true}}"#, at: 3)
+        lines.insert(#"{"schema":"daily_sales/1","item_id":"i1","promotion_id":"p","day":2,"sales":{"price":1e300}}"#, at: 4)
         try lines.joined(separator: "\n").write(to: events, atomically: true, encoding: .utf8)
         let out = folder.appendingPathComponent("predictions.jsonl")
         try run(["predict", "--model", modelPath, events.path, "--out", out.path])
-        let records = try readLines(out, as: PredictionRecord.self)
-        #expect(records.map(\.itemID) == (0..<5).map { "item-\($0)" })
-        #expect(records.allSatisfy { $0.daysSeen == 4 && $0.modelVersion == 4 && $0.ja == nil && $0.slot != nil })
+        let decoded = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map {
+            try EventDecoder().decode(Array($0.utf8))
+        }
+        let predictions = decoded.compactMap { if case .prediction(let p) = $0 { p } else { nil } }
+        #expect(predictions.count == 5)
+        #expect(predictions.map(\.itemID) == (0..<5).map { "i\($0)" })
+        #expect(predictions.allSatisfy { $0.daysSeen == 4 && $0.modelVersion == 4 && $0.ja == nil && $0.promotionID == "p" })
 
         let (_, rejected) = try predictOffline(model: model, eventFiles: [events])
         #expect(rejected.map(\.line) == [3, 4, 5])
-        #expect(rejected[1].reason == "sales.units: not a finite number within float32 range")
-        #expect(rejected[2].reason == "sales.price: not a finite number within float32 range")
+        #expect(rejected[1].error.description == "sales.units: expected a number, got a boolean")
+        #expect(rejected[2].error.description.hasPrefix("sales.price: must be a finite number within float32 range"))
     }
 
     @Test("a bad weight file is a clear error, not a crash")

@@ -1,6 +1,7 @@
 import DINOP
 import Foundation
 import PromoCLI
+import PromoEvents
 import Testing
 
 /// Runs the numpy-only reference implementation (Tests/Fixtures/dinop_reference.py) into a fresh folder.
@@ -38,7 +39,8 @@ struct ReferenceTests {
         let model = try DINOPModel(contentsOf: folder.appendingPathComponent("model.safetensors"))
         #expect(model.config.hidden == hidden && model.version == 1 && model.parent == nil)
 
-        let (records, rejected) = try predictOffline(model: model, eventFiles: [folder.appendingPathComponent("events.jsonl")])
+        let (records, rejected) = try predictOffline(model: model, eventFiles: [folder.appendingPathComponent("events.jsonl")],
+                                                     decoder: EventDecoder(presaleDays: 30))
         #expect(rejected.isEmpty, "\(rejected)")
         let expected = try readLines(folder.appendingPathComponent("expected.jsonl"), as: ReferencePrediction.self)
         let byID = Dictionary(uniqueKeysWithValues: records.map { ($0.itemID, $0) })
@@ -48,10 +50,10 @@ struct ReferenceTests {
             let got = try #require(byID[want.itemID])
             daysSeen.insert(want.daysSeen)
             #expect(got.daysSeen == want.daysSeen)
-            #expect(close(got.gmv!, want.gmv!), "\(want.itemID) gmv \(got.gmv!) vs \(want.gmv!)")
-            #expect(close(got.bsp!, want.bsp!), "\(want.itemID) bsp \(got.bsp!) vs \(want.bsp!)")
-            #expect(got.slot == want.slot, "\(want.itemID) slot")
-            for (p, q) in zip(got.slotProbabilities!, want.slotProbabilities!) {
+            #expect(close(got.gmv, want.gmv!), "\(want.itemID) gmv \(got.gmv) vs \(want.gmv!)")
+            #expect(close(got.bsp, want.bsp!), "\(want.itemID) bsp \(got.bsp) vs \(want.bsp!)")
+            #expect(got.ss == want.slot, "\(want.itemID) slot")
+            for (p, q) in zip(got.ssProbabilities, want.slotProbabilities!) {
                 #expect(close(p, q), "\(want.itemID) slot probabilities \(p) vs \(q)")
             }
             #expect((got.ja == nil) == (want.ja == nil), "\(want.itemID) ja presence")

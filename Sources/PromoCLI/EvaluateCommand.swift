@@ -1,0 +1,86 @@
+import ArgumentParser
+import DINOP
+import Foundation
+import PromoEvaluation
+import PromoFeatures
+
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Evaluate DINOP on a held-out promotion against the naive, gradient-boosted-trees and DINOP-u baselines.",
+        discussion: """
+            Trains every model on the --train events (a training year), scores the --test events (the next year) and \
+            prints one table: GMV MAE on the money scale, best-seller AUC, sale-slot accuracy, join-activity AUC. \
+            With --test-fraction instead of --test, the --train events' items are split by item id.
+            """)
+
+    @Option(name: .customLong("train"), parsing: .upToNextOption, help: "Training events: files or folders.")
+    var trainPaths: [String]
+    @Option(name: .customLong("test"), parsing: .upToNextOption, help: "Test events: files or folders.")
+    var testPaths: [String] = []
+    @Option(help: "Without --test: the share of items (by item id) held out for testing.") var testFraction: Double?
+    @Option(help: "Use this trained weight file for the DINOP row instead of training one.") var model: String?
+    @Flag(help: "Leave out the gradient-boosted-trees baseline (it needs Python with lightgbm).") var noGbdt = false
+    @Flag(help: "Leave out the DINOP-u ablation.") var noAblation = false
+    @Option(help: "Title of the printed table.") var title = "Offline evaluation"
+    @OptionGroup var shape: ModelShapeOptions
+    @OptionGroup var training: TrainingFlags
+
+    func validate() throws {
+        guard testPaths.isEmpty != (testFraction == nil) else { throw ValidationError("give exactly one of --test and --test-fraction") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(1)
+        let trainingItems: LabelledItems, testItems: LabelledItems
+        if let testFraction {
+            let all = try training.load(trainPaths, label: "events").labelled
+            (trainingItems, testItems) = all.split(testFraction: testFraction, seed: training.seed)
+        } else {
+            trainingItems = try training.load(trainPaths, label: "training events").labelled
+            testItems = try training.load(testPaths, label: "test events").labelled
+        }
+        report("evaluate: \(trainingItems.count) training items, \(testItems.count) test items")
+        var rows: [EvaluationRow] = []
+        func timed(_ name: String, _ body: () throws -> ItemScores) rethrows {
+            let start = ContinuousClock.now
+            let scores = try body()
+            let row = EvaluationRow(name: name, scores: scores, labels: testItems.labels, seconds: (ContinuousClock.now - start).seconds)
+            report(EvaluationRow.table([row], title: "").split(separator: "\n").last.map(String.init) ?? "")
+            rows.append(row)
+        }
+
+        try timed("naive (fitted multiple of recent pre-sale GMV)") {
+            var naive = NaiveBaseline()
+            naive.fit(trainingItems)
+            report(String(format: "naive: promotion-day GMV = %.2f × mean daily GMV of the last %d pre-sale days",
+                          naive.multiple, naive.recentDays))
+            return naive.scores(testItems)
+        }
+        let start = try shape.randomModel(seed: training.seed)
+        if !noGbdt {
+            try timed("gradient-boosted trees (LightGBM, flattened features)") {
+                var trees = GradientBoostedTrees(config: start.config)
+                trees.seed = training.seed
+                return try trees.scores(training: trainingItems, test: testItems, log: report)
+            }
+        }
+        if !noAblation {
+            timed("DINOP-u (no buyer profiles)") {
+                var pipeline = FeaturePipeline(config: start.config)
+                pipeline.withoutBuyerProfiles = true
+                let trained = DINOPRun.train(start, trainingItems, pipeline: pipeline, options: training.options,
+                                             validationFraction: training.validation, progress: training.progress("DINOP-u"))
+                return DINOPRun.scores(trained, testItems, pipeline: pipeline)
+            }
+        }
+        try timed("DINOP") {
+            let pipeline = FeaturePipeline(config: start.config)
+            let trained = try model.map(loadModel) ?? DINOPRun.train(
+                start, trainingItems, pipeline: pipeline, options: training.options,
+                validationFraction: training.validation, progress: training.progress("DINOP"))
+            return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
+        }
+        print(EvaluationRow.table(rows, title: "\(title): \(trainingItems.count) training items, \(testItems.count) test items"))
+    }
+}

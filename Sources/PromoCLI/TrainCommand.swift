@@ -1,0 +1,93 @@
+import ArgumentParser
+import DINOP
+import Foundation
+import PromoEvaluation
+import PromoEvents
+import PromoFeatures
+
+/// The sizes of a model `promo train` and `promo evaluate` start from.
+struct ModelShapeOptions: ParsableArguments {
+    @Option(help: "TUC-GRU hidden size H.") var hidden = 64
+    @Option(help: "Attention size A.") var attention = 32
+    @Option(help: "Width of the sii / sis / act encoders.") var encoderWidth = 32
+    @Option(help: "Hidden width of each head.") var headHidden = 64
+    @Option(help: "Rows of each categorical embedding table.") var rows = 100_003
+
+    func randomModel(seed: UInt64) throws -> DINOPModel {
+        var config = ModelConfig.default
+        config.hidden = hidden
+        config.attention = attention
+        return try DINOPModel.random(config: config, dims: .defaults(for: config, rows: rows, encoderWidth: encoderWidth,
+                                                                       headHidden: headHidden), seed: seed)
+    }
+}
+
+/// How `promo train` and `promo evaluate` train.
+struct TrainingFlags: ParsableArguments {
+    @Option(help: "At most this many epochs; early stopping on the validation loss.") var epochs = 20
+    @Option(help: "Adagrad learning rate.") var learningRate = 0.02
+    @Option(help: "Items per minibatch.") var batch = 128
+    @Option(help: "Epochs without a better validation loss before stopping.") var patience = 3
+    @Option(help: "Share of the training items held out for validation (by item id).") var validation = 0.1
+    @Option(help: "Seed of initialisation, shuffling and splits.") var seed: UInt64 = 1
+    @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
+
+    var options: TrainingOptions {
+        var options = TrainingOptions()
+        options.maxEpochs = epochs
+        options.learningRate = learningRate
+        options.batchSize = batch
+        options.patience = patience
+        options.seed = seed
+        return options
+    }
+
+    var decoder: EventDecoder { EventDecoder(presaleDays: presaleDays) }
+
+    /// One progress line per epoch, with the losses per task.
+    func progress(_ label: String) -> (EpochReport) -> Void {
+        { epoch in
+            func task(_ head: Head) -> String {
+                epoch.validation.perTask[head].map { String(format: " %@ %.3f", head.rawValue, $0) } ?? ""
+            }
+            report(String(format: "%@ epoch %d: train %.4f, validation %.4f (%@ ) %.1fs%@", label, epoch.epoch,
+                          epoch.training.total, epoch.validation.total,
+                          Head.allCases.map(task).joined(), epoch.seconds, epoch.improved ? " *" : ""))
+        }
+    }
+
+    /// Loads event files or folders, reporting rejected lines (the first few in full) and how many there were.
+    func load(_ paths: [String], label: String) throws -> LabelledItems {
+        var rejected = 0
+        let items = try LabelledItems.load(paths, decoder: decoder) { line in
+            rejected += 1
+            if rejected <= 5 { report("rejected \(line)") }
+        }
+        report("\(label): \(items.count) items, \(items.labelled.count) with an outcome; \(rejected) lines rejected")
+        return items
+    }
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a DINOP model (all four tasks) on event files of promotions whose outcomes are known.")
+
+    @Argument(help: "Event files, or folders of .jsonl files (e.g. a generated promotion).") var events: [String]
+    @Option(help: "Where to write the trained weight file.") var out: String
+    @Option(help: "Start from this weight file instead of a random model (its sizes win).") var model: String?
+    @OptionGroup var shape: ModelShapeOptions
+    @OptionGroup var training: TrainingFlags
+
+    func run() throws {
+        BLAS.setThreads(1)
+        let items = try training.load(events, label: "training data").labelled
+        guard items.count >= 10 else { throw ValidationError("only \(items.count) items have an outcome; need at least 10") }
+        let start = try model.map(loadModel) ?? shape.randomModel(seed: training.seed)
+        let trained = DINOPRun.train(start, items, pipeline: FeaturePipeline(config: start.config),
+                                     options: training.options, validationFraction: training.validation,
+                                     progress: training.progress("train"))
+        try trained.write(to: URL(fileURLWithPath: out))
+        print("wrote \(out) (version \(trained.version))")
+    }
+}

@@ -1,0 +1,65 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+
+/// Items of one or more promotions with the labels their outcomes give.
+public struct LabelledItems: Sendable {
+    public var records: [ItemRecord]
+    public var labels: [ItemLabels]
+
+    public init(records: [ItemRecord]) {
+        self.records = records
+        labels = OutcomeLabels.labels(records)
+    }
+
+    init(records: [ItemRecord], labels: [ItemLabels]) {
+        self.records = records
+        self.labels = labels
+    }
+
+    /// Reads event files, or every `.jsonl` file of a folder. Rejected lines go to `rejected`.
+    public static func load(_ paths: [String], decoder: EventDecoder,
+                            rejected: (RejectedLine) -> Void) throws -> LabelledItems {
+        var items = ItemRecords()
+        for url in try files(paths) {
+            try EventFile.read(url, decoder: decoder, rejected: rejected) { items.apply($0) }
+        }
+        return LabelledItems(records: items.records)
+    }
+
+    static func files(_ paths: [String]) throws -> [URL] {
+        try paths.flatMap { path -> [URL] in
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+                throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+            }
+            guard isFolder.boolValue else { return [URL(fileURLWithPath: path)] }
+            return try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".jsonl") }.sorted()
+                .map { URL(fileURLWithPath: path).appendingPathComponent($0) }
+        }
+    }
+
+    public var count: Int { records.count }
+
+    /// Only the items that have an outcome (the ones that can be trained on or scored).
+    public var labelled: LabelledItems { subset(records.indices.filter { records[$0].outcome != nil }) }
+
+    public func subset(_ indices: [Int]) -> LabelledItems {
+        LabelledItems(records: indices.map { records[$0] }, labels: indices.map { labels[$0] })
+    }
+
+    /// A stable split by a hash of the item id: the same item always falls on the same side. Labels keep the
+    /// values computed over the whole promotion.
+    public func split(testFraction: Double, seed: UInt64) -> (training: LabelledItems, test: LabelledItems) {
+        let test = records.indices.filter {
+            Double((fnv1a64(records[$0].key.itemID) ^ seed) % 10_000) < testFraction * 10_000
+        }
+        let testSet = Set(test)
+        return (subset(records.indices.filter { !testSet.contains($0) }), subset(test))
+    }
+
+    public func examples(_ pipeline: FeaturePipeline) -> [TrainingExample] {
+        zip(records, labels).map { TrainingExample(item: pipeline.raw($0), labels: $1) }
+    }
+}

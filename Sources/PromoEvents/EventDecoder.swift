@@ -1,0 +1,280 @@
+import Foundation
+
+/// Why an event was refused: the first violation, by field path (`sales.units: must be ≥ 0, got -3`).
+public struct EventError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Dotted path of the offending field; empty when the problem is the whole message.
+    public var path: String
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    public var description: String { path.isEmpty ? reason : "\(path): \(reason)" }
+}
+
+/// Strict decoding of event bytes (Topics/README.md): types and ranges are checked, unknown fields ignored.
+public struct EventDecoder: Sendable {
+    /// Days of the pre-sale window; a daily event's `day` must lie in `1...presaleDays`.
+    public var presaleDays: Int
+
+    public init(presaleDays: Int = 20) {
+        precondition(presaleDays >= 1)
+        self.presaleDays = presaleDays
+    }
+
+    public func decode(_ bytes: some Collection<UInt8>) throws(EventError) -> Event {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw EventError(path: "", reason: error.description)
+        }
+        return try decode(value)
+    }
+
+    public func decode(_ value: JSONValue) throws(EventError) -> Event {
+        guard let map = value.object else { throw EventError(path: "", reason: "expected a JSON object, got \(value.kind)") }
+        let fields = Fields(map: map, path: "")
+        let schema = try fields.string("schema")
+        switch schema {
+        case ItemProfile.schema: return .profile(try profile(fields))
+        case DailySales.schema: return .sales(try sales(fields))
+        case DailyBuyers.schema: return .buyers(try buyers(fields))
+        case ActivityOffer.schema: return .activity(try activity(fields))
+        case Outcome.schema: return .outcome(try outcome(fields))
+        case PredictionEvent.schema: return .prediction(try prediction(fields))
+        case ModelAnnouncement.schema: return .announcement(try announcement(fields))
+        case DeadLetter.schema: return .deadLetter(try deadLetter(fields))
+        default: throw EventError(path: "schema", reason: "unsupported schema \"\(schema)\"")
+        }
+    }
+
+    private func profile(_ f: Fields) throws(EventError) -> ItemProfile {
+        var ids: [String: String] = [:]
+        for name in ItemProfile.idFields {
+            if let id = try f.optionalString(name) { ids[name] = id }
+        }
+        return ItemProfile(
+            itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"), ids: ids,
+            title: try f.optionalString("title"),
+            sis: try f.optionalObject("sis").map { fields throws(EventError) in try fields.numbers(Vocabulary.history) } ?? [:],
+            su: try f.optionalObject("su").map { fields throws(EventError) in try fields.shares() })
+    }
+
+    private func sales(_ f: Fields) throws(EventError) -> DailySales {
+        DailySales(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+                   day: try day(f), date: try f.optionalString("date"),
+                   sales: try f.object("sales").numbers(Vocabulary.sales))
+    }
+
+    private func buyers(_ f: Fields) throws(EventError) -> DailyBuyers {
+        DailyBuyers(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+                    day: try day(f), buyers: try f.object("buyers").shares(),
+                    buyerCount: try f.optionalInteger("buyer_count", in: 0...Int(Int32.max)))
+    }
+
+    private func activity(_ f: Fields) throws(EventError) -> ActivityOffer {
+        ActivityOffer(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+                      activityID: try f.nonEmptyString("activity_id"),
+                      features: try f.object("features").numbers(Vocabulary.activity))
+    }
+
+    private func outcome(_ f: Fields) throws(EventError) -> Outcome {
+        Outcome(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+                gmv: try f.number("gmv", .nonNegative), units: try f.optionalNumber("units", .nonNegative),
+                joinedActivity: try f.optionalBool("joined_activity"))
+    }
+
+    private func prediction(_ f: Fields) throws(EventError) -> PredictionEvent {
+        let probabilities = try f.numberArray("ss_probs", .fraction)
+        guard probabilities.count == 10 else {
+            throw EventError(path: "ss_probs", reason: "must hold 10 probabilities, got \(probabilities.count)")
+        }
+        let ja = try f.optionalNumber("ja", .fraction), activityID = try f.optionalString("activity_id")
+        guard (ja == nil) == (activityID == nil) else {
+            throw EventError(path: ja == nil ? "ja" : "activity_id", reason: "required together with \(ja == nil ? "activity_id" : "ja")")
+        }
+        return PredictionEvent(
+            itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+            modelVersion: try f.integer("model_version", in: 1...Int.max), daysSeen: try f.integer("days_seen", in: 0...Int.max),
+            gmv: try f.number("gmv", .nonNegative), bsp: try f.number("bsp", .fraction), ss: try f.integer("ss", in: 1...10),
+            ssProbabilities: probabilities, ja: ja, activityID: activityID, producedAt: try f.nonEmptyString("produced_at"))
+    }
+
+    private func announcement(_ f: Fields) throws(EventError) -> ModelAnnouncement {
+        let sha = try f.string("sha256")
+        guard sha.utf8.count == 64, sha.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw EventError(path: "sha256", reason: "must be 64 lower-case hex digits")
+        }
+        let parent: Int? = f.map["parent"] == .null ? nil : try f.optionalInteger("parent", in: 1...Int.max)
+        return ModelAnnouncement(
+            version: try f.integer("version", in: 1...Int.max), parent: parent, sha256: sha,
+            bytes: try f.integer("bytes", in: 1...Int.max), chunks: try f.integer("chunks", in: 1...Int.max),
+            createdAt: try f.nonEmptyString("created_at"),
+            metrics: try f.optionalObject("metrics").map { fields throws(EventError) in try fields.numbers([]) } ?? [:],
+            trainedOn: try f.optionalString("trained_on"))
+    }
+
+    private func deadLetter(_ f: Fields) throws(EventError) -> DeadLetter {
+        func base64(_ name: String, _ text: String) throws(EventError) -> [UInt8] {
+            guard let bytes = Data(base64Encoded: text) else { throw EventError(path: name, reason: "not valid base64") }
+            return Array(bytes)
+        }
+        let key: [UInt8]? = f.map["key"] == .null ? nil : try f.optionalString("key").map { s throws(EventError) in try base64("key", s) }
+        return DeadLetter(
+            sourceTopic: try f.nonEmptyString("source_topic"), partition: try f.integer("partition", in: 0...Int(Int32.max)),
+            offset: Int64(try f.integer("offset", in: 0...Int.max)), key: key, value: try base64("value", try f.string("value")),
+            reason: try f.string("reason"), failedAt: try f.nonEmptyString("failed_at"), consumer: try f.string("consumer"))
+    }
+
+    private func day(_ f: Fields) throws(EventError) -> Int {
+        let day = try f.integer("day", in: Int.min...Int.max)
+        guard (1...presaleDays).contains(day) else {
+            throw EventError(path: "day", reason: "must be within the pre-sale window 1...\(presaleDays), got \(day)")
+        }
+        return day
+    }
+}
+
+/// The fields of one JSON object, read with their path for error messages.
+struct Fields {
+    let map: [String: JSONValue]
+    let path: String
+
+    func child(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+
+    func required(_ name: String) throws(EventError) -> JSONValue {
+        guard let value = map[name], value != .null else { throw EventError(path: child(name), reason: "required") }
+        return value
+    }
+
+    func string(_ name: String) throws(EventError) -> String {
+        let value = try required(name)
+        guard let s = value.string else { throw EventError(path: child(name), reason: "expected a string, got \(value.kind)") }
+        return s
+    }
+
+    func nonEmptyString(_ name: String) throws(EventError) -> String {
+        let s = try string(name)
+        guard !s.isEmpty else { throw EventError(path: child(name), reason: "must not be empty") }
+        return s
+    }
+
+    func optionalString(_ name: String) throws(EventError) -> String? {
+        guard let value = map[name], value != .null else { return nil }
+        return try string(name)
+    }
+
+    func optionalBool(_ name: String) throws(EventError) -> Bool? {
+        guard let value = map[name], value != .null else { return nil }
+        guard case .bool(let b) = value else {
+            throw EventError(path: child(name), reason: "expected a boolean, got \(value.kind)")
+        }
+        return b
+    }
+
+    func object(_ name: String) throws(EventError) -> Fields {
+        let value = try required(name)
+        guard let map = value.object else { throw EventError(path: child(name), reason: "expected an object, got \(value.kind)") }
+        return Fields(map: map, path: child(name))
+    }
+
+    func optionalObject(_ name: String) throws(EventError) -> Fields? {
+        guard let value = map[name], value != .null else { return nil }
+        return try object(name)
+    }
+
+    /// A finite number that float32 can hold (the model computes in float32).
+    static func finite(_ value: JSONValue, path: String) throws(EventError) -> Double {
+        guard let n = value.number else { throw EventError(path: path, reason: "expected a number, got \(value.kind)") }
+        guard n.isFinite, abs(n) <= Double(Float.greatestFiniteMagnitude) else {
+            throw EventError(path: path, reason: "must be a finite number within float32 range, got \(n)")
+        }
+        return n
+    }
+
+    func number(_ name: String, _ range: Vocabulary.Range) throws(EventError) -> Double {
+        let n = try Self.finite(try required(name), path: child(name))
+        if let problem = range.check(n) { throw EventError(path: child(name), reason: problem) }
+        return n
+    }
+
+    func optionalNumber(_ name: String, _ range: Vocabulary.Range) throws(EventError) -> Double? {
+        guard let value = map[name], value != .null else { return nil }
+        return try number(name, range)
+    }
+
+    func integer(_ name: String, in bounds: ClosedRange<Int>) throws(EventError) -> Int {
+        let value = try required(name)
+        guard let n = value.number else { throw EventError(path: child(name), reason: "expected an integer, got \(value.kind)") }
+        guard n.isFinite, n == n.rounded(), abs(n) < 9_007_199_254_740_992 else {
+            throw EventError(path: child(name), reason: "expected an integer, got \(n)")
+        }
+        let i = Int(n)
+        guard bounds.contains(i) else {
+            let lower = bounds.lowerBound == Int.min ? "" : "≥ \(bounds.lowerBound)"
+            let upper = bounds.upperBound == Int.max ? "" : "≤ \(bounds.upperBound)"
+            throw EventError(path: child(name), reason: "must be \([lower, upper].filter { !$0.isEmpty }.joined(separator: " and ")), got \(i)")
+        }
+        return i
+    }
+
+    func optionalInteger(_ name: String, in bounds: ClosedRange<Int>) throws(EventError) -> Int? {
+        guard let value = map[name], value != .null else { return nil }
+        return try integer(name, in: bounds)
+    }
+
+    func numberArray(_ name: String, _ range: Vocabulary.Range) throws(EventError) -> [Double] {
+        let value = try required(name)
+        guard let elements = value.array else { throw EventError(path: child(name), reason: "expected an array, got \(value.kind)") }
+        var out: [Double] = []
+        for (i, element) in elements.enumerated() {
+            let path = "\(child(name))[\(i)]"
+            let n = try Self.finite(element, path: path)
+            if let problem = range.check(n) { throw EventError(path: path, reason: problem) }
+            out.append(n)
+        }
+        return out
+    }
+
+    /// Named numbers: known names checked against their range (a non-number is an error); unknown names kept
+    /// when they are finite numbers and ignored otherwise (a later minor version may add them).
+    func numbers(_ known: [(String, Vocabulary.Range)]) throws(EventError) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for (name, range) in known {
+            if let n = try optionalNumber(name, range) { out[name] = n }
+        }
+        let knownNames = Set(known.map(\.0))
+        for (name, value) in map where !knownNames.contains(name) {
+            if let n = value.number, n.isFinite, abs(n) <= Double(Float.greatestFiniteMagnitude) { out[name] = n }
+        }
+        return out
+    }
+
+    /// Bucket shares: each within [0, 1], and those of each dimension present summing to 1.
+    func shares() throws(EventError) -> [String: Double] {
+        var out: [String: Double] = [:]
+        var sums: [Substring: Double] = [:]
+        for name in map.keys.sorted() {
+            let value = map[name]!
+            if value == .null { continue }
+            // An unknown bucket that is not a number is ignored (a later minor version may add such fields).
+            if value.number == nil && !Vocabulary.buyerBuckets.contains(name) { continue }
+            let n = try Self.finite(value, path: child(name))
+            if let problem = Vocabulary.Range.fraction.check(n) { throw EventError(path: child(name), reason: problem) }
+            out[name] = n
+            sums[Vocabulary.dimension(of: name), default: 0] += n
+        }
+        let order = Vocabulary.buyerDimensions.map { Substring($0.dimension) }
+        for dimension in order + sums.keys.sorted() where sums[dimension] != nil {
+            let sum = sums[dimension]!
+            guard abs(sum - 1) <= Vocabulary.shareTolerance else {
+                throw EventError(path: child(String(dimension)),
+                                 reason: "shares must sum to 1 (±\(Vocabulary.shareTolerance)), got \(sum)")
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,223 @@
+/// The events of promo-stream's topics (Topics/README.md). Numbers in named maps are by feature name; a name
+/// absent from a map is *missing* (the model takes its mean), never zero.
+
+/// The static profile of an item in a promotion (topic `promo.item-profiles`, compacted by item).
+public struct ItemProfile: Sendable, Equatable {
+    public static let schema = "item_profile/1"
+    /// The categorical fields an item profile carries, in the model's default `sii_fields` order.
+    public static let idFields = ["market", "industry", "seller", "brand"]
+
+    public var itemID: String
+    public var promotionID: String
+    /// `market`, `industry`, `seller`, `brand`: an absent field is unknown.
+    public var ids: [String: String]
+    public var title: String?
+    /// 90-day sales before pre-sale, by name (`gmv_90d`, `units_90d`, `orders_90d`, `favourites_90d`, `price`).
+    public var sis: [String: Double]
+    /// The share of the item's buyers per demographic bucket; nil when unknown.
+    public var su: [String: Double]?
+
+    public init(itemID: String, promotionID: String, ids: [String: String] = [:], title: String? = nil,
+                sis: [String: Double] = [:], su: [String: Double]? = nil) {
+        self.itemID = itemID
+        self.promotionID = promotionID
+        self.ids = ids
+        self.title = title
+        self.sis = sis
+        self.su = su
+    }
+}
+
+/// One item's sales on one pre-sale day (topic `promo.daily-sales`).
+public struct DailySales: Sendable, Equatable {
+    public static let schema = "daily_sales/1"
+    public var itemID: String
+    public var promotionID: String
+    /// 1-based day of the pre-sale window.
+    public var day: Int
+    public var date: String?
+    public var sales: [String: Double]
+
+    public init(itemID: String, promotionID: String, day: Int, date: String? = nil, sales: [String: Double]) {
+        self.itemID = itemID
+        self.promotionID = promotionID
+        self.day = day
+        self.date = date
+        self.sales = sales
+    }
+}
+
+/// The demographic mix of one item's buyers on one pre-sale day (topic `promo.daily-buyers`).
+public struct DailyBuyers: Sendable, Equatable {
+    public static let schema = "daily_buyers/1"
+    public var itemID: String
+    public var promotionID: String
+    public var day: Int
+    /// Share per bucket; shares within a dimension sum to 1.
+    public var buyers: [String: Double]
+    public var buyerCount: Int?
+
+    public init(itemID: String, promotionID: String, day: Int, buyers: [String: Double], buyerCount: Int? = nil) {
+        self.itemID = itemID
+        self.promotionID = promotionID
+        self.day = day
+        self.buyers = buyers
+        self.buyerCount = buyerCount
+    }
+}
+
+/// A promotional activity offered to an item, for the join-activity prediction (topic `promo.activities`).
+public struct ActivityOffer: Sendable, Equatable {
+    public static let schema = "activity/1"
+    public var itemID: String
+    public var promotionID: String
+    public var activityID: String
+    public var features: [String: Double]
+
+    public init(itemID: String, promotionID: String, activityID: String, features: [String: Double]) {
+        self.itemID = itemID
+        self.promotionID = promotionID
+        self.activityID = activityID
+        self.features = features
+    }
+}
+
+/// What happened on the promotion day (topic `promo.outcomes`): the training and evaluation labels.
+public struct Outcome: Sendable, Equatable {
+    public static let schema = "outcome/1"
+    public var itemID: String
+    public var promotionID: String
+    /// The promotion day's GMV, money scale.
+    public var gmv: Double
+    public var units: Double?
+    public var joinedActivity: Bool?
+
+    public init(itemID: String, promotionID: String, gmv: Double, units: Double? = nil, joinedActivity: Bool? = nil) {
+        self.itemID = itemID
+        self.promotionID = promotionID
+        self.gmv = gmv
+        self.units = units
+        self.joinedActivity = joinedActivity
+    }
+}
+
+/// A refreshed prediction for one item (topic `promo.predictions`).
+public struct PredictionEvent: Sendable, Equatable {
+    public static let schema = "prediction/1"
+    public var itemID: String
+    public var promotionID: String
+    public var modelVersion: Int
+    public var daysSeen: Int
+    public var gmv: Double
+    public var bsp: Double
+    public var ss: Int
+    public var ssProbabilities: [Double]
+    public var ja: Double?
+    public var activityID: String?
+    /// RFC 3339, UTC.
+    public var producedAt: String
+
+    public init(itemID: String, promotionID: String, modelVersion: Int, daysSeen: Int, gmv: Double, bsp: Double,
+                ss: Int, ssProbabilities: [Double], ja: Double? = nil, activityID: String? = nil, producedAt: String) {
+        self.itemID = itemID
+        self.promotionID = promotionID
+        self.modelVersion = modelVersion
+        self.daysSeen = daysSeen
+        self.gmv = gmv
+        self.bsp = bsp
+        self.ss = ss
+        self.ssProbabilities = ssProbabilities
+        self.ja = ja
+        self.activityID = activityID
+        self.producedAt = producedAt
+    }
+}
+
+/// A new model version on `promo.models`; the weight file follows in `chunks` messages.
+public struct ModelAnnouncement: Sendable, Equatable {
+    public static let schema = "model_announcement/1"
+    public var version: Int
+    public var parent: Int?
+    /// Lower-case hex SHA-256 of the weight file.
+    public var sha256: String
+    public var bytes: Int
+    public var chunks: Int
+    public var createdAt: String
+    public var metrics: [String: Double]
+    public var trainedOn: String?
+
+    public init(version: Int, parent: Int?, sha256: String, bytes: Int, chunks: Int, createdAt: String,
+                metrics: [String: Double] = [:], trainedOn: String? = nil) {
+        self.version = version
+        self.parent = parent
+        self.sha256 = sha256
+        self.bytes = bytes
+        self.chunks = chunks
+        self.createdAt = createdAt
+        self.metrics = metrics
+        self.trainedOn = trainedOn
+    }
+}
+
+/// An input that could not be used, kept with its raw bytes and where it came from (topic `promo.dead-letter`).
+public struct DeadLetter: Sendable, Equatable {
+    public static let schema = "dead_letter/1"
+    public var sourceTopic: String
+    public var partition: Int
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var reason: String
+    public var failedAt: String
+    public var consumer: String
+
+    public init(sourceTopic: String, partition: Int, offset: Int64, key: [UInt8]?, value: [UInt8], reason: String,
+                failedAt: String, consumer: String) {
+        self.sourceTopic = sourceTopic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.reason = reason
+        self.failedAt = failedAt
+        self.consumer = consumer
+    }
+}
+
+/// Any event of the interface.
+public enum Event: Sendable, Equatable {
+    case profile(ItemProfile)
+    case sales(DailySales)
+    case buyers(DailyBuyers)
+    case activity(ActivityOffer)
+    case outcome(Outcome)
+    case prediction(PredictionEvent)
+    case announcement(ModelAnnouncement)
+    case deadLetter(DeadLetter)
+
+    /// The item the event is about, which is also its Kafka key; nil for events not about one item.
+    public var itemID: String? {
+        switch self {
+        case .profile(let e): e.itemID
+        case .sales(let e): e.itemID
+        case .buyers(let e): e.itemID
+        case .activity(let e): e.itemID
+        case .outcome(let e): e.itemID
+        case .prediction(let e): e.itemID
+        case .announcement, .deadLetter: nil
+        }
+    }
+
+    public var schema: String {
+        switch self {
+        case .profile: ItemProfile.schema
+        case .sales: DailySales.schema
+        case .buyers: DailyBuyers.schema
+        case .activity: ActivityOffer.schema
+        case .outcome: Outcome.schema
+        case .prediction: PredictionEvent.schema
+        case .announcement: ModelAnnouncement.schema
+        case .deadLetter: DeadLetter.schema
+        }
+    }
+}

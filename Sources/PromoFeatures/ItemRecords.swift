@@ -1,0 +1,78 @@
+import DINOP
+import PromoEvents
+
+/// An item in a promotion: state and labels are per (promotion, item), as an item takes part in many promotions.
+public struct ItemKey: Hashable, Sendable, Comparable {
+    public var promotionID: String
+    public var itemID: String
+
+    public init(promotionID: String, itemID: String) {
+        self.promotionID = promotionID
+        self.itemID = itemID
+    }
+
+    public static func < (a: ItemKey, b: ItemKey) -> Bool { (a.promotionID, a.itemID) < (b.promotionID, b.itemID) }
+}
+
+/// Everything known of one item in one promotion, gathered from its events.
+public struct ItemRecord: Sendable, Equatable {
+    public var key: ItemKey
+    public var profile: ItemProfile?
+    /// Sales and buyer mix by pre-sale day; a later event for a day replaces the earlier one.
+    public var sales: [Int: [String: Double]] = [:]
+    public var buyers: [Int: [String: Double]] = [:]
+    public var activity: ActivityOffer?
+    public var outcome: Outcome?
+
+    public init(key: ItemKey) { self.key = key }
+
+    /// Days with a sales event, in increasing order; a day with buyers but no sales is not a day yet.
+    public var days: [Int] { sales.keys.sorted() }
+
+    public var industry: String { profile?.ids["industry"] ?? "" }
+
+    public mutating func apply(_ event: Event) {
+        switch event {
+        case .profile(let e): profile = e
+        case .sales(let e): sales[e.day] = e.sales
+        case .buyers(let e): buyers[e.day] = e.buyers
+        case .activity(let e): activity = e
+        case .outcome(let e): outcome = e
+        case .prediction, .announcement, .deadLetter: break
+        }
+    }
+}
+
+/// Gathers item events into records, in order of first appearance.
+public struct ItemRecords: Sendable {
+    public private(set) var records: [ItemRecord] = []
+    private var index: [ItemKey: Int] = [:]
+
+    public init() {}
+
+    /// Applies an item event; returns false for events that are not about one item's inputs or outcome.
+    @discardableResult
+    public mutating func apply(_ event: Event) -> Bool {
+        let promotion: String
+        switch event {
+        case .profile(let e): promotion = e.promotionID
+        case .sales(let e): promotion = e.promotionID
+        case .buyers(let e): promotion = e.promotionID
+        case .activity(let e): promotion = e.promotionID
+        case .outcome(let e): promotion = e.promotionID
+        case .prediction, .announcement, .deadLetter: return false
+        }
+        let key = ItemKey(promotionID: promotion, itemID: event.itemID!)
+        if let i = index[key] {
+            records[i].apply(event)
+        } else {
+            index[key] = records.count
+            var record = ItemRecord(key: key)
+            record.apply(event)
+            records.append(record)
+        }
+        return true
+    }
+
+    public subscript(key: ItemKey) -> ItemRecord? { index[key].map { records[$0] } }
+}

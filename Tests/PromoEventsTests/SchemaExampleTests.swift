@@ -1,0 +1,124 @@
+import Foundation
+import PromoEvents
+import Testing
+
+let topics = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Topics")
+
+func files(_ folder: String) throws -> [URL] {
+    let url = topics.appendingPathComponent(folder)
+    return try FileManager.default.contentsOfDirectory(atPath: url.path).filter { $0.hasSuffix(".json") }.sorted()
+        .map { url.appendingPathComponent($0) }
+}
+
+@Test("every schema has an example, and each example decodes and encodes back to the same event")
+func examplesDecode() throws {
+    let schemas = try files("schemas").map { $0.lastPathComponent.replacingOccurrences(of: ".schema.json", with: "") }
+    let examples = try files("examples").map { $0.lastPathComponent.replacingOccurrences(of: ".json", with: "") }
+    #expect(schemas.count == 8)
+    #expect(Set(schemas) == Set(examples))
+    let decoder = EventDecoder(presaleDays: 20)
+    for url in try files("examples") {
+        let event = try decoder.decode(try Data(contentsOf: url))
+        #expect(event.schema.replacingOccurrences(of: "/", with: ".") + ".json" == url.lastPathComponent)
+        #expect(try decoder.decode(event.encoded()) == event, "\(url.lastPathComponent) round trip")
+    }
+}
+
+@Test("each invalid example is rejected naming the field its file says")
+func invalidExamplesRejected() throws {
+    let decoder = EventDecoder(presaleDays: 20)
+    let invalid = try files("examples/invalid")
+    #expect(invalid.count >= 6)
+    for url in invalid {
+        let wrapper = try JSONParser.parse(try Data(contentsOf: url))
+        let expected = try #require(wrapper["violation"]?.string)
+        let event = try #require(wrapper["event"])
+        #expect(throws: EventError.self) { try decoder.decode(event) }
+        do {
+            _ = try decoder.decode(event)
+        } catch {
+            #expect(error.path == expected, "\(url.lastPathComponent): \(error)")
+        }
+    }
+}
+
+/// Decodes `json` expecting a refusal; returns the message.
+func refusal(_ json: String, presaleDays: Int = 20) -> String? {
+    do {
+        _ = try EventDecoder(presaleDays: presaleDays).decode(Array(json.utf8))
+        return nil
+    } catch {
+        return error.description
+    }
+}
+
+let sales = #"{"schema":"daily_sales/1","item_id":"i1","promotion_id":"p","day":3,"sales":{"gmv":12.5,"units":1,"price":12.5}}"#
+
+@Test("decoding refuses each kind of bad input with a message naming the field")
+func refusalsNameTheField() {
+    func variant(_ from: String, _ to: String) -> String {
+        precondition(sales.contains(from))
+        return sales.replacingOccurrences(of: from, with: to)
+    }
+    #expect(refusal(sales) == nil)
+    #expect(refusal(variant(#""units":1"#, #""units":"1""#)) == "sales.units: expected a number, got a string")
+    #expect(refusal(variant(#""units":1"#, #""units":true"#)) == "sales.units: expected a number, got a boolean")
+    #expect(refusal(variant(#""item_id":"i1","#, "")) == "item_id: required")
+    #expect(refusal(variant(#","sales":{"gmv":12.5,"units":1,"price":12.5}"#, "")) == "sales: required")
+    #expect(refusal(variant(#""units":1"#, #""units":-2"#)) == "sales.units: must be ≥ 0, got -2.0")
+    #expect(refusal(variant(#""gmv":12.5"#, #""gmv":NaN"#))?.hasPrefix("sales.gmv: must be a finite number") == true)
+    #expect(refusal(variant(#""gmv":12.5"#, #""gmv":1e999"#))?.hasPrefix("sales.gmv: must be a finite number") == true)
+    #expect(refusal(variant(#""gmv":12.5"#, #""gmv":-Infinity"#))?.hasPrefix("sales.gmv: must be a finite number") == true)
+    #expect(refusal(variant(#""gmv":12.5"#, #""gmv":1e39"#))?.hasPrefix("sales.gmv: must be a finite number within float32") == true)
+    #expect(refusal(variant(#""day":3"#, #""day":21"#)) == "day: must be within the pre-sale window 1...20, got 21")
+    #expect(refusal(variant(#""day":3"#, #""day":0"#)) == "day: must be within the pre-sale window 1...20, got 0")
+    #expect(refusal(sales, presaleDays: 2) == "day: must be within the pre-sale window 1...2, got 3")
+    #expect(refusal(variant(#""day":3"#, #""day":3.5"#)) == "day: expected an integer, got 3.5")
+    #expect(refusal(variant(#""price":12.5"#, #""price":0"#)) == "sales.price: must be > 0, got 0.0")
+    #expect(refusal(variant(#""schema":"daily_sales/1""#, #""schema":"daily_sales/2""#)) == #"schema: unsupported schema "daily_sales/2""#)
+    #expect(refusal(#"{"a":1,"a":2}"#)?.contains("duplicate key") == true)
+    #expect(refusal("[1]") == "expected a JSON object, got an array")
+    #expect(refusal(#"{"schema":"daily_sales/1""#)?.hasPrefix("not valid JSON") == true)
+
+    let buyers = #"{"schema":"daily_buyers/1","item_id":"i1","promotion_id":"p","day":1,"buyers":{"age_18_24":0.5,"age_25_34":0.3,"gender_f":0.6,"gender_m":0.4}}"#
+    #expect(refusal(buyers) == "buyers.age: shares must sum to 1 (±0.01), got 0.8")
+    #expect(refusal(buyers.replacingOccurrences(of: "0.3", with: "0.5")) == nil)
+    #expect(refusal(buyers.replacingOccurrences(of: #""gender_f":0.6"#, with: #""gender_f":1.6"#))
+            == "buyers.gender_f: must be within [0, 1], got 1.6")
+}
+
+@Test("unknown fields are ignored, unknown numbers in named maps are carried, missing optional fields stay missing")
+func evolutionRules() throws {
+    let extended = sales.replacingOccurrences(of: #""day":3"#, with: #""day":3,"channel":{"x":[1]}"#)
+        .replacingOccurrences(of: #""units":1"#, with: #""units":1,"live_stream_views":40,"note":"x""#)
+    guard case .sales(let event) = try EventDecoder().decode(Array(extended.utf8)) else {
+        Issue.record("not a sales event")
+        return
+    }
+    #expect(event.sales == ["gmv": 12.5, "units": 1, "price": 12.5, "live_stream_views": 40])
+    #expect(event.sales["orders"] == nil)
+    #expect(event.date == nil)
+}
+
+@Test("the parser reads what JSON allows and the writer's output parses back")
+func parserAndWriter() throws {
+    let value = try JSONParser.parse(#" {"s":"a\"b\\\u00e9\ud83d\ude00\n","n":[-0.5e2,0,12345678901234567,true,false,null]} "#)
+    #expect(value["s"] == .string("a\"b\\é😀\n"))
+    #expect(value["n"] == .array([.number(-50), .number(0), .number(12345678901234567), .bool(true), .bool(false), .null]))
+    for bad in ["{\"a\":01}", "{\"a\":1,}", "{\"a\":\"\u{01}\"}", "[1] x", "{\"a\":tru}", "\"\\ud800\""] {
+        #expect(throws: JSONSyntaxError.self, "\(bad)") { try JSONParser.parse(bad) }
+    }
+    var w = JSONWriter()
+    w.beginObject()
+    w.field("text", "quote \" backslash \\ newline \n tab \t")
+    w.field("big", 1e300)
+    w.field("small", 1.5e-7)
+    w.field("integral", 42.0)
+    w.endObject()
+    let parsed = try JSONParser.parse(w.bytes)
+    #expect(parsed["text"] == .string("quote \" backslash \\ newline \n tab \t"))
+    #expect(parsed["big"] == .number(1e300))
+    #expect(parsed["small"] == .number(1.5e-7))
+    #expect(String(decoding: w.bytes, as: UTF8.self).contains(#""integral":42"#))
+}
