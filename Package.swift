@@ -48,6 +48,8 @@ let package = Package(
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
         .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents"]),
+        .testTarget(name: "PromoEvaluationTests",
+                    dependencies: ["PromoEvaluation", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: ["PromoCLI", "DINOP"]),
     ]

@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 Deploy/setup.sh
 # One OpenBLAS thread per process: the tests run in parallel on few cores.
 export OPENBLAS_NUM_THREADS=1
+# The topic specs, JSON Schemas and their examples agree (the Swift tests check the decoder against the same examples).
+python3 Tests/Fixtures/check_schemas.py
 swift test

@@ -84,6 +84,20 @@ public struct Trainer {
         }
     }
 
+    /// Starts the GMV and best-seller heads at the training set's mean log GMV and best-seller log-odds, so that a
+    /// fresh model does not spend its first epochs climbing from 0 to a log GMV of 10 (money scales differ by market).
+    public static func fitOutputBiases(_ parameters: inout Parameters<Float>, to examples: [TrainingExample]) {
+        let gmv = examples.compactMap(\.labels.gmv)
+        if !gmv.isEmpty, parameters.layout.spec("head.gmv.fc2.bias") != nil {
+            parameters["head.gmv.fc2.bias"] = [Float(gmv.reduce(0) { $0 + Foundation.log1p($1) } / Double(gmv.count))]
+        }
+        let best = examples.compactMap(\.labels.bestSeller)
+        if !best.isEmpty, parameters.layout.spec("head.bsp.fc2.bias") != nil {
+            let rate = min(max(Double(best.filter { $0 }.count) / Double(best.count), 1e-4), 1 - 1e-4)
+            parameters["head.bsp.fc2.bias"] = [Float(Foundation.log(rate / (1 - rate)))]
+        }
+    }
+
     /// One pass over `examples` in a seeded random order; returns the mean training loss.
     public mutating func epoch(_ examples: [TrainingExample]) -> LossBreakdown {
         var order = Array(examples.indices)
@@ -152,7 +166,10 @@ public struct Trainer {
         fitNormalisation: Bool = true, progress: (EpochReport) -> Void = { _ in }
     ) -> DINOPModel {
         var start = model
-        if fitNormalisation { Self.fitNormalisation(&start.parameters, to: training) }
+        if fitNormalisation {
+            Self.fitNormalisation(&start.parameters, to: training)
+            Self.fitOutputBiases(&start.parameters, to: training)
+        }
         var trainer = Trainer(model: start, options: options)
         var best = start.parameters
         var bestLoss = evaluate(best, on: validation, options: options.loss).total

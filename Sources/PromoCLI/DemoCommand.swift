@@ -39,7 +39,7 @@ struct DemoCommand: ParsableCommand {
         let test = try flags.load([folder.appendingPathComponent(testYear).path], label: testYear).labelled
         let start = try ModelShapeOptions.parse(["--rows", "4099"]).randomModel(seed: seed)
         let pipeline = FeaturePipeline(config: start.config)
-        let model = DINOPRun.train(start, training, pipeline: pipeline, options: flags.options, progress: flags.progress("demo"))
+        let model = try DINOPRun.train(start, training, pipeline: pipeline, options: flags.options, progress: flags.progress("demo"))
         let modelFile = folder.appendingPathComponent("model.safetensors")
         try model.write(to: modelFile)
 

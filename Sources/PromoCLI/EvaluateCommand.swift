@@ -35,7 +35,7 @@ struct EvaluateCommand: ParsableCommand {
         let trainingItems: LabelledItems, testItems: LabelledItems
         if let testFraction {
             let all = try training.load(trainPaths, label: "events").labelled
-            (trainingItems, testItems) = all.split(testFraction: testFraction, seed: training.seed)
+            (trainingItems, testItems) = all.split(fraction: testFraction, salt: "test-\(training.seed)")
         } else {
             trainingItems = try training.load(trainPaths, label: "training events").labelled
             testItems = try training.load(testPaths, label: "test events").labelled
@@ -66,19 +66,19 @@ struct EvaluateCommand: ParsableCommand {
             }
         }
         if !noAblation {
-            timed("DINOP-u (no buyer profiles)") {
+            try timed("DINOP-u (no buyer profiles)") {
                 var pipeline = FeaturePipeline(config: start.config)
                 pipeline.withoutBuyerProfiles = true
-                let trained = DINOPRun.train(start, trainingItems, pipeline: pipeline, options: training.options,
+                let trained = try DINOPRun.train(start, trainingItems, pipeline: pipeline, options: training.options,
                                              validationFraction: training.validation, progress: training.progress("DINOP-u"))
                 return DINOPRun.scores(trained, testItems, pipeline: pipeline)
             }
         }
         try timed("DINOP") {
             let pipeline = FeaturePipeline(config: start.config)
-            let trained = try model.map(loadModel) ?? DINOPRun.train(
+            let trained = try model.map(loadModel) ?? (try DINOPRun.train(
                 start, trainingItems, pipeline: pipeline, options: training.options,
-                validationFraction: training.validation, progress: training.progress("DINOP"))
+                validationFraction: training.validation, progress: training.progress("DINOP")))
             return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
         }
         print(EvaluationRow.table(rows, title: "\(title): \(trainingItems.count) training items, \(testItems.count) test items"))

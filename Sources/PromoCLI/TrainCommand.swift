@@ -84,7 +84,7 @@ struct TrainCommand: ParsableCommand {
         let items = try training.load(events, label: "training data").labelled
         guard items.count >= 10 else { throw ValidationError("only \(items.count) items have an outcome; need at least 10") }
         let start = try model.map(loadModel) ?? shape.randomModel(seed: training.seed)
-        let trained = DINOPRun.train(start, items, pipeline: FeaturePipeline(config: start.config),
+        let trained = try DINOPRun.train(start, items, pipeline: FeaturePipeline(config: start.config),
                                      options: training.options, validationFraction: training.validation,
                                      progress: training.progress("train"))
         try trained.write(to: URL(fileURLWithPath: out))

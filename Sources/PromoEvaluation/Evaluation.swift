@@ -85,6 +85,10 @@ public struct NaiveBaseline: Sendable {
     }
 }
 
+public struct TrainingDataError: Error, CustomStringConvertible {
+    public var description: String
+}
+
 /// DINOP trained on the training items and scored on the test items.
 public enum DINOPRun {
     public static func scores(_ model: DINOPModel, _ test: LabelledItems, pipeline: FeaturePipeline) -> ItemScores {
@@ -98,8 +102,11 @@ public enum DINOPRun {
     /// Trains from `model` on `training`, holding out `validationFraction` of it (by item) for early stopping.
     public static func train(_ model: DINOPModel, _ training: LabelledItems, pipeline: FeaturePipeline,
                              options: TrainingOptions, validationFraction: Double = 0.1,
-                             progress: (EpochReport) -> Void) -> DINOPModel {
-        let (fit, validation) = training.split(testFraction: validationFraction, seed: options.seed)
+                             progress: (EpochReport) -> Void) throws -> DINOPModel {
+        let (fit, validation) = training.split(fraction: validationFraction, salt: "validation-\(options.seed)")
+        guard !validation.records.isEmpty, !fit.records.isEmpty else {
+            throw TrainingDataError(description: "\(training.count) items are too few to hold out \(validationFraction) for validation")
+        }
         return Trainer.train(model, training: fit.examples(pipeline), validation: validation.examples(pipeline),
                              options: options, progress: progress)
     }

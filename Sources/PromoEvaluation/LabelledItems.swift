@@ -49,11 +49,12 @@ public struct LabelledItems: Sendable {
         LabelledItems(records: indices.map { records[$0] }, labels: indices.map { labels[$0] })
     }
 
-    /// A stable split by a hash of the item id: the same item always falls on the same side. Labels keep the
-    /// values computed over the whole promotion.
-    public func split(testFraction: Double, seed: UInt64) -> (training: LabelledItems, test: LabelledItems) {
+    /// A stable split by a hash of the salt and the item id: the same item always falls on the same side for the
+    /// same salt, and different salts (a test split, then a validation split of the rest) split independently.
+    /// Labels keep the values computed over the whole promotion.
+    public func split(fraction: Double, salt: String) -> (rest: LabelledItems, held: LabelledItems) {
         let test = records.indices.filter {
-            Double((fnv1a64(records[$0].key.itemID) ^ seed) % 10_000) < testFraction * 10_000
+            Double(fnv1a64("\(salt)/\(records[$0].key.itemID)") % 10_000) < fraction * 10_000
         }
         let testSet = Set(test)
         return (subset(records.indices.filter { !testSet.contains($0) }), subset(test))

@@ -207,9 +207,9 @@ public struct PromotionWorld: Sendable {
             let rate = exp(logRate)
             let listPrice = (exp(industryLogPrice[industry] + 0.6 * rng.normal()) * 100).rounded() / 100 + 0.01
             // The item's usual buyer mix, and the mix its pre-sale draws this year (which the promotion day follows).
-            let alpha = zip(promotion.segmentShare, industryAffinity[industry]).map { 8 * $0 * $1 }
+            let alpha = zip(promotion.segmentShare, industryAffinity[industry]).map { 4 * $0 * $1 }
             let usual = rng.dirichlet(alpha)
-            var presaleMix = usual.map { $0 * exp(0.6 * rng.normal()) }
+            var presaleMix = usual.map { $0 * exp(0.9 * rng.normal()) }
             let mixTotal = presaleMix.reduce(0, +)
             presaleMix = presaleMix.map { $0 / mixTotal }
             let conversion = zip(presaleMix, segments).reduce(0) { $0 + $1.0 * $1.1.conversion } / meanConversion
@@ -267,7 +267,8 @@ public struct PromotionWorld: Sendable {
                 let fee = (rng.uniform(0, 50) * 100).rounded() / 100
                 let duration = [1.0, 3, 7][Int(rng.next() % 3)]
                 let margin = industryMargin[industry] + 0.1 * rng.normal()
-                let logit = 1.0 + 8 * (margin - depth) + 0.4 * logRate - 0.04 * fee + brandEffect[brand]
+                // Sellers whose buyers answer discounts (a converting mix) join more.
+                let logit = 1.0 + 8 * (margin - depth) + 0.4 * logRate - 0.04 * fee + brandEffect[brand] + 2 * Foundation.log(conversion)
                 joined = rng.sigmoid(logit)
                 if joined! { activityBoost = 1 + depth }
                 lines[3].append(.activity(ActivityOffer(
@@ -281,7 +282,7 @@ public struct PromotionWorld: Sendable {
             // The promotion day: most pre-orders convert, traced buyers return by their segments' conversion, and
             // more than half the units come from buyers with no pre-sale trace, at the rate their segment mix sets.
             let traced = rng.poisson(0.9 * Double(deposits) + 0.1 * tracedIntent)
-            let untraced = rng.poisson(19 * rate * conversion * activityBoost * exp(0.35 * rng.normal() - 0.06))
+            let untraced = rng.poisson(17 * rate * pow(conversion, 1.5) * activityBoost * exp(0.35 * rng.normal() - 0.06))
             let promoPrice = listPrice * (1 - min(discount + rng.uniform(0.05, 0.25), 0.7))
             let units = Double(traced + untraced)
             let gmv = (units * promoPrice * 100).rounded() / 100
