@@ -51,6 +51,8 @@ let package = Package(
         .testTarget(name: "PromoEvaluationTests",
                     dependencies: ["PromoEvaluation", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
-        .testTarget(name: "PromoCLITests", dependencies: ["PromoCLI", "DINOP"]),
+        .testTarget(name: "PromoCLITests", dependencies: [
+            "PromoCLI", "DINOP", "PromoEvents",
+        ]),
     ]
 )

@@ -40,12 +40,14 @@ public struct Trainer {
     public private(set) var parameters: Parameters<Float>
     public let options: TrainingOptions
     private var accumulator: [Float]
+    private var gradient: Parameters<Float>
     private var rng: SeededGenerator
 
     public init(model: DINOPModel, options: TrainingOptions) {
         parameters = model.parameters
         self.options = options
         accumulator = Array(repeating: 0, count: model.parameters.values.count)
+        gradient = .zeros(model.parameters.layout)
         rng = SeededGenerator(seed: options.seed)
     }
 
@@ -110,7 +112,9 @@ public struct Trainer {
                                  labels: batch.map(\.labels))
             pass.forward(dropout: options.loss.dropout, rng: &rng)
             let (loss, dOutputs) = pass.loss(options: options.loss)
-            var gradient = Parameters<Float>.zeros(parameters.layout)
+            // One gradient buffer for the whole run: a fresh one per batch cost a page fault per 4 KiB of
+            // embedding tables (most of a small data set's training time went to the kernel).
+            gradient.values.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
             pass.backward(dOutputs: dOutputs, options: options.loss, into: &gradient)
             applyAdagrad(gradient)
             total.add(loss)

@@ -74,3 +74,35 @@ struct CommandTests {
         #expect(!NativeLibraries.rdkafka.isEmpty)
     }
 }
+
+@Suite("generate, train and evaluate from the command line")
+struct PipelineCommandTests {
+    @Test("a generated world trains a model that evaluate scores, and bad input is refused with a reason")
+    func generateTrainEvaluate() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("promo-pipeline-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func run(_ arguments: [String]) throws {
+            var command = try PromoCommand.parseAsRoot(arguments)
+            try command.run()
+        }
+        let world = folder.appendingPathComponent("world").path
+        try run(["generate", "--out", world, "--items", "400", "--days", "6", "--seed", "4"])
+        let model = folder.appendingPathComponent("m.safetensors").path
+        try run(["train", "\(world)/double11-2025", "--out", model, "--epochs", "2", "--hidden", "8", "--attention", "4",
+                 "--encoder-width", "8", "--head-hidden", "8", "--rows", "101", "--presale-days", "6"])
+        let trained = try DINOPModel(contentsOf: URL(fileURLWithPath: model))
+        #expect(trained.config.hidden == 8 && trained.layout.dims.embeddingRows == [101, 101, 101, 101])
+        // A model trained on the training year starts from its mean log GMV, not from 0.
+        #expect(trained.parameters["head.gmv.fc2.bias"].first! > 3)
+        try run(["evaluate", "--train", "\(world)/double11-2025", "--test", "\(world)/double11-2026", "--model", model,
+                 "--no-gbdt", "--no-ablation", "--presale-days", "6"])
+        // --test and --test-fraction exclude each other; a missing folder is an error, not a crash.
+        do {
+            try run(["evaluate", "--train", "\(world)/double11-2025", "--test", "\(world)/double11-2026", "--test-fraction", "0.2"])
+            Issue.record("evaluate accepted both --test and --test-fraction")
+        } catch {
+            #expect("\(error)".contains("give exactly one of --test and --test-fraction"))
+        }
+        #expect(throws: (any Error).self) { try run(["train", "\(world)/nonexistent", "--out", model]) }
+    }
+}
