@@ -60,7 +60,7 @@ public struct EvaluationRow: Sendable {
 
 /// The naive baseline: promotion-day GMV is a multiple, fitted on the training items, of an item's recent pre-sale
 /// GMV (its mean daily GMV over the last `recentDays` days with a known GMV); best-seller and slot follow from those
-/// GMVs by the labels' own rules.
+/// GMVs by the labels' own rules, within each promotion.
 public struct NaiveBaseline: Sendable {
     public var recentDays = 3
     public private(set) var multiple = 0.0
@@ -80,7 +80,11 @@ public struct NaiveBaseline: Sendable {
 
     public func scores(_ test: LabelledItems) -> ItemScores {
         let gmv = test.records.map { multiple * recentGMV($0) }
-        let (_, slot) = PromotionLabels.compute(gmv: gmv, industry: test.records.map(\.industry))
+        var slot = [Int](repeating: 10, count: gmv.count)
+        for members in Dictionary(grouping: gmv.indices, by: { test.records[$0].key.promotionID }).values {
+            let slots = PromotionLabels.compute(gmv: members.map { gmv[$0] }, industry: members.map { test.records[$0].industry }).slot
+            for (k, i) in members.enumerated() { slot[i] = slots[k] }
+        }
         return ItemScores(gmv: gmv, bsp: gmv, slot: slot, ja: nil)
     }
 }

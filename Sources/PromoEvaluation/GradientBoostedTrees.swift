@@ -58,7 +58,7 @@ public struct GradientBoostedTrees {
         header += config.names(.act).map { "f_act_\($0)" }
         var out = header.joined(separator: ",") + "\n"
         func number(_ v: Float) -> String { v.isNaN ? "" : "\(v)" }
-        func clean(_ s: String?) -> String { (s ?? "").replacingOccurrences(of: ",", with: " ").replacingOccurrences(of: "\n", with: " ") }
+        func clean(_ s: String?) -> String { Self.clean(s) }
         for (record, labels) in zip(items.records, items.labels) {
             let logGMV: String = labels.gmv.map { "\(Foundation.log1p($0))" } ?? ""
             let best: String = labels.bestSeller.map { $0 ? "1" : "0" } ?? ""
@@ -79,15 +79,23 @@ public struct GradientBoostedTrees {
         return Data(out.utf8)
     }
 
+    /// The peer reads plain CSV: characters that would need quoting become spaces.
+    static func clean(_ s: String?) -> String {
+        String((s ?? "").map { [",", "\"", "\n", "\r", "\r\n"].contains($0) ? " " : $0 })
+    }
+
     func parse(_ text: String, expected ids: [String]) throws -> ItemScores {
         let lines = text.split(separator: "\n")
         guard lines.first == "item_id,gmv,bsp,ss,ja", lines.count == ids.count + 1 else {
             throw Failure(description: "predictions: expected a header and \(ids.count) rows, got \(lines.count) lines")
         }
         var gmv: [Double] = [], bsp: [Double] = [], slot: [Int] = [], ja: [Double?] = []
-        for line in lines.dropFirst() {
+        for (line, id) in zip(lines.dropFirst(), ids) {
             let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             guard cells.count == 5, let g = Double(cells[1]) else { throw Failure(description: "predictions: bad row \(line)") }
+            guard cells[0] == Self.clean(id) else {
+                throw Failure(description: "predictions: expected item \(id) in input order, got \(cells[0])")
+            }
             gmv.append(g)
             bsp.append(Double(cells[2]) ?? 0)
             slot.append(Int(cells[3]) ?? 10)

@@ -254,21 +254,26 @@ struct Fields {
     }
 
     /// Bucket shares: each within [0, 1], and those of each dimension present summing to 1.
+    private var knownDimensions: [Substring] { Vocabulary.buyerDimensions.map { Substring($0.dimension) } }
+
     func shares() throws(EventError) -> [String: Double] {
         var out: [String: Double] = [:]
         var sums: [Substring: Double] = [:]
         for name in map.keys.sorted() {
             let value = map[name]!
             if value == .null { continue }
-            // An unknown bucket that is not a number is ignored (a later minor version may add such fields).
-            if value.number == nil && !Vocabulary.buyerBuckets.contains(name) { continue }
+            // A name outside the known dimensions (a later minor version's field) is carried when it is a finite
+            // number and ignored otherwise; only the known dimensions' shares can be checked.
+            guard Vocabulary.buyerBuckets.contains(name) || knownDimensions.contains(Vocabulary.dimension(of: name)) else {
+                if let n = value.number, n.isFinite, abs(n) <= Double(Float.greatestFiniteMagnitude) { out[name] = n }
+                continue
+            }
             let n = try Self.finite(value, path: child(name))
             if let problem = Vocabulary.Range.fraction.check(n) { throw EventError(path: child(name), reason: problem) }
             out[name] = n
             sums[Vocabulary.dimension(of: name), default: 0] += n
         }
-        let order = Vocabulary.buyerDimensions.map { Substring($0.dimension) }
-        for dimension in order + sums.keys.sorted() where sums[dimension] != nil {
+        for dimension in knownDimensions where sums[dimension] != nil {
             let sum = sums[dimension]!
             guard abs(sum - 1) <= Vocabulary.shareTolerance else {
                 throw EventError(path: child(String(dimension)),

@@ -99,6 +99,17 @@ func evolutionRules() throws {
     #expect(event.sales == ["gmv": 12.5, "units": 1, "price": 12.5, "live_stream_views": 40])
     #expect(event.sales["orders"] == nil)
     #expect(event.date == nil)
+
+    // In a buyer mix, names outside the known dimensions are carried unchecked; a new bucket of a known dimension
+    // is a share of it.
+    let buyers = #"{"schema":"daily_buyers/1","item_id":"i","promotion_id":"p","day":1,"buyers":{"gender_f":0.5,"gender_m":0.5,"count":57,"region_north":0.4,"flag":"x"}}"#
+    guard case .buyers(let mix) = try EventDecoder().decode(Array(buyers.utf8)) else {
+        Issue.record("not a buyers event")
+        return
+    }
+    #expect(mix.buyers == ["gender_f": 0.5, "gender_m": 0.5, "count": 57, "region_north": 0.4])
+    #expect(refusal(buyers.replacingOccurrences(of: #""gender_m":0.5"#, with: #""gender_m":0.3,"gender_x":0.3"#))
+            == "buyers.gender: shares must sum to 1 (±0.01), got 1.1")
 }
 
 @Test("the parser reads what JSON allows and the writer's output parses back")
