@@ -29,6 +29,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Items per minibatch.") var batch = 128
     @Option(help: "Epochs without a better validation loss before stopping.") var patience = 3
     @Option(help: "Share of the training items held out for validation (by item id).") var validation = 0.1
+    @Option(help: "Dropout on the representation before the heads.") var dropout = 0.1
+    @Option(help: "L2 penalty on the weight matrices.") var l2 = 1e-5
     @Option(help: "Seed of initialisation, shuffling and splits.") var seed: UInt64 = 1
     @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
 
@@ -39,6 +41,8 @@ struct TrainingFlags: ParsableArguments {
         options.batchSize = batch
         options.patience = patience
         options.seed = seed
+        options.loss.dropout = dropout
+        options.loss.l2 = l2
         return options
     }
 
