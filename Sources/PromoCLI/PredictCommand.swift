@@ -8,15 +8,9 @@ import PromoFeatures
 /// event per item, with the activity it was asked about when it has one.
 public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventDecoder = EventDecoder(),
                            producedAt: Date = Date()) throws -> (predictions: [PredictionEvent], rejected: [RejectedLine]) {
-    var items = ItemRecords()
     var rejected: [RejectedLine] = []
-    for file in eventFiles {
-        try EventFile.read(file, decoder: decoder, rejected: { rejected.append($0) }) { items.apply($0) }
-    }
-    let pipeline = FeaturePipeline(config: model.config)
-    let network = Network(model.parameters)
-    var scorer = Scorer(network: network, capacity: 256)
-    let predictions = scorer.predict(items.records.map { network.encode(pipeline.raw($0)) })
+    let items = try ItemRecords.read(eventFiles, decoder: decoder) { rejected.append($0) }
+    let predictions = FeaturePipeline(config: model.config).predictions(model, for: items.records)
     let timestamp = ISO8601DateFormatter().string(from: producedAt)
     let events = zip(items.records, predictions).map { record, p in
         PredictionEvent(itemID: record.key.itemID, promotionID: record.key.promotionID, modelVersion: model.version,

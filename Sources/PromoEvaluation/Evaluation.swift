@@ -96,9 +96,7 @@ public struct TrainingDataError: Error, CustomStringConvertible {
 /// DINOP trained on the training items and scored on the test items.
 public enum DINOPRun {
     public static func scores(_ model: DINOPModel, _ test: LabelledItems, pipeline: FeaturePipeline) -> ItemScores {
-        let network = Network(model.parameters)
-        var scorer = Scorer(network: network, capacity: 256)
-        let predictions = scorer.predict(test.records.map { network.encode(pipeline.raw($0)) })
+        let predictions = pipeline.predictions(model, for: test.records)
         return ItemScores(gmv: predictions.map { $0.gmv ?? 0 }, bsp: predictions.map { $0.bsp ?? 0 },
                           slot: predictions.map { $0.slot ?? 10 }, ja: predictions.map(\.ja))
     }

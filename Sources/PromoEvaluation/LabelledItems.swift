@@ -21,11 +21,7 @@ public struct LabelledItems: Sendable {
     /// Reads event files, or every `.jsonl` file of a folder. Rejected lines go to `rejected`.
     public static func load(_ paths: [String], decoder: EventDecoder,
                             rejected: (RejectedLine) -> Void) throws -> LabelledItems {
-        var items = ItemRecords()
-        for url in try files(paths) {
-            try EventFile.read(url, decoder: decoder, rejected: rejected) { items.apply($0) }
-        }
-        return LabelledItems(records: items.records)
+        LabelledItems(records: try ItemRecords.read(try files(paths), decoder: decoder, rejected: rejected).records)
     }
 
     static func files(_ paths: [String]) throws -> [URL] {

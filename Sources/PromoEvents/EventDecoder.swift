@@ -186,10 +186,12 @@ struct Fields {
         return try object(name)
     }
 
+    static func fitsFloat32(_ n: Double) -> Bool { n.isFinite && abs(n) <= Double(Float.greatestFiniteMagnitude) }
+
     /// A finite number that float32 can hold (the model computes in float32).
     static func finite(_ value: JSONValue, path: String) throws(EventError) -> Double {
         guard let n = value.number else { throw EventError(path: path, reason: "expected a number, got \(value.kind)") }
-        guard n.isFinite, abs(n) <= Double(Float.greatestFiniteMagnitude) else {
+        guard Self.fitsFloat32(n) else {
             throw EventError(path: path, reason: "must be a finite number within float32 range, got \(n)")
         }
         return n
@@ -248,7 +250,7 @@ struct Fields {
         }
         let knownNames = Set(known.map(\.0))
         for (name, value) in map where !knownNames.contains(name) {
-            if let n = value.number, n.isFinite, abs(n) <= Double(Float.greatestFiniteMagnitude) { out[name] = n }
+            if let n = value.number, Self.fitsFloat32(n) { out[name] = n }
         }
         return out
     }
@@ -265,7 +267,7 @@ struct Fields {
             // A name outside the known dimensions (a later minor version's field) is carried when it is a finite
             // number and ignored otherwise; only the known dimensions' shares can be checked.
             guard Vocabulary.buyerBuckets.contains(name) || knownDimensions.contains(Vocabulary.dimension(of: name)) else {
-                if let n = value.number, n.isFinite, abs(n) <= Double(Float.greatestFiniteMagnitude) { out[name] = n }
+                if let n = value.number, Self.fitsFloat32(n) { out[name] = n }
                 continue
             }
             let n = try Self.finite(value, path: child(name))

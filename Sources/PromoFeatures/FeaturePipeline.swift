@@ -28,6 +28,15 @@ public struct FeaturePipeline: Sendable {
     }
 }
 
+extension FeaturePipeline {
+    /// The model's predictions for records, in order, from all their days.
+    public func predictions(_ model: DINOPModel, for records: [ItemRecord]) -> [Prediction] {
+        let network = Network(model.parameters)
+        var scorer = Scorer(network: network, capacity: 256)
+        return scorer.predict(records.map { network.encode(raw($0)) })
+    }
+}
+
 /// Training labels of a promotion's items, from their outcomes (MODEL.md's label rules for BSP and SS).
 public enum OutcomeLabels {
     /// Labels per record, in order; records without an outcome get no labels and take no part in BSP / SS.

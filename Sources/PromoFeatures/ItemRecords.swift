@@ -1,4 +1,5 @@
 import DINOP
+import Foundation
 import PromoEvents
 
 /// An item in a promotion: state and labels are per (promotion, item), as an item takes part in many promotions.
@@ -75,4 +76,14 @@ public struct ItemRecords: Sendable {
     }
 
     public subscript(key: ItemKey) -> ItemRecord? { index[key].map { records[$0] } }
+
+    /// The records of event files, in order of first appearance; each rejected line goes to `rejected`.
+    public static func read(_ files: [URL], decoder: EventDecoder,
+                            rejected: (RejectedLine) -> Void) throws -> ItemRecords {
+        var items = ItemRecords()
+        for file in files {
+            try EventFile.read(file, decoder: decoder, rejected: rejected) { items.apply($0) }
+        }
+        return items
+    }
 }
