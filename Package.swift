@@ -15,7 +15,8 @@ let package = Package(
     targets: [
         // System libraries. Deploy/setup.sh installs their Debian -dev packages.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // librdkafka 2.8.0, built from Debian's source package by Deploy/local/librdkafka.sh into /usr/local.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka"),
         .systemLibrary(name: "CJemalloc", pkgConfig: "jemalloc", providers: [.apt(["libjemalloc-dev"])]),
 
         // The DINOP model math: features, forward, backward, training, weight files, labels.
@@ -28,11 +29,22 @@ let package = Package(
         // Knows nothing of the model or of Kafka.
         .target(name: "PromoEvents"),
 
+        // A Swift wrapper of librdkafka: group consumer, idempotent and transactional producer, admin.
+        // Knows nothing of the model or of the events.
+        .target(name: "PromoKafka", dependencies: ["CRdKafka"]),
+
+        // librdkafka's mock cluster in its own process: the broker of the exactly-once and fault tests.
+        .executableTarget(name: "promo-mock-broker", dependencies: ["CRdKafka"]),
+
         // The promotion-world generator and the Taobao 11.11 importer: data as events.
         .target(name: "PromoWorld", dependencies: ["PromoEvents"]),
 
         // Events → the model's vectors and labels.
         .target(name: "PromoFeatures", dependencies: ["DINOP", "PromoEvents"]),
+
+        // The stream processor without Kafka: per-item state, day joins, incremental batched scoring, changelog
+        // records, rollups, dead letters.
+        .target(name: "PromoStream", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"]),
 
         // Offline evaluation: metrics, the naive and gradient-boosted-trees baselines, DINOP runs.
         .target(name: "PromoEvaluation", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"],
@@ -50,6 +62,8 @@ let package = Package(
         .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents"]),
         .testTarget(name: "PromoEvaluationTests",
                     dependencies: ["PromoEvaluation", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
+        .testTarget(name: "PromoStreamTests",
+                    dependencies: ["PromoStream", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: [
             "PromoCLI", "DINOP", "PromoEvents",

@@ -13,10 +13,8 @@ public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventD
     let predictions = FeaturePipeline(config: model.config).predictions(model, for: items.records)
     let timestamp = ISO8601DateFormatter().string(from: producedAt)
     let events = zip(items.records, predictions).map { record, p in
-        PredictionEvent(itemID: record.key.itemID, promotionID: record.key.promotionID, modelVersion: model.version,
-                        daysSeen: p.daysSeen, gmv: p.gmv ?? 0, bsp: p.bsp ?? 0, ss: p.slot ?? 10,
-                        ssProbabilities: p.slotProbabilities ?? Array(repeating: 0.1, count: 10), ja: p.ja,
-                        activityID: p.ja == nil ? nil : record.activity?.activityID, producedAt: timestamp)
+        PredictionEvent(p, key: record.key, modelVersion: model.version, activityID: record.activity?.activityID,
+                        producedAt: timestamp, asOfDay: record.days.last)
     }
     return (events, rejected)
 }

@@ -100,7 +100,10 @@ public struct EventDecoder: Sendable {
             itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
             modelVersion: try f.integer("model_version", in: 1...Int.max), daysSeen: try f.integer("days_seen", in: 0...Int.max),
             gmv: try f.number("gmv", .nonNegative), bsp: try f.number("bsp", .fraction), ss: try f.integer("ss", in: 1...10),
-            ssProbabilities: probabilities, ja: ja, activityID: activityID, producedAt: try f.nonEmptyString("produced_at"))
+            ssProbabilities: probabilities, ja: ja, activityID: activityID, producedAt: try f.nonEmptyString("produced_at"),
+            asOfDay: try f.optionalInteger("as_of_day", in: 1...Int.max),
+            sequence: try f.optionalInteger("sequence", in: 1...Int.max),
+            daysWithoutBuyers: try f.optionalIntegerArray("days_without_buyers", in: 1...Int.max))
     }
 
     private func announcement(_ f: Fields) throws(EventError) -> ModelAnnouncement {
@@ -209,18 +212,31 @@ struct Fields {
     }
 
     func integer(_ name: String, in bounds: ClosedRange<Int>) throws(EventError) -> Int {
-        let value = try required(name)
-        guard let n = value.number else { throw EventError(path: child(name), reason: "expected an integer, got \(value.kind)") }
+        try Self.integer(try required(name), path: child(name), in: bounds)
+    }
+
+    static func integer(_ value: JSONValue, path: String, in bounds: ClosedRange<Int>) throws(EventError) -> Int {
+        guard let n = value.number else { throw EventError(path: path, reason: "expected an integer, got \(value.kind)") }
         guard n.isFinite, n == n.rounded(), abs(n) < 9_007_199_254_740_992 else {
-            throw EventError(path: child(name), reason: "expected an integer, got \(n)")
+            throw EventError(path: path, reason: "expected an integer, got \(n)")
         }
         let i = Int(n)
         guard bounds.contains(i) else {
             let lower = bounds.lowerBound == Int.min ? "" : "≥ \(bounds.lowerBound)"
             let upper = bounds.upperBound == Int.max ? "" : "≤ \(bounds.upperBound)"
-            throw EventError(path: child(name), reason: "must be \([lower, upper].filter { !$0.isEmpty }.joined(separator: " and ")), got \(i)")
+            throw EventError(path: path, reason: "must be \([lower, upper].filter { !$0.isEmpty }.joined(separator: " and ")), got \(i)")
         }
         return i
+    }
+
+    func optionalIntegerArray(_ name: String, in bounds: ClosedRange<Int>) throws(EventError) -> [Int]? {
+        guard let value = map[name], value != .null else { return nil }
+        guard let elements = value.array else { throw EventError(path: child(name), reason: "expected an array, got \(value.kind)") }
+        var out: [Int] = []
+        for (i, element) in elements.enumerated() {
+            out.append(try Self.integer(element, path: "\(child(name))[\(i)]", in: bounds))
+        }
+        return out
     }
 
     func optionalInteger(_ name: String, in bounds: ClosedRange<Int>) throws(EventError) -> Int? {

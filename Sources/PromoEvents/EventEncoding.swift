@@ -46,6 +46,14 @@ extension Event {
             if let ja = e.ja { w.field("ja", ja) }
             if let activity = e.activityID { w.field("activity_id", activity) }
             w.field("produced_at", e.producedAt)
+            if let day = e.asOfDay { w.field("as_of_day", day) }
+            if let sequence = e.sequence { w.field("sequence", sequence) }
+            if let days = e.daysWithoutBuyers {
+                w.key("days_without_buyers")
+                w.beginArray()
+                days.forEach { w.number(Double($0)) }
+                w.endArray()
+            }
         case .announcement(let e):
             w.field("version", e.version)
             w.key("parent")

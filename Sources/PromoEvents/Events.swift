@@ -116,9 +116,17 @@ public struct PredictionEvent: Sendable, Equatable {
     public var activityID: String?
     /// RFC 3339, UTC.
     public var producedAt: String
+    /// The latest pre-sale day the prediction has seen (the service's "as of"); nil before any day.
+    public var asOfDay: Int?
+    /// Counts the item's predictions from one producer: a consumer keeps the highest it has seen.
+    public var sequence: Int?
+    /// Days applied without their buyer profile (after the grace period, or closed by a later day): their
+    /// buyer features took the missing-value default. Empty when every day had one.
+    public var daysWithoutBuyers: [Int]?
 
     public init(itemID: String, promotionID: String, modelVersion: Int, daysSeen: Int, gmv: Double, bsp: Double,
-                ss: Int, ssProbabilities: [Double], ja: Double? = nil, activityID: String? = nil, producedAt: String) {
+                ss: Int, ssProbabilities: [Double], ja: Double? = nil, activityID: String? = nil, producedAt: String,
+                asOfDay: Int? = nil, sequence: Int? = nil, daysWithoutBuyers: [Int]? = nil) {
         self.itemID = itemID
         self.promotionID = promotionID
         self.modelVersion = modelVersion
@@ -130,6 +138,9 @@ public struct PredictionEvent: Sendable, Equatable {
         self.ja = ja
         self.activityID = activityID
         self.producedAt = producedAt
+        self.asOfDay = asOfDay
+        self.sequence = sequence
+        self.daysWithoutBuyers = daysWithoutBuyers
     }
 }
 

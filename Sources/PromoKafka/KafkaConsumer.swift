@@ -1,0 +1,203 @@
+import CRdKafka
+
+/// A consumer-group member (or, with `assign`, a consumer of chosen partitions) with manual offset commits.
+///
+/// Not thread-safe: one thread owns it and calls `poll`, which runs the rebalance handlers synchronously on that
+/// same thread, so the owner can flush and commit before partitions go (the lesson of swift-kafka-client's
+/// rebalance issues). The owner is a dedicated thread, never a task of the Swift concurrency pool: `poll` blocks.
+public final class KafkaConsumer: @unchecked Sendable {
+    /// What a member does when partitions change hands.
+    public struct RebalanceHandlers {
+        /// Partitions were assigned; returns the offset to start each from (missing: the committed offset).
+        /// Runs before any message of these partitions is returned: restore their state here.
+        public var assigned: ([TopicPartition]) throws -> [TopicPartition: Int64]
+        /// Partitions are about to be taken away: finish and commit their work here.
+        public var revoked: ([TopicPartition]) throws -> Void
+
+        public init(assigned: @escaping ([TopicPartition]) throws -> [TopicPartition: Int64] = { _ in [:] },
+                    revoked: @escaping ([TopicPartition]) throws -> Void = { _ in }) {
+            self.assigned = assigned
+            self.revoked = revoked
+        }
+    }
+
+    let handle: OpaquePointer
+    private let box = OpaqueBox()
+    private let queue: OpaquePointer
+    private let handlers: RebalanceHandlers
+    /// An error thrown by a rebalance handler, rethrown from the `poll` that ran it.
+    private var handlerError: Error?
+    private var closed = false
+    public private(set) var assignment: Set<TopicPartition> = []
+    /// Partitions whose end was reached since the last `takeEndsReached` (needs `enable.partition.eof=true`).
+    private var endsReached: Set<TopicPartition> = []
+
+    /// `group.id` is required for `subscribe` and `commit`; `enable.auto.commit` is forced off.
+    public init(_ config: KafkaConfig, handlers: RebalanceHandlers = RebalanceHandlers()) throws {
+        var config = config
+        config["enable.auto.commit"] = "false"
+        if config["group.id"] == nil { config["group.id"] = "promo-unassigned-\(UInt64.random(in: 0...UInt64.max))" }
+        let conf = try config.make()
+        self.handlers = handlers
+        rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
+            let box = Unmanaged<OpaqueBox>.fromOpaque(opaque!).takeUnretainedValue()
+            if let consumer = box.consumer {
+                consumer.rebalance(err, partitions)
+            } else {
+                rd_kafka_assign(rk, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? partitions : nil)
+            }
+        }
+        // librdkafka copies the opaque when the handle is made, before `self` may be referenced: hence a box.
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
+        handle = try makeClient(RD_KAFKA_CONSUMER, conf)
+        rd_kafka_poll_set_consumer(handle)
+        queue = rd_kafka_queue_get_consumer(handle)
+        box.consumer = self
+    }
+
+    deinit {
+        if !closed { rd_kafka_consumer_close(handle) }
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(handle)
+    }
+
+    /// Joins the group for these topics; partitions arrive through the `assigned` handler during `poll`.
+    public func subscribe(_ topics: [String]) throws {
+        let list = PartitionList.make(topics.map { TopicPartition($0, Int32(RD_KAFKA_PARTITION_UA)) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_subscribe(handle, list), "subscribe to \(topics.joined(separator: ", "))")
+    }
+
+    /// Consumes exactly these partitions from these offsets, outside any group's assignment.
+    public func assign(_ offsets: [TopicPartition: Int64]) throws {
+        let list = PartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_assign(handle, list), "assign \(offsets.count) partitions")
+        assignment = Set(offsets.keys)
+    }
+
+    /// Up to `maxMessages` messages, waiting at most `timeoutMs` for the first. Runs rebalance handlers.
+    public func poll(maxMessages: Int, timeoutMs: Int32) throws -> [KafkaMessage] {
+        var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
+        let count = rd_kafka_consume_batch_queue(queue, timeoutMs, &buffer, maxMessages)
+        if let error = handlerError {
+            handlerError = nil
+            for message in buffer.prefix(max(count, 0)) { rd_kafka_message_destroy(message) }
+            throw error
+        }
+        guard count >= 0 else { throw KafkaError(code: rd_kafka_last_error(), "consume") }
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(count)
+        for pointer in buffer.prefix(count) {
+            guard let pointer else { continue }
+            defer { rd_kafka_message_destroy(pointer) }
+            let m = pointer.pointee
+            let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                endsReached.insert(TopicPartition(topic, m.partition))
+                continue
+            }
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                let error = KafkaError(code: m.err, "consume \(topic)[\(m.partition)]")
+                // Transport errors are retried inside librdkafka; only a fatal one ends the consumer.
+                if m.err == RD_KAFKA_RESP_ERR__FATAL { throw error }
+                continue
+            }
+            let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+            let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
+            messages.append(KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key,
+                                         value: value, timestamp: timestamp >= 0 ? timestamp : nil))
+        }
+        return messages
+    }
+
+    /// Partitions whose last message has been read since the previous call.
+    public func takeEndsReached() -> Set<TopicPartition> {
+        defer { endsReached = [] }
+        return endsReached
+    }
+
+    /// Commits the next offsets to read, synchronously.
+    public func commit(_ offsets: [TopicPartition: Int64]) throws {
+        guard !offsets.isEmpty else { return }
+        let list = PartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_commit(handle, list, 0), "commit offsets")
+        for (tp, _, err) in PartitionList.entries(list) where err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(code: err, "commit offset of \(tp)")
+        }
+    }
+
+    /// The group's committed offsets of these partitions (`KafkaOffset` logical values where none).
+    public func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) throws -> [TopicPartition: Int64] {
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_committed(handle, list, timeoutMs), "read committed offsets")
+        return Dictionary(PartitionList.entries(list).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Moves consumption of these partitions to these offsets (after an aborted transaction, say).
+    public func seek(_ offsets: [TopicPartition: Int64], timeoutMs: Int32 = 10_000) throws {
+        let list = PartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_seek_partitions(handle, list, timeoutMs), "seek")
+        for (tp, _, err) in PartitionList.entries(list) where err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(code: err, "seek \(tp)")
+        }
+    }
+
+    /// Low and high watermarks of a partition, from the broker.
+    public func watermarks(_ tp: TopicPartition, timeoutMs: Int32 = 10_000) throws -> (low: Int64, high: Int64) {
+        var low: Int64 = 0, high: Int64 = 0
+        try KafkaError.check(rd_kafka_query_watermark_offsets(handle, tp.topic, tp.partition, &low, &high, timeoutMs),
+                             "watermarks of \(tp)")
+        return (low, high)
+    }
+
+    /// The group's metadata, for a transactional producer's `sendOffsets`. The caller destroys it.
+    func groupMetadata() -> OpaquePointer { rd_kafka_consumer_group_metadata(handle) }
+
+    public var memberID: String {
+        guard let id = rd_kafka_memberid(handle) else { return "" }
+        defer { rd_kafka_mem_free(handle, id) }
+        return String(cString: id)
+    }
+
+    /// Leaves the group (running the `revoked` handler) and stops consuming.
+    public func close() throws {
+        guard !closed else { return }
+        closed = true
+        try KafkaError.check(rd_kafka_consumer_close(handle), "close the consumer")
+        if let error = handlerError { handlerError = nil; throw error }
+    }
+
+    private func rebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let changed = PartitionList.entries(partitions).map(\.0)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            var starts: [TopicPartition: Int64] = [:]
+            do { starts = try handlers.assigned(changed) } catch { handlerError = handlerError ?? error }
+            if let partitions {
+                for i in 0..<Int(partitions.pointee.cnt) {
+                    let element = partitions.pointee.elems[i]
+                    if let start = starts[TopicPartition(String(cString: element.topic), element.partition)] {
+                        partitions.pointee.elems[i].offset = start
+                    }
+                }
+            }
+            rd_kafka_assign(handle, partitions)
+            assignment.formUnion(changed)
+        default:
+            do { try handlers.revoked(changed) } catch { handlerError = handlerError ?? error }
+            rd_kafka_assign(handle, nil)
+            assignment.subtract(changed)
+        }
+    }
+}
+
+/// Lets the rebalance callback find the consumer during `rd_kafka_new`, before `self` can be referenced.
+private final class OpaqueBox {
+    weak var consumer: KafkaConsumer?
+}

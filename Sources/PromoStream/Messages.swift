@@ -1,0 +1,37 @@
+/// An input message as the processor sees it: where it came from (for dead letters and offsets) and its bytes.
+/// The processor knows nothing of Kafka; the service turns consumed messages into these.
+public struct InputMessage: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]
+
+    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+    }
+}
+
+/// What a record the processor emits is; the service maps each kind onto its topic.
+public enum OutputKind: Sendable, Hashable, CaseIterable {
+    /// `prediction/1`, keyed by item id.
+    case prediction
+    /// The item's binary state (`StateCodec`), keyed `<promotion_id>/<item_id>`, to the input's partition.
+    case changelog
+    /// `dead_letter/1`, keyed like the input it carries.
+    case deadLetter
+    /// `rollup/1`, keyed `<promotion_id>/<scope>/<id>/<partition>`.
+    case rollup
+}
+
+public struct OutputRecord: Sendable {
+    public var kind: OutputKind
+    /// An explicit partition (the changelog's), or nil for the producer's partitioner by key.
+    public var partition: Int32?
+    public var key: [UInt8]
+    public var value: [UInt8]
+}

@@ -1,0 +1,52 @@
+import PromoEvents
+import PromoFeatures
+
+/// Predicted GMV summed per promotion over the platform, each industry and each seller, for one partition's
+/// items (the paper's GMV at several granularities). A partition publishes its own sums, keyed
+/// `<promotion_id>/<scope>/<id>/<partition>`; a reader adds the latest record of every partition.
+struct Rollups {
+    struct Total {
+        var gmv = 0.0
+        var items = 0
+    }
+
+    /// By `<promotion_id>/<scope>/<id>`.
+    private(set) var totals: [String: Total] = [:]
+    private var parts: [String: (promotion: String, scope: String, id: String)] = [:]
+
+    /// Adds (`sign` 1) or takes away (−1) an item's last predicted GMV; returns the sums it touched.
+    @discardableResult
+    mutating func add(_ state: ItemState, sign: Int, fields: [String]) -> [String] {
+        guard let gmv = state.lastGMV else { return [] }
+        var scopes = [("platform", "all")]
+        for scope in ["industry", "seller"] {
+            if let i = fields.firstIndex(of: scope), let id = state.sii[i], !id.isEmpty { scopes.append((scope, id)) }
+        }
+        return scopes.map { scope, id in
+            let key = "\(state.key.promotionID)/\(scope)/\(id)"
+            parts[key] = (state.key.promotionID, scope, id)
+            var total = totals[key] ?? Total()
+            total.items += sign
+            total.gmv = total.items == 0 ? 0 : total.gmv + Double(sign) * gmv
+            totals[key] = total
+            return key
+        }
+    }
+
+    func record(_ key: String, partition: Int32, timestamp: String) -> OutputRecord {
+        let (promotion, scope, id) = parts[key]!
+        let total = totals[key]!
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("schema", "rollup/1")
+        w.field("promotion_id", promotion)
+        w.field("scope", scope)
+        w.field("id", id)
+        w.field("partition", Int(partition))
+        w.field("gmv", total.gmv)
+        w.field("items", total.items)
+        w.field("produced_at", timestamp)
+        w.endObject()
+        return OutputRecord(kind: .rollup, partition: nil, key: Array("\(key)/\(partition)".utf8), value: w.bytes)
+    }
+}

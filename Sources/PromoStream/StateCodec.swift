@@ -1,0 +1,171 @@
+import PromoFeatures
+
+/// The binary value of an item's changelog record (topic `promo.state-changelog`). Little-endian; version byte
+/// first, so a later layout can be told apart. Floats keep their bits, so a restored item computes exactly as
+/// before.
+public enum StateCodec {
+    static let version: UInt8 = 1
+
+    public static func encode(_ s: ItemState) -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(version)
+        w.string(s.key.promotionID)
+        w.string(s.key.itemID)
+        var flags: UInt8 = 0
+        if s.hasProfile { flags |= 1 }
+        if s.act != nil { flags |= 2 }
+        if s.hot != nil { flags |= 4 }
+        if s.pendingSince != nil { flags |= 8 }
+        if s.lastGMV != nil { flags |= 16 }
+        w.u8(flags)
+        w.u16(s.sii.count)
+        for id in s.sii { w.optionalString(id) }
+        w.floats(s.sis)
+        w.floats(s.su)
+        if let act = s.act {
+            w.optionalString(s.activityID)
+            w.floats(act)
+        }
+        w.u16(s.dayNumbers.count)
+        for day in s.dayNumbers { w.u16(Int(day)) }
+        w.bytes(s.dayFlags)
+        w.floats(s.dayValues, count32: true)
+        if let pending = s.pendingSince {
+            w.i64(pending)
+            w.u16(s.waitingDay ?? 0)
+        }
+        w.i64(Int64(s.sequence))
+        if let gmv = s.lastGMV { w.f64(gmv) }
+        if let hot = s.hot {
+            w.i64(Int64(hot.modelVersion))
+            w.u16(hot.appliedDays.count)
+            for day in hot.appliedDays { w.u16(Int(day)) }
+            w.f32(hot.maxScore)
+            w.f32(hot.scoreSum)
+            w.floats(hot.h)
+            w.floats(hot.acc)
+        }
+        return w.buffer
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> ItemState {
+        var r = ByteReader(bytes)
+        let v = try r.u8()
+        guard v == version else { throw StateCodecError("changelog record version \(v), this build reads \(version)") }
+        let key = ItemKey(promotionID: try r.string(), itemID: try r.string())
+        let flags = try r.u8()
+        let sii = try (0..<r.u16()).map { _ in try r.optionalString() }
+        var state = ItemState(key: key, siiCount: sii.count, nSis: 0, nU: 0)
+        state.sii = sii
+        state.hasProfile = flags & 1 != 0
+        state.sis = try r.floats()
+        state.su = try r.floats()
+        if flags & 2 != 0 {
+            state.activityID = try r.optionalString()
+            state.act = try r.floats()
+        }
+        let dayCount = try r.u16()
+        state.dayNumbers = try (0..<dayCount).map { _ in UInt16(try r.u16()) }
+        state.dayFlags = try r.bytes(dayCount)
+        state.dayValues = try r.floats(count32: true)
+        if flags & 8 != 0 {
+            state.pendingSince = try r.i64()
+            state.waitingDay = try r.u16()
+        }
+        state.sequence = Int(try r.i64())
+        if flags & 16 != 0 { state.lastGMV = try r.f64() }
+        if flags & 4 != 0 {
+            let modelVersion = Int(try r.i64())
+            let applied = try (0..<r.u16()).map { _ in UInt16(try r.u16()) }
+            let maxScore = try r.f32(), scoreSum = try r.f32()
+            state.hot = HotState(modelVersion: modelVersion, appliedDays: applied, h: try r.floats(), acc: try r.floats(),
+                                 maxScore: maxScore, scoreSum: scoreSum)
+        }
+        guard r.atEnd else { throw StateCodecError("changelog record has \(r.remaining) trailing bytes") }
+        return state
+    }
+}
+
+public struct StateCodecError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct ByteWriter {
+    var buffer: [UInt8] = []
+
+    mutating func u8(_ v: UInt8) { buffer.append(v) }
+    mutating func u16(_ v: Int) {
+        precondition(v >= 0 && v < 0xFFFF)
+        buffer.append(UInt8(v & 0xFF))
+        buffer.append(UInt8(v >> 8))
+    }
+    mutating func u32(_ v: Int) { for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8((v >> shift) & 0xFF)) } }
+    mutating func i64(_ v: Int64) {
+        let bits = UInt64(bitPattern: v)
+        for shift in stride(from: 0, to: 64, by: 8) { buffer.append(UInt8((bits >> UInt64(shift)) & 0xFF)) }
+    }
+    mutating func f32(_ v: Float) { u32(Int(v.bitPattern)) }
+    mutating func f64(_ v: Double) { i64(Int64(bitPattern: v.bitPattern)) }
+    mutating func bytes(_ b: [UInt8]) { buffer += b }
+    mutating func string(_ s: String) {
+        u32(s.utf8.count)
+        buffer += s.utf8
+    }
+    /// Length 0xFFFFFFFF marks nil.
+    mutating func optionalString(_ s: String?) {
+        if let s { string(s) } else { buffer += [0xFF, 0xFF, 0xFF, 0xFF] }
+    }
+    mutating func floats(_ values: [Float], count32: Bool = false) {
+        if count32 { u32(values.count) } else { u16(values.count) }
+        buffer.reserveCapacity(buffer.count + 4 * values.count)
+        for v in values { f32(v) }
+    }
+}
+
+struct ByteReader {
+    let bytes: [UInt8]
+    var position = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var atEnd: Bool { position == bytes.count }
+    var remaining: Int { bytes.count - position }
+
+    private mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
+        guard n <= remaining else { throw StateCodecError("changelog record ends early at byte \(position)") }
+        defer { position += n }
+        return bytes[position..<(position + n)]
+    }
+
+    private mutating func unsigned(_ n: Int) throws -> UInt64 {
+        var v: UInt64 = 0
+        for (i, b) in try take(n).enumerated() { v |= UInt64(b) << UInt64(8 * i) }
+        return v
+    }
+
+    mutating func u8() throws -> UInt8 { try take(1).first! }
+    mutating func u16() throws -> Int { Int(try unsigned(2)) }
+    mutating func i64() throws -> Int64 { Int64(bitPattern: try unsigned(8)) }
+    mutating func f32() throws -> Float { Float(bitPattern: UInt32(try unsigned(4))) }
+    mutating func f64() throws -> Double { Double(bitPattern: try unsigned(8)) }
+    mutating func bytes(_ n: Int) throws -> [UInt8] { Array(try take(n)) }
+    mutating func string() throws -> String { String(decoding: try take(Int(try unsigned(4))), as: UTF8.self) }
+    mutating func optionalString() throws -> String? {
+        let n = Int(try unsigned(4))
+        return n == 0xFFFF_FFFF ? nil : String(decoding: try take(n), as: UTF8.self)
+    }
+    mutating func floats(count32: Bool = false) throws -> [Float] {
+        let n = count32 ? Int(try unsigned(4)) : try u16()
+        let raw = try take(4 * n)
+        return [Float](unsafeUninitializedCapacity: n) { buffer, count in
+            var i = raw.startIndex
+            for k in 0..<n {
+                buffer[k] = Float(bitPattern: UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16
+                                  | UInt32(raw[i + 3]) << 24)
+                i += 4
+            }
+            count = n
+        }
+    }
+}

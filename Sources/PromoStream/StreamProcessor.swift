@@ -1,0 +1,342 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+
+public struct ProcessorOptions: Sendable {
+    /// Days of the pre-sale window; daily events outside `1...presaleDays` are dead letters.
+    public var presaleDays = 20
+    /// How long the latest day waits for its buyer profile before it is applied without one (milliseconds).
+    public var gracePeriodMs: Int64 = 2 * 3600 * 1000
+    /// Named in dead letters.
+    public var member = "promo"
+    /// Items stepped together per GEMM.
+    public var batchRows = 512
+
+    public init() {}
+}
+
+/// The service's processing, free of Kafka: input messages in, output records out, per-item state in between.
+///
+/// Per (promotion, item) it keeps the inputs and the incremental model state; a day is applied when its sales and
+/// buyer profile have both arrived, when a later day's sales close it, or when the grace period runs out (then
+/// the buyer features are missing, i.e. take the normalisation mean, and the prediction lists the day in
+/// `days_without_buyers`). In-order days advance the state; a late or corrected day, a changed profile or another
+/// model version recompute the item from its stored days. A duplicate changes nothing and publishes nothing.
+/// Every changed item of a call is stepped in one batch, so the math runs as GEMMs.
+///
+/// Owned by one thread.
+public final class StreamProcessor {
+    public let model: DINOPModel
+    public let options: ProcessorOptions
+    let network: Network<Float>
+    var scorer: Scorer<Float>
+    let mapper: FeatureMapper
+    let decoder: EventDecoder
+    let nDis: Int, nU: Int
+    var partitions: [Int32: PartitionState] = [:]
+
+    public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
+        self.model = model
+        self.options = options
+        network = Network(model.parameters)
+        scorer = Scorer(network: network, capacity: options.batchRows)
+        mapper = FeatureMapper(config: model.config)
+        decoder = EventDecoder(presaleDays: options.presaleDays)
+        nDis = network.nDis
+        nU = network.nU
+    }
+
+    public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.items.count } }
+    public var ownedPartitions: Set<Int32> { Set(partitions.keys) }
+
+    public func state(partition: Int32, key: ItemKey) -> ItemState? { partitions[partition]?.items[key] }
+
+    /// Forgets partitions (revoked, or to be restored again after an aborted transaction).
+    public func remove(partitions removed: some Sequence<Int32>) {
+        for p in removed { partitions[p] = nil }
+    }
+
+    /// Takes over a partition with the states restored from its changelog (later records of an item replace
+    /// earlier ones). Returns the records that could not be read, with why; they are skipped.
+    public func restore(partition: Int32, records: [(key: [UInt8]?, value: [UInt8])]) -> [(offset: Int, reason: String)] {
+        var table = PartitionState()
+        var failures: [(Int, String)] = []
+        for (i, record) in records.enumerated() {
+            do {
+                let state = try StateCodec.decode(record.value)
+                table.items[state.key] = state
+            } catch {
+                failures.append((i, "\(error)"))
+            }
+        }
+        for state in table.items.values {
+            if state.pendingSince != nil { table.pending.insert(state.key) }
+            table.rollups.add(state, sign: 1, fields: model.config.siiFields)
+        }
+        partitions[partition] = table
+        return failures
+    }
+
+    /// Applies messages and returns what to publish: one prediction, changelog record and rollup update per
+    /// changed item, and one dead letter per message that cannot be decoded or applied. Also applies days whose
+    /// grace period has run out by `nowMs`.
+    public func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {
+        var out: [OutputRecord] = []
+        var changes = Changes()
+        for message in messages {
+            do {
+                try apply(message, nowMs: nowMs, changes: &changes)
+            } catch {
+                out.append(deadLetter(message, reason: "\(error)", nowMs: nowMs))
+            }
+        }
+        expirePending(nowMs: nowMs, changes: &changes)
+        out += compute(changes, nowMs: nowMs)
+        return out
+    }
+
+    // MARK: Applying events
+
+    struct Changes {
+        /// Changed items and whether their stored state must be recomputed from scratch.
+        var items: [Int32: [ItemKey: Bool]] = [:]
+        /// Each changed item's rollup contribution before the change.
+        var before: [Int32: [ItemKey: ItemState]] = [:]
+
+        mutating func mark(_ partition: Int32, _ state: ItemState, recompute: Bool) {
+            if before[partition, default: [:]][state.key] == nil { before[partition, default: [:]][state.key] = state }
+            items[partition, default: [:]][state.key, default: false] = items[partition]?[state.key] == true || recompute
+        }
+    }
+
+    struct ApplyError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws {
+        let event: Event
+        do { event = try decoder.decode(message.value) } catch { throw ApplyError(description: "\(error)") }
+        let promotion: String
+        switch event {
+        case .profile(let e): promotion = e.promotionID
+        case .sales(let e): promotion = e.promotionID
+        case .buyers(let e): promotion = e.promotionID
+        case .activity(let e): promotion = e.promotionID
+        case .outcome: return  // labels: read by the backtest and the fine-tuner, not by the processor
+        case .prediction, .announcement, .deadLetter:
+            throw ApplyError(description: "schema: \(event.schema) is not an input event")
+        }
+        let itemID = event.itemID!
+        // The key places the item's state in this partition; a mismatch would split it across partitions.
+        guard let key = message.key, String(decoding: key, as: UTF8.self) == itemID else {
+            throw ApplyError(description: "key: must equal item_id \"\(itemID)\", got \(message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "none")")
+        }
+        let itemKey = ItemKey(promotionID: promotion, itemID: itemID)
+        var table = partitions[message.partition] ?? PartitionState()
+        var state = table.items[itemKey]
+            ?? ItemState(key: itemKey, siiCount: model.config.siiFields.count, nSis: model.config.count(.sis), nU: nU)
+        let before = state
+        var recompute = false
+        switch event {
+        case .profile(let e):
+            state.hasProfile = true
+            state.sii = mapper.siiIDs(e.ids)
+            state.sis = mapper.vector(.sis, e.sis)
+            state.su = mapper.vector(.su, e.su ?? [:])
+            // su steers the attention of every day already applied.
+            recompute = !sameBits(state.su, before.su)
+        case .sales(let e):
+            let applied = state.hot?.appliedDays.contains(UInt16(e.day)) ?? false
+            let changed = state.store(day: e.day, buyers: false, values: mapper.vector(.dis, e.sales), nDis: nDis, nU: nU)
+            recompute = changed && applied
+        case .buyers(let e):
+            let applied = state.hot?.appliedDays.contains(UInt16(e.day)) ?? false
+            let changed = state.store(day: e.day, buyers: true, values: mapper.vector(.du, e.buyers), nDis: nDis, nU: nU)
+            recompute = changed && applied
+        case .activity(let e):
+            state.activityID = e.activityID
+            state.act = mapper.vector(.act, e.features)
+        default: break
+        }
+        state.updatePending(nowMs: nowMs)
+        if state.pendingSince != nil { table.pending.insert(itemKey) } else { table.pending.remove(itemKey) }
+        if state != before {
+            changes.mark(message.partition, before, recompute: recompute)
+            table.items[itemKey] = state
+        }
+        partitions[message.partition] = table
+    }
+
+    func expirePending(nowMs: Int64, changes: inout Changes) {
+        for (p, table) in partitions where !table.pending.isEmpty {
+            for key in table.pending {
+                guard let state = table.items[key], let since = state.pendingSince else { continue }
+                if nowMs - since >= options.gracePeriodMs {
+                    partitions[p]!.pending.remove(key)
+                    changes.mark(p, state, recompute: false)
+                }
+            }
+        }
+    }
+
+    /// The days the model state should cover: every sales day except the latest while it waits for its buyers.
+    func includedDays(_ state: ItemState, nowMs: Int64) -> [Int] {
+        var days = state.salesDays
+        if let since = state.pendingSince, nowMs - since < options.gracePeriodMs, days.last == state.waitingDay {
+            days.removeLast()
+        }
+        return days
+    }
+
+    // MARK: Computing
+
+    struct Job {
+        var partition: Int32
+        var key: ItemKey
+        var steps: [Int]
+        var fresh: Bool
+    }
+
+    func compute(_ changes: Changes, nowMs: Int64) -> [OutputRecord] {
+        var jobs: [Job] = []
+        for (p, items) in changes.items {
+            for (key, recompute) in items {
+                let state = partitions[p]!.items[key]!
+                let included = includedDays(state, nowMs: nowMs)
+                if let hot = state.hot, !recompute, hot.modelVersion == model.version,
+                   included.count >= hot.appliedDays.count,
+                   zip(included, hot.appliedDays).allSatisfy({ $0 == Int($1) }) {
+                    jobs.append(Job(partition: p, key: key, steps: Array(included.dropFirst(hot.appliedDays.count)), fresh: false))
+                } else {
+                    jobs.append(Job(partition: p, key: key, steps: included, fresh: true))
+                }
+            }
+        }
+        // Unchanged inputs after all (a pending day expired that was already applied): nothing to publish.
+        jobs.removeAll { job in
+            !job.fresh && job.steps.isEmpty && changes.before[job.partition]![job.key]! == partitions[job.partition]!.items[job.key]!
+        }
+        // Longest first, so the items still stepping on step t are a prefix of each chunk.
+        jobs.sort { ($0.steps.count, $0.key) > ($1.steps.count, $1.key) }
+        let timestamp = Self.timestamp(nowMs)
+        var out: [OutputRecord] = []
+        out.reserveCapacity(jobs.count * 3)
+        for start in stride(from: 0, to: jobs.count, by: options.batchRows) {
+            let chunk = jobs[start..<min(start + options.batchRows, jobs.count)]
+            step(chunk, timestamp: timestamp, out: &out)
+        }
+        for (p, before) in changes.before {
+            var table = partitions[p]!
+            var touched = Set<String>()
+            for (key, old) in before {
+                touched.formUnion(table.rollups.add(old, sign: -1, fields: model.config.siiFields))
+                touched.formUnion(table.rollups.add(table.items[key]!, sign: 1, fields: model.config.siiFields))
+            }
+            for rollupKey in touched.sorted() {
+                out.append(table.rollups.record(rollupKey, partition: p, timestamp: timestamp))
+            }
+            partitions[p] = table
+        }
+        return out
+    }
+
+    private func step(_ chunk: ArraySlice<Job>, timestamp: String, out: inout [OutputRecord]) {
+        var batch = ItemBatch(network: network)
+        var dayRows: [[Float]] = []
+        for job in chunk {
+            let state = partitions[job.partition]!.items[job.key]!
+            let raw = RawItem(sii: state.sii, sis: state.sis, su: state.su,
+                              days: job.steps.map { day in
+                                  let (dis, du) = state.inputs(day: day, nDis: nDis, nU: nU)
+                                  return RawDay(dis: dis!, du: du)
+                              }, act: state.act)
+            let encoded = network.encode(raw)
+            batch.append(encoded, network: network)
+            let i = batch.count - 1
+            if !job.fresh, let hot = state.hot {
+                batch.days[i] = hot.appliedDays.count
+                batch.h.replaceSubrange((i * network.hidden)..<((i + 1) * network.hidden), with: hot.h)
+                batch.acc.replaceSubrange((i * network.hidden)..<((i + 1) * network.hidden), with: hot.acc)
+                batch.maxScore[i] = hot.maxScore
+                batch.scoreSum[i] = hot.scoreSum
+            }
+            dayRows.append(encoded.dayInputs)
+        }
+        let k = network.inputWidth
+        var x = [Float](repeating: 0, count: chunk.count * k)
+        for t in 0..<(chunk.first?.steps.count ?? 0) {
+            let active = chunk.prefix { $0.steps.count > t }.count
+            for row in 0..<active {
+                x.replaceSubrange((row * k)..<((row + 1) * k), with: dayRows[row][(t * k)..<((t + 1) * k)])
+            }
+            scorer.advance(&batch, rows: active, x: x)
+        }
+        let predictions = scorer.predictions(batch, rows: chunk.count)
+        let hd = network.hidden
+        for (i, job) in chunk.enumerated() {
+            var state = partitions[job.partition]!.items[job.key]!
+            let previous = job.fresh ? [] : state.hot?.appliedDays ?? []
+            state.hot = HotState(modelVersion: model.version, appliedDays: previous + job.steps.map { UInt16($0) },
+                                 h: Array(batch.h[(i * hd)..<((i + 1) * hd)]),
+                                 acc: Array(batch.acc[(i * hd)..<((i + 1) * hd)]),
+                                 maxScore: batch.maxScore[i], scoreSum: batch.scoreSum[i])
+            state.sequence += 1
+            let p = predictions[i]
+            state.lastGMV = p.gmv
+            let applied = state.hot!.appliedDays.map(Int.init)
+            let event = PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
+                                        producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
+                                        daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
+            partitions[job.partition]!.items[job.key] = state
+            out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(job.key.itemID.utf8),
+                                    value: Event.prediction(event).encoded()))
+            out.append(OutputRecord(kind: .changelog, partition: job.partition, key: Self.changelogKey(job.key),
+                                    value: StateCodec.encode(state)))
+        }
+    }
+
+    public static func changelogKey(_ key: ItemKey) -> [UInt8] { Array("\(key.promotionID)/\(key.itemID)".utf8) }
+
+    func deadLetter(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
+        let letter = DeadLetter(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,
+                                key: message.key, value: message.value, reason: reason,
+                                failedAt: Self.timestamp(nowMs), consumer: options.member)
+        return OutputRecord(kind: .deadLetter, partition: nil, key: message.key ?? [], value: Event.deadLetter(letter).encoded())
+    }
+
+    static func timestamp(_ ms: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}
+
+/// The items of one input partition.
+struct PartitionState {
+    var items: [ItemKey: ItemState] = [:]
+    /// Items whose latest day waits for its buyer profile.
+    var pending: Set<ItemKey> = []
+    var rollups = Rollups()
+}
+
+extension ItemState {
+    /// The day waiting for its buyers: the latest sales day, when it has none.
+    var pendingDay: Int? {
+        guard let last = salesDays.last, !hasBuyers(day: last) else { return nil }
+        return last
+    }
+
+    /// Starts the grace clock when the latest sales day lacks its buyers; stops it when they come.
+    mutating func updatePending(nowMs: Int64) {
+        guard let day = pendingDay else {
+            pendingSince = nil
+            waitingDay = nil
+            return
+        }
+        if waitingDay != day {
+            waitingDay = day
+            pendingSince = nowMs
+        }
+    }
+}

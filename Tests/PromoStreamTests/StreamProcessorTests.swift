@@ -1,0 +1,211 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+import PromoStream
+import PromoWorld
+import Testing
+
+/// A small generated promotion as stream messages (profiles and activities first, then each day's sales and
+/// buyers), with a model whose normalisation is fitted to it so that outputs are not saturated.
+struct SmallStream {
+    var messages: [InputMessage] = []
+    var records: [ItemRecord] = []
+    var model: DINOPModel
+
+    init(items: Int = 200, partitions: Int32 = 4) throws {
+        var options = PromotionWorld.Options()
+        options.seed = 5
+        options.itemsPerPromotion = items
+        options.promotions = [options.promotions[0]]
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try PromotionWorld(options: options).write(to: folder, threads: 1)
+        let promotion = folder.appendingPathComponent(options.promotions[0].id)
+        let files = ["item-profiles", "activities", "daily-sales", "daily-buyers"].map {
+            promotion.appendingPathComponent("\($0).jsonl")
+        }
+        records = try ItemRecords.read(files, decoder: EventDecoder()) { _ in Issue.record("rejected line") }.records
+        var ordered: [(day: Int, message: InputMessage)] = []
+        for file in files {
+            for (line, text) in try String(contentsOf: file, encoding: .utf8).split(separator: "\n").enumerated() {
+                let event = try EventDecoder().decode(Array(text.utf8))
+                let itemID = event.itemID!
+                var day = 0
+                if case .sales(let e) = event { day = e.day }
+                if case .buyers(let e) = event { day = e.day }
+                ordered.append((day, InputMessage(topic: file.lastPathComponent, partition: Int32(fnv1a64(itemID) % UInt64(partitions)),
+                                                  offset: Int64(line), key: Array(itemID.utf8), value: Array(text.utf8))))
+            }
+        }
+        messages = ordered.enumerated().sorted { ($0.element.day, $0.offset) < ($1.element.day, $1.offset) }.map(\.element.message)
+
+        var config = ModelConfig.default
+        config.hidden = 16
+        config.attention = 8
+        var model = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16),
+                                          seed: 3)
+        let pipeline = FeaturePipeline(config: config)
+        Trainer.fitNormalisation(&model.parameters, to: records.map { TrainingExample(item: pipeline.raw($0), labels: ItemLabels()) })
+        self.model = model
+    }
+
+    var offline: [ItemKey: Prediction] {
+        Dictionary(uniqueKeysWithValues: zip(records.map(\.key), FeaturePipeline(config: model.config).predictions(model, for: records)))
+    }
+}
+
+/// The latest prediction per item among output records (by sequence number).
+func latestPredictions(_ records: [OutputRecord]) throws -> [ItemKey: PredictionEvent] {
+    var latest: [ItemKey: PredictionEvent] = [:]
+    for record in records where record.kind == .prediction {
+        guard case .prediction(let p) = try EventDecoder().decode(record.value) else { continue }
+        let key = ItemKey(promotionID: p.promotionID, itemID: p.itemID)
+        if (latest[key]?.sequence ?? 0) < p.sequence! { latest[key] = p }
+    }
+    return latest
+}
+
+func expectClose(_ p: PredictionEvent, _ q: Prediction, _ comment: Comment? = nil) {
+    #expect(p.daysSeen == q.daysSeen, comment)
+    #expect(abs(p.gmv - q.gmv!) <= 1e-4 * max(1, q.gmv!), comment)
+    #expect(abs(p.bsp - q.bsp!) <= 1e-5, comment)
+    #expect(zip(p.ssProbabilities, q.slotProbabilities!).allSatisfy { abs($0 - $1) <= 1e-5 }, comment)
+    #expect((p.ja == nil) == (q.ja == nil), comment)
+    if let a = p.ja, let b = q.ja { #expect(abs(a - b) <= 1e-5, comment) }
+}
+
+@Test("streamed in batches, every item's last prediction equals the offline batch prediction")
+func streamingEqualsOffline() throws {
+    let stream = try SmallStream()
+    let processor = StreamProcessor(model: stream.model)
+    var out: [OutputRecord] = []
+    for start in stride(from: 0, to: stream.messages.count, by: 700) {
+        out += processor.process(Array(stream.messages[start..<min(start + 700, stream.messages.count)]), nowMs: 1_000)
+    }
+    // Days whose buyer profile never came wait out the grace period, as offline has no such wait.
+    out += processor.process([], nowMs: 1_000 + ProcessorOptions().gracePeriodMs)
+    #expect(!out.contains { $0.kind == .deadLetter })
+    let latest = try latestPredictions(out)
+    let offline = stream.offline
+    #expect(latest.count == offline.count)
+    for (key, expected) in offline {
+        guard let p = latest[key] else { Issue.record("no prediction for \(key)"); continue }
+        expectClose(p, expected, "\(key)")
+        let record = stream.records.first { $0.key == key }!
+        #expect(p.daysWithoutBuyers == record.days.filter { record.buyers[$0] == nil })
+    }
+    // Some items took several batches, so they were advanced incrementally rather than computed at once.
+    #expect(latest.values.contains { $0.sequence! > 3 })
+}
+
+@Test("a late day recomputes the item, a duplicate changes nothing, a corrected day recomputes it")
+func lateDuplicateAndCorrectedDays() throws {
+    let stream = try SmallStream(items: 60)
+    let item = stream.records.first { $0.days.count >= 4 && $0.buyers.count == $0.days.count }!
+    let mine = stream.messages.filter { $0.key == Array(item.key.itemID.utf8) }
+    func day(_ m: InputMessage) -> Int? {
+        switch try? EventDecoder().decode(m.value) {
+        case .sales(let e): e.day
+        case .buyers(let e): e.day
+        default: nil
+        }
+    }
+    let lateDay = item.days[1]
+    let processor = StreamProcessor(model: stream.model)
+    var out = processor.process(mine.filter { day($0) != lateDay }, nowMs: 0)
+    let withoutLate = try #require(try latestPredictions(out)[item.key])
+    #expect(withoutLate.daysSeen == item.days.count - 1)
+    out = processor.process(mine.filter { day($0) == lateDay }, nowMs: 0)
+    let afterLate = try #require(try latestPredictions(out)[item.key])
+    expectClose(afterLate, stream.offline[item.key]!)
+    #expect(afterLate.sequence! > withoutLate.sequence!)
+
+    // The same events again: no prediction, no changelog record.
+    #expect(processor.process(mine, nowMs: 0).isEmpty)
+
+    // A corrected earlier day: the item is recomputed with the new figures, as offline would.
+    var sales = item.sales[item.days[0]]!
+    sales["units"] = (sales["units"] ?? 0) + 7
+    let correction = DailySales(itemID: item.key.itemID, promotionID: item.key.promotionID, day: item.days[0], sales: sales)
+    out = processor.process([InputMessage(topic: "daily-sales", partition: mine[0].partition, offset: 99_999,
+                                          key: Array(item.key.itemID.utf8), value: Event.sales(correction).encoded())],
+                            nowMs: 0)
+    var corrected = item
+    corrected.sales[item.days[0]] = sales
+    let expected = FeaturePipeline(config: stream.model.config).predictions(stream.model, for: [corrected])[0]
+    expectClose(try #require(try latestPredictions(out)[item.key]), expected)
+}
+
+@Test("a day without its buyer profile waits for the grace period, then is applied with the missing default")
+func gracePeriod() throws {
+    let stream = try SmallStream(items: 60)
+    let item = stream.records.first { $0.days.count >= 3 && $0.buyers.count == $0.days.count }!
+    let lastDay = item.days.last!
+    let mine = stream.messages.filter { m in
+        guard m.key == Array(item.key.itemID.utf8) else { return false }
+        if case .buyers(let e) = try? EventDecoder().decode(m.value) { return e.day != lastDay }
+        return true
+    }
+    var options = ProcessorOptions()
+    options.gracePeriodMs = 60_000
+    let processor = StreamProcessor(model: stream.model, options: options)
+    let before = try #require(try latestPredictions(processor.process(mine, nowMs: 1_000))[item.key])
+    #expect(before.daysSeen == item.days.count - 1, "the latest day waits for its buyers")
+    #expect(processor.process([], nowMs: 60_999).isEmpty, "still within the grace period")
+    let after = try #require(try latestPredictions(processor.process([], nowMs: 61_000))[item.key])
+    #expect(after.daysSeen == item.days.count)
+    #expect(after.asOfDay == lastDay)
+    #expect(after.daysWithoutBuyers == [lastDay])
+    var withoutBuyers = item
+    withoutBuyers.buyers[lastDay] = nil
+    expectClose(after, FeaturePipeline(config: stream.model.config).predictions(stream.model, for: [withoutBuyers])[0])
+}
+
+@Test("restoring from the changelog records continues exactly where the state left off")
+func restoreFromChangelog() throws {
+    let stream = try SmallStream(items: 120)
+    let half = stream.messages.count / 2
+    let first = StreamProcessor(model: stream.model)
+    let early = first.process(Array(stream.messages[..<half]), nowMs: 0)
+    let second = StreamProcessor(model: stream.model)
+    for p in Set(early.compactMap(\.partition)) {
+        let failures = second.restore(partition: p, records: early.filter { $0.kind == .changelog && $0.partition == p }
+            .map { (key: $0.key, value: $0.value) })
+        #expect(failures.isEmpty)
+    }
+    #expect(second.itemCount == first.itemCount)
+    let late = second.process(Array(stream.messages[half...]), nowMs: 0)
+    let reference = first.process(Array(stream.messages[half...]), nowMs: 0)
+    let (a, b) = (try latestPredictions(late), try latestPredictions(reference))
+    #expect(a.count == b.count)
+    for (key, p) in a {
+        #expect(p.sequence == b[key]?.sequence)
+        #expect(p.gmv == b[key]?.gmv, "restored state computes bit for bit as the original")
+    }
+}
+
+@Test("bad input becomes a dead letter with the reason, and the rest is processed")
+func deadLetters() throws {
+    let stream = try SmallStream(items: 30)
+    let good = stream.messages.filter { $0.partition == 0 }
+    let bad = [
+        InputMessage(topic: "daily-sales", partition: 0, offset: 1, key: Array("x".utf8), value: Array("{not json".utf8)),
+        InputMessage(topic: "daily-sales", partition: 0, offset: 2, key: Array("x".utf8),
+                     value: Array(#"{"schema":"daily_sales/1","item_id":"x","promotion_id":"p","day":99,"sales":{}}"#.utf8)),
+        InputMessage(topic: "daily-sales", partition: 0, offset: 3, key: Array("other".utf8),
+                     value: Array(#"{"schema":"daily_sales/1","item_id":"x","promotion_id":"p","day":1,"sales":{}}"#.utf8)),
+    ]
+    let processor = StreamProcessor(model: stream.model)
+    let out = processor.process(Array(good.prefix(10)) + bad + good.dropFirst(10), nowMs: 0)
+    let letters = try out.filter { $0.kind == .deadLetter }.map { record -> DeadLetter in
+        guard case .deadLetter(let d) = try EventDecoder().decode(record.value) else { throw EventError(path: "", reason: "not a dead letter") }
+        return d
+    }
+    #expect(letters.map(\.offset) == [1, 2, 3])
+    #expect(letters[1].reason.hasPrefix("day:"))
+    #expect(letters[2].reason.hasPrefix("key:"))
+    #expect(letters.allSatisfy { $0.sourceTopic == "daily-sales" && $0.value.count > 0 })
+    let items = Set(stream.records.filter { r in good.contains { $0.key == Array(r.key.itemID.utf8) } }.map(\.key))
+    #expect(Set(try latestPredictions(out).keys) == items)
+}
