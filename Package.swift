@@ -46,13 +46,17 @@ let package = Package(
         // records, rollups, dead letters.
         .target(name: "PromoStream", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"]),
 
+        // The service: the processor driven by Kafka (transactions, restore on assignment, rewind on abort).
+        .target(name: "PromoService", dependencies: ["PromoKafka", "PromoStream", "DINOP"]),
+
         // Offline evaluation: metrics, the naive and gradient-boosted-trees baselines, DINOP runs.
         .target(name: "PromoEvaluation", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"],
                 exclude: ["Peers"]),
 
         // Offline commands (init, inspect, predict, train) as a library, so tests drive them directly.
         .target(name: "PromoCLI", dependencies: [
-            "DINOP", "PromoEvents", "PromoFeatures", "PromoWorld", "PromoEvaluation", "CRdKafka", "CJemalloc",
+            "DINOP", "PromoEvents", "PromoFeatures", "PromoWorld", "PromoEvaluation", "PromoKafka", "PromoStream",
+            "PromoService", "CJemalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
@@ -64,6 +68,8 @@ let package = Package(
                     dependencies: ["PromoEvaluation", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         .testTarget(name: "PromoStreamTests",
                     dependencies: ["PromoStream", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
+        // Separate broker processes and `promo run` processes over TCP.
+        .testTarget(name: "PromoServiceTests", dependencies: ["PromoKafka", "PromoFeatures", "PromoEvents", "DINOP"]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: [
             "PromoCLI", "DINOP", "PromoEvents",

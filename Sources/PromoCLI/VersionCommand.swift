@@ -1,12 +1,12 @@
 import ArgumentParser
 import CJemalloc
-import CRdKafka
 import DINOP
 import Foundation
+import PromoKafka
 
 /// Versions of the native libraries the binary runs on.
 public enum NativeLibraries {
-    public static var rdkafka: String { String(cString: rd_kafka_version_str()) }
+    public static var rdkafka: String { librdkafkaVersion }
 
     /// jemalloc's version as the allocator in use reports it; nil when malloc is not jemalloc.
     public static var jemalloc: String? {

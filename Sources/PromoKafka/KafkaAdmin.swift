@@ -57,7 +57,7 @@ public final class KafkaAdmin: @unchecked Sendable {
         for spec in specs {
             guard let topic = rd_kafka_NewTopic_new(spec.name, Int32(spec.partitions), Int32(spec.replicationFactor),
                                                     &errstr, errstr.count) else {
-                throw KafkaError(configuration: "topic \(spec.name): \(String(cString: errstr))")
+                throw KafkaError(configuration: "topic \(spec.name): \(text(errstr))")
             }
             topics.append(topic)
             for (key, value) in spec.config.sorted(by: { $0.key < $1.key }) {

@@ -21,7 +21,7 @@ public struct KafkaConfig: Sendable {
         for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
             if rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                throw KafkaError(configuration: "\(key)=\(value): \(String(cString: errstr))")
+                throw KafkaError(configuration: "\(key)=\(value): \(text(errstr))")
             }
         }
         return conf
@@ -33,9 +33,14 @@ func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer) throws -> Opaque
     var errstr = [CChar](repeating: 0, count: 512)
     guard let handle = rd_kafka_new(type, conf, &errstr, errstr.count) else {
         rd_kafka_conf_destroy(conf)
-        throw KafkaError(configuration: String(cString: errstr))
+        throw KafkaError(configuration: text(errstr))
     }
     return handle
 }
 
 public var librdkafkaVersion: String { String(cString: rd_kafka_version_str()) }
+
+/// The text of a NUL-terminated error buffer librdkafka filled.
+func text(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

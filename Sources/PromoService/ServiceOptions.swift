@@ -1,0 +1,74 @@
+import PromoKafka
+import PromoStream
+
+/// The topics a member reads and writes (Topics/topics/).
+public struct ServiceTopics: Sendable {
+    public var profiles = "promo.item-profiles"
+    public var sales = "promo.daily-sales"
+    public var buyers = "promo.daily-buyers"
+    public var activities = "promo.activities"
+    public var outcomes = "promo.outcomes"
+    public var predictions = "promo.predictions"
+    public var changelog = "promo.state-changelog"
+    public var deadLetter = "promo.dead-letter"
+    public var rollups = "promo.rollups"
+
+    public init() {}
+
+    /// The co-partitioned, item-keyed inputs a member subscribes to.
+    public var inputs: [String] { [profiles, sales, buyers, activities] }
+
+    public func topic(_ kind: OutputKind) -> String {
+        switch kind {
+        case .prediction: predictions
+        case .changelog: changelog
+        case .deadLetter: deadLetter
+        case .rollup: rollups
+        }
+    }
+
+    /// The topic an event of this schema id belongs on, for producing event files.
+    public func topic(schema: String) -> String? {
+        switch schema.split(separator: "/").first {
+        case "item_profile": profiles
+        case "daily_sales": sales
+        case "daily_buyers": buyers
+        case "activity": activities
+        case "outcome": outcomes
+        case "prediction": predictions
+        default: nil
+        }
+    }
+}
+
+/// How outputs and offsets become durable.
+public enum DeliveryMode: String, Sendable, CaseIterable {
+    /// Outputs, changelog records and input offsets commit in one Kafka transaction: a read_committed reader sees
+    /// every input's effect exactly once, even across crashes and rebalances.
+    case exactlyOnce = "exactly-once"
+    /// Idempotent producer, outputs flushed before offsets are committed: nothing is lost, but after a crash the
+    /// inputs since the last commit are processed again. Their predictions are published again with the same
+    /// sequence numbers (or not at all, when the restored state already had them), so a consumer that keeps the
+    /// highest sequence per item is unaffected; dead letters and rollup records may repeat.
+    case atLeastOnce = "at-least-once"
+}
+
+public struct ServiceOptions: Sendable {
+    public var kafka: KafkaConfig
+    public var group = "promo-stream"
+    /// Unique within the group and stable across restarts: it names the transactional id.
+    public var member: String
+    public var mode = DeliveryMode.exactlyOnce
+    public var topics = ServiceTopics()
+    public var processor = ProcessorOptions()
+    /// At most this many input messages per transaction.
+    public var maxBatch = 10_000
+    /// How long a poll waits for input before the loop checks the grace periods and the stop flag.
+    public var pollTimeoutMs: Int32 = 100
+
+    public init(kafka: KafkaConfig, member: String) {
+        self.kafka = kafka
+        self.member = member
+        processor.member = member
+    }
+}

@@ -1,0 +1,177 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+import PromoKafka
+import Testing
+
+/// A generated promotion, a model trained on it, and `promo predict`'s offline predictions, all made with the
+/// `promo` command line, plus the promotion's input events in stream order (profiles and activities, then day
+/// by day).
+struct World {
+    let folder: URL
+    let model: URL
+    var events: [(topic: String, key: String, value: [UInt8])] = []
+    var offline: [ItemKey: PredictionEvent] = [:]
+
+    static func make(items: Int = 300) throws -> World {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
+        let promo = builtProduct("promo")
+        func run(_ arguments: [String]) throws -> [String] {
+            let child = try ChildProcess(promo, arguments, name: "promo")
+            let status = child.wait(timeout: 300)
+            guard status == 0 else { throw BrokerError("promo \(arguments.joined(separator: " ")): \(child.output.suffix(5))") }
+            return child.output
+        }
+        _ = try run(["generate", "--out", folder.path, "--items", "\(items)", "--seed", "3"])
+        let promotion = folder.appendingPathComponent("double11-2025")
+        let model = folder.appendingPathComponent("model.safetensors")
+        _ = try run(["train", promotion.path, "--out", model.path, "--epochs", "1", "--hidden", "16", "--attention", "8",
+                     "--encoder-width", "8", "--head-hidden", "16", "--rows", "1009"])
+        var world = World(folder: folder, model: model)
+        let files = ["item-profiles", "activities", "daily-sales", "daily-buyers"]
+            .map { promotion.appendingPathComponent("\($0).jsonl") }
+        let predictions = folder.appendingPathComponent("offline.jsonl")
+        _ = try run(["predict", "--model", model.path, "--out", predictions.path] + files.map(\.path))
+        try EventFile.read(predictions, decoder: EventDecoder(), rejected: { _ in }) { event in
+            if case .prediction(let p) = event { world.offline[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p }
+        }
+        var ordered: [(day: Int, event: (String, String, [UInt8]))] = []
+        let topics = ["promo.item-profiles", "promo.activities", "promo.daily-sales", "promo.daily-buyers"]
+        for (file, topic) in zip(files, topics) {
+            try EventFile.read(file, decoder: EventDecoder(), rejected: { _ in }) { event in
+                var day = 0
+                if case .sales(let e) = event { day = e.day }
+                if case .buyers(let e) = event { day = e.day }
+                ordered.append((day, (topic, event.itemID!, event.encoded())))
+            }
+        }
+        world.events = ordered.enumerated().sorted { ($0.element.day, $0.offset) < ($1.element.day, $1.offset) }
+            .map { $0.element.event }
+        return world
+    }
+}
+
+/// A `promo run` process.
+func startMember(_ broker: LocalBroker, _ world: World, name: String, mode: String = "exactly-once") throws -> ChildProcess {
+    try ChildProcess(builtProduct("promo"), [
+        "run", "--bootstrap", broker.bootstrap, "--model", world.model.path, "--group", "e2e", "--member", name,
+        "--mode", mode, "--max-batch", "500", "--grace-seconds", "2",
+        "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", "-X", "transaction.timeout.ms=10000",
+    ], name: name)
+}
+
+func produce(_ broker: LocalBroker, _ events: some Sequence<(topic: String, key: String, value: [UInt8])>) throws {
+    let producer = try KafkaProducer(broker.config(["partitioner": "murmur2_random"]))
+    for e in events { try producer.produce(topic: e.topic, key: Array(e.key.utf8), value: e.value) }
+    try producer.flush()
+}
+
+/// Every committed prediction, decoded.
+func predictions(_ messages: [KafkaMessage]) -> [PredictionEvent] {
+    messages.compactMap { m in
+        guard m.topic == "promo.predictions", case .prediction(let p)? = try? EventDecoder().decode(m.value) else { return nil }
+        return p
+    }
+}
+
+/// Items whose latest committed prediction (highest sequence) differs from the offline one.
+func mismatches(_ messages: [KafkaMessage], _ offline: [ItemKey: PredictionEvent]) -> [ItemKey] {
+    var latest: [ItemKey: PredictionEvent] = [:]
+    for p in predictions(messages) {
+        let key = ItemKey(promotionID: p.promotionID, itemID: p.itemID)
+        if (latest[key]?.sequence ?? 0) < p.sequence! { latest[key] = p }
+    }
+    return offline.keys.filter { key in
+        guard let p = latest[key], let q = offline[key] else { return true }
+        return p.daysSeen != q.daysSeen || abs(p.gmv - q.gmv) > 1e-4 * max(1, q.gmv) || abs(p.bsp - q.bsp) > 1e-5
+            || zip(p.ssProbabilities, q.ssProbabilities).contains { abs($0 - $1) > 1e-5 }
+    }.sorted()
+}
+
+/// Malformed inputs of several kinds, each of which must come out on the dead-letter topic exactly once.
+let malformed: [(topic: String, key: String, value: [UInt8])] = [
+    ("promo.daily-sales", "bad-1", Array("{\"schema\":\"daily_sales/1\",".utf8)),
+    ("promo.daily-sales", "bad-2", Array(#"{"schema":"daily_sales/1","item_id":"bad-2","promotion_id":"p","day":0,"sales":{}}"#.utf8)),
+    ("promo.daily-buyers", "bad-3", Array(#"{"schema":"daily_buyers/1","item_id":"bad-3","promotion_id":"p","day":"2","buyers":{}}"#.utf8)),
+    ("promo.item-profiles", "wrong-key", Array(#"{"schema":"item_profile/1","item_id":"bad-4","promotion_id":"p","ids":{},"sis":{}}"#.utf8)),
+]
+
+@Test("two members in a group, one killed with SIGKILL mid-stream: the survivor ends with the offline predictions, exactly once")
+func killOneMember() throws {
+    // Tansu: the test needs transactional offset commits and read_committed, which the mock cluster only pretends.
+    var world = try World.make()
+    defer { try? FileManager.default.removeItem(at: world.folder) }
+    let broker = try LocalBroker.tansu()
+    let m1 = try startMember(broker, world, name: "m1"), m2 = try startMember(broker, world, name: "m2")
+    for m in [m1, m2] {
+        #expect(m.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil, "\(m.name) got no partitions")
+    }
+    // A late day (one item's day 3 sent last) and duplicates (twenty events sent twice) ride along.
+    let lateIndex = world.events.firstIndex { e in
+        e.topic == "promo.daily-sales" && (try? EventDecoder().decode(e.value)).map { if case .sales(let s) = $0 { s.day == 3 } else { false } } == true
+    }!
+    let late = world.events.remove(at: lateIndex)
+    let half = world.events.count / 2
+    try produce(broker, world.events[..<half] + malformed[..<2])
+    var reader = try TopicReader(broker, topics: ["promo.predictions", "promo.dead-letter"])
+    #expect(try reader.read(timeout: 60) { predictions($0).count >= 200 })
+
+    m1.signal(SIGKILL)
+    #expect(m1.wait() == SIGKILL || true)
+    try produce(broker, world.events[half...] + malformed[2...] + world.events[..<20] + [late])
+
+    let converged = try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty }
+    #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
+    #expect(m2.output.contains { $0.contains("assigned partitions") && $0.contains("11]") }, "the survivor took every partition")
+
+    // Exactly once: no item's sequence number was committed twice.
+    var seen: [ItemKey: Set<Int>] = [:]
+    var duplicates = 0
+    for p in predictions(reader.messages) {
+        if !seen[ItemKey(promotionID: p.promotionID, itemID: p.itemID), default: []].insert(p.sequence!).inserted { duplicates += 1 }
+    }
+    #expect(duplicates == 0)
+
+    m2.signal(SIGTERM)
+    #expect(m2.wait() == 0, "SIGTERM ends a member cleanly")
+    _ = try reader.read(timeout: 30) { messages in messages.filter { $0.topic == "promo.dead-letter" }.count >= malformed.count }
+    let letters = reader.messages.filter { $0.topic == "promo.dead-letter" }.compactMap { m -> DeadLetter? in
+        if case .deadLetter(let d)? = try? EventDecoder().decode(m.value) { d } else { nil }
+    }
+    #expect(letters.map(\.value).sorted { $0.lexicographicallyPrecedes($1) } == malformed.map(\.value).sorted { $0.lexicographicallyPrecedes($1) })
+    #expect(letters.allSatisfy { !$0.reason.isEmpty })
+}
+
+@Test("stop every member, start one: it resumes from the committed offsets with the restored state")
+func restartResumes() throws {
+    let world = try World.make(items: 200)
+    defer { try? FileManager.default.removeItem(at: world.folder) }
+    let broker = try LocalBroker.tansu()
+    let first = try startMember(broker, world, name: "a")
+    #expect(first.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    let half = world.events.count / 2
+    try produce(broker, world.events[..<half])
+    var reader = try TopicReader(broker, topics: ["promo.predictions"])
+    #expect(try reader.read(timeout: 60) { predictions($0).count >= 100 })
+    first.signal(SIGTERM)
+    #expect(first.wait() == 0)
+    let processedFirst = try #require(first.output.compactMap(processedCount).last)
+
+    let second = try startMember(broker, world, name: "b")
+    let restored = try #require(second.awaitLine(timeout: 60, { $0.contains("assigned partitions") }))
+    #expect(!restored.line.contains("(0 items)"), "state restored from the changelog: \(restored.line)")
+    try produce(broker, world.events[half...])
+    let converged = try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty }
+    #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
+    second.signal(SIGTERM)
+    #expect(second.wait() == 0)
+    let processedSecond = try #require(second.output.compactMap(processedCount).last)
+    #expect(processedFirst + processedSecond == world.events.count, "no input read twice, none skipped")
+}
+
+/// "stopped after N messages" → N.
+func processedCount(_ line: String) -> Int? {
+    guard let range = line.range(of: "stopped after ") else { return nil }
+    return Int(line[range.upperBound...].prefix { $0.isNumber })
+}
