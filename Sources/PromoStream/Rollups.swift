@@ -4,7 +4,7 @@ import PromoFeatures
 /// Predicted GMV summed per promotion over the platform, each industry and each seller, for one partition's
 /// items (the paper's GMV at several granularities). A partition publishes its own sums, keyed
 /// `<promotion_id>/<scope>/<id>/<partition>`; a reader adds the latest record of every partition.
-struct Rollups {
+struct RollupTable {
     struct Total {
         var gmv = 0.0
         var items = 0
@@ -36,17 +36,9 @@ struct Rollups {
     func record(_ key: String, partition: Int32, timestamp: String) -> OutputRecord {
         let (promotion, scope, id) = parts[key]!
         let total = totals[key]!
-        var w = JSONWriter()
-        w.beginObject()
-        w.field("schema", "rollup/1")
-        w.field("promotion_id", promotion)
-        w.field("scope", scope)
-        w.field("id", id)
-        w.field("partition", Int(partition))
-        w.field("gmv", total.gmv)
-        w.field("items", total.items)
-        w.field("produced_at", timestamp)
-        w.endObject()
-        return OutputRecord(kind: .rollup, partition: nil, key: Array("\(key)/\(partition)".utf8), value: w.bytes)
+        let event = Rollup(promotionID: promotion, scope: scope, id: id, partition: Int(partition), gmv: max(total.gmv, 0),
+                           items: total.items, producedAt: timestamp)
+        return OutputRecord(kind: .rollup, partition: nil, key: Array("\(key)/\(partition)".utf8),
+                            value: Event.rollup(event).encoded())
     }
 }

@@ -124,7 +124,7 @@ public final class StreamProcessor {
         case .buyers(let e): promotion = e.promotionID
         case .activity(let e): promotion = e.promotionID
         case .outcome: return  // labels: read by the backtest and the fine-tuner, not by the processor
-        case .prediction, .announcement, .deadLetter:
+        case .prediction, .announcement, .deadLetter, .rollup:
             throw ApplyError(description: "schema: \(event.schema) is not an input event")
         }
         let itemID = event.itemID!
@@ -317,7 +317,7 @@ struct PartitionState {
     var items: [ItemKey: ItemState] = [:]
     /// Items whose latest day waits for its buyer profile.
     var pending: Set<ItemKey> = []
-    var rollups = Rollups()
+    var rollups = RollupTable()
 }
 
 extension ItemState {
