@@ -61,6 +61,9 @@ let package = Package(
         ]),
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
         .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),
+        .executableTarget(name: "promo-stream-bench", dependencies: [
+            "PromoStream", "PromoService", "PromoKafka", "PromoEvents", "DINOP", "CJemalloc",
+        ]),
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
         .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents"]),

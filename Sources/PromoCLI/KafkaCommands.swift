@@ -1,4 +1,5 @@
 import ArgumentParser
+import DINOP
 import Dispatch
 import Foundation
 import PromoEvents
@@ -60,6 +61,9 @@ struct RunCommand: ParsableCommand {
         options.processor.presaleDays = presaleDays
         let model = try loadModel(model)
         let member = member
+        // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
+        // client's threads on the same cores.
+        BLAS.setThreads(1)
         let service = StreamService(model: model, options: options) { report("promo run [\(member)]: \($0)") }
         let stop = StopSignal()
         let signals = StopOnSignals(stop)

@@ -283,26 +283,39 @@ struct Fields {
     }
 
     /// Bucket shares: each within [0, 1], and those of each dimension present summing to 1.
-    private var knownDimensions: [Substring] { Vocabulary.buyerDimensions.map { Substring($0.dimension) } }
+    private static let knownDimensions: [Substring] = Vocabulary.buyerDimensions.map { Substring($0.dimension) }
+    private static let knownDimensionSet = Set(knownDimensions)
 
+    /// Shares by bucket name, checked per known dimension. The common case (all valid) reads the names in any
+    /// order; on a violation they are read again in sorted order, so the first violation reported is always the same.
     func shares() throws(EventError) -> [String: Double] {
+        do {
+            return try shares(names: map.keys)
+        } catch {
+            return try shares(names: map.keys.sorted())
+        }
+    }
+
+    private func shares(names: some Sequence<String>) throws(EventError) -> [String: Double] {
         var out: [String: Double] = [:]
+        out.reserveCapacity(map.count)
         var sums: [Substring: Double] = [:]
-        for name in map.keys.sorted() {
+        for name in names {
             let value = map[name]!
             if value == .null { continue }
             // A name outside the known dimensions (a later minor version's field) is carried when it is a finite
             // number and ignored otherwise; only the known dimensions' shares can be checked.
-            guard Vocabulary.buyerBuckets.contains(name) || knownDimensions.contains(Vocabulary.dimension(of: name)) else {
+            let dimension = Vocabulary.dimension(of: name)
+            guard Self.knownDimensionSet.contains(dimension) else {
                 if let n = value.number, Self.fitsFloat32(n) { out[name] = n }
                 continue
             }
             let n = try Self.finite(value, path: child(name))
             if let problem = Vocabulary.Range.fraction.check(n) { throw EventError(path: child(name), reason: problem) }
             out[name] = n
-            sums[Vocabulary.dimension(of: name), default: 0] += n
+            sums[dimension, default: 0] += n
         }
-        for dimension in knownDimensions where sums[dimension] != nil {
+        for dimension in Self.knownDimensions where sums[dimension] != nil {
             let sum = sums[dimension]!
             guard abs(sum - 1) <= Vocabulary.shareTolerance else {
                 throw EventError(path: child(String(dimension)),

@@ -65,6 +65,8 @@ public struct ServiceOptions: Sendable {
     public var maxBatch = 10_000
     /// How long a poll waits for input before the loop checks the grace periods and the stop flag.
     public var pollTimeoutMs: Int32 = 100
+    /// How often the member logs its rate and where its time goes (0: never).
+    public var statsIntervalSeconds = 10.0
 
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka

@@ -22,6 +22,8 @@ public final class StreamService {
     private var consumer: KafkaConsumer!
     private var producer: KafkaProducer!
     public private(set) var processedMessages = 0
+    /// Called on the service's thread after each batch is durable, with the messages processed so far.
+    public var onCommitted: ((Int) -> Void)?
     private var transactionOpen = false
     private var needsRewind = false
 
@@ -86,12 +88,19 @@ public final class StreamService {
         log("stopped after \(processedMessages) messages")
     }
 
+    /// Where the loop's time goes, logged every `statsInterval` seconds.
+    private var stats = LoopStats()
+
     private func processAndCommit(_ messages: [KafkaMessage]) throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        defer { stats.report(every: options.statsIntervalSeconds, log) }
         let inputs = messages.map {
             InputMessage(topic: $0.topic, partition: $0.partition, offset: $0.offset, key: $0.key, value: $0.value)
         }
         let outputs = processor.process(inputs, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         guard !messages.isEmpty || !outputs.isEmpty else { return }
+        let processed = clock.now
         var offsets: [TopicPartition: Int64] = [:]
         for m in messages { offsets[m.topicPartition] = max(offsets[m.topicPartition] ?? 0, m.offset + 1) }
 
@@ -109,6 +118,9 @@ public final class StreamService {
             try consumer.commit(offsets)
         }
         processedMessages += messages.count
+        stats.add(messages: messages.count, outputs: outputs.count, process: processed - started,
+                  commit: clock.now - processed)
+        onCommitted?(processedMessages)
     }
 
     private func publish(_ outputs: [OutputRecord]) throws {
@@ -133,9 +145,11 @@ public final class StreamService {
         log("rewound \(owned.count) partitions to their committed offsets")
     }
 
-    /// Rebuilds the state of these input partitions from their changelog partitions (committed records only).
-    private func restore(_ partitions: Set<Int32>) throws {
-        guard !partitions.isEmpty else { return }
+    /// Rebuilds the state of these input partitions from their changelog partitions (committed records only);
+    /// returns how many records it read. Runs on assignment; public for the benchmark.
+    @discardableResult
+    public func restore(_ partitions: Set<Int32>) throws -> Int {
+        guard !partitions.isEmpty else { return 0 }
         let started = Date()
         var config = options.kafka
         config["enable.partition.eof"] = "true"
@@ -151,27 +165,61 @@ public final class StreamService {
                 starts[tp] = KafkaOffset.beginning
             }
         }
-        var records: [Int32: [(key: [UInt8]?, value: [UInt8])]] = [:]
+        for p in partitions { processor.startRestore(partition: p) }
+        var count = 0, failures = 0
         if !starts.isEmpty {
             try reader.assign(starts)
             while !remaining.isEmpty {
-                for m in try reader.poll(maxMessages: 10_000, timeoutMs: 500) {
-                    records[m.partition, default: []].append((m.key, m.value))
+                for m in try reader.poll(maxMessages: 10_000, timeoutMs: 100) {
+                    count += 1
+                    do {
+                        try processor.restore(partition: m.partition, value: m.value)
+                    } catch {
+                        failures += 1
+                        log("changelog \(m.topicPartition) offset \(m.offset) skipped: \(error)")
+                    }
                 }
                 remaining.subtract(reader.takeEndsReached())
             }
         }
         try reader.close()
-        var failures = 0
-        for p in partitions {
-            for failure in processor.restore(partition: p, records: records[p] ?? []) {
-                failures += 1
-                log("changelog partition \(p) record \(failure.offset) skipped: \(failure.reason)")
-            }
-        }
-        let count = records.values.reduce(0) { $0 + $1.count }
+        for p in partitions { processor.finishRestore(partition: p) }
         log(String(format: "assigned partitions %@: restored %d changelog records (%d items) in %.2f s%@",
                    partitions.sorted().description, count, processor.itemCount, Date().timeIntervalSince(started),
                    failures > 0 ? ", \(failures) unreadable" : ""))
+        return count
     }
+
+    public var itemCount: Int { processor.itemCount }
+}
+
+/// Counts of the loop between two stats lines.
+struct LoopStats {
+    var messages = 0, outputs = 0, batches = 0
+    var process = Duration.zero, commit = Duration.zero
+    var since = ContinuousClock.now
+
+    mutating func add(messages: Int, outputs: Int, process: Duration, commit: Duration) {
+        self.messages += messages
+        self.outputs += outputs
+        batches += 1
+        self.process += process
+        self.commit += commit
+    }
+
+    mutating func report(every interval: Double, _ log: (String) -> Void) {
+        let elapsed = ContinuousClock.now - since
+        guard interval > 0, elapsed >= .seconds(interval) else { return }
+        let seconds = elapsed.seconds
+        if batches > 0 {
+            log(String(format: "%.0f messages/s, %.0f outputs/s, %d batches of %.0f; processing %.0f%%, publishing and committing %.0f%% of the time",
+                       Double(messages) / seconds, Double(outputs) / seconds, batches, Double(messages) / Double(batches),
+                       100 * process.seconds / seconds, 100 * commit.seconds / seconds))
+        }
+        self = LoopStats()
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

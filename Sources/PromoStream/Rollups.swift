@@ -14,17 +14,28 @@ struct RollupTable {
     private(set) var totals: [String: Total] = [:]
     private var parts: [String: (promotion: String, scope: String, id: String)] = [:]
 
-    /// Adds (`sign` 1) or takes away (−1) an item's last predicted GMV; returns the sums it touched.
-    @discardableResult
-    mutating func add(_ state: ItemState, sign: Int, fields: [String]) -> [String] {
-        guard let gmv = state.lastGMV else { return [] }
-        var scopes = [("platform", "all")]
-        for scope in ["industry", "seller"] {
-            if let i = fields.firstIndex(of: scope), let id = state.sii[i], !id.isEmpty { scopes.append((scope, id)) }
+    /// What an item adds to the sums: its last predicted GMV and the industry and seller it belongs to.
+    struct Contribution {
+        var gmv: Double?
+        var scopes: [(scope: String, id: String)]
+
+        init(_ state: ItemState, fields: [String]) {
+            gmv = state.lastGMV
+            scopes = [("platform", "all")]
+            guard gmv != nil else { return }
+            for scope in ["industry", "seller"] {
+                if let i = fields.firstIndex(of: scope), let id = state.sii[i], !id.isEmpty { scopes.append((scope, id)) }
+            }
         }
-        return scopes.map { scope, id in
-            let key = "\(state.key.promotionID)/\(scope)/\(id)"
-            parts[key] = (state.key.promotionID, scope, id)
+    }
+
+    /// Adds (`sign` 1) or takes away (−1) an item's contribution; returns the sums it touched.
+    @discardableResult
+    mutating func add(_ item: Contribution, promotion: String, sign: Int) -> [String] {
+        guard let gmv = item.gmv else { return [] }
+        return item.scopes.map { scope, id in
+            let key = "\(promotion)/\(scope)/\(id)"
+            parts[key] = (promotion, scope, id)
             var total = totals[key] ?? Total()
             total.items += sign
             total.gmv = total.items == 0 ? 0 : total.gmv + Double(sign) * gmv

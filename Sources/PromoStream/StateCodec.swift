@@ -118,8 +118,11 @@ struct ByteWriter {
     }
     mutating func floats(_ values: [Float], count32: Bool = false) {
         if count32 { u32(values.count) } else { u16(values.count) }
-        buffer.reserveCapacity(buffer.count + 4 * values.count)
+        #if _endian(little)
+        values.withUnsafeBytes { buffer.append(contentsOf: $0) }
+        #else
         for v in values { f32(v) }
+        #endif
     }
 }
 
@@ -158,6 +161,12 @@ struct ByteReader {
     mutating func floats(count32: Bool = false) throws -> [Float] {
         let n = count32 ? Int(try unsigned(4)) : try u16()
         let raw = try take(4 * n)
+        #if _endian(little)
+        return [Float](unsafeUninitializedCapacity: n) { buffer, count in
+            raw.withUnsafeBytes { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: $0) }
+            count = n
+        }
+        #else
         return [Float](unsafeUninitializedCapacity: n) { buffer, count in
             var i = raw.startIndex
             for k in 0..<n {
@@ -167,5 +176,6 @@ struct ByteReader {
             }
             count = n
         }
+        #endif
     }
 }

@@ -12,6 +12,9 @@ public struct ProcessorOptions: Sendable {
     public var member = "promo"
     /// Items stepped together per GEMM.
     public var batchRows = 512
+    /// Items kept whole in memory; beyond this the least recently changed are kept compactly (their inputs only)
+    /// and recomputed from their stored days when they change again.
+    public var hotItems = 200_000
 
     public init() {}
 }
@@ -35,6 +38,7 @@ public final class StreamProcessor {
     let decoder: EventDecoder
     let nDis: Int, nU: Int
     var partitions: [Int32: PartitionState] = [:]
+    var restoring: [Int32: [ItemKey: ItemState]] = [:]
 
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
         self.model = model
@@ -47,10 +51,10 @@ public final class StreamProcessor {
         nU = network.nU
     }
 
-    public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.items.count } }
+    public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.count } }
     public var ownedPartitions: Set<Int32> { Set(partitions.keys) }
 
-    public func state(partition: Int32, key: ItemKey) -> ItemState? { partitions[partition]?.items[key] }
+    public func state(partition: Int32, key: ItemKey) -> ItemState? { partitions[partition]?.state(key) }
 
     /// Forgets partitions (revoked, or to be restored again after an aborted transaction).
     public func remove(partitions removed: some Sequence<Int32>) {
@@ -60,22 +64,31 @@ public final class StreamProcessor {
     /// Takes over a partition with the states restored from its changelog (later records of an item replace
     /// earlier ones). Returns the records that could not be read, with why; they are skipped.
     public func restore(partition: Int32, records: [(key: [UInt8]?, value: [UInt8])]) -> [(offset: Int, reason: String)] {
-        var table = PartitionState()
+        startRestore(partition: partition)
         var failures: [(Int, String)] = []
         for (i, record) in records.enumerated() {
-            do {
-                let state = try StateCodec.decode(record.value)
-                table.items[state.key] = state
-            } catch {
-                failures.append((i, "\(error)"))
-            }
+            do { try restore(partition: partition, value: record.value) } catch { failures.append((i, "\(error)")) }
         }
-        for state in table.items.values {
+        finishRestore(partition: partition)
+        return failures
+    }
+
+    /// Restoring one record at a time, as they are read: `startRestore`, `restore(partition:value:)`…, `finishRestore`.
+    public func startRestore(partition: Int32) { restoring[partition] = [:] }
+
+    public func restore(partition: Int32, value: [UInt8]) throws {
+        let state = try StateCodec.decode(value)
+        restoring[partition]![state.key] = state
+    }
+
+    public func finishRestore(partition: Int32) {
+        var table = PartitionState()
+        for state in restoring.removeValue(forKey: partition)!.values {
             if state.pendingSince != nil { table.pending.insert(state.key) }
-            table.rollups.add(state, sign: 1, fields: model.config.siiFields)
+            table.rollups.add(RollupTable.Contribution(state, fields: model.config.siiFields), promotion: state.key.promotionID, sign: 1)
+            table.putCold(state)
         }
         partitions[partition] = table
-        return failures
     }
 
     /// Applies messages and returns what to publish: one prediction, changelog record and rollup update per
@@ -99,15 +112,16 @@ public final class StreamProcessor {
     // MARK: Applying events
 
     struct Changes {
-        /// Changed items and whether their stored state must be recomputed from scratch.
-        var items: [Int32: [ItemKey: Bool]] = [:]
-        /// Each changed item's rollup contribution before the change.
-        var before: [Int32: [ItemKey: ItemState]] = [:]
-
-        mutating func mark(_ partition: Int32, _ state: ItemState, recompute: Bool) {
-            if before[partition, default: [:]][state.key] == nil { before[partition, default: [:]][state.key] = state }
-            items[partition, default: [:]][state.key, default: false] = items[partition]?[state.key] == true || recompute
+        struct Change {
+            /// The stored model state no longer matches the inputs (a corrected day, a new profile).
+            var recompute = false
+            /// The inputs changed (false: only a grace period ran out, which may change nothing).
+            var inputs = false
+            /// The item's rollup membership and GMV before the change.
+            var before: RollupTable.Contribution
         }
+
+        var items: [Int32: [ItemKey: Change]] = [:]
     }
 
     struct ApplyError: Error, CustomStringConvertible {
@@ -133,48 +147,54 @@ public final class StreamProcessor {
             throw ApplyError(description: "key: must equal item_id \"\(itemID)\", got \(message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "none")")
         }
         let itemKey = ItemKey(promotionID: promotion, itemID: itemID)
-        var table = partitions[message.partition] ?? PartitionState()
-        var state = table.items[itemKey]
+        // Taken out of their dictionaries while they change, so that changing them copies nothing.
+        var table = partitions.removeValue(forKey: message.partition) ?? PartitionState()
+        defer { partitions[message.partition] = table }
+        var state = table.take(itemKey)
             ?? ItemState(key: itemKey, siiCount: model.config.siiFields.count, nSis: model.config.count(.sis), nU: nU)
-        let before = state
-        var recompute = false
+        defer { table.put(state) }
+        let before = RollupTable.Contribution(state, fields: model.config.siiFields)
+        var recompute = false, changed = false
         switch event {
         case .profile(let e):
-            state.hasProfile = true
-            state.sii = mapper.siiIDs(e.ids)
-            state.sis = mapper.vector(.sis, e.sis)
-            state.su = mapper.vector(.su, e.su ?? [:])
+            let sii = mapper.siiIDs(e.ids), sis = mapper.vector(.sis, e.sis), su = mapper.vector(.su, e.su ?? [:])
+            changed = !state.hasProfile || sii != state.sii || !sameBits(sis, state.sis) || !sameBits(su, state.su)
             // su steers the attention of every day already applied.
-            recompute = !sameBits(state.su, before.su)
+            recompute = !sameBits(su, state.su)
+            (state.hasProfile, state.sii, state.sis, state.su) = (true, sii, sis, su)
         case .sales(let e):
             let applied = state.hot?.appliedDays.contains(UInt16(e.day)) ?? false
-            let changed = state.store(day: e.day, buyers: false, values: mapper.vector(.dis, e.sales), nDis: nDis, nU: nU)
+            changed = state.store(day: e.day, buyers: false, values: mapper.vector(.dis, e.sales), nDis: nDis, nU: nU)
             recompute = changed && applied
         case .buyers(let e):
             let applied = state.hot?.appliedDays.contains(UInt16(e.day)) ?? false
-            let changed = state.store(day: e.day, buyers: true, values: mapper.vector(.du, e.buyers), nDis: nDis, nU: nU)
+            changed = state.store(day: e.day, buyers: true, values: mapper.vector(.du, e.buyers), nDis: nDis, nU: nU)
             recompute = changed && applied
         case .activity(let e):
-            state.activityID = e.activityID
-            state.act = mapper.vector(.act, e.features)
+            let act = mapper.vector(.act, e.features)
+            changed = state.activityID != e.activityID || state.act.map { !sameBits($0, act) } ?? true
+            (state.activityID, state.act) = (e.activityID, act)
         default: break
         }
+        guard changed else { return }
         state.updatePending(nowMs: nowMs)
         if state.pendingSince != nil { table.pending.insert(itemKey) } else { table.pending.remove(itemKey) }
-        if state != before {
-            changes.mark(message.partition, before, recompute: recompute)
-            table.items[itemKey] = state
-        }
-        partitions[message.partition] = table
+        changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)].inputs = true
+        if recompute { changes.items[message.partition]![itemKey]!.recompute = true }
     }
 
     func expirePending(nowMs: Int64, changes: inout Changes) {
-        for (p, table) in partitions where !table.pending.isEmpty {
+        for p in Array(partitions.keys) where !partitions[p]!.pending.isEmpty {
+            var table = partitions.removeValue(forKey: p)!
+            defer { partitions[p] = table }
             for key in table.pending {
-                guard let state = table.items[key], let since = state.pendingSince else { continue }
+                guard let state = table.state(key), let since = state.pendingSince else { continue }
                 if nowMs - since >= options.gracePeriodMs {
-                    partitions[p]!.pending.remove(key)
-                    changes.mark(p, state, recompute: false)
+                    table.pending.remove(key)
+                    if changes.items[p]?[key] == nil {
+                        changes.items[p, default: [:]][key] = Changes.Change(before: RollupTable.Contribution(state, fields: model.config.siiFields))
+                    }
+                    table.put(table.take(key)!)
                 }
             }
         }
@@ -201,8 +221,9 @@ public final class StreamProcessor {
     func compute(_ changes: Changes, nowMs: Int64) -> [OutputRecord] {
         var jobs: [Job] = []
         for (p, items) in changes.items {
-            for (key, recompute) in items {
-                let state = partitions[p]!.items[key]!
+            for (key, change) in items {
+                let recompute = change.recompute
+                let state = partitions[p]!.state(key)!
                 let included = includedDays(state, nowMs: nowMs)
                 if let hot = state.hot, !recompute, hot.modelVersion == model.version,
                    included.count >= hot.appliedDays.count,
@@ -214,9 +235,7 @@ public final class StreamProcessor {
             }
         }
         // Unchanged inputs after all (a pending day expired that was already applied): nothing to publish.
-        jobs.removeAll { job in
-            !job.fresh && job.steps.isEmpty && changes.before[job.partition]![job.key]! == partitions[job.partition]!.items[job.key]!
-        }
+        jobs.removeAll { job in !job.fresh && job.steps.isEmpty && changes.items[job.partition]![job.key]!.inputs == false }
         // Longest first, so the items still stepping on step t are a prefix of each chunk.
         jobs.sort { ($0.steps.count, $0.key) > ($1.steps.count, $1.key) }
         let timestamp = Self.timestamp(nowMs)
@@ -226,26 +245,39 @@ public final class StreamProcessor {
             let chunk = jobs[start..<min(start + options.batchRows, jobs.count)]
             step(chunk, timestamp: timestamp, out: &out)
         }
-        for (p, before) in changes.before {
-            var table = partitions[p]!
+        for (p, items) in changes.items {
+            var table = partitions.removeValue(forKey: p)!
             var touched = Set<String>()
-            for (key, old) in before {
-                touched.formUnion(table.rollups.add(old, sign: -1, fields: model.config.siiFields))
-                touched.formUnion(table.rollups.add(table.items[key]!, sign: 1, fields: model.config.siiFields))
+            for (key, change) in items {
+                touched.formUnion(table.rollups.add(change.before, promotion: key.promotionID, sign: -1))
+                let after = RollupTable.Contribution(table.state(key)!, fields: model.config.siiFields)
+                touched.formUnion(table.rollups.add(after, promotion: key.promotionID, sign: 1))
             }
             for rollupKey in touched.sorted() {
                 out.append(table.rollups.record(rollupKey, partition: p, timestamp: timestamp))
             }
             partitions[p] = table
         }
+        coolDown(keeping: Set(jobs.map(\.key)))
         return out
+    }
+
+    /// Turns hot items into their compact form when there are more than `hotItems`, keeping the items just changed.
+    func coolDown(keeping recent: Set<ItemKey>) {
+        var hot = partitions.values.reduce(0) { $0 + $1.hotCount }
+        guard hot > options.hotItems else { return }
+        for p in Array(partitions.keys) where hot > options.hotItems / 2 {
+            var table = partitions.removeValue(forKey: p)!
+            hot -= table.cool(count: hot - options.hotItems / 2, keeping: recent)
+            partitions[p] = table
+        }
     }
 
     private func step(_ chunk: ArraySlice<Job>, timestamp: String, out: inout [OutputRecord]) {
         var batch = ItemBatch(network: network)
         var dayRows: [[Float]] = []
         for job in chunk {
-            let state = partitions[job.partition]!.items[job.key]!
+            let state = partitions[job.partition]!.state(job.key)!
             let raw = RawItem(sii: state.sii, sis: state.sis, su: state.su,
                               days: job.steps.map { day in
                                   let (dis, du) = state.inputs(day: day, nDis: nDis, nU: nU)
@@ -275,7 +307,7 @@ public final class StreamProcessor {
         let predictions = scorer.predictions(batch, rows: chunk.count)
         let hd = network.hidden
         for (i, job) in chunk.enumerated() {
-            var state = partitions[job.partition]!.items[job.key]!
+            var state = partitions[job.partition]!.take(job.key)!
             let previous = job.fresh ? [] : state.hot?.appliedDays ?? []
             state.hot = HotState(modelVersion: model.version, appliedDays: previous + job.steps.map { UInt16($0) },
                                  h: Array(batch.h[(i * hd)..<((i + 1) * hd)]),
@@ -288,7 +320,7 @@ public final class StreamProcessor {
             let event = PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
                                         producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
                                         daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
-            partitions[job.partition]!.items[job.key] = state
+            partitions[job.partition]!.put(state)
             out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(job.key.itemID.utf8),
                                     value: Event.prediction(event).encoded()))
             out.append(OutputRecord(kind: .changelog, partition: job.partition, key: Self.changelogKey(job.key),
@@ -312,12 +344,45 @@ public final class StreamProcessor {
     }
 }
 
-/// The items of one input partition.
+/// The items of one input partition: recently changed items whole ("hot"), the others as their changelog bytes
+/// without the model state ("cold", about 60% of the size), recomputed from their inputs when they change again.
 struct PartitionState {
-    var items: [ItemKey: ItemState] = [:]
+    private var hot: [ItemKey: ItemState] = [:]
+    private var cold: [ItemKey: [UInt8]] = [:]
     /// Items whose latest day waits for its buyer profile.
     var pending: Set<ItemKey> = []
     var rollups = RollupTable()
+
+    var count: Int { hot.count + cold.count }
+    var hotCount: Int { hot.count }
+
+    func state(_ key: ItemKey) -> ItemState? {
+        hot[key] ?? cold[key].map { try! StateCodec.decode($0) }
+    }
+
+    /// Removes an item to change it; `put` it back.
+    mutating func take(_ key: ItemKey) -> ItemState? {
+        hot.removeValue(forKey: key) ?? cold.removeValue(forKey: key).map { try! StateCodec.decode($0) }
+    }
+
+    mutating func put(_ state: ItemState) { hot[state.key] = state }
+
+    mutating func putCold(_ state: ItemState) {
+        var compact = state
+        compact.hot = nil
+        cold[state.key] = StateCodec.encode(compact)
+    }
+
+    /// Makes up to `count` hot items other than `recent` cold; returns how many.
+    mutating func cool(count: Int, keeping recent: Set<ItemKey>) -> Int {
+        let chosen = hot.keys.lazy.filter { !recent.contains($0) }.prefix(count)
+        var cooled = 0
+        for key in Array(chosen) {
+            putCold(hot.removeValue(forKey: key)!)
+            cooled += 1
+        }
+        return cooled
+    }
 }
 
 extension ItemState {

@@ -320,3 +320,25 @@ public struct PromotionWorld: Sendable {
         return out
     }
 }
+
+extension PromotionWorld {
+    /// The input files of a promotion's folder, in the order `inputEvents` reads them.
+    public static let inputFiles = ["item-profiles", "activities", "daily-sales", "daily-buyers"]
+
+    /// A promotion folder's input events in the order a live stream brings them: item profiles and activities
+    /// first, then day by day each day's sales and buyer profiles (outcomes are left out).
+    public static func inputEvents(promotionFolder: URL, decoder: EventDecoder = EventDecoder()) throws -> [Event] {
+        var byDay: [[Event]] = [[]]
+        for name in inputFiles {
+            try EventFile.read(promotionFolder.appendingPathComponent("\(name).jsonl"), decoder: decoder,
+                               rejected: { _ in }) { event in
+                var day = 0
+                if case .sales(let e) = event { day = e.day }
+                if case .buyers(let e) = event { day = e.day }
+                while byDay.count <= day { byDay.append([]) }
+                byDay[day].append(event)
+            }
+        }
+        return byDay.flatMap { $0 }
+    }
+}

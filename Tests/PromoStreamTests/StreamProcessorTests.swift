@@ -75,10 +75,14 @@ func expectClose(_ p: PredictionEvent, _ q: Prediction, _ comment: Comment? = ni
     if let a = p.ja, let b = q.ja { #expect(abs(a - b) <= 1e-5, comment) }
 }
 
-@Test("streamed in batches, every item's last prediction equals the offline batch prediction")
-func streamingEqualsOffline() throws {
+@Test("streamed in batches, every item's last prediction equals the offline batch prediction",
+      arguments: [200_000, 10])
+func streamingEqualsOffline(hotItems: Int) throws {
+    // With 10 hot items, nearly every change finds its item compact and recomputes it from its stored days.
     let stream = try SmallStream()
-    let processor = StreamProcessor(model: stream.model)
+    var options = ProcessorOptions()
+    options.hotItems = hotItems
+    let processor = StreamProcessor(model: stream.model, options: options)
     var out: [OutputRecord] = []
     for start in stride(from: 0, to: stream.messages.count, by: 700) {
         out += processor.process(Array(stream.messages[start..<min(start + 700, stream.messages.count)]), nowMs: 1_000)
@@ -162,7 +166,7 @@ func gracePeriod() throws {
     expectClose(after, FeaturePipeline(config: stream.model.config).predictions(stream.model, for: [withoutBuyers])[0])
 }
 
-@Test("restoring from the changelog records continues exactly where the state left off")
+@Test("restoring from the changelog records continues where the state left off")
 func restoreFromChangelog() throws {
     let stream = try SmallStream(items: 120)
     let half = stream.messages.count / 2
@@ -181,7 +185,8 @@ func restoreFromChangelog() throws {
     #expect(a.count == b.count)
     for (key, p) in a {
         #expect(p.sequence == b[key]?.sequence)
-        #expect(p.gmv == b[key]?.gmv, "restored state computes bit for bit as the original")
+        // Restored items are kept compactly and recomputed from their stored days: equal up to float rounding.
+        #expect(abs(p.gmv - b[key]!.gmv) <= 1e-4 * max(1, p.gmv))
     }
 }
 
