@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
         .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),
         .executableTarget(name: "promo-stream-bench", dependencies: [
-            "PromoStream", "PromoService", "PromoKafka", "PromoEvents", "DINOP", "CJemalloc",
+            "PromoStream", "PromoService", "PromoKafka", "PromoEvents", "PromoFeatures", "PromoWorld", "DINOP", "CJemalloc",
         ]),
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),

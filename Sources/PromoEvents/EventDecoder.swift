@@ -203,10 +203,10 @@ struct Fields {
     static func fitsFloat32(_ n: Double) -> Bool { n.isFinite && abs(n) <= Double(Float.greatestFiniteMagnitude) }
 
     /// A finite number that float32 can hold (the model computes in float32).
-    static func finite(_ value: JSONValue, path: String) throws(EventError) -> Double {
-        guard let n = value.number else { throw EventError(path: path, reason: "expected a number, got \(value.kind)") }
+    static func finite(_ value: JSONValue, path: @autoclosure () -> String) throws(EventError) -> Double {
+        guard let n = value.number else { throw EventError(path: path(), reason: "expected a number, got \(value.kind)") }
         guard Self.fitsFloat32(n) else {
-            throw EventError(path: path, reason: "must be a finite number within float32 range, got \(n)")
+            throw EventError(path: path(), reason: "must be a finite number within float32 range, got \(n)")
         }
         return n
     }
@@ -275,8 +275,9 @@ struct Fields {
         for (name, range) in known {
             if let n = try optionalNumber(name, range) { out[name] = n }
         }
-        let knownNames = Set(known.map(\.0))
-        for (name, value) in map where !knownNames.contains(name) {
+        // Unknown names exist only when the known ones did not account for every entry.
+        guard map.count > out.count else { return out }
+        for (name, value) in map where !known.contains(where: { $0.0 == name }) {
             if let n = value.number, Self.fitsFloat32(n) { out[name] = n }
         }
         return out

@@ -14,8 +14,9 @@ public final class StopSignal: Sendable {
 
 /// A consumer-group member: consume a batch → process → publish outputs, changelog records and offsets
 /// (one transaction in exactly-once mode) → repeat. Runs on the calling thread, which it blocks; never call it
-/// from a task of the Swift concurrency pool.
-public final class StreamService {
+/// from a task of the Swift concurrency pool. One thread at a time owns it (hence `@unchecked Sendable`: it may
+/// be handed to the thread that runs it).
+public final class StreamService: @unchecked Sendable {
     public let options: ServiceOptions
     let processor: StreamProcessor
     let log: (String) -> Void

@@ -38,7 +38,6 @@ public final class StreamProcessor {
     let decoder: EventDecoder
     let nDis: Int, nU: Int
     var partitions: [Int32: PartitionState] = [:]
-    var restoring: [Int32: [ItemKey: ItemState]] = [:]
 
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
         self.model = model
@@ -74,19 +73,19 @@ public final class StreamProcessor {
     }
 
     /// Restoring one record at a time, as they are read: `startRestore`, `restore(partition:value:)`…, `finishRestore`.
-    public func startRestore(partition: Int32) { restoring[partition] = [:] }
+    /// Items go straight to their compact form (a later record of an item replaces an earlier one), so a restore
+    /// needs little more memory than its result.
+    public func startRestore(partition: Int32) { partitions[partition] = PartitionState() }
 
     public func restore(partition: Int32, value: [UInt8]) throws {
-        let state = try StateCodec.decode(value)
-        restoring[partition]![state.key] = state
+        partitions[partition, default: PartitionState()].putCold(try StateCodec.decode(value))
     }
 
     public func finishRestore(partition: Int32) {
-        var table = PartitionState()
-        for state in restoring.removeValue(forKey: partition)!.values {
+        var table = partitions.removeValue(forKey: partition) ?? PartitionState()
+        for state in table.coldStates() {
             if state.pendingSince != nil { table.pending.insert(state.key) }
             table.rollups.add(RollupTable.Contribution(state, fields: model.config.siiFields), promotion: state.key.promotionID, sign: 1)
-            table.putCold(state)
         }
         partitions[partition] = table
     }
@@ -372,6 +371,9 @@ struct PartitionState {
         compact.hot = nil
         cold[state.key] = StateCodec.encode(compact)
     }
+
+    /// Every cold item, decoded one at a time.
+    func coldStates() -> some Sequence<ItemState> { cold.values.lazy.map { try! StateCodec.decode($0) } }
 
     /// Makes up to `count` hot items other than `recent` cold; returns how many.
     mutating func cool(count: Int, keeping recent: Set<ItemKey>) -> Int {

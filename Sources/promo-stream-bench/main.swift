@@ -1,44 +1,238 @@
-// The stream processor's benchmark, release build. See the README ("Benchmarks") for the figures and targets.
-//   swift run -c release promo-stream-bench processor EVENTS.jsonl MODEL
+// The stream processor's benchmark (release build), against a running broker:
+//   Deploy/local/bench.sh            (starts a local Tansu broker, then runs this)
+//   promo-stream-bench --bootstrap HOST:PORT [--items 20000] [--state-items 1000000] [--processor-only]
+// Prints: the processor alone (no Kafka), events per second end to end for one member, the event-to-prediction
+// latency p50/p99 at half that rate, resident memory per item with --state-items in state, and the time to
+// restore them from the changelog. The README's "Benchmarks" section records what it printed on this machine.
 import CJemalloc
 import DINOP
 import Foundation
 import PromoEvents
+import PromoFeatures
+import PromoKafka
+import PromoService
 import PromoStream
+import PromoWorld
+import Synchronization
 
 BLAS.setThreads(1)
-let arguments = CommandLine.arguments
 
-func elapsed(_ body: () throws -> Void) rethrows -> Double {
-    let start = DispatchTime.now().uptimeNanoseconds
-    try body()
-    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+func option(_ name: String) -> String? {
+    CommandLine.arguments.firstIndex(of: name).map { CommandLine.arguments[$0 + 1] }
 }
 
-/// Events of a JSON-lines file as input messages, partitioned by item id like the producer's murmur2 would spread them.
-func loadMessages(_ path: String, partitions: Int32 = 12) throws -> [InputMessage] {
-    var messages: [InputMessage] = []
-    try EventFile.read(URL(fileURLWithPath: path), decoder: EventDecoder(), rejected: { _ in }) { event in
-        guard let item = event.itemID else { return }
-        messages.append(InputMessage(topic: "in", partition: Int32(fnv1a64(item) % UInt64(partitions)),
-                                     offset: Int64(messages.count), key: Array(item.utf8), value: event.encoded()))
-    }
-    return messages
+let bootstrap = option("--bootstrap") ?? ProcessInfo.processInfo.environment["PROMO_BOOTSTRAP"] ?? "127.0.0.1:9092"
+let itemCount = Int(option("--items") ?? "") ?? 20_000
+let stateItems = Int(option("--state-items") ?? "") ?? 1_000_000
+// Tansu answers a new group's first join after about half the session timeout.
+let kafka = KafkaConfig(bootstrapServers: bootstrap, ["session.timeout.ms": "6000"])
+let topics = ServiceTopics()
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+func log(_ line: String) { FileHandle.standardError.write(Data("  \(line)\n".utf8)) }
+
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+          let pages = Int(text.split(separator: " ")[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
-switch arguments.dropFirst().first {
-case "processor":
-    let messages = try loadMessages(arguments[2])
-    let model = try DINOPModel(contentsOf: URL(fileURLWithPath: arguments[3]))
+// MARK: Data and model
+
+print("promo-stream benchmark: broker \(bootstrap), librdkafka \(librdkafkaVersion), \(itemCount) items per promotion")
+let folder = FileManager.default.temporaryDirectory.appendingPathComponent("promo-stream-bench-\(UUID().uuidString)")
+defer { try? FileManager.default.removeItem(at: folder) }
+var worldOptions = PromotionWorld.Options()
+worldOptions.itemsPerPromotion = itemCount
+_ = try PromotionWorld(options: worldOptions).write(to: folder, threads: 2)
+let promotions = worldOptions.promotions.map(\.id)
+let streams = try promotions.map { try PromotionWorld.inputEvents(promotionFolder: folder.appendingPathComponent($0)) }
+let model = try DINOPModel.random(config: .default, dims: .defaults(for: .default), seed: 1)
+print("model: H = \(model.config.hidden), A = \(model.config.attention) (MODEL.md defaults), one OpenBLAS thread")
+
+func messages(_ events: [Event]) -> [(topic: String, key: [UInt8], value: [UInt8])] {
+    events.map { (topics.topic(schema: $0.schema)!, Array($0.itemID!.utf8), $0.encoded()) }
+}
+let first = messages(streams[0]), second = messages(streams[1])
+
+// MARK: 1. The processor alone
+
+do {
     let processor = StreamProcessor(model: model)
-    var outputs = 0
-    let seconds = elapsed {
-        for start in stride(from: 0, to: messages.count, by: 10_000) {
-            outputs += processor.process(Array(messages[start..<min(start + 10_000, messages.count)]), nowMs: 0).count
+    let inputs = first.enumerated().map { i, m in
+        InputMessage(topic: m.topic, partition: Int32(fnv1a64(String(decoding: m.key, as: UTF8.self)) % 12),
+                     offset: Int64(i), key: m.key, value: m.value)
+    }
+    let start = now()
+    for s in stride(from: 0, to: inputs.count, by: 10_000) {
+        _ = processor.process(Array(inputs[s..<min(s + 10_000, inputs.count)]), nowMs: 0)
+    }
+    let seconds = now() - start
+    print(String(format: "1. processor alone (decode, join, step, encode outputs; no Kafka): %.0f events/s (%d events, %.1f s)",
+                 Double(inputs.count) / seconds, inputs.count, seconds))
+}
+
+if CommandLine.arguments.contains("--processor-only") { exit(0) }
+
+// MARK: 2. End to end, one member
+
+func produce(_ batch: [(topic: String, key: [UInt8], value: [UInt8])], pacing rate: Double? = nil,
+             sent: ((Int, Double) -> Void)? = nil) throws -> Double {
+    let producer = try KafkaProducer(KafkaConfig(bootstrapServers: bootstrap, ["partitioner": "murmur2_random", "linger.ms": "5"]))
+    let start = now()
+    for (i, m) in batch.enumerated() {
+        if let rate, i % 100 == 0 {
+            let due = start + Double(i) / rate
+            if due > now() { Thread.sleep(forTimeInterval: due - now()) }
+        }
+        try producer.produce(topic: m.topic, key: m.key, value: m.value)
+        sent?(i, now())
+        if i % 1000 == 0 { producer.poll() }
+    }
+    try producer.flush(timeoutMs: 300_000)
+    return now() - start
+}
+
+let produceSeconds = try produce(first)
+print(String(format: "   producing the inputs to the broker: %.0f events/s (the broker's own ceiling on this machine)",
+             Double(first.count) / produceSeconds))
+
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+final class Member: @unchecked Sendable {
+    let service: StreamService
+    let stop = StopSignal()
+    let processed = Counter()
+    let thread: Thread
+    let done = DispatchSemaphore(value: 0)
+    var error: Error?
+
+    let assigned = DispatchSemaphore(value: 0)
+
+    init(group: String, pollMs: Int32, maxBatch: Int) {
+        var options = ServiceOptions(kafka: kafka, member: "bench")
+        options.group = group
+        options.pollTimeoutMs = pollMs
+        options.maxBatch = maxBatch
+        options.statsIntervalSeconds = 0
+        options.processor.gracePeriodMs = 1_000
+        let assigned = self.assigned
+        let service = StreamService(model: model, options: options, log: { line in
+            if line.contains("assigned partitions") { assigned.signal() }
+        })
+        self.service = service
+        let (stop, processed, done) = (self.stop, self.processed, self.done)
+        final class Box: @unchecked Sendable { var error: Error? }
+        let box = Box()
+        service.onCommitted = { processed.value.store($0, ordering: .relaxed) }
+        thread = Thread {
+            do { try service.run(until: stop) } catch { box.error = error }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    func wait(forProcessed count: Int, timeout: Double) -> Bool {
+        let deadline = now() + timeout
+        while processed.value.load(ordering: .relaxed) < count && now() < deadline { usleep(1_000) }
+        return processed.value.load(ordering: .relaxed) >= count
+    }
+
+    func finish() {
+        stop.stop()
+        done.wait()
+    }
+}
+
+let throughputMember = Member(group: "bench-\(UUID().uuidString)", pollMs: 100, maxBatch: 10_000)
+let startedAt = now()
+_ = throughputMember.wait(forProcessed: 1, timeout: 120)
+let firstBatchAt = now()
+let finished = throughputMember.wait(forProcessed: first.count, timeout: 1200)
+let endToEnd = Double(first.count) / (now() - firstBatchAt)
+print(String(format: "2. end to end, one member, exactly-once: %.0f events/s (%d events; %.1f s to join the group and get the first batch)%@",
+             endToEnd, first.count, firstBatchAt - startedAt, finished ? "" : " — did not finish"))
+throughputMember.finish()
+
+// MARK: 3. Latency at half that rate
+
+do {
+    let rate = endToEnd / 2
+    let member = Member(group: "bench-latency-\(UUID().uuidString)", pollMs: 5, maxBatch: 500)
+    member.assigned.wait()
+    // Read predictions from the end of the topic, committed only, as a downstream consumer would.
+    let reader = try KafkaConsumer(KafkaConfig(bootstrapServers: bootstrap,
+                                               ["isolation.level": "read_committed", "fetch.wait.max.ms": "5"]))
+    var starts: [TopicPartition: Int64] = [:]
+    for p in 0..<12 { starts[TopicPartition(topics.predictions, Int32(p))] = KafkaOffset.end }
+    try reader.assign(starts)
+    // The time the latest event of each item was sent: the event that makes its next prediction.
+    let lastSent = Mutex<[String: Double]>([:])
+    let secondKeys = second.map { String(decoding: $0.key, as: UTF8.self) }
+    let producerThread = Thread {
+        _ = try? produce(second, pacing: rate) { i, t in lastSent.withLock { $0[secondKeys[i]] = t } }
+    }
+    producerThread.start()
+    var latencies: [Double] = []
+    let promotion = promotions[1]
+    let deadline = now() + Double(second.count) / rate + 60
+    while now() < deadline && latencies.count < second.count / 3 {
+        for m in try reader.poll(maxMessages: 5_000, timeoutMs: 20) {
+            let received = now()
+            guard case .prediction(let p)? = try? EventDecoder().decode(m.value), p.promotionID == promotion,
+                  let sent = lastSent.withLock({ $0[p.itemID] }) else { continue }
+            latencies.append(received - sent)
         }
     }
-    print(String(format: "processor alone: %d events in %.2f s = %.0f events/s, %d outputs, %d items",
-                 messages.count, seconds, Double(messages.count) / seconds, outputs, processor.itemCount))
-default:
-    print("usage: promo-stream-bench processor EVENTS.jsonl MODEL")
+    member.finish()
+    latencies.sort()
+    func percentile(_ q: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] * 1000 }
+    print(String(format: "3. latency at %.0f events/s (half of 2.), event sent → prediction readable (read_committed): p50 %.1f ms, p99 %.1f ms (%d predictions)",
+                 rate, percentile(0.5), percentile(0.99), latencies.count))
+}
+
+// MARK: 4. Memory per item and restore time with many items in state
+
+do {
+    // States of real items, stepped through all their days, copied under new item ids up to `stateItems`.
+    let processor = StreamProcessor(model: model)
+    var outputs: [OutputRecord] = []
+    let inputs = first.enumerated().map { i, m in
+        InputMessage(topic: m.topic, partition: 0, offset: Int64(i), key: m.key, value: m.value)
+    }
+    for s in stride(from: 0, to: inputs.count, by: 10_000) {
+        outputs += processor.process(Array(inputs[s..<min(s + 10_000, inputs.count)]), nowMs: 0)
+    }
+    var latest: [[UInt8]: [UInt8]] = [:]
+    for o in outputs where o.kind == .changelog { latest[o.key] = o.value }
+    let templates = try latest.values.map { try StateCodec.decode($0) }
+    let recordBytes = latest.values.reduce(0) { $0 + $1.count } / max(latest.count, 1)
+    let producer = try KafkaProducer(KafkaConfig(bootstrapServers: bootstrap, ["linger.ms": "20", "batch.size": "1000000"]))
+    let start = now()
+    for i in 0..<stateItems {
+        var state = templates[i % templates.count]
+        state.key = ItemKey(promotionID: "bench", itemID: "state-\(i)")
+        try producer.produce(topic: topics.changelog, partition: Int32(fnv1a64(state.key.itemID) % 12),
+                             key: StreamProcessor.changelogKey(state.key), value: StateCodec.encode(state))
+        if i % 10_000 == 0 { producer.poll() }
+    }
+    try producer.flush(timeoutMs: 600_000)
+    log(String(format: "wrote %d changelog records of %d bytes in %.1f s", stateItems, recordBytes, now() - start))
+
+    // A member's restore, as on assignment, without running the member.
+    let service = StreamService(model: model, options: ServiceOptions(kafka: kafka, member: "restore"), log: { _ in })
+    let before = residentBytes()
+    let restoreStart = now()
+    let records = try service.restore(Set(0..<12))
+    let restoreSeconds = now() - restoreStart
+    let after = residentBytes()
+    let items = service.itemCount
+    print(String(format: "4. memory: %.0f bytes resident per item with %d items in state (H = %d, kept compactly after restore)",
+                 Double(after - before) / Double(max(items, 1)), items, model.config.hidden))
+    print(String(format: "5. restore: %d changelog records (%d items, %d bytes each) read and rebuilt in %.1f s",
+                 records, items, recordBytes, restoreSeconds))
 }
