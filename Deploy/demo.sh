@@ -1,8 +1,57 @@
 #!/usr/bin/env bash
-# The README's first command: set up, build in release mode, run the demo.
+# The README's first command: set up, build in release mode, then
+#   1. offline: generate a two-year promotion world, train DINOP on the first year, evaluate it on the second;
+#   2. streaming: start a local broker, create the topics, run two `promo run` members in one group, produce the
+#      second year's pre-sale as a live stream, watch predictions arrive, stop the members with SIGTERM;
+#   3. backtest: replay the topics and print accuracy per pre-sale day (HTML chart written beside it).
+# Files go to ${PROMO_RUN_DIR:-.promo-local}/demo. Extra arguments go to `promo demo` (e.g. --items 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Deploy/setup.sh
-swift build -c release --product promo
+swift build -c release --product promo 2>&1 | tail -1
 export OPENBLAS_NUM_THREADS=1
-.build/release/promo demo "$@"
+export PROMO_RUN_DIR="${PROMO_RUN_DIR:-.promo-local}"
+promo=.build/release/promo
+demo="$PROMO_RUN_DIR/demo"
+rm -rf "$demo"
+mkdir -p "$demo"
+
+echo "== 1. offline: generate, train, evaluate"
+$promo demo --dir "$demo/world" --show 5 "$@"
+
+echo
+echo "== 2. streaming: local broker, two members, the 2026 pre-sale as a live stream"
+Deploy/local/broker.sh stop
+export PROMO_BOOTSTRAP="$(Deploy/local/broker.sh start 19092)"
+members=()
+cleanup() {
+    for pid in "${members[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    Deploy/local/broker.sh stop
+}
+trap cleanup EXIT
+kafka=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000)
+for member in demo-1 demo-2; do
+    $promo run --model "$demo/world/model.safetensors" --member "$member" --grace-seconds 5 "${kafka[@]}" \
+        >"$demo/$member.log" 2>&1 &
+    members+=($!)
+done
+for member in demo-1 demo-2; do
+    until grep -q "assigned partitions" "$demo/$member.log"; do sleep 0.2; done
+    echo "$member: $(grep "assigned partitions" "$demo/$member.log" | tail -1 | sed 's/.*: assigned/assigned/')"
+done
+$promo produce "$demo/world/double11-2026" --rate 20000 &
+producer=$!
+echo "first predictions as they arrive (then a count per second):"
+$promo watch --topic promo.predictions --show 3 --idle-seconds 8
+wait "$producer"
+for pid in "${members[@]}"; do kill -TERM "$pid"; done
+for pid in "${members[@]}"; do wait "$pid"; done
+members=()
+for member in demo-1 demo-2; do
+    echo "$member: $(grep -E "messages/s|stopped after" "$demo/$member.log" | tail -2 | tr '\n' ' ')"
+done
+
+echo
+echo "== 3. backtest: replay the topics, accuracy per pre-sale day"
+$promo backtest --model "$demo/world/model.safetensors" --out "$demo/backtest" --grace-seconds 5
+echo "chart: $demo/backtest/backtest.html"

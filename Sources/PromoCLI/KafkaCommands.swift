@@ -2,10 +2,12 @@ import ArgumentParser
 import DINOP
 import Dispatch
 import Foundation
+import PromoEvaluation
 import PromoEvents
 import PromoKafka
 import PromoService
 import PromoStream
+import PromoWorld
 
 /// Where the brokers are and any librdkafka property (CONFIGURATION.md), for every command that talks to Kafka.
 struct KafkaOptions: ParsableArguments {
@@ -109,11 +111,17 @@ struct TopicsCommand: ParsableCommand {
 struct ProduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "produce",
-        abstract: "Produce JSON-lines event files to their topics, keyed by item id (a line that does not decode is reported and skipped).")
+        abstract: "Produce events to their topics, keyed by item id (a line that does not decode is reported and skipped).",
+        discussion: """
+            A file is produced line by line. A promotion folder (as `promo generate` writes) is produced in the \
+            order a live stream brings it: profiles and activities, then day by day sales and buyer profiles, \
+            then the outcomes.
+            """)
 
     @OptionGroup var kafka: KafkaOptions
-    @Argument(help: "JSON-lines event files, produced in order.") var files: [String]
+    @Argument(help: "JSON-lines event files or promotion folders, produced in order.") var paths: [String]
     @Option(help: "Days of the pre-sale window.") var presaleDays = 20
+    @Option(help: "At most this many events per second (default: as fast as the broker takes them).") var rate: Double?
 
     func run() throws {
         var config = try kafka.config()
@@ -121,17 +129,117 @@ struct ProduceCommand: ParsableCommand {
         config["linger.ms"] = config["linger.ms"] ?? "20"
         let producer = try KafkaProducer(config)
         let topics = ServiceTopics()
+        let decoder = EventDecoder(presaleDays: presaleDays)
+        let start = Date()
         var produced = 0
-        for file in files {
-            try EventFile.read(URL(fileURLWithPath: file), decoder: EventDecoder(presaleDays: presaleDays),
-                               rejected: { report("rejected \($0)") }) { event in
-                guard let topic = topics.topic(schema: event.schema) else { return }
-                try producer.produce(topic: topic, key: event.itemID.map { Array($0.utf8) }, value: event.encoded())
-                produced += 1
-                if produced % 100_000 == 0 { producer.poll() }
+        func send(_ event: Event) throws {
+            guard let topic = topics.topic(schema: event.schema) else { return }
+            if let rate, produced % 100 == 0 {
+                let due = Double(produced) / rate - Date().timeIntervalSince(start)
+                if due > 0 { Thread.sleep(forTimeInterval: due) }
+            }
+            try producer.produce(topic: topic, key: event.itemID.map { Array($0.utf8) }, value: event.encoded())
+            produced += 1
+            if produced % 10_000 == 0 { producer.poll() }
+        }
+        for path in paths {
+            let url = URL(fileURLWithPath: path)
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+                for event in try PromotionWorld.inputEvents(promotionFolder: url, decoder: decoder) { try send(event) }
+                let outcomes = url.appendingPathComponent("outcomes.jsonl")
+                if FileManager.default.fileExists(atPath: outcomes.path) {
+                    try EventFile.read(outcomes, decoder: decoder, rejected: { report("rejected \($0)") }, send)
+                }
+            } else {
+                try EventFile.read(url, decoder: decoder, rejected: { report("rejected \($0)") }, send)
             }
         }
         try producer.flush(timeoutMs: 120_000)
-        report("promo produce: \(produced) events")
+        report(String(format: "promo produce: %d events in %.1f s", produced, Date().timeIntervalSince(start)))
+    }
+}
+
+struct WatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Print a topic's committed messages as they arrive (outside any group; commits nothing).")
+
+    @OptionGroup var kafka: KafkaOptions
+    @Option(help: "The topic.") var topic = "promo.predictions"
+    @Flag(help: "Start at the beginning instead of the end.") var fromBeginning = false
+    @Option(help: "Stop after this many messages.") var max: Int?
+    @Option(help: "Stop when nothing arrives for this many seconds.") var idleSeconds: Double?
+    @Option(help: "Print every message up to this many, then one count line per second.") var show = Int.max
+
+    func run() throws {
+        var config = try kafka.config()
+        config["isolation.level"] = "read_committed"
+        let consumer = try KafkaConsumer(config)
+        guard let partitions = try KafkaAdmin(try kafka.config()).partitionCount(topic) else {
+            throw ValidationError("no topic \(topic)")
+        }
+        try consumer.assign(Dictionary(uniqueKeysWithValues: (0..<Int32(partitions)).map {
+            (TopicPartition(topic, $0), fromBeginning ? KafkaOffset.beginning : KafkaOffset.end)
+        }))
+        var count = 0, lastMessage = Date(), lastLine = Date(), countAtLine = 0
+        while max.map({ count < $0 }) ?? true {
+            for m in try consumer.poll(maxMessages: 1_000, timeoutMs: 200) {
+                count += 1
+                if count <= show { print(String(decoding: m.value, as: UTF8.self)) }
+                lastMessage = Date()
+            }
+            if count > show, Date().timeIntervalSince(lastLine) >= 1 {
+                print("\(topic): \(count) messages (\(count - countAtLine) in the last second)")
+                (lastLine, countAtLine) = (Date(), count)
+            }
+            if let idle = idleSeconds, Date().timeIntervalSince(lastMessage) >= idle { break }
+        }
+        report("promo watch: \(count) messages from \(topic)")
+    }
+}
+
+struct BacktestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backtest",
+        abstract: "Replay the input topics between two times through the processor and report accuracy per pre-sale day.",
+        discussion: """
+            Outside any live group: nothing is committed and nothing is produced. Joins the outcome topic and \
+            writes DIR/backtest.txt (the table) and DIR/backtest.html (the table and SVG charts, self-contained).
+            """)
+
+    @OptionGroup var kafka: KafkaOptions
+    @Option(help: "A dinop/1 weight file.") var model: String
+    @Option(help: "Replay inputs from this time (RFC 3339, e.g. 2026-10-20T00:00:00Z; default: the beginning).")
+    var from: String?
+    @Option(help: "Replay inputs up to this time (RFC 3339; default: now).") var to: String?
+    @Option(help: "Folder for the report.") var out = "backtest"
+    @Option(help: "Seconds the latest day waits for its buyer profile (as live).") var graceSeconds = 7200.0
+    @Option(help: "Days of the pre-sale window.") var presaleDays = 20
+
+    func run() throws {
+        func time(_ text: String?, _ fallback: Date) throws -> Int64 {
+            guard let text else { return Int64(fallback.timeIntervalSince1970 * 1000) }
+            guard let date = ISO8601DateFormatter().date(from: text) else {
+                throw ValidationError("\(text): expected an RFC 3339 time such as 2026-10-20T00:00:00Z")
+            }
+            return Int64(date.timeIntervalSince1970 * 1000)
+        }
+        let model = try loadModel(model)
+        BLAS.setThreads(1)
+        var replay = BacktestReplay(kafka: try kafka.config())
+        replay.processor.gracePeriodMs = Int64(graceSeconds * 1000)
+        replay.processor.presaleDays = presaleDays
+        let result = try replay.run(model: model, from: try time(from, Date(timeIntervalSince1970: 0)),
+                                    to: try time(to, Date()), log: { report("promo backtest: \($0)") })
+        let backtest = BacktestReport(asOf: result.asOf, outcomes: result.outcomes, industries: result.industries,
+                                      replayed: result.messages)
+        let folder = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data((backtest.text + "\n").utf8).write(to: folder.appendingPathComponent("backtest.txt"))
+        try Data(backtest.html(title: "promo-stream backtest, model version \(model.version)").utf8)
+            .write(to: folder.appendingPathComponent("backtest.html"))
+        print(backtest.text)
+        report("promo backtest: wrote \(folder.path)/backtest.txt and backtest.html")
     }
 }

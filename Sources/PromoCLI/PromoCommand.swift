@@ -5,7 +5,7 @@ public struct PromoCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "promo",
         abstract: "Predicts promotion-day sales of items from their pre-sale days (DINOP).",
-        subcommands: [ModelCommand.self, GenerateCommand.self, ImportTaobaoCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, RunCommand.self, TopicsCommand.self, ProduceCommand.self, DemoCommand.self, VersionCommand.self])
+        subcommands: [ModelCommand.self, GenerateCommand.self, ImportTaobaoCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, RunCommand.self, BacktestCommand.self, TopicsCommand.self, ProduceCommand.self, WatchCommand.self, DemoCommand.self, VersionCommand.self])
 
     public init() {}
 }

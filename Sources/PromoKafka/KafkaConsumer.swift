@@ -148,6 +148,20 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// The earliest offset of each partition whose message timestamp is at or after the given time (milliseconds
+    /// since the epoch); `KafkaOffset.end` where no message is that late.
+    public func offsets(forTimes times: [TopicPartition: Int64], timeoutMs: Int32 = 10_000) throws -> [TopicPartition: Int64] {
+        let list = PartitionList.make(times)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_offsets_for_times(handle, list, timeoutMs), "offsets for times")
+        var out: [TopicPartition: Int64] = [:]
+        for (tp, offset, err) in PartitionList.entries(list) {
+            try KafkaError.check(err, "offset for time of \(tp)")
+            out[tp] = offset < 0 ? KafkaOffset.end : offset
+        }
+        return out
+    }
+
     /// Low and high watermarks of a partition, from the broker.
     public func watermarks(_ tp: TopicPartition, timeoutMs: Int32 = 10_000) throws -> (low: Int64, high: Int64) {
         var low: Int64 = 0, high: Int64 = 0

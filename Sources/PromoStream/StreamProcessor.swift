@@ -273,10 +273,32 @@ public final class StreamProcessor {
     }
 
     private func step(_ chunk: ArraySlice<Job>, timestamp: String, out: inout [OutputRecord]) {
+        let states = chunk.map { partitions[$0.partition]!.state($0.key)! }
+        for ((job, hot, p), old) in zip(evaluate(chunk, states), states) {
+            var state = old
+            let previous = job.fresh ? [] : state.hot?.appliedDays ?? []
+            state.hot = hot
+            state.hot!.appliedDays = previous + hot.appliedDays
+            state.sequence += 1
+            state.lastGMV = p.gmv
+            let applied = state.hot!.appliedDays.map(Int.init)
+            let event = PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
+                                        producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
+                                        daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
+            partitions[job.partition]!.put(state)
+            out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(job.key.itemID.utf8),
+                                    value: Event.prediction(event).encoded()))
+            out.append(OutputRecord(kind: .changelog, partition: job.partition, key: Self.changelogKey(job.key),
+                                    value: StateCodec.encode(state)))
+        }
+    }
+
+    /// Steps a chunk of jobs (longest first) as one batch per day: each job's new model state (its `appliedDays`
+    /// holding only the days stepped now) and prediction. Changes nothing.
+    private func evaluate(_ chunk: ArraySlice<Job>, _ states: [ItemState]) -> [(Job, HotState, Prediction)] {
         var batch = ItemBatch(network: network)
         var dayRows: [[Float]] = []
-        for job in chunk {
-            let state = partitions[job.partition]!.state(job.key)!
+        for (job, state) in zip(chunk, states) {
             let raw = RawItem(sii: state.sii, sis: state.sis, su: state.su,
                               days: job.steps.map { day in
                                   let (dis, du) = state.inputs(day: day, nDis: nDis, nU: nU)
@@ -305,26 +327,37 @@ public final class StreamProcessor {
         }
         let predictions = scorer.predictions(batch, rows: chunk.count)
         let hd = network.hidden
-        for (i, job) in chunk.enumerated() {
-            var state = partitions[job.partition]!.take(job.key)!
-            let previous = job.fresh ? [] : state.hot?.appliedDays ?? []
-            state.hot = HotState(modelVersion: model.version, appliedDays: previous + job.steps.map { UInt16($0) },
-                                 h: Array(batch.h[(i * hd)..<((i + 1) * hd)]),
-                                 acc: Array(batch.acc[(i * hd)..<((i + 1) * hd)]),
-                                 maxScore: batch.maxScore[i], scoreSum: batch.scoreSum[i])
-            state.sequence += 1
-            let p = predictions[i]
-            state.lastGMV = p.gmv
-            let applied = state.hot!.appliedDays.map(Int.init)
-            let event = PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
-                                        producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
-                                        daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
-            partitions[job.partition]!.put(state)
-            out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(job.key.itemID.utf8),
-                                    value: Event.prediction(event).encoded()))
-            out.append(OutputRecord(kind: .changelog, partition: job.partition, key: Self.changelogKey(job.key),
-                                    value: StateCodec.encode(state)))
+        return chunk.enumerated().map { i, job in
+            (job, HotState(modelVersion: model.version, appliedDays: job.steps.map { UInt16($0) },
+                           h: Array(batch.h[(i * hd)..<((i + 1) * hd)]), acc: Array(batch.acc[(i * hd)..<((i + 1) * hd)]),
+                           maxScore: batch.maxScore[i], scoreSum: batch.scoreSum[i]),
+             predictions[i])
         }
+    }
+
+    /// Every item's prediction as it was (or would have been) on `day`: computed afresh from its stored days up to
+    /// that day, by the same batched code, without changing any state. For backtests.
+    public func predictions(asOfDay day: Int) -> [PredictionEvent] {
+        var jobs: [Job] = [], states: [ItemState] = []
+        for (p, table) in partitions {
+            for state in table.allStates() {
+                jobs.append(Job(partition: p, key: state.key,
+                                steps: includedDays(state, nowMs: .max).filter { $0 <= day }, fresh: true))
+                states.append(state)
+            }
+        }
+        let order = jobs.indices.sorted { (jobs[$0].steps.count, jobs[$0].key) > (jobs[$1].steps.count, jobs[$1].key) }
+        var out: [PredictionEvent] = []
+        for start in stride(from: 0, to: order.count, by: options.batchRows) {
+            let slice = order[start..<min(start + options.batchRows, order.count)]
+            for (job, hot, p) in evaluate(ArraySlice(slice.map { jobs[$0] }), slice.map { states[$0] }) {
+                let state = states[order[out.count]]
+                out.append(PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
+                                           producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),
+                                           daysWithoutBuyers: hot.appliedDays.map(Int.init).filter { !state.hasBuyers(day: $0) }))
+            }
+        }
+        return out
     }
 
     public static func changelogKey(_ key: ItemKey) -> [UInt8] { Array("\(key.promotionID)/\(key.itemID)".utf8) }
@@ -371,6 +404,9 @@ struct PartitionState {
         compact.hot = nil
         cold[state.key] = StateCodec.encode(compact)
     }
+
+    /// Every item, the cold ones decoded one at a time.
+    func allStates() -> some Sequence<ItemState> { Array(hot.values) + Array(coldStates()) }
 
     /// Every cold item, decoded one at a time.
     func coldStates() -> some Sequence<ItemState> { cold.values.lazy.map { try! StateCodec.decode($0) } }

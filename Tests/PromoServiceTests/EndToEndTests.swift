@@ -13,6 +13,8 @@ struct World {
     let model: URL
     var events: [(topic: String, key: String, value: [UInt8])] = []
     var offline: [ItemKey: PredictionEvent] = [:]
+    var outcomes: [(topic: String, key: String, value: [UInt8])] = []
+    var actualGMV: [ItemKey: Double] = [:]
 
     static func make(items: Int = 300) throws -> World {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
@@ -45,6 +47,11 @@ struct World {
                 if case .buyers(let e) = event { day = e.day }
                 ordered.append((day, (topic, event.itemID!, event.encoded())))
             }
+        }
+        try EventFile.read(promotion.appendingPathComponent("outcomes.jsonl"), decoder: EventDecoder(), rejected: { _ in }) { event in
+            guard case .outcome(let o) = event else { return }
+            world.outcomes.append(("promo.outcomes", o.itemID, event.encoded()))
+            world.actualGMV[ItemKey(promotionID: o.promotionID, itemID: o.itemID)] = o.gmv
         }
         world.events = ordered.enumerated().sorted { ($0.element.day, $0.offset) < ($1.element.day, $1.offset) }
             .map { $0.element.event }
@@ -174,4 +181,26 @@ func restartResumes() throws {
 func processedCount(_ line: String) -> Int? {
     guard let range = line.range(of: "stopped after ") else { return nil }
     return Int(line[range.upperBound...].prefix { $0.isNumber })
+}
+
+@Test("promo backtest replays the topics outside any group; its last day scores as offline promo predict does")
+func backtestReplays() throws {
+    let world = try World.make(items: 150)
+    defer { try? FileManager.default.removeItem(at: world.folder) }
+    let broker = try LocalBroker.tansu()
+    try produce(broker, world.events + world.outcomes)
+    let out = world.folder.appendingPathComponent("backtest")
+    let backtest = try ChildProcess(builtProduct("promo"), ["backtest", "--bootstrap", broker.bootstrap, "--model", world.model.path,
+                                                            "--out", out.path, "-X", "session.timeout.ms=6000"], name: "backtest")
+    #expect(backtest.wait(timeout: 300) == 0, "\(backtest.output.suffix(5))")
+    let table = try String(contentsOf: out.appendingPathComponent("backtest.txt"), encoding: .utf8)
+    let html = try String(contentsOf: out.appendingPathComponent("backtest.html"), encoding: .utf8)
+    #expect(html.contains("<svg"))
+    // | day 20 | <GMV MAE> | …
+    let cells = try #require(table.split(separator: "\n").first { $0.hasPrefix("| day 20 |") }).split(separator: "|")
+    let replayedMAE = try #require(Double(cells[1].trimmingCharacters(in: .whitespaces)))
+    let keys = world.offline.keys.filter { world.actualGMV[$0] != nil }
+    let offlineMAE = keys.map { abs(world.offline[$0]!.gmv - world.actualGMV[$0]!) }.reduce(0, +) / Double(keys.count)
+    #expect(abs(replayedMAE - offlineMAE) <= 0.05 + 1e-4 * offlineMAE, "backtest \(replayedMAE), offline \(offlineMAE)")
+    #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") }.count == 21)
 }

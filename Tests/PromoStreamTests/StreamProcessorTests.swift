@@ -214,3 +214,23 @@ func deadLetters() throws {
     let items = Set(stream.records.filter { r in good.contains { $0.key == Array(r.key.itemID.utf8) } }.map(\.key))
     #expect(Set(try latestPredictions(out).keys) == items)
 }
+
+@Test("predictions as of a day equal offline predictions from the days up to it (the backtest's view)")
+func predictionsAsOfDay() throws {
+    let stream = try SmallStream(items: 80)
+    let processor = StreamProcessor(model: stream.model)
+    _ = processor.process(stream.messages, nowMs: 0)
+    let pipeline = FeaturePipeline(config: stream.model.config)
+    let network = Network(stream.model.parameters)
+    var scorer = Scorer(network: network, capacity: 64)
+    for day in [0, 3, 20] {
+        let asOf = Dictionary(uniqueKeysWithValues: processor.predictions(asOfDay: day).map { (ItemKey(promotionID: $0.promotionID, itemID: $0.itemID), $0) })
+        #expect(asOf.count == stream.records.count)
+        // Offline, with the days up to `day` (the latest day of an item still waits for its buyers live only
+        // within the grace period, which a backtest treats as over).
+        let expected = scorer.predict(stream.records.map { network.encode(pipeline.raw($0, throughDay: day)) })
+        for (record, q) in zip(stream.records, expected) {
+            expectClose(try #require(asOf[record.key]), q, "\(record.key) day \(day)")
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+
+/// How accuracy grows as pre-sale days arrive: the four metrics of the predictions as of each day, against the
+/// promotion's outcomes.
+///
+/// `asOf[d]` holds every item's prediction from its days up to d (day 0: its profile alone). Items are those with
+/// an outcome; an item missing from a day's predictions scores as GMV 0, best-seller probability 0, slot 10, so
+/// every day is measured on the same items. Labels follow MODEL.md's rules within each promotion; join-activity
+/// only for items whose predictions carry one.
+public struct BacktestReport: Sendable {
+    public var rows: [EvaluationRow]
+    public var items: Int
+    public var replayed: Int
+
+    public init(asOf: [[PredictionEvent]], outcomes: [Outcome], industries: [ItemKey: String], replayed: Int) {
+        var outcome: [ItemKey: Outcome] = [:]
+        for o in outcomes { outcome[ItemKey(promotionID: o.promotionID, itemID: o.itemID)] = o }
+        let byDay = asOf.map { predictions in
+            Dictionary(predictions.map { (ItemKey(promotionID: $0.promotionID, itemID: $0.itemID), $0) }, uniquingKeysWith: { $1 })
+        }
+        let keys = Set(byDay.flatMap(\.keys)).filter { outcome[$0] != nil }.sorted()
+        let hasActivity = Set(keys.filter { key in byDay.contains { $0[key]?.ja != nil } })
+
+        var labels = [ItemLabels](repeating: ItemLabels(), count: keys.count)
+        for members in Dictionary(grouping: keys.indices, by: { keys[$0].promotionID }).values {
+            let gmv = members.map { outcome[keys[$0]]!.gmv }
+            let (best, slot) = PromotionLabels.compute(gmv: gmv, industry: members.map { industries[keys[$0]] ?? "" })
+            for (k, i) in members.enumerated() {
+                labels[i] = ItemLabels(gmv: gmv[k], bestSeller: best[k], slot: slot[k],
+                                       joinedActivity: hasActivity.contains(keys[i]) ? outcome[keys[i]]!.joinedActivity : nil)
+            }
+        }
+        rows = byDay.enumerated().map { day, predictions in
+            let p = keys.map { predictions[$0] }
+            let scores = ItemScores(gmv: p.map { $0?.gmv ?? 0 }, bsp: p.map { $0?.bsp ?? 0 }, slot: p.map { $0?.ss ?? 10 },
+                                    ja: p.map { $0?.ja })
+            return EvaluationRow(name: "day \(day)", scores: scores, labels: labels, seconds: 0)
+        }
+        items = keys.count
+        self.replayed = replayed
+    }
+
+    /// The table, one row per day.
+    public var text: String {
+        EvaluationRow.table(rows, title: "Backtest: \(items) items with an outcome, \(replayed) input messages replayed")
+            .replacingOccurrences(of: "| model |", with: "| as of |")
+            .split(separator: "\n", omittingEmptySubsequences: false).map { line in
+                // The seconds column means nothing per day.
+                guard line.hasPrefix("|") else { return String(line) }
+                return line.split(separator: "|", omittingEmptySubsequences: false).dropLast(2).joined(separator: "|") + "|"
+            }.joined(separator: "\n")
+    }
+
+    /// A self-contained HTML page: the table and one SVG line chart per metric (no scripts, no external files).
+    public func html(title: String) -> String {
+        let metrics: [(String, (EvaluationRow) -> Double)] = [
+            ("GMV MAE (lower is better)", { $0.gmvMAE }), ("BSP AUC", { $0.bspAUC }),
+            ("SS accuracy", { $0.ssAccuracy }), ("JA AUC", { $0.jaAUC }),
+        ]
+        var charts = ""
+        for (name, value) in metrics {
+            charts += chart(name, rows.map(value))
+        }
+        let table = rows.map { r in
+            "<tr><td>\(r.name)</td>" + [r.gmvMAE, r.bspAUC, r.ssAccuracy, r.jaAUC].map { v in
+                "<td>\(v.isNaN ? "—" : String(format: v > 10 ? "%.1f" : "%.4f", v))</td>"
+            }.joined() + "</tr>"
+        }.joined(separator: "\n")
+        return """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+            <style>body{font-family:sans-serif;margin:2em}svg{margin:0 1em 1em 0}td,th{padding:2px 10px;text-align:right}</style>
+            </head><body>
+            <h1>\(escape(title))</h1>
+            <p>\(items) items with an outcome; \(replayed) input messages replayed. Each point: the predictions as of that pre-sale day.</p>
+            \(charts)
+            <table><tr><th>as of</th><th>GMV MAE</th><th>BSP AUC</th><th>SS accuracy</th><th>JA AUC</th></tr>
+            \(table)
+            </table></body></html>
+
+            """
+    }
+
+    private func chart(_ name: String, _ values: [Double]) -> String {
+        let (width, height, margin) = (360.0, 220.0, 40.0)
+        let finite = values.filter { $0.isFinite }
+        guard let low = finite.min(), let high = finite.max() else {
+            return "<svg width=\"\(Int(width))\" height=\"\(Int(height))\"><text x=\"10\" y=\"20\">\(escape(name)): no data</text></svg>\n"
+        }
+        let span = high > low ? high - low : max(abs(high), 1)
+        func x(_ i: Int) -> Double { margin + Double(i) * (width - 2 * margin) / Double(max(values.count - 1, 1)) }
+        func y(_ v: Double) -> Double { height - margin - (v - low) / span * (height - 2 * margin) }
+        let points = values.indices.filter { values[$0].isFinite }
+            .map { String(format: "%.1f,%.1f", x($0), y(values[$0])) }.joined(separator: " ")
+        let format = high > 10 ? "%.0f" : "%.3f"
+        return """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" role="img" aria-label="\(escape(name))">
+            <text x="\(margin)" y="20" font-size="14">\(escape(name))</text>
+            <line x1="\(margin)" y1="\(height - margin)" x2="\(width - margin)" y2="\(height - margin)" stroke="#888"/>
+            <line x1="\(margin)" y1="\(margin)" x2="\(margin)" y2="\(height - margin)" stroke="#888"/>
+            <text x="\(margin - 4)" y="\(y(high) + 4)" font-size="10" text-anchor="end">\(String(format: format, high))</text>
+            <text x="\(margin - 4)" y="\(y(low) + 4)" font-size="10" text-anchor="end">\(String(format: format, low))</text>
+            <text x="\(margin)" y="\(height - margin + 14)" font-size="10">day 0</text>
+            <text x="\(width - margin)" y="\(height - margin + 14)" font-size="10" text-anchor="end">day \(values.count - 1)</text>
+            <polyline fill="none" stroke="#1f6feb" stroke-width="2" points="\(points)"/>
+            </svg>
+
+            """
+    }
+
+    private func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}

@@ -1,0 +1,90 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+import PromoKafka
+import PromoStream
+
+/// Replays the input topics between two times through the same processing as a member, outside any live group:
+/// its consumer commits nothing and its outputs are collected, not produced. Reads the outcome topic whole.
+public struct BacktestReplay {
+    public struct Result: Sendable {
+        /// Every item's prediction as of each pre-sale day 0...presaleDays, from the replayed state.
+        public var asOf: [[PredictionEvent]] = []
+        /// The predictions the replay published, in order (what the live members would have published).
+        public var predictions: [PredictionEvent] = []
+        public var outcomes: [Outcome] = []
+        public var industries: [ItemKey: String] = [:]
+        public var messages = 0
+        public var deadLetters = 0
+    }
+
+    public var kafka: KafkaConfig
+    public var topics = ServiceTopics()
+    public var processor = ProcessorOptions()
+
+    public init(kafka: KafkaConfig) { self.kafka = kafka }
+
+    /// Inputs with timestamps in `from ... to` (milliseconds since the epoch). The processor's clock is the
+    /// messages' own timestamps, so grace periods run as they did live; days still waiting at `to` are applied.
+    public func run(model: DINOPModel, from: Int64, to: Int64, log: (String) -> Void) throws -> Result {
+        var config = kafka
+        config["group.id"] = "promo-backtest-\(UUID().uuidString)"
+        config["enable.partition.eof"] = "true"
+        config["isolation.level"] = "read_committed"
+        let consumer = try KafkaConsumer(config)
+        let admin = try KafkaAdmin(kafka)
+        var times: [TopicPartition: Int64] = [:]
+        for topic in topics.inputs + [topics.outcomes] {
+            guard let count = try admin.partitionCount(topic) else { throw BacktestError("no topic \(topic)") }
+            for p in 0..<Int32(count) { times[TopicPartition(topic, p)] = topic == topics.outcomes ? 0 : from }
+        }
+        var starts = try consumer.offsets(forTimes: times)
+        // Partitions with nothing at or after `from` are done before they start.
+        var remaining = Set(starts.filter { $0.value != KafkaOffset.end }.keys)
+        starts = starts.filter { remaining.contains($0.key) }
+        try consumer.assign(starts)
+        let processor = StreamProcessor(model: model, options: processor)
+        let decoder = EventDecoder(presaleDays: processor.options.presaleDays)
+        var result = Result()
+        var clock = from
+        func collect(_ outputs: [OutputRecord]) {
+            for o in outputs {
+                switch o.kind {
+                case .prediction:
+                    if case .prediction(let p)? = try? decoder.decode(o.value) { result.predictions.append(p) }
+                case .deadLetter: result.deadLetters += 1
+                case .changelog, .rollup: break
+                }
+            }
+        }
+        while !remaining.isEmpty {
+            var inputs: [InputMessage] = []
+            for m in try consumer.poll(maxMessages: 10_000, timeoutMs: 200) {
+                if m.topic == topics.outcomes {
+                    if case .outcome(let o)? = try? decoder.decode(m.value) { result.outcomes.append(o) }
+                    continue
+                }
+                guard let time = m.timestamp, time <= to else { continue }
+                clock = max(clock, time)
+                if m.topic == topics.profiles, case .profile(let p)? = try? decoder.decode(m.value) {
+                    result.industries[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p.ids["industry"] ?? ""
+                }
+                inputs.append(InputMessage(topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value))
+            }
+            result.messages += inputs.count
+            collect(processor.process(inputs, nowMs: clock))
+            remaining.subtract(consumer.takeEndsReached())
+        }
+        collect(processor.process([], nowMs: max(clock, to) + processor.options.gracePeriodMs))
+        try consumer.close()
+        result.asOf = (0...processor.options.presaleDays).map { processor.predictions(asOfDay: $0) }
+        log("replayed \(result.messages) input messages (\(result.deadLetters) dead letters), \(result.outcomes.count) outcomes")
+        return result
+    }
+}
+
+public struct BacktestError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

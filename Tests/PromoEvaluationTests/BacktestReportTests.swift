@@ -1,0 +1,32 @@
+import DINOP
+import Foundation
+import PromoEvaluation
+import PromoEvents
+import PromoFeatures
+import Testing
+
+@Test("the backtest report measures each day's predictions against the outcomes and charts them")
+func backtestReport() throws {
+    let items = (0..<40).map { "item-\($0)" }
+    let outcomes = items.enumerated().map { i, id in Outcome(itemID: id, promotionID: "p", gmv: Double(100 * (i + 1))) }
+    let industries = Dictionary(uniqueKeysWithValues: items.enumerated().map { (ItemKey(promotionID: "p", itemID: $1), $0 % 2 == 0 ? "a" : "b") })
+    // Uninformed until day 2, exact from day 3 on.
+    let asOf: [[PredictionEvent]] = (0...4).map { day in
+        outcomes.map { o in
+            PredictionEvent(itemID: o.itemID, promotionID: "p", modelVersion: 1, daysSeen: day, gmv: day >= 3 ? o.gmv : 50,
+                            bsp: day >= 3 ? o.gmv / 4000 : 0.5, ss: day >= 3 ? 1 : 10,
+                            ssProbabilities: Array(repeating: 0.1, count: 10), producedAt: "", asOfDay: day == 0 ? nil : day)
+        }
+    }
+    let report = BacktestReport(asOf: asOf, outcomes: outcomes, industries: industries, replayed: 123)
+    #expect(report.items == 40)
+    #expect(report.rows.count == 5)
+    #expect(report.rows[0].gmvMAE > 1000)
+    #expect(report.rows[3].gmvMAE == 0 && report.rows[4].gmvMAE == 0)
+    #expect(report.rows[0].bspAUC == 0.5 && report.rows[3].bspAUC == 1)
+    #expect(report.text.contains("| day 3 | 0.0 | 1.0000 |"))
+    let html = report.html(title: "t <&>")
+    #expect(html.components(separatedBy: "<svg").count - 1 == 4)
+    #expect(html.components(separatedBy: "<polyline").count - 1 == 3, "JA has no data: no line")
+    #expect(html.contains("t &lt;&amp;&gt;") && !html.contains("<script"))
+}
