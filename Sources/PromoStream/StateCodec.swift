@@ -1,20 +1,21 @@
 import PromoFeatures
 
-/// The binary value of an item's changelog record (topic `promo.state-changelog`). Little-endian; version byte
-/// first, so a later layout can be told apart. Floats keep their bits, so a restored item computes exactly as
-/// before.
+/// The binary value of an item's changelog record (topic `promo.state-changelog`), also the compact in-memory
+/// form of an item: its inputs, not its model state (which a restored or compact item recomputes from its days,
+/// so the record stays valid across model versions). Little-endian; version byte first, so a later layout can be
+/// told apart. Floats keep their bits.
 public enum StateCodec {
     static let version: UInt8 = 1
 
     public static func encode(_ s: ItemState) -> [UInt8] {
         var w = ByteWriter()
+        w.buffer.reserveCapacity(64 + 4 * (s.sis.count + s.su.count + s.dayValues.count + (s.act?.count ?? 0)))
         w.u8(version)
         w.string(s.key.promotionID)
         w.string(s.key.itemID)
         var flags: UInt8 = 0
         if s.hasProfile { flags |= 1 }
         if s.act != nil { flags |= 2 }
-        if s.hot != nil { flags |= 4 }
         if s.pendingSince != nil { flags |= 8 }
         if s.lastGMV != nil { flags |= 16 }
         w.u8(flags)
@@ -36,15 +37,6 @@ public enum StateCodec {
         }
         w.i64(Int64(s.sequence))
         if let gmv = s.lastGMV { w.f64(gmv) }
-        if let hot = s.hot {
-            w.i64(Int64(hot.modelVersion))
-            w.u16(hot.appliedDays.count)
-            for day in hot.appliedDays { w.u16(Int(day)) }
-            w.f32(hot.maxScore)
-            w.f32(hot.scoreSum)
-            w.floats(hot.h)
-            w.floats(hot.acc)
-        }
         return w.buffer
     }
 
@@ -74,13 +66,6 @@ public enum StateCodec {
         }
         state.sequence = Int(try r.i64())
         if flags & 16 != 0 { state.lastGMV = try r.f64() }
-        if flags & 4 != 0 {
-            let modelVersion = Int(try r.i64())
-            let applied = try (0..<r.u16()).map { _ in UInt16(try r.u16()) }
-            let maxScore = try r.f32(), scoreSum = try r.f32()
-            state.hot = HotState(modelVersion: modelVersion, appliedDays: applied, h: try r.floats(), acc: try r.floats(),
-                                 maxScore: maxScore, scoreSum: scoreSum)
-        }
         guard r.atEnd else { throw StateCodecError("changelog record has \(r.remaining) trailing bytes") }
         return state
     }

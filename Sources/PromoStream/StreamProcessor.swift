@@ -116,6 +116,8 @@ public final class StreamProcessor {
             var recompute = false
             /// The inputs changed (false: only a grace period ran out, which may change nothing).
             var inputs = false
+            /// The profile or the activity changed: the prediction changes even without a new day.
+            var statics = false
             /// The item's rollup membership and GMV before the change.
             var before: RollupTable.Contribution
         }
@@ -180,6 +182,8 @@ public final class StreamProcessor {
         if state.pendingSince != nil { table.pending.insert(itemKey) } else { table.pending.remove(itemKey) }
         changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)].inputs = true
         if recompute { changes.items[message.partition]![itemKey]!.recompute = true }
+        if case .profile = event { changes.items[message.partition]![itemKey]!.statics = true }
+        if case .activity = event { changes.items[message.partition]![itemKey]!.statics = true }
     }
 
     func expirePending(nowMs: Int64, changes: inout Changes) {
@@ -233,13 +237,22 @@ public final class StreamProcessor {
                 }
             }
         }
-        // Unchanged inputs after all (a pending day expired that was already applied): nothing to publish.
-        jobs.removeAll { job in !job.fresh && job.steps.isEmpty && changes.items[job.partition]![job.key]!.inputs == false }
-        // Longest first, so the items still stepping on step t are a prefix of each chunk.
-        jobs.sort { ($0.steps.count, $0.key) > ($1.steps.count, $1.key) }
         let timestamp = Self.timestamp(nowMs)
         var out: [OutputRecord] = []
         out.reserveCapacity(jobs.count * 3)
+        // Without a new day, a changed profile or activity, the prediction stays as it is: a day waiting for its
+        // buyers only needs its sales stored durably; a grace period that ran out on an applied day needs nothing.
+        jobs.removeAll { job in
+            let change = changes.items[job.partition]![job.key]!
+            guard !job.fresh, job.steps.isEmpty, !change.statics else { return false }
+            if change.inputs {
+                out.append(OutputRecord(kind: .changelog, partition: job.partition, key: Self.changelogKey(job.key),
+                                        value: StateCodec.encode(partitions[job.partition]!.state(job.key)!)))
+            }
+            return true
+        }
+        // Longest first, so the items still stepping on step t are a prefix of each chunk.
+        jobs.sort { ($0.steps.count, $0.key) > ($1.steps.count, $1.key) }
         for start in stride(from: 0, to: jobs.count, by: options.batchRows) {
             let chunk = jobs[start..<min(start + options.batchRows, jobs.count)]
             step(chunk, timestamp: timestamp, out: &out)
@@ -399,11 +412,7 @@ struct PartitionState {
 
     mutating func put(_ state: ItemState) { hot[state.key] = state }
 
-    mutating func putCold(_ state: ItemState) {
-        var compact = state
-        compact.hot = nil
-        cold[state.key] = StateCodec.encode(compact)
-    }
+    mutating func putCold(_ state: ItemState) { cold[state.key] = StateCodec.encode(state) }
 
     /// Every item, the cold ones decoded one at a time.
     func allStates() -> some Sequence<ItemState> { Array(hot.values) + Array(coldStates()) }

@@ -64,11 +64,21 @@ do {
         InputMessage(topic: m.topic, partition: Int32(fnv1a64(String(decoding: m.key, as: UTF8.self)) % 12),
                      offset: Int64(i), key: m.key, value: m.value)
     }
+    let decodeStart = now()
+    let decoder = EventDecoder()
+    var decoded = 0
+    for m in inputs { if (try? decoder.decode(m.value)) != nil { decoded += 1 } }
+    let decodeSeconds = now() - decodeStart
+    var outputs = 0, outputBytes = 0
     let start = now()
     for s in stride(from: 0, to: inputs.count, by: 10_000) {
-        _ = processor.process(Array(inputs[s..<min(s + 10_000, inputs.count)]), nowMs: 0)
+        let out = processor.process(Array(inputs[s..<min(s + 10_000, inputs.count)]), nowMs: 0)
+        outputs += out.count
+        outputBytes += out.reduce(0) { $0 + $1.value.count }
     }
     let seconds = now() - start
+    log(String(format: "decoding alone: %.0f events/s; %.2f outputs per event, %.0f bytes of output per event",
+               Double(decoded) / decodeSeconds, Double(outputs) / Double(inputs.count), Double(outputBytes) / Double(inputs.count)))
     print(String(format: "1. processor alone (decode, join, step, encode outputs; no Kafka): %.0f events/s (%d events, %.1f s)",
                  Double(inputs.count) / seconds, inputs.count, seconds))
 }
