@@ -72,7 +72,9 @@ let package = Package(
         .testTarget(name: "PromoStreamTests",
                     dependencies: ["PromoStream", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         // Separate broker processes and `promo run` processes over TCP.
-        .testTarget(name: "PromoServiceTests", dependencies: ["PromoKafka", "PromoFeatures", "PromoEvents", "DINOP"]),
+        .testTarget(name: "PromoServiceTests", dependencies: [
+            "PromoKafka", "PromoService", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP",
+        ]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: [
             "PromoCLI", "DINOP", "PromoEvents",

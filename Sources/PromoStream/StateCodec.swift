@@ -30,7 +30,7 @@ public enum StateCodec {
         w.u16(s.dayNumbers.count)
         for day in s.dayNumbers { w.u16(Int(day)) }
         w.bytes(s.dayFlags)
-        w.floats(s.dayValues, count32: true)
+        w.compactFloats(s.dayValues)
         if let pending = s.pendingSince {
             w.i64(pending)
             w.u16(s.waitingDay ?? 0)
@@ -59,7 +59,7 @@ public enum StateCodec {
         let dayCount = try r.u16()
         state.dayNumbers = try (0..<dayCount).map { _ in UInt16(try r.u16()) }
         state.dayFlags = try r.bytes(dayCount)
-        state.dayValues = try r.floats(count32: true)
+        state.dayValues = try r.compactFloats()
         if flags & 8 != 0 {
             state.pendingSince = try r.i64()
             state.waitingDay = try r.u16()
@@ -101,6 +101,31 @@ struct ByteWriter {
     mutating func optionalString(_ s: String?) {
         if let s { string(s) } else { buffer += [0xFF, 0xFF, 0xFF, 0xFF] }
     }
+    /// Lossless and smaller for counts: a bitmap marks the values that are whole numbers in 0..<2^28, written as
+    /// LEB128 varints (1–4 bytes); the others keep their 4 bytes. Day inputs are mostly counts (units, orders,
+    /// views…) and shares that are often exactly 0 or 1.
+    mutating func compactFloats(_ values: [Float]) {
+        u32(values.count)
+        var bitmap = [UInt8](repeating: 0, count: (values.count + 7) / 8)
+        for (i, v) in values.enumerated() where Self.isSmallWhole(v) { bitmap[i / 8] |= 1 << UInt8(i % 8) }
+        buffer += bitmap
+        for v in values {
+            if Self.isSmallWhole(v) {
+                var n = UInt32(v)
+                repeat {
+                    buffer.append(UInt8(n & 0x7F) | (n >= 0x80 ? 0x80 : 0))
+                    n >>= 7
+                } while n > 0
+            } else {
+                f32(v)
+            }
+        }
+    }
+
+    static func isSmallWhole(_ v: Float) -> Bool {
+        v >= 0 && v < 268_435_456 && v == v.rounded(.towardZero) && v.bitPattern != Float(-0.0).bitPattern
+    }
+
     mutating func floats(_ values: [Float], count32: Bool = false) {
         if count32 { u32(values.count) } else { u16(values.count) }
         #if _endian(little)
@@ -143,6 +168,28 @@ struct ByteReader {
         let n = Int(try unsigned(4))
         return n == 0xFFFF_FFFF ? nil : String(decoding: try take(n), as: UTF8.self)
     }
+    mutating func compactFloats() throws -> [Float] {
+        let n = Int(try unsigned(4))
+        let bitmap = try take((n + 7) / 8)
+        var out = [Float]()
+        out.reserveCapacity(n)
+        for i in 0..<n {
+            if bitmap[bitmap.startIndex + i / 8] & (1 << UInt8(i % 8)) != 0 {
+                var value: UInt32 = 0, shift: UInt32 = 0, byte: UInt8
+                repeat {
+                    byte = try u8()
+                    guard shift < 28 else { throw StateCodecError("changelog record has an overlong varint at byte \(position)") }
+                    value |= UInt32(byte & 0x7F) << shift
+                    shift += 7
+                } while byte & 0x80 != 0
+                out.append(Float(value))
+            } else {
+                out.append(try f32())
+            }
+        }
+        return out
+    }
+
     mutating func floats(count32: Bool = false) throws -> [Float] {
         let n = count32 ? Int(try unsigned(4)) : try u16()
         let raw = try take(4 * n)

@@ -3,6 +3,8 @@ import Foundation
 import PromoEvents
 import PromoFeatures
 import PromoKafka
+import PromoService
+import PromoWorld
 import Testing
 
 /// A generated promotion, a model trained on it, and `promo predict`'s offline predictions, all made with the
@@ -31,30 +33,21 @@ struct World {
         _ = try run(["train", promotion.path, "--out", model.path, "--epochs", "1", "--hidden", "16", "--attention", "8",
                      "--encoder-width", "8", "--head-hidden", "16", "--rows", "1009"])
         var world = World(folder: folder, model: model)
-        let files = ["item-profiles", "activities", "daily-sales", "daily-buyers"]
-            .map { promotion.appendingPathComponent("\($0).jsonl") }
+        let files = PromotionWorld.inputFiles.map { promotion.appendingPathComponent("\($0).jsonl") }
         let predictions = folder.appendingPathComponent("offline.jsonl")
         _ = try run(["predict", "--model", model.path, "--out", predictions.path] + files.map(\.path))
         try EventFile.read(predictions, decoder: EventDecoder(), rejected: { _ in }) { event in
             if case .prediction(let p) = event { world.offline[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p }
-        }
-        var ordered: [(day: Int, event: (String, String, [UInt8]))] = []
-        let topics = ["promo.item-profiles", "promo.activities", "promo.daily-sales", "promo.daily-buyers"]
-        for (file, topic) in zip(files, topics) {
-            try EventFile.read(file, decoder: EventDecoder(), rejected: { _ in }) { event in
-                var day = 0
-                if case .sales(let e) = event { day = e.day }
-                if case .buyers(let e) = event { day = e.day }
-                ordered.append((day, (topic, event.itemID!, event.encoded())))
-            }
         }
         try EventFile.read(promotion.appendingPathComponent("outcomes.jsonl"), decoder: EventDecoder(), rejected: { _ in }) { event in
             guard case .outcome(let o) = event else { return }
             world.outcomes.append(("promo.outcomes", o.itemID, event.encoded()))
             world.actualGMV[ItemKey(promotionID: o.promotionID, itemID: o.itemID)] = o.gmv
         }
-        world.events = ordered.enumerated().sorted { ($0.element.day, $0.offset) < ($1.element.day, $1.offset) }
-            .map { $0.element.event }
+        let topics = ServiceTopics()
+        world.events = try PromotionWorld.inputEvents(promotionFolder: promotion).map {
+            (topics.topic(schema: $0.schema)!, $0.itemID!, $0.encoded())
+        }
         return world
     }
 }

@@ -2,7 +2,7 @@ import DINOP
 import Foundation
 import PromoEvents
 import PromoFeatures
-import PromoStream
+@testable import PromoStream
 import PromoWorld
 import Testing
 
@@ -22,23 +22,13 @@ struct SmallStream {
         defer { try? FileManager.default.removeItem(at: folder) }
         _ = try PromotionWorld(options: options).write(to: folder, threads: 1)
         let promotion = folder.appendingPathComponent(options.promotions[0].id)
-        let files = ["item-profiles", "activities", "daily-sales", "daily-buyers"].map {
-            promotion.appendingPathComponent("\($0).jsonl")
-        }
+        let files = PromotionWorld.inputFiles.map { promotion.appendingPathComponent("\($0).jsonl") }
         records = try ItemRecords.read(files, decoder: EventDecoder()) { _ in Issue.record("rejected line") }.records
-        var ordered: [(day: Int, message: InputMessage)] = []
-        for file in files {
-            for (line, text) in try String(contentsOf: file, encoding: .utf8).split(separator: "\n").enumerated() {
-                let event = try EventDecoder().decode(Array(text.utf8))
-                let itemID = event.itemID!
-                var day = 0
-                if case .sales(let e) = event { day = e.day }
-                if case .buyers(let e) = event { day = e.day }
-                ordered.append((day, InputMessage(topic: file.lastPathComponent, partition: Int32(fnv1a64(itemID) % UInt64(partitions)),
-                                                  offset: Int64(line), key: Array(itemID.utf8), value: Array(text.utf8))))
-            }
+        messages = try PromotionWorld.inputEvents(promotionFolder: promotion).enumerated().map { offset, event in
+            let itemID = event.itemID!
+            return InputMessage(topic: event.schema, partition: Int32(fnv1a64(itemID) % UInt64(partitions)),
+                                offset: Int64(offset), key: Array(itemID.utf8), value: event.encoded())
         }
-        messages = ordered.enumerated().sorted { ($0.element.day, $0.offset) < ($1.element.day, $1.offset) }.map(\.element.message)
 
         var config = ModelConfig.default
         config.hidden = 16
@@ -233,4 +223,33 @@ func predictionsAsOfDay() throws {
             expectClose(try #require(asOf[record.key]), q, "\(record.key) day \(day)")
         }
     }
+}
+
+@Test("a changelog record round-trips bit for bit, whatever the values, and refuses a damaged record")
+func changelogRecordRoundTrip() throws {
+    var state = ItemState(key: ItemKey(promotionID: "p", itemID: "ünïcode-item"), siiCount: 2, nSis: 2, nU: 3)
+    state.hasProfile = true
+    state.sii = ["seller-1", nil]
+    state.sis = [1.5, .nan]
+    let tricky: [Float] = [0, 1, 3, 127, 128, 16_777_218, 268_435_455, 268_435_456, 0.5, -0.0, -3, .nan, 1e30,
+                           .infinity, .leastNonzeroMagnitude, 42, 7, 0.25, 1, 0, 2]
+    for (day, offset) in [(1, 0), (4, 7), (2, 14)] {
+        _ = state.store(day: day, buyers: false, values: Array(tricky[offset..<(offset + 4)]), nDis: 4, nU: 3)
+        _ = state.store(day: day, buyers: true, values: Array(tricky[(offset + 4)..<(offset + 7)]), nDis: 4, nU: 3)
+    }
+    state.activityID = "a"
+    state.act = [2, 0.1]
+    state.pendingSince = 1_700_000_000_000
+    state.waitingDay = 4
+    state.sequence = 9
+    state.lastGMV = 123.25
+    let bytes = StateCodec.encode(state)
+    let back = try StateCodec.decode(bytes)
+    #expect(back.key == state.key && back.sii == state.sii && back.activityID == "a" && back.sequence == 9)
+    #expect(back.dayNumbers == [1, 2, 4] && back.dayFlags == state.dayFlags)
+    #expect(back.dayValues.map(\.bitPattern) == state.dayValues.map(\.bitPattern))
+    #expect(back.sis.map(\.bitPattern) == state.sis.map(\.bitPattern))
+    #expect(back.pendingSince == state.pendingSince && back.waitingDay == 4 && back.lastGMV == 123.25)
+    #expect(throws: StateCodecError.self) { try StateCodec.decode(Array(bytes.dropLast())) }
+    #expect(throws: StateCodecError.self) { try StateCodec.decode([2] + bytes.dropFirst()) }
 }
