@@ -13,6 +13,9 @@ struct RollupTable {
     /// By `<promotion_id>/<scope>/<id>`.
     private(set) var totals: [String: Total] = [:]
     private var parts: [String: (promotion: String, scope: String, id: String)] = [:]
+    /// Sums changed since they were last published, and when that was.
+    private var changed: Set<String> = []
+    private var publishedAt: Int64 = .min
 
     /// What an item adds to the sums: its last predicted GMV and the industry and seller it belongs to.
     struct Contribution {
@@ -40,8 +43,24 @@ struct RollupTable {
             total.items += sign
             total.gmv = total.items == 0 ? 0 : total.gmv + Double(sign) * gmv
             totals[key] = total
+            changed.insert(key)
             return key
         }
+    }
+
+    mutating func markAllChanged() { changed = Set(totals.keys) }
+
+    func isDue(nowMs: Int64, interval: Int64) -> Bool {
+        !changed.isEmpty && (publishedAt == .min || nowMs - publishedAt >= interval)
+    }
+
+    /// One record per changed sum, in key order; the sums count as published.
+    mutating func flush(partition: Int32, nowMs: Int64, timestamp: String) -> [OutputRecord] {
+        defer {
+            changed = []
+            publishedAt = nowMs
+        }
+        return changed.sorted().map { record($0, partition: partition, timestamp: timestamp) }
     }
 
     func record(_ key: String, partition: Int32, timestamp: String) -> OutputRecord {

@@ -12,6 +12,8 @@ public struct ProcessorOptions: Sendable {
     public var member = "promo"
     /// Items stepped together per GEMM.
     public var batchRows = 512
+    /// How often a partition publishes the rollup sums that changed (milliseconds).
+    public var rollupIntervalMs: Int64 = 1_000
     /// Items kept whole in memory; beyond this the least recently changed are kept compactly (their inputs only)
     /// and recomputed from their stored days when they change again.
     public var hotItems = 200_000
@@ -38,6 +40,8 @@ public final class StreamProcessor {
     let decoder: EventDecoder
     let nDis: Int, nU: Int
     var partitions: [Int32: PartitionState] = [:]
+    /// During a restore, what each restored item adds to the rollups and whether a day of it waits for buyers.
+    var restoring: [Int32: [ItemKey: (RollupTable.Contribution, Bool)]] = [:]
 
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
         self.model = model
@@ -75,18 +79,27 @@ public final class StreamProcessor {
     /// Restoring one record at a time, as they are read: `startRestore`, `restore(partition:value:)`…, `finishRestore`.
     /// Items go straight to their compact form (a later record of an item replaces an earlier one), so a restore
     /// needs little more memory than its result.
-    public func startRestore(partition: Int32) { partitions[partition] = PartitionState() }
+    public func startRestore(partition: Int32) {
+        partitions[partition] = PartitionState()
+        restoring[partition] = [:]
+    }
 
+    /// Checks the record by decoding it, then keeps its bytes as the item's compact form.
     public func restore(partition: Int32, value: [UInt8]) throws {
-        partitions[partition, default: PartitionState()].putCold(try StateCodec.decode(value))
+        let state = try StateCodec.decode(value)
+        partitions[partition, default: PartitionState()].putCold(key: state.key, bytes: value)
+        restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: model.config.siiFields),
+                                                        state.pendingSince != nil)
     }
 
     public func finishRestore(partition: Int32) {
         var table = partitions.removeValue(forKey: partition) ?? PartitionState()
-        for state in table.coldStates() {
-            if state.pendingSince != nil { table.pending.insert(state.key) }
-            table.rollups.add(RollupTable.Contribution(state, fields: model.config.siiFields), promotion: state.key.promotionID, sign: 1)
+        for (key, (contribution, pending)) in restoring.removeValue(forKey: partition) ?? [:] {
+            if pending { table.pending.insert(key) }
+            table.rollups.add(contribution, promotion: key.promotionID, sign: 1)
         }
+        // The previous owner may not have published its latest sums: publish them all once.
+        table.rollups.markAllChanged()
         partitions[partition] = table
     }
 
@@ -259,19 +272,26 @@ public final class StreamProcessor {
         }
         for (p, items) in changes.items {
             var table = partitions.removeValue(forKey: p)!
-            var touched = Set<String>()
             for (key, change) in items {
-                touched.formUnion(table.rollups.add(change.before, promotion: key.promotionID, sign: -1))
-                let after = RollupTable.Contribution(table.state(key)!, fields: model.config.siiFields)
-                touched.formUnion(table.rollups.add(after, promotion: key.promotionID, sign: 1))
-            }
-            for rollupKey in touched.sorted() {
-                out.append(table.rollups.record(rollupKey, partition: p, timestamp: timestamp))
+                table.rollups.add(change.before, promotion: key.promotionID, sign: -1)
+                table.rollups.add(RollupTable.Contribution(table.state(key)!, fields: model.config.siiFields),
+                                  promotion: key.promotionID, sign: 1)
             }
             partitions[p] = table
         }
+        publishRollups(nowMs: nowMs, timestamp: timestamp, out: &out)
         coolDown(keeping: Set(jobs.map(\.key)))
         return out
+    }
+
+    /// The sums that changed since they were last published, at most once per `rollupIntervalMs` per partition:
+    /// a seller's sum moves with every item of the seller, and one record per interval says as much.
+    func publishRollups(nowMs: Int64, timestamp: String, out: inout [OutputRecord]) {
+        for p in partitions.keys.sorted() where partitions[p]!.rollups.isDue(nowMs: nowMs, interval: options.rollupIntervalMs) {
+            var table = partitions.removeValue(forKey: p)!
+            out += table.rollups.flush(partition: p, nowMs: nowMs, timestamp: timestamp)
+            partitions[p] = table
+        }
     }
 
     /// Turns hot items into their compact form when there are more than `hotItems`, keeping the items just changed.
@@ -413,6 +433,11 @@ struct PartitionState {
     mutating func put(_ state: ItemState) { hot[state.key] = state }
 
     mutating func putCold(_ state: ItemState) { cold[state.key] = StateCodec.encode(state) }
+
+    mutating func putCold(key: ItemKey, bytes: [UInt8]) {
+        hot[key] = nil
+        cold[key] = bytes
+    }
 
     /// Every item, the cold ones decoded one at a time.
     func allStates() -> some Sequence<ItemState> { Array(hot.values) + Array(coldStates()) }

@@ -253,3 +253,38 @@ func changelogRecordRoundTrip() throws {
     #expect(throws: StateCodecError.self) { try StateCodec.decode(Array(bytes.dropLast())) }
     #expect(throws: StateCodecError.self) { try StateCodec.decode([2] + bytes.dropFirst()) }
 }
+
+@Test("the latest rollup records of all partitions add up to the latest predicted GMVs per platform, industry and seller")
+func rollupsAddUp() throws {
+    let stream = try SmallStream(items: 150)
+    let processor = StreamProcessor(model: stream.model)
+    var out: [OutputRecord] = []
+    for (batch, start) in stride(from: 0, to: stream.messages.count, by: 500).enumerated() {
+        out += processor.process(Array(stream.messages[start..<min(start + 500, stream.messages.count)]),
+                                 nowMs: Int64(batch) * 300)
+    }
+    out += processor.process([], nowMs: 10_000_000)
+    var latest: [String: Rollup] = [:]
+    for record in out where record.kind == .rollup {
+        guard case .rollup(let r) = try EventDecoder().decode(record.value) else { continue }
+        #expect(String(decoding: record.key, as: UTF8.self) == "\(r.promotionID)/\(r.scope)/\(r.id)/\(r.partition)")
+        latest[String(decoding: record.key, as: UTF8.self)] = r
+    }
+    var published: [String: Double] = [:]
+    for r in latest.values { published["\(r.scope)/\(r.id)", default: 0] += r.gmv }
+
+    var expected: [String: Double] = [:]
+    let predictions = try latestPredictions(out)
+    for record in stream.records {
+        guard let gmv = predictions[record.key]?.gmv else { continue }
+        expected["platform/all", default: 0] += gmv
+        if let industry = record.profile?.ids["industry"] { expected["industry/\(industry)", default: 0] += gmv }
+        if let seller = record.profile?.ids["seller"] { expected["seller/\(seller)", default: 0] += gmv }
+    }
+    #expect(Set(published.keys) == Set(expected.keys))
+    for (key, value) in expected {
+        #expect(abs((published[key] ?? -1) - value) <= 1e-6 * max(1, value), "\(key)")
+    }
+    // Coalesced: far fewer rollup records than item changes.
+    #expect(out.filter { $0.kind == .rollup }.count < out.filter { $0.kind == .prediction }.count)
+}
