@@ -29,7 +29,8 @@ cleanup() {
     Deploy/local/broker.sh stop
 }
 trap cleanup EXIT
-kafka=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000)
+# Tansu holds a fetch for the whole fetch.wait.max.ms even when data arrives: keep it short locally.
+kafka=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 -X fetch.wait.max.ms=10)
 for member in demo-1 demo-2; do
     $promo run --model "$demo/world/model.safetensors" --member "$member" --grace-seconds 5 "${kafka[@]}" \
         >"$demo/$member.log" 2>&1 &

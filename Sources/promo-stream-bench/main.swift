@@ -24,8 +24,9 @@ func option(_ name: String) -> String? {
 let bootstrap = option("--bootstrap") ?? ProcessInfo.processInfo.environment["PROMO_BOOTSTRAP"] ?? "127.0.0.1:9092"
 let itemCount = Int(option("--items") ?? "") ?? 20_000
 let stateItems = Int(option("--state-items") ?? "") ?? 1_000_000
-// Tansu answers a new group's first join after about half the session timeout.
-let kafka = KafkaConfig(bootstrapServers: bootstrap, ["session.timeout.ms": "6000"])
+// Tansu answers a new group's first join after about half the session timeout, and holds a fetch for the whole
+// fetch.wait.max.ms (librdkafka's default 500 ms) even when data arrives meanwhile.
+let kafka = KafkaConfig(bootstrapServers: bootstrap, ["session.timeout.ms": "6000", "fetch.wait.max.ms": "10"])
 let topics = ServiceTopics()
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -122,8 +123,11 @@ final class Member: @unchecked Sendable {
 
     let assigned = DispatchSemaphore(value: 0)
 
-    init(group: String, pollMs: Int32, maxBatch: Int) {
+    /// `startAtEnd`: a new group that reads only what is produced after it joins.
+    init(group: String, pollMs: Int32, maxBatch: Int, startAtEnd: Bool = false, mode: DeliveryMode = .exactlyOnce) {
         var options = ServiceOptions(kafka: kafka, member: "bench")
+        options.mode = mode
+        if startAtEnd { options.kafka["auto.offset.reset"] = "latest" }
         options.group = group
         options.pollTimeoutMs = pollMs
         options.maxBatch = maxBatch
@@ -168,31 +172,38 @@ print(String(format: "2. end to end, one member, exactly-once: %.0f events/s (%d
              endToEnd, first.count, firstBatchAt - startedAt, finished ? "" : " — did not finish"))
 throughputMember.finish()
 
-// MARK: 3. Latency at half that rate
+// MARK: 3. Latency at half that rate (and at a tenth, to show the floor)
 
-do {
-    let rate = endToEnd / 2
+/// Produces the second promotion's stream at `rate` for up to `seconds` and measures event → readable prediction.
+func latency(_ events: ArraySlice<(topic: String, key: [UInt8], value: [UInt8])>, rate: Double, seconds: Double,
+             mode: DeliveryMode = .exactlyOnce) throws -> (p50: Double, p99: Double, count: Int) {
     // A short poll so that a batch closes soon after its first message; under backlog batches grow by themselves.
-    let member = Member(group: "bench-latency-\(UUID().uuidString)", pollMs: 5, maxBatch: 10_000)
+    let member = Member(group: "bench-latency-\(UUID().uuidString)", pollMs: 5, maxBatch: 10_000, startAtEnd: true,
+                        mode: mode)
     member.assigned.wait()
+    defer { member.finish() }
     // Read predictions from the end of the topic, committed only, as a downstream consumer would.
     let reader = try KafkaConsumer(KafkaConfig(bootstrapServers: bootstrap,
                                                ["isolation.level": "read_committed", "fetch.wait.max.ms": "5"]))
     var starts: [TopicPartition: Int64] = [:]
     for p in 0..<12 { starts[TopicPartition(topics.predictions, Int32(p))] = KafkaOffset.end }
     try reader.assign(starts)
+    let events = Array(events.prefix(Int(rate * seconds)))
     // The time the latest event of each item was sent: the event that makes its next prediction.
     let lastSent = Mutex<[String: Double]>([:])
-    let secondKeys = second.map { String(decoding: $0.key, as: UTF8.self) }
+    let keys = events.map { String(decoding: $0.key, as: UTF8.self) }
     let producerThread = Thread {
-        _ = try? produce(second, pacing: rate) { i, t in lastSent.withLock { $0[secondKeys[i]] = t } }
+        _ = try? produce(events, pacing: rate) { i, t in lastSent.withLock { $0[keys[i]] = t } }
     }
     producerThread.start()
     var latencies: [Double] = []
     let promotion = promotions[1]
-    let deadline = now() + Double(second.count) / rate + 60
-    while now() < deadline && latencies.count < second.count / 3 {
-        for m in try reader.poll(maxMessages: 5_000, timeoutMs: 20) {
+    let deadline = now() + seconds + 30
+    var idleSince = now()
+    while now() < deadline && (now() - idleSince < 5 || latencies.isEmpty) {
+        let messages = try reader.poll(maxMessages: 5_000, timeoutMs: 20)
+        if !messages.isEmpty { idleSince = now() }
+        for m in messages {
             let received = now()
             // A day applied without its buyer profile waited out its grace period by design: not an event's latency.
             guard case .prediction(let p)? = try? EventDecoder().decode(m.value), p.promotionID == promotion,
@@ -201,11 +212,25 @@ do {
             latencies.append(received - sent)
         }
     }
-    member.finish()
     latencies.sort()
-    func percentile(_ q: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] * 1000 }
-    print(String(format: "3. latency at %.0f events/s (half of 2.), event sent → prediction readable (read_committed): p50 %.1f ms, p99 %.1f ms (%d predictions)",
-                 rate, percentile(0.5), percentile(0.99), latencies.count))
+    func percentile(_ q: Double) -> Double {
+        latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] * 1000
+    }
+    return (percentile(0.5), percentile(0.99), latencies.count)
+}
+
+// Each run sends days the member has not seen: the tenth-rate run the first events of the second promotion,
+// the half-rate run the rest.
+// the at-least-once run the next ones, the half-rate run the rest.
+let slowCount = Int(endToEnd / 10 * 30)
+for (name, rate, events, mode) in [
+    ("a tenth of 2.", endToEnd / 10, second.prefix(slowCount), DeliveryMode.exactlyOnce),
+    ("a tenth of 2., at-least-once", endToEnd / 10, second.dropFirst(slowCount).prefix(slowCount), .atLeastOnce),
+    ("half of 2.", endToEnd / 2, second.dropFirst(2 * slowCount), .exactlyOnce),
+] {
+    let (p50, p99, count) = try latency(events, rate: rate, seconds: 30, mode: mode)
+    print(String(format: "3. latency at %.0f events/s (%@), event sent → prediction readable (read_committed): p50 %.1f ms, p99 %.1f ms (%d predictions)",
+                 rate, name, p50, p99, count))
 }
 
 // MARK: 4. Memory per item and restore time with many items in state

@@ -58,6 +58,7 @@ func startMember(_ broker: LocalBroker, _ world: World, name: String, mode: Stri
         "run", "--bootstrap", broker.bootstrap, "--model", world.model.path, "--group", "e2e", "--member", name,
         "--mode", mode, "--max-batch", "500", "--grace-seconds", "2",
         "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", "-X", "transaction.timeout.ms=10000",
+        "-X", "fetch.wait.max.ms=10",
     ], name: name)
 }
 
