@@ -50,6 +50,9 @@ struct RunCommand: ParsableCommand {
     var graceSeconds = 7200.0
     @Option(help: "Days of the pre-sale window; daily events outside it are dead letters.") var presaleDays = 20
     @Option(help: "At most this many input messages per transaction.") var maxBatch = 10_000
+    @Option(help: "How long a poll waits to fill a batch (ms): lower gives lower latency, higher bigger batches.")
+    var pollMs: Int32 = 100
+    @Option(help: "Seconds between a partition's rollup records for the sums that changed.") var rollupSeconds = 1.0
 
     func run() throws {
         guard let mode = DeliveryMode(rawValue: mode) else {
@@ -59,6 +62,8 @@ struct RunCommand: ParsableCommand {
         options.group = group
         options.mode = mode
         options.maxBatch = maxBatch
+        options.pollTimeoutMs = pollMs
+        options.processor.rollupIntervalMs = Int64(rollupSeconds * 1000)
         options.processor.gracePeriodMs = Int64(graceSeconds * 1000)
         options.processor.presaleDays = presaleDays
         let model = try loadModel(model)
