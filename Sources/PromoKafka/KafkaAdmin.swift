@@ -42,7 +42,7 @@ public final class KafkaAdmin: @unchecked Sendable {
     private let handle: OpaquePointer
 
     public init(_ config: KafkaConfig) throws {
-        handle = try makeClient(RD_KAFKA_PRODUCER, try config.make())
+        handle = try makeClient(RD_KAFKA_PRODUCER, try config.only(.producer).make())
     }
 
     deinit { rd_kafka_destroy(handle) }

@@ -14,6 +14,35 @@ public struct KafkaConfig: Sendable {
         set { properties[key] = newValue }
     }
 
+    /// Without the properties that only the other kind of client reads (librdkafka warns about each), so one
+    /// configuration can serve a member's consumer and producer.
+    func only(_ kind: ClientKind) -> KafkaConfig {
+        var copy = self
+        let foreign = kind == .consumer ? Self.producerOnly : Self.consumerOnly
+        copy.properties = properties.filter { !foreign.contains($0.key) }
+        return copy
+    }
+
+    enum ClientKind { case consumer, producer }
+
+    /// librdkafka's CONFIGURATION.md, properties marked C (consumer) or P (producer) only.
+    static let consumerOnly: Set<String> = [
+        "group.id", "group.instance.id", "partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms",
+        "group.protocol.type", "group.protocol", "group.remote.assignor", "coordinator.query.interval.ms",
+        "max.poll.interval.ms", "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes", "max.partition.fetch.bytes", "fetch.max.bytes", "fetch.min.bytes",
+        "fetch.error.backoff.ms", "isolation.level", "enable.partition.eof", "check.crcs", "auto.offset.reset",
+    ]
+    static let producerOnly: Set<String> = [
+        "transactional.id", "transaction.timeout.ms", "enable.idempotence", "enable.gapless.guarantee",
+        "queue.buffering.max.messages", "queue.buffering.max.kbytes", "queue.buffering.max.ms", "linger.ms",
+        "message.send.max.retries", "retries", "retry.backoff.ms", "queue.buffering.backpressure.threshold",
+        "compression.codec", "compression.type", "compression.level", "batch.num.messages", "batch.size",
+        "delivery.report.only.error", "sticky.partitioning.linger.ms", "partitioner", "request.required.acks", "acks",
+        "request.timeout.ms", "message.timeout.ms", "delivery.timeout.ms",
+    ]
+
     /// A new `rd_kafka_conf_t`; the caller owns it until `rd_kafka_new` takes it.
     func make() throws -> OpaquePointer {
         let conf = rd_kafka_conf_new()!

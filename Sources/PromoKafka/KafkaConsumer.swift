@@ -34,7 +34,7 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// `group.id` is required for `subscribe` and `commit`; `enable.auto.commit` is forced off.
     public init(_ config: KafkaConfig, handlers: RebalanceHandlers = RebalanceHandlers()) throws {
-        var config = config
+        var config = config.only(.consumer)
         config["enable.auto.commit"] = "false"
         if config["group.id"] == nil { config["group.id"] = "promo-unassigned-\(UInt64.random(in: 0...UInt64.max))" }
         let conf = try config.make()

@@ -11,7 +11,7 @@ public final class KafkaProducer: @unchecked Sendable {
 
     /// `enable.idempotence` is forced on: a retried send is never written twice.
     public init(_ config: KafkaConfig) throws {
-        var config = config
+        var config = config.only(.producer)
         config["enable.idempotence"] = "true"
         isTransactional = config["transactional.id"] != nil
         let conf = try config.make()
