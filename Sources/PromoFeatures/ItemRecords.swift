@@ -15,6 +15,20 @@ public struct ItemKey: Hashable, Sendable, Comparable {
     public static func < (a: ItemKey, b: ItemKey) -> Bool { (a.promotionID, a.itemID) < (b.promotionID, b.itemID) }
 }
 
+extension Event {
+    /// The (promotion, item) an item's input or outcome is about; nil for other events.
+    public var itemKey: ItemKey? {
+        switch self {
+        case .profile(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
+        case .sales(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
+        case .buyers(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
+        case .activity(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
+        case .outcome(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
+        case .prediction, .announcement, .deadLetter, .rollup: nil
+        }
+    }
+}
+
 /// Everything known of one item in one promotion, gathered from its events.
 public struct ItemRecord: Sendable, Equatable {
     public var key: ItemKey
@@ -54,16 +68,7 @@ public struct ItemRecords: Sendable {
     /// Applies an item event; returns false for events that are not about one item's inputs or outcome.
     @discardableResult
     public mutating func apply(_ event: Event) -> Bool {
-        let promotion: String
-        switch event {
-        case .profile(let e): promotion = e.promotionID
-        case .sales(let e): promotion = e.promotionID
-        case .buyers(let e): promotion = e.promotionID
-        case .activity(let e): promotion = e.promotionID
-        case .outcome(let e): promotion = e.promotionID
-        case .prediction, .announcement, .deadLetter, .rollup: return false
-        }
-        let key = ItemKey(promotionID: promotion, itemID: event.itemID!)
+        guard let key = event.itemKey else { return false }
         if let i = index[key] {
             records[i].apply(event)
         } else {

@@ -41,7 +41,7 @@ public final class StreamProcessor {
     let nDis: Int, nU: Int
     var partitions: [Int32: PartitionState] = [:]
     /// During a restore, what each restored item adds to the rollups and whether a day of it waits for buyers.
-    var restoring: [Int32: [ItemKey: (RollupTable.Contribution, Bool)]] = [:]
+    var restoring: [Int32: [ItemKey: (RollupTable.Contribution, Int64?)]] = [:]
 
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
         self.model = model
@@ -89,15 +89,17 @@ public final class StreamProcessor {
         let state = try StateCodec.decode(value)
         partitions[partition, default: PartitionState()].putCold(key: state.key, bytes: value)
         restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: model.config.siiFields),
-                                                        state.pendingSince != nil)
+                                                        state.pendingSince)
     }
 
     public func finishRestore(partition: Int32) {
         var table = partitions.removeValue(forKey: partition) ?? PartitionState()
-        for (key, (contribution, pending)) in restoring.removeValue(forKey: partition) ?? [:] {
-            if pending { table.pending.insert(key) }
+        var waiting: [(since: Int64, key: ItemKey)] = []
+        for (key, (contribution, since)) in restoring.removeValue(forKey: partition) ?? [:] {
+            if let since { waiting.append((since, key)) }
             table.rollups.add(contribution, promotion: key.promotionID, sign: 1)
         }
+        for (since, key) in waiting.sorted(by: { $0.since < $1.since }) { table.waiting.append(since: since, key: key) }
         // The previous owner may not have published its latest sums: publish them all once.
         table.rollups.markAllChanged()
         partitions[partition] = table
@@ -145,22 +147,16 @@ public final class StreamProcessor {
     func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws {
         let event: Event
         do { event = try decoder.decode(message.value) } catch { throw ApplyError(description: "\(error)") }
-        let promotion: String
-        switch event {
-        case .profile(let e): promotion = e.promotionID
-        case .sales(let e): promotion = e.promotionID
-        case .buyers(let e): promotion = e.promotionID
-        case .activity(let e): promotion = e.promotionID
-        case .outcome: return  // labels: read by the backtest and the fine-tuner, not by the processor
-        case .prediction, .announcement, .deadLetter, .rollup:
+        // Outcomes are labels: read by the backtest and the fine-tuner, not by the processor.
+        if case .outcome = event { return }
+        guard let itemKey = event.itemKey else {
             throw ApplyError(description: "schema: \(event.schema) is not an input event")
         }
-        let itemID = event.itemID!
+        let itemID = itemKey.itemID
         // The key places the item's state in this partition; a mismatch would split it across partitions.
         guard let key = message.key, String(decoding: key, as: UTF8.self) == itemID else {
             throw ApplyError(description: "key: must equal item_id \"\(itemID)\", got \(message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "none")")
         }
-        let itemKey = ItemKey(promotionID: promotion, itemID: itemID)
         // Taken out of their dictionaries while they change, so that changing them copies nothing.
         var table = partitions.removeValue(forKey: message.partition) ?? PartitionState()
         defer { partitions[message.partition] = table }
@@ -191,27 +187,30 @@ public final class StreamProcessor {
         default: break
         }
         guard changed else { return }
+        let waitingSince = state.pendingSince
         state.updatePending(nowMs: nowMs)
-        if state.pendingSince != nil { table.pending.insert(itemKey) } else { table.pending.remove(itemKey) }
+        if let since = state.pendingSince, since != waitingSince { table.waiting.append(since: since, key: itemKey) }
         changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)].inputs = true
         if recompute { changes.items[message.partition]![itemKey]!.recompute = true }
         if case .profile = event { changes.items[message.partition]![itemKey]!.statics = true }
         if case .activity = event { changes.items[message.partition]![itemKey]!.statics = true }
     }
 
+    /// Items whose grace period ran out by `nowMs`: from the front of each partition's queue, in the order their
+    /// grace periods started, so a call looks at no more items than it expires (plus stale entries once).
     func expirePending(nowMs: Int64, changes: inout Changes) {
-        for p in Array(partitions.keys) where !partitions[p]!.pending.isEmpty {
+        for p in Array(partitions.keys) {
+            guard let due = partitions[p]!.waiting.first, nowMs - due.since >= options.gracePeriodMs else { continue }
             var table = partitions.removeValue(forKey: p)!
             defer { partitions[p] = table }
-            for key in table.pending {
-                guard let state = table.state(key), let since = state.pendingSince else { continue }
-                if nowMs - since >= options.gracePeriodMs {
-                    table.pending.remove(key)
-                    if changes.items[p]?[key] == nil {
-                        changes.items[p, default: [:]][key] = Changes.Change(before: RollupTable.Contribution(state, fields: model.config.siiFields))
-                    }
-                    table.put(table.take(key)!)
+            while let (since, key) = table.waiting.first, nowMs - since >= options.gracePeriodMs {
+                table.waiting.removeFirst()
+                // A stale entry: the item's buyers came, or a later day restarted its clock.
+                guard let state = table.state(key), state.pendingSince == since else { continue }
+                if changes.items[p]?[key] == nil {
+                    changes.items[p, default: [:]][key] = Changes.Change(before: RollupTable.Contribution(state, fields: model.config.siiFields))
                 }
+                table.put(table.take(key)!)
             }
         }
     }
@@ -414,8 +413,8 @@ public final class StreamProcessor {
 struct PartitionState {
     private var hot: [ItemKey: ItemState] = [:]
     private var cold: [ItemKey: [UInt8]] = [:]
-    /// Items whose latest day waits for its buyer profile.
-    var pending: Set<ItemKey> = []
+    /// Items whose latest day waits for its buyer profile, by when that started (stale entries are skipped).
+    var waiting = WaitingQueue()
     var rollups = RollupTable()
 
     var count: Int { hot.count + cold.count }
@@ -474,6 +473,25 @@ extension ItemState {
         if waitingDay != day {
             waitingDay = day
             pendingSince = nowMs
+        }
+    }
+}
+
+/// A first-in first-out queue of grace periods. The clock only moves forward, so the earliest deadline is at the front.
+struct WaitingQueue {
+    private var entries: [(since: Int64, key: ItemKey)] = []
+    private var head = 0
+
+    var first: (since: Int64, key: ItemKey)? { head < entries.count ? entries[head] : nil }
+
+    mutating func append(since: Int64, key: ItemKey) { entries.append((since, key)) }
+
+    mutating func removeFirst() {
+        head += 1
+        // Reclaim the consumed front now and then, so the queue's memory follows what is waiting.
+        if head >= 4096 && head * 2 >= entries.count {
+            entries.removeFirst(head)
+            head = 0
         }
     }
 }

@@ -288,3 +288,24 @@ func rollupsAddUp() throws {
     // Coalesced: far fewer rollup records than item changes.
     #expect(out.filter { $0.kind == .rollup }.count < out.filter { $0.kind == .prediction }.count)
 }
+
+@Test("a day waiting for its buyers keeps its grace clock across a restore")
+func graceSurvivesRestore() throws {
+    let stream = try SmallStream(items: 60)
+    let item = stream.records.first { $0.days.count >= 3 && $0.buyers.count == $0.days.count }!
+    let lastDay = item.days.last!
+    let mine = stream.messages.filter { m in
+        guard m.key == Array(item.key.itemID.utf8) else { return false }
+        if case .buyers(let e) = try? EventDecoder().decode(m.value) { return e.day != lastDay }
+        return true
+    }
+    var options = ProcessorOptions()
+    options.gracePeriodMs = 60_000
+    let first = StreamProcessor(model: stream.model, options: options)
+    let records = first.process(mine, nowMs: 1_000).filter { $0.kind == .changelog }
+    let second = StreamProcessor(model: stream.model, options: options)
+    #expect(second.restore(partition: mine[0].partition, records: records.map { (key: $0.key, value: $0.value) }).isEmpty)
+    #expect(try latestPredictions(second.process([], nowMs: 60_999))[item.key] == nil)
+    let after = try #require(try latestPredictions(second.process([], nowMs: 61_000))[item.key])
+    #expect(after.daysSeen == item.days.count && after.daysWithoutBuyers == [lastDay])
+}
