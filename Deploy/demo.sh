@@ -49,7 +49,7 @@ for pid in "${members[@]}"; do kill -TERM "$pid"; done
 for pid in "${members[@]}"; do wait "$pid"; done
 members=()
 for member in demo-1 demo-2; do
-    echo "$member: $(grep -E "messages/s|stopped after" "$demo/$member.log" | tail -2 | tr '\n' ' ')"
+    echo "$member: $(grep -m1 "messages/s" "$demo/$member.log" | sed 's/.*\]: //'); $(grep "stopped after" "$demo/$member.log" | sed 's/.*\]: //')"
 done
 
 echo

@@ -71,7 +71,9 @@ public final class StreamService: @unchecked Sendable {
         while !stop.isStopped {
             do {
                 if needsRewind { try rewind() }
+                // A safety net: a message of a partition revoked during the poll belongs to another member now.
                 let messages = try consumer.poll(maxMessages: options.maxBatch, timeoutMs: options.pollTimeoutMs)
+                    .filter { consumer.assignment.contains($0.topicPartition) }
                 try processAndCommit(messages)
                 failures = 0
             } catch let error as KafkaError where !error.isFatal {
@@ -212,10 +214,13 @@ struct LoopStats {
         let elapsed = ContinuousClock.now - since
         guard interval > 0, elapsed >= .seconds(interval) else { return }
         let seconds = elapsed.seconds
-        if batches > 0 {
+        if messages > 0 {
             log(String(format: "%.0f messages/s, %.0f outputs/s, %d batches of %.0f; processing %.0f%%, publishing and committing %.0f%% of the time",
                        Double(messages) / seconds, Double(outputs) / seconds, batches, Double(messages) / Double(batches),
                        100 * process.seconds / seconds, 100 * commit.seconds / seconds))
+        } else if batches > 0 {
+            log(String(format: "no input; %d transactions of grace-period days and rollups, %.0f outputs/s", batches,
+                       Double(outputs) / seconds))
         }
         self = LoopStats()
     }
