@@ -131,8 +131,8 @@ func lateDuplicateAndCorrectedDays() throws {
     expectClose(try #require(try latestPredictions(out)[item.key]), expected)
 }
 
-@Test("a day without its buyer profile waits for the grace period, then is applied with the missing default")
-func gracePeriod() throws {
+/// An item with a buyer profile for every day, and its events without the last day's buyer profile.
+func itemMissingLastBuyers() throws -> (SmallStream, ItemRecord, Int, [InputMessage]) {
     let stream = try SmallStream(items: 60)
     let item = stream.records.first { $0.days.count >= 3 && $0.buyers.count == $0.days.count }!
     let lastDay = item.days.last!
@@ -141,6 +141,12 @@ func gracePeriod() throws {
         if case .buyers(let e) = try? EventDecoder().decode(m.value) { return e.day != lastDay }
         return true
     }
+    return (stream, item, lastDay, mine)
+}
+
+@Test("a day without its buyer profile waits for the grace period, then is applied with the missing default")
+func gracePeriod() throws {
+    let (stream, item, lastDay, mine) = try itemMissingLastBuyers()
     var options = ProcessorOptions()
     options.gracePeriodMs = 60_000
     let processor = StreamProcessor(model: stream.model, options: options)
@@ -291,14 +297,7 @@ func rollupsAddUp() throws {
 
 @Test("a day waiting for its buyers keeps its grace clock across a restore")
 func graceSurvivesRestore() throws {
-    let stream = try SmallStream(items: 60)
-    let item = stream.records.first { $0.days.count >= 3 && $0.buyers.count == $0.days.count }!
-    let lastDay = item.days.last!
-    let mine = stream.messages.filter { m in
-        guard m.key == Array(item.key.itemID.utf8) else { return false }
-        if case .buyers(let e) = try? EventDecoder().decode(m.value) { return e.day != lastDay }
-        return true
-    }
+    let (stream, item, lastDay, mine) = try itemMissingLastBuyers()
     var options = ProcessorOptions()
     options.gracePeriodMs = 60_000
     let first = StreamProcessor(model: stream.model, options: options)
