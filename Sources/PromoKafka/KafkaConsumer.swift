@@ -113,6 +113,20 @@ public final class KafkaConsumer: @unchecked Sendable {
         return messages
     }
 
+    /// Consumes exactly these partitions from these offsets until each has reached its end (the consumer needs
+    /// `enable.partition.eof=true`), handing over each poll's messages. A partition that will never report an
+    /// end (empty, or started at `KafkaOffset.end`) must be left out.
+    public func readToEnd(from starts: [TopicPartition: Int64], maxMessages: Int = 10_000,
+                          _ body: ([KafkaMessage]) throws -> Void) throws {
+        guard !starts.isEmpty else { return }
+        try assign(starts)
+        var remaining = Set(starts.keys)
+        while !remaining.isEmpty {
+            try body(try poll(maxMessages: maxMessages, timeoutMs: 100))
+            remaining.subtract(takeEndsReached())
+        }
+    }
+
     /// Partitions whose last message has been read since the previous call.
     public func takeEndsReached() -> Set<TopicPartition> {
         defer { endsReached = [] }
@@ -172,12 +186,6 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The group's metadata, for a transactional producer's `sendOffsets`. The caller destroys it.
     func groupMetadata() -> OpaquePointer { rd_kafka_consumer_group_metadata(handle) }
-
-    public var memberID: String {
-        guard let id = rd_kafka_memberid(handle) else { return "" }
-        defer { rd_kafka_mem_free(handle, id) }
-        return String(cString: id)
-    }
 
     /// Leaves the group (running the `revoked` handler) and stops consuming.
     public func close() throws {

@@ -39,11 +39,8 @@ public struct BacktestReplay {
             guard let count = try admin.partitionCount(topic) else { throw BacktestError("no topic \(topic)") }
             for p in 0..<Int32(count) { times[TopicPartition(topic, p)] = topic == topics.outcomes ? 0 : from }
         }
-        var starts = try consumer.offsets(forTimes: times)
         // Partitions with nothing at or after `from` are done before they start.
-        var remaining = Set(starts.filter { $0.value != KafkaOffset.end }.keys)
-        starts = starts.filter { remaining.contains($0.key) }
-        try consumer.assign(starts)
+        let starts = try consumer.offsets(forTimes: times).filter { $0.value != KafkaOffset.end }
         let processor = StreamProcessor(model: model, options: processor)
         let decoder = EventDecoder(presaleDays: processor.options.presaleDays)
         var result = Result()
@@ -58,9 +55,9 @@ public struct BacktestReplay {
                 }
             }
         }
-        while !remaining.isEmpty {
+        try consumer.readToEnd(from: starts) { messages in
             var inputs: [InputMessage] = []
-            for m in try consumer.poll(maxMessages: 10_000, timeoutMs: 200) {
+            for m in messages {
                 if m.topic == topics.outcomes {
                     if case .outcome(let o)? = try? decoder.decode(m.value) { result.outcomes.append(o) }
                     continue
@@ -74,7 +71,6 @@ public struct BacktestReplay {
             }
             result.messages += inputs.count
             collect(processor.process(inputs, nowMs: clock))
-            remaining.subtract(consumer.takeEndsReached())
         }
         collect(processor.process([], nowMs: max(clock, to) + processor.options.gracePeriodMs))
         try consumer.close()

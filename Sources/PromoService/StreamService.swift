@@ -158,31 +158,23 @@ public final class StreamService: @unchecked Sendable {
         config["enable.partition.eof"] = "true"
         config["isolation.level"] = "read_committed"
         let reader = try KafkaConsumer(config)
-        var remaining = Set<TopicPartition>()
         var starts: [TopicPartition: Int64] = [:]
         for p in partitions {
             let tp = TopicPartition(options.topics.changelog, p)
             let (low, high) = try reader.watermarks(tp)
-            if high > low {
-                remaining.insert(tp)
-                starts[tp] = KafkaOffset.beginning
-            }
+            if high > low { starts[tp] = KafkaOffset.beginning }
         }
         for p in partitions { processor.startRestore(partition: p) }
         var count = 0, failures = 0
-        if !starts.isEmpty {
-            try reader.assign(starts)
-            while !remaining.isEmpty {
-                for m in try reader.poll(maxMessages: 10_000, timeoutMs: 100) {
-                    count += 1
-                    do {
-                        try processor.restore(partition: m.partition, value: m.value)
-                    } catch {
-                        failures += 1
-                        log("changelog \(m.topicPartition) offset \(m.offset) skipped: \(error)")
-                    }
+        try reader.readToEnd(from: starts) { messages in
+            for m in messages {
+                count += 1
+                do {
+                    try processor.restore(partition: m.partition, value: m.value)
+                } catch {
+                    failures += 1
+                    log("changelog \(m.topicPartition) offset \(m.offset) skipped: \(error)")
                 }
-                remaining.subtract(reader.takeEndsReached())
             }
         }
         try reader.close()

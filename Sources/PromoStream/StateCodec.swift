@@ -126,8 +126,8 @@ struct ByteWriter {
         v >= 0 && v < 268_435_456 && v == v.rounded(.towardZero) && v.bitPattern != Float(-0.0).bitPattern
     }
 
-    mutating func floats(_ values: [Float], count32: Bool = false) {
-        if count32 { u32(values.count) } else { u16(values.count) }
+    mutating func floats(_ values: [Float]) {
+        u16(values.count)
         #if _endian(little)
         values.withUnsafeBytes { buffer.append(contentsOf: $0) }
         #else
@@ -190,8 +190,8 @@ struct ByteReader {
         return out
     }
 
-    mutating func floats(count32: Bool = false) throws -> [Float] {
-        let n = count32 ? Int(try unsigned(4)) : try u16()
+    mutating func floats() throws -> [Float] {
+        let n = try u16()
         let raw = try take(4 * n)
         #if _endian(little)
         return [Float](unsafeUninitializedCapacity: n) { buffer, count in

@@ -55,7 +55,6 @@ public final class StreamProcessor {
     }
 
     public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.count } }
-    public var ownedPartitions: Set<Int32> { Set(partitions.keys) }
 
     public func state(partition: Int32, key: ItemKey) -> ItemState? { partitions[partition]?.state(key) }
 

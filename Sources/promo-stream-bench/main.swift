@@ -119,7 +119,6 @@ final class Member: @unchecked Sendable {
     let processed = Counter()
     let thread: Thread
     let done = DispatchSemaphore(value: 0)
-    var error: Error?
 
     let assigned = DispatchSemaphore(value: 0)
 
@@ -139,11 +138,15 @@ final class Member: @unchecked Sendable {
         })
         self.service = service
         let (stop, processed, done) = (self.stop, self.processed, self.done)
-        final class Box: @unchecked Sendable { var error: Error? }
-        let box = Box()
         service.onCommitted = { processed.value.store($0, ordering: .relaxed) }
         thread = Thread {
-            do { try service.run(until: stop) } catch { box.error = error }
+            do {
+                try service.run(until: stop)
+            } catch {
+                // A figure measured on a member that stopped would be meaningless.
+                FileHandle.standardError.write(Data("promo-stream-bench: the member failed: \(error)\n".utf8))
+                exit(1)
+            }
             done.signal()
         }
         thread.stackSize = 8 << 20
