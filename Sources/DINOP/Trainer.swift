@@ -22,8 +22,20 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Stop after this many epochs without a better validation loss; the best weights are kept.
     public var patience = 3
     public var seed: UInt64 = 1
+    /// Which parameters the optimiser moves: all (training, or the paper's fine-tuning FT), or the heads only on
+    /// frozen representations (the paper's RT).
+    public var scope = TrainingScope.all
 
     public init() {}
+}
+
+public enum TrainingScope: String, Sendable, Equatable, CaseIterable {
+    case all
+    case headsOnly
+
+    func trains(_ spec: TensorSpec) -> Bool {
+        spec.trainable && (self == .all || spec.name.hasPrefix("head."))
+    }
 }
 
 /// One epoch's figures, for progress lines.
@@ -125,7 +137,7 @@ public struct Trainer {
 
     private mutating func applyAdagrad(_ gradient: Parameters<Float>) {
         let lr = Float(options.learningRate), eps = Float(options.epsilon)
-        for spec in parameters.layout.specs where spec.trainable {
+        for spec in parameters.layout.specs where options.scope.trains(spec) {
             for i in spec.range {
                 let g = gradient.values[i]
                 accumulator[i] += g * g
@@ -192,7 +204,7 @@ public struct Trainer {
             }
             let elapsed = ContinuousClock.now - clock
             progress(EpochReport(epoch: epoch, training: trainingLoss, validation: validationLoss,
-                                 seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
+                                 seconds: elapsed.seconds,
                                  improved: improved))
             if sinceBest >= options.patience { break }
         }
@@ -216,4 +228,9 @@ extension LossBreakdown {
         for head in out.perTask.keys { out.perTask[head]! /= Double(count) }
         return out
     }
+}
+
+extension Duration {
+    /// The duration in seconds, for progress lines and rates.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

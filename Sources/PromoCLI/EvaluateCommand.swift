@@ -50,7 +50,7 @@ struct EvaluateCommand: ParsableCommand {
             rows.append(row)
         }
 
-        try timed("naive (fitted multiple of recent pre-sale GMV)") {
+        timed("naive (fitted multiple of recent pre-sale GMV)") {
             var naive = NaiveBaseline()
             naive.fit(trainingItems)
             report(String(format: "naive: promotion-day GMV = %.2f × mean daily GMV of the last %d pre-sale days",

@@ -43,7 +43,3 @@ struct GenerateCommand: ParsableCommand {
         print(String(format: "generated in %.1f s into %@", (ContinuousClock.now - start).seconds, out))
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

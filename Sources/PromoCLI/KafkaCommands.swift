@@ -36,11 +36,14 @@ struct RunCommand: ParsableCommand {
         abstract: "Run a stream-processor member: consume the input topics, publish predictions, rollups and dead letters.",
         discussion: """
             Members of one --group share the input partitions. SIGTERM or SIGINT finishes the batch in flight, \
-            commits it, leaves the group and exits 0.
+            commits it, leaves the group and exits 0. Members follow the model topic: they serve the latest \
+            announced version that verifies (--model until one is announced) and switch between batches. With \
+            --finetune-every, this member also fine-tunes on the topics' labels on that schedule and publishes \
+            accepted versions (give one member of the group that role).
             """)
 
     @OptionGroup var kafka: KafkaOptions
-    @Option(help: "A dinop/1 weight file.") var model: String
+    @Option(help: "A dinop/1 weight file: served until the model topic announces a version.") var model: String
     @Option(help: "Consumer group of the members.") var group = "promo-stream"
     @Option(help: "This member's name: unique in the group and the same across restarts (names its transactional id).")
     var member = ProcessInfo.processInfo.hostName
@@ -53,6 +56,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: "How long a poll waits to fill a batch (ms): lower gives lower latency, higher bigger batches.")
     var pollMs: Int32 = 100
     @Option(help: "Seconds between a partition's rollup records for the sums that changed.") var rollupSeconds = 1.0
+    @Flag(help: "Serve --model only; ignore the model topic.") var noFollowModels = false
+    @Option(help: "After a model switch, recompute at most this many items per batch in the background.")
+    var recomputePerBatch = 1_000
+    @Option(help: "Also fine-tune every this many seconds, when new labels arrived, and publish accepted versions.")
+    var finetuneEvery: Double?
+    @OptionGroup var tuning: FineTuneFlags
 
     func run() throws {
         guard let mode = DeliveryMode(rawValue: mode) else {
@@ -66,6 +75,8 @@ struct RunCommand: ParsableCommand {
         options.processor.rollupIntervalMs = Int64(rollupSeconds * 1000)
         options.processor.gracePeriodMs = Int64(graceSeconds * 1000)
         options.processor.presaleDays = presaleDays
+        options.processor.recomputePerCall = recomputePerBatch
+        options.followModels = !noFollowModels
         let model = try loadModel(model)
         let member = member
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
@@ -75,7 +86,13 @@ struct RunCommand: ParsableCommand {
         let stop = StopSignal()
         let signals = StopOnSignals(stop)
         withExtendedLifetime(signals) {}
-        report("promo run [\(member)]: model version \(model.version)")
+        if let finetuneEvery {
+            // Its own thread: a fine-tune takes minutes and must not hold up the batches.
+            let job = FineTuneJob(kafka: options.kafka, topics: options.topics, options: try tuning.options(),
+                                  presaleDays: presaleDays, publish: true,
+                                  log: { report("promo run [\(member)] fine-tuner: \($0)") })
+            Thread { job.repeatEvery(finetuneEvery, until: stop) }.start()
+        }
         try service.run(until: stop)
         withExtendedLifetime(signals) {}
     }

@@ -5,15 +5,16 @@ public struct PromoCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "promo",
         abstract: "Predicts promotion-day sales of items from their pre-sale days (DINOP).",
-        subcommands: [ModelCommand.self, GenerateCommand.self, ImportTaobaoCommand.self, TrainCommand.self, EvaluateCommand.self, PredictCommand.self, RunCommand.self, BacktestCommand.self, TopicsCommand.self, ProduceCommand.self, WatchCommand.self, DemoCommand.self, VersionCommand.self])
+        subcommands: [ModelCommand.self, GenerateCommand.self, ImportTaobaoCommand.self, TrainCommand.self, FinetuneCommand.self, EvaluateCommand.self, PredictCommand.self, RunCommand.self, BacktestCommand.self, TopicsCommand.self, ProduceCommand.self, WatchCommand.self, DemoCommand.self, VersionCommand.self])
 
     public init() {}
 }
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "model", abstract: "Create and inspect DINOP weight files.",
-        subcommands: [InitCommand.self, InspectCommand.self])
+        commandName: "model", abstract: "Create and inspect DINOP weight files; publish, pull and promote versions on the model topic.",
+        subcommands: [InitCommand.self, InspectCommand.self, PublishCommand.self, PromoteCommand.self, PullCommand.self,
+                      ListCommand.self])
 }
 
 /// Standard error, for progress and rejected input; standard output carries results only.

@@ -102,14 +102,16 @@ public enum DINOPRun {
     }
 
     /// Trains from `model` on `training`, holding out `validationFraction` of it (by item) for early stopping.
+    /// `fitNormalisation`: start from the training data's normalisation and output biases (training from
+    /// scratch), or keep the model's (fine-tuning).
     public static func train(_ model: DINOPModel, _ training: LabelledItems, pipeline: FeaturePipeline,
-                             options: TrainingOptions, validationFraction: Double = 0.1,
+                             options: TrainingOptions, validationFraction: Double = 0.1, fitNormalisation: Bool = true,
                              progress: (EpochReport) -> Void) throws -> DINOPModel {
         let (fit, validation) = training.split(fraction: validationFraction, salt: "validation-\(options.seed)")
         guard !validation.records.isEmpty, !fit.records.isEmpty else {
             throw TrainingDataError(description: "\(training.count) items are too few to hold out \(validationFraction) for validation")
         }
         return Trainer.train(model, training: fit.examples(pipeline), validation: validation.examples(pipeline),
-                             options: options, progress: progress)
+                             options: options, fitNormalisation: fitNormalisation, progress: progress)
     }
 }

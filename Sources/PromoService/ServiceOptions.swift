@@ -12,6 +12,7 @@ public struct ServiceTopics: Sendable {
     public var changelog = "promo.state-changelog"
     public var deadLetter = "promo.dead-letter"
     public var rollups = "promo.rollups"
+    public var models = "promo.models"
 
     public init() {}
 
@@ -67,6 +68,9 @@ public struct ServiceOptions: Sendable {
     public var pollTimeoutMs: Int32 = 100
     /// How often the member logs its rate and where its time goes (0: never).
     public var statsIntervalSeconds = 10.0
+    /// Follow the model topic: serve the latest announced version that verifies, switching between batches.
+    /// Off: serve the model given at start only.
+    public var followModels = true
 
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka

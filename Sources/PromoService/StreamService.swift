@@ -1,6 +1,8 @@
 import DINOP
 import Foundation
+import PromoEvents
 import PromoKafka
+import PromoModels
 import PromoStream
 import Synchronization
 
@@ -13,7 +15,9 @@ public final class StopSignal: Sendable {
 }
 
 /// A consumer-group member: consume a batch → process → publish outputs, changelog records and offsets
-/// (one transaction in exactly-once mode) → repeat. Runs on the calling thread, which it blocks; never call it
+/// (one transaction in exactly-once mode) → repeat. Between batches it follows the model topic: an announced
+/// version is loaded, verified and swapped in, or refused with the reason in the log. Runs on the calling
+/// thread, which it blocks; never call it
 /// from a task of the Swift concurrency pool. One thread at a time owns it (hence `@unchecked Sendable`: it may
 /// be handed to the thread that runs it).
 public final class StreamService: @unchecked Sendable {
@@ -27,12 +31,21 @@ public final class StreamService: @unchecked Sendable {
     public var onCommitted: ((Int) -> Void)?
     private var transactionOpen = false
     private var needsRewind = false
+    private var follower: ModelFollower?
+    /// SHA-256 of the weight file being served.
+    private var servingDigest: String
+    /// An announcement whose chunks could not be read yet (the cluster did not answer): tried again.
+    private var pendingAnnouncement: ModelAnnouncement?
+    private var swapStarted: (at: ContinuousClock.Instant, items: Int)?
 
     public init(model: DINOPModel, options: ServiceOptions, log: @escaping (String) -> Void) {
         self.options = options
         self.processor = StreamProcessor(model: model, options: options.processor)
         self.log = log
+        servingDigest = sha256Hex(model.safetensors())
     }
+
+    public var modelVersion: Int { processor.model.version }
 
     /// Runs until `stop` is set; then finishes the batch in flight, commits, leaves the group and returns.
     public func run(until stop: StopSignal) throws {
@@ -64,6 +77,16 @@ public final class StreamService: @unchecked Sendable {
                 processor.remove(partitions: numbers)
                 log("revoked partitions \(numbers.sorted())")
             }))
+        if options.followModels {
+            let follower = try ModelFollower(ModelTopic(kafka: options.kafka, topic: options.topics.models))
+            self.follower = follower
+            let (announcements, unreadable) = try follower.catchUp()
+            unreadable.forEach { log("model topic: \($0)") }
+            // The version the group serves: the latest announced one that verifies (earlier ones only when a
+            // later one is refused).
+            for announcement in announcements.reversed() where adopt(announcement) { break }
+        }
+        log("serving model version \(processor.model.version)")
         try consumer.subscribe(options.topics.inputs)
         log("member \(options.member) of group \(options.group) subscribed (\(options.mode.rawValue), librdkafka \(librdkafkaVersion))")
 
@@ -71,8 +94,10 @@ public final class StreamService: @unchecked Sendable {
         while !stop.isStopped {
             do {
                 if needsRewind { try rewind() }
+                try followModels()
                 // A safety net: a message of a partition revoked during the poll belongs to another member now.
-                let messages = try consumer.poll(maxMessages: options.maxBatch, timeoutMs: options.pollTimeoutMs)
+                let messages = try consumer.poll(maxMessages: options.maxBatch,
+                                                 timeoutMs: processor.staleCount > 0 ? 0 : options.pollTimeoutMs)
                     .filter { consumer.assignment.contains($0.topicPartition) }
                 try processAndCommit(messages)
                 failures = 0
@@ -86,9 +111,52 @@ public final class StreamService: @unchecked Sendable {
             }
         }
         log("stopping: leaving the group")
+        follower?.close()
         try consumer.close()
         if options.mode == .atLeastOnce { try producer.flush() }
         log("stopped after \(processedMessages) messages")
+    }
+
+    /// Applies what arrived on the model topic since the last batch, in order.
+    private func followModels() throws {
+        guard let follower else { return }
+        let (announcements, unreadable) = try follower.poll()
+        unreadable.forEach { log("model topic: \($0)") }
+        if let pending = pendingAnnouncement, announcements.isEmpty {
+            pendingAnnouncement = nil
+            _ = adopt(pending)
+        }
+        for announcement in announcements {
+            pendingAnnouncement = nil
+            _ = adopt(announcement)
+        }
+        if let started = swapStarted, processor.staleCount == 0 {
+            log(String(format: "recomputed %d items under model version %d in %.2f s", started.items,
+                       processor.model.version, (ContinuousClock.now - started.at).seconds))
+            swapStarted = nil
+        }
+    }
+
+    /// Loads, verifies and swaps in an announced version; returns whether it is served now. A refused version is
+    /// logged with the reason and the member goes on serving the version it has.
+    private func adopt(_ announcement: ModelAnnouncement) -> Bool {
+        let version = announcement.version
+        if version == processor.model.version && announcement.sha256 == servingDigest { return true }
+        do {
+            let model = try follower!.topic.load(announcement, log: follower!.log)
+            let previous = processor.model.version
+            try processor.swap(to: model)
+            servingDigest = announcement.sha256
+            swapStarted = (ContinuousClock.now, processor.staleCount)
+            log("switched from model version \(previous) to \(version) (parent \(announcement.parent.map(String.init) ?? "none"), sha256 \(announcement.sha256.prefix(12))…); \(processor.staleCount) items to recompute in the background")
+            return true
+        } catch let error as KafkaError where !error.isFatal {
+            log("model version \(version): cannot read its chunks yet (\(error)); will try again")
+            pendingAnnouncement = announcement
+        } catch {
+            log("refused model version \(version): \(error); still serving version \(processor.model.version)")
+        }
+        return false
     }
 
     /// Where the loop's time goes, logged every `statsInterval` seconds.
@@ -216,8 +284,4 @@ struct LoopStats {
         }
         self = LoopStats()
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

@@ -28,6 +28,9 @@ public struct ItemState: Sendable, Equatable {
     public var sequence = 0
     /// The last published GMV, for the rollups.
     public var lastGMV: Double?
+    /// The model version of the last published prediction; after a model swap, items of older versions are
+    /// recomputed in the background.
+    public var predictedBy: Int?
     /// The model state of the days applied so far; nil when cold (recomputed from the inputs on the next change).
     public var hot: HotState?
 

@@ -3,9 +3,10 @@ import PromoFeatures
 /// The binary value of an item's changelog record (topic `promo.state-changelog`), also the compact in-memory
 /// form of an item: its inputs, not its model state (which a restored or compact item recomputes from its days,
 /// so the record stays valid across model versions). Little-endian; version byte first, so a later layout can be
-/// told apart. Floats keep their bits.
+/// told apart. Floats keep their bits. Layout 2 adds the model version of the item's last prediction; layout 1
+/// records are still read (that version unknown).
 public enum StateCodec {
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
 
     public static func encode(_ s: ItemState) -> [UInt8] {
         var w = ByteWriter()
@@ -18,6 +19,7 @@ public enum StateCodec {
         if s.act != nil { flags |= 2 }
         if s.pendingSince != nil { flags |= 8 }
         if s.lastGMV != nil { flags |= 16 }
+        if s.predictedBy != nil { flags |= 32 }
         w.u8(flags)
         w.u16(s.sii.count)
         for id in s.sii { w.optionalString(id) }
@@ -37,13 +39,16 @@ public enum StateCodec {
         }
         w.i64(Int64(s.sequence))
         if let gmv = s.lastGMV { w.f64(gmv) }
+        if let version = s.predictedBy { w.i64(Int64(version)) }
         return w.buffer
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> ItemState {
         var r = ByteReader(bytes)
         let v = try r.u8()
-        guard v == version else { throw StateCodecError("changelog record version \(v), this build reads \(version)") }
+        guard v == 1 || v == version else {
+            throw StateCodecError("changelog record layout \(v), this build reads 1 and \(version)")
+        }
         let key = ItemKey(promotionID: try r.string(), itemID: try r.string())
         let flags = try r.u8()
         let sii = try (0..<r.u16()).map { _ in try r.optionalString() }
@@ -66,6 +71,7 @@ public enum StateCodec {
         }
         state.sequence = Int(try r.i64())
         if flags & 16 != 0 { state.lastGMV = try r.f64() }
+        if v >= 2, flags & 32 != 0 { state.predictedBy = Int(try r.i64()) }
         guard r.atEnd else { throw StateCodecError("changelog record has \(r.remaining) trailing bytes") }
         return state
     }

@@ -17,6 +17,9 @@ public struct ProcessorOptions: Sendable {
     /// Items kept whole in memory; beyond this the least recently changed are kept compactly (their inputs only)
     /// and recomputed from their stored days when they change again.
     public var hotItems = 200_000
+    /// After a model swap, at most this many items of older versions are recomputed per `process` call, besides
+    /// the items the call's messages change (which are recomputed anyway).
+    public var recomputePerCall = 1_000
 
     public init() {}
 }
@@ -30,11 +33,15 @@ public struct ProcessorOptions: Sendable {
 /// model version recompute the item from its stored days. A duplicate changes nothing and publishes nothing.
 /// Every changed item of a call is stepped in one batch, so the math runs as GEMMs.
 ///
+/// `swap(to:)` changes the model between calls; items predicted by an older version are then recomputed from
+/// their stored days in the background (`recomputePerCall` per call, most active first) or on their next event,
+/// whichever comes first.
+///
 /// Owned by one thread.
 public final class StreamProcessor {
-    public let model: DINOPModel
+    public private(set) var model: DINOPModel
     public let options: ProcessorOptions
-    let network: Network<Float>
+    var network: Network<Float>
     var scorer: Scorer<Float>
     let mapper: FeatureMapper
     let decoder: EventDecoder
@@ -42,6 +49,8 @@ public final class StreamProcessor {
     var partitions: [Int32: PartitionState] = [:]
     /// During a restore, what each restored item adds to the rollups and whether a day of it waits for buyers.
     var restoring: [Int32: [ItemKey: (RollupTable.Contribution, Int64?)]] = [:]
+    /// Items that may still carry a prediction of an older model version, to recompute in the background.
+    var stale = FIFO<(partition: Int32, key: ItemKey)>()
 
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
         self.model = model
@@ -57,6 +66,35 @@ public final class StreamProcessor {
     public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.count } }
 
     public func state(partition: Int32, key: ItemKey) -> ItemState? { partitions[partition]?.state(key) }
+
+    /// Items queued for recomputation under the current model (an upper bound: some may have been recomputed by
+    /// their own events meanwhile).
+    public var staleCount: Int { stale.count }
+
+    // MARK: Model swaps
+
+    /// Serves `newModel` from the next call on. Its input features must be those of the current model: the stored
+    /// inputs are kept by feature name. Every item whose last prediction came from another version is queued for
+    /// recomputation, the items kept whole (the recently changed ones) first, by how many predictions they have
+    /// had, then the compact ones.
+    public func swap(to newModel: DINOPModel) throws(ModelSwapError) {
+        guard newModel.config.siiFields == model.config.siiFields, newModel.config.features == model.config.features else {
+            throw ModelSwapError(description: "version \(newModel.version) reads other input features than version \(model.version) (the stored item inputs are kept by feature name); a change of features needs a new deployment")
+        }
+        model = newModel
+        network = Network(newModel.parameters)
+        scorer = Scorer(network: network, capacity: options.batchRows)
+        stale = FIFO()
+        var hot: [(sequence: Int, partition: Int32, key: ItemKey)] = []
+        for (p, table) in partitions {
+            for state in table.hotStates where state.predictedBy != newModel.version { hot.append((state.sequence, p, state.key)) }
+        }
+        hot.sort { ($0.sequence, $0.key) > ($1.sequence, $1.key) }
+        for item in hot { stale.append((item.partition, item.key)) }
+        for (p, table) in partitions {
+            for key in table.coldKeys { stale.append((p, key)) }
+        }
+    }
 
     /// Forgets partitions (revoked, or to be restored again after an aborted transaction).
     public func remove(partitions removed: some Sequence<Int32>) {
@@ -87,6 +125,8 @@ public final class StreamProcessor {
     public func restore(partition: Int32, value: [UInt8]) throws {
         let state = try StateCodec.decode(value)
         partitions[partition, default: PartitionState()].putCold(key: state.key, bytes: value)
+        // Published by a member serving another version (a later record of the item is queued again: harmless).
+        if state.sequence > 0, state.predictedBy != model.version { stale.append((partition, state.key)) }
         restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: model.config.siiFields),
                                                         state.pendingSince)
     }
@@ -98,7 +138,7 @@ public final class StreamProcessor {
             if let since { waiting.append((since, key)) }
             table.rollups.add(contribution, promotion: key.promotionID, sign: 1)
         }
-        for (since, key) in waiting.sorted(by: { $0.since < $1.since }) { table.waiting.append(since: since, key: key) }
+        for (since, key) in waiting.sorted(by: { $0.since < $1.since }) { table.waiting.append((since, key)) }
         // The previous owner may not have published its latest sums: publish them all once.
         table.rollups.markAllChanged()
         partitions[partition] = table
@@ -106,7 +146,7 @@ public final class StreamProcessor {
 
     /// Applies messages and returns what to publish: one prediction, changelog record and rollup update per
     /// changed item, and one dead letter per message that cannot be decoded or applied. Also applies days whose
-    /// grace period has run out by `nowMs`.
+    /// grace period has run out by `nowMs`, and recomputes up to `recomputePerCall` items left from a model swap.
     public func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {
         var out: [OutputRecord] = []
         var changes = Changes()
@@ -118,8 +158,25 @@ public final class StreamProcessor {
             }
         }
         expirePending(nowMs: nowMs, changes: &changes)
+        takeStale(options.recomputePerCall, changes: &changes)
         out += compute(changes, nowMs: nowMs)
         return out
+    }
+
+    /// Adds up to `count` queued items still predicted by another model version (skipping those recomputed
+    /// since, and those of partitions no longer owned).
+    func takeStale(_ count: Int, changes: inout Changes) {
+        var taken = 0
+        while taken < count, let (p, key) = stale.first {
+            stale.removeFirst()
+            guard changes.items[p]?[key] == nil, let state = partitions[p]?.state(key),
+                  state.predictedBy != model.version else { continue }
+            var change = Changes.Change(before: RollupTable.Contribution(state, fields: model.config.siiFields))
+            change.recompute = true
+            change.statics = true
+            changes.items[p, default: [:]][key] = change
+            taken += 1
+        }
     }
 
     // MARK: Applying events
@@ -188,7 +245,7 @@ public final class StreamProcessor {
         guard changed else { return }
         let waitingSince = state.pendingSince
         state.updatePending(nowMs: nowMs)
-        if let since = state.pendingSince, since != waitingSince { table.waiting.append(since: since, key: itemKey) }
+        if let since = state.pendingSince, since != waitingSince { table.waiting.append((since, itemKey)) }
         changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)].inputs = true
         if recompute { changes.items[message.partition]![itemKey]!.recompute = true }
         if case .profile = event { changes.items[message.partition]![itemKey]!.statics = true }
@@ -293,12 +350,14 @@ public final class StreamProcessor {
     }
 
     /// Turns hot items into their compact form when there are more than `hotItems`, keeping the items just changed.
+    /// Down to 90%, so that one call encodes a tenth of them at most (a pause of a fraction of a second at 200,000).
     func coolDown(keeping recent: Set<ItemKey>) {
         var hot = partitions.values.reduce(0) { $0 + $1.hotCount }
+        let target = options.hotItems * 9 / 10
         guard hot > options.hotItems else { return }
-        for p in Array(partitions.keys) where hot > options.hotItems / 2 {
+        for p in Array(partitions.keys) where hot > target {
             var table = partitions.removeValue(forKey: p)!
-            hot -= table.cool(count: hot - options.hotItems / 2, keeping: recent)
+            hot -= table.cool(count: hot - target, keeping: recent)
             partitions[p] = table
         }
     }
@@ -312,6 +371,7 @@ public final class StreamProcessor {
             state.hot!.appliedDays = previous + hot.appliedDays
             state.sequence += 1
             state.lastGMV = p.gmv
+            state.predictedBy = model.version
             let applied = state.hot!.appliedDays.map(Int.init)
             let event = PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
                                         producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
@@ -413,7 +473,7 @@ struct PartitionState {
     private var hot: [ItemKey: ItemState] = [:]
     private var cold: [ItemKey: [UInt8]] = [:]
     /// Items whose latest day waits for its buyer profile, by when that started (stale entries are skipped).
-    var waiting = WaitingQueue()
+    var waiting = FIFO<(since: Int64, key: ItemKey)>()
     var rollups = RollupTable()
 
     var count: Int { hot.count + cold.count }
@@ -428,7 +488,11 @@ struct PartitionState {
         hot.removeValue(forKey: key) ?? cold.removeValue(forKey: key).map { try! StateCodec.decode($0) }
     }
 
-    mutating func put(_ state: ItemState) { hot[state.key] = state }
+    /// Keeps an item whole (replacing its compact form, if it had one).
+    mutating func put(_ state: ItemState) {
+        hot[state.key] = state
+        if !cold.isEmpty { cold[state.key] = nil }
+    }
 
     mutating func putCold(_ state: ItemState) { cold[state.key] = StateCodec.encode(state) }
 
@@ -442,6 +506,9 @@ struct PartitionState {
 
     /// Every cold item, decoded one at a time.
     func coldStates() -> some Sequence<ItemState> { cold.values.lazy.map { try! StateCodec.decode($0) } }
+
+    var hotStates: Dictionary<ItemKey, ItemState>.Values { hot.values }
+    var coldKeys: Dictionary<ItemKey, [UInt8]>.Keys { cold.keys }
 
     /// Makes up to `count` hot items other than `recent` cold; returns how many.
     mutating func cool(count: Int, keeping recent: Set<ItemKey>) -> Int {
@@ -476,21 +543,27 @@ extension ItemState {
     }
 }
 
-/// A first-in first-out queue of grace periods. The clock only moves forward, so the earliest deadline is at the front.
-struct WaitingQueue {
-    private var entries: [(since: Int64, key: ItemKey)] = []
+/// A first-in first-out queue (grace periods in the order they started; items to recompute).
+struct FIFO<Element> {
+    private var entries: [Element] = []
     private var head = 0
 
-    var first: (since: Int64, key: ItemKey)? { head < entries.count ? entries[head] : nil }
+    var first: Element? { head < entries.count ? entries[head] : nil }
+    var count: Int { entries.count - head }
 
-    mutating func append(since: Int64, key: ItemKey) { entries.append((since, key)) }
+    mutating func append(_ element: Element) { entries.append(element) }
 
     mutating func removeFirst() {
         head += 1
-        // Reclaim the consumed front now and then, so the queue's memory follows what is waiting.
+        // Reclaim the consumed front now and then, so the queue's memory follows what is in it.
         if head >= 4096 && head * 2 >= entries.count {
             entries.removeFirst(head)
             head = 0
         }
     }
+}
+
+/// Why a model cannot replace the one being served.
+public struct ModelSwapError: Error, CustomStringConvertible {
+    public let description: String
 }

@@ -1,9 +1,10 @@
 // The stream processor's benchmark (release build), against a running broker:
 //   Deploy/local/bench.sh            (starts a local Tansu broker, then runs this)
-//   promo-stream-bench --bootstrap HOST:PORT [--items 20000] [--state-items 1000000] [--processor-only]
+//   promo-stream-bench --bootstrap HOST:PORT [--items 20000] [--state-items 1000000] [--processor-only | --swap-only]
 // Prints: the processor alone (no Kafka), events per second end to end for one member, the event-to-prediction
-// latency p50/p99 at half that rate, resident memory per item with --state-items in state, and the time to
-// restore them from the changelog. The README's "Benchmarks" section records what it printed on this machine.
+// latency p50/p99 at half that rate, resident memory per item with --state-items in state, the time to
+// restore them from the changelog, and what a model swap costs with them in state (no Kafka). The README's
+// "Benchmarks" section records what it printed on this machine.
 import CJemalloc
 import DINOP
 import Foundation
@@ -56,6 +57,66 @@ func messages(_ events: [Event]) -> [(topic: String, key: [UInt8], value: [UInt8
     events.map { (topics.topic(schema: $0.schema)!, Array($0.itemID!.utf8), $0.encoded()) }
 }
 let first = messages(streams[0]), second = messages(streams[1])
+
+/// States of real items, stepped through all their days by `model`: their changelog records.
+func templateRecords() -> [[UInt8]] {
+    let processor = StreamProcessor(model: model)
+    var latest: [[UInt8]: [UInt8]] = [:]
+    for s in stride(from: 0, to: first.count, by: 10_000) {
+        let inputs = (s..<min(s + 10_000, first.count)).map { i in
+            InputMessage(topic: first[i].topic, partition: 0, offset: Int64(i), key: first[i].key, value: first[i].value)
+        }
+        for o in processor.process(inputs, nowMs: 0) where o.kind == .changelog { latest[o.key] = o.value }
+    }
+    return Array(latest.values)
+}
+
+/// `stateItems` items in a processor's state, restored from copies of the templates under new item ids.
+func processorWithState(_ templates: [ItemState], options: ProcessorOptions) -> StreamProcessor {
+    let processor = StreamProcessor(model: model, options: options)
+    for p in 0..<Int32(12) { processor.startRestore(partition: p) }
+    for i in 0..<stateItems {
+        var state = templates[i % templates.count]
+        state.key = ItemKey(promotionID: "bench", itemID: "state-\(i)")
+        try! processor.restore(partition: Int32(i % 12), value: StateCodec.encode(state))
+    }
+    for p in 0..<Int32(12) { processor.finishRestore(partition: p) }
+    return processor
+}
+
+/// 6. A model swap with `stateItems` items in state: every item recomputed from its stored days under the new
+/// version, `recomputePerCall` per call, as a member does between batches.
+func swapPhase() throws {
+    let templates = try templateRecords().map { try StateCodec.decode($0) }
+    let options = ProcessorOptions()
+    let processor = processorWithState(templates, options: options)
+    var next = try DINOPModel.random(config: model.config, dims: model.layout.dims, seed: 2)
+    next.version = model.version + 1
+    let swapStart = now()
+    try processor.swap(to: next)
+    let queued = processor.staleCount
+    let queueSeconds = now() - swapStart
+    var calls = 0, predictions = 0, outputBytes = 0, slowest = 0.0
+    let start = now()
+    while processor.staleCount > 0 {
+        let callStart = now()
+        let out = processor.process([], nowMs: 0)
+        slowest = max(slowest, now() - callStart)
+        calls += 1
+        predictions += out.filter { $0.kind == .prediction }.count
+        outputBytes += out.reduce(0) { $0 + $1.value.count }
+    }
+    let seconds = now() - start
+    log(String(format: "swap: %d items queued in %.2f s; %d calls of up to %d items, the slowest %.0f ms; %.0f bytes of output per item",
+               queued, queueSeconds, calls, options.recomputePerCall, slowest * 1000, Double(outputBytes) / Double(max(predictions, 1))))
+    print(String(format: "6. model swap with %d items in state: all recomputed under the new version in %.1f s (%.0f items/s, %.0f µs per item; %d predictions)",
+                 processor.itemCount, seconds, Double(predictions) / seconds, seconds / Double(max(predictions, 1)) * 1e6, predictions))
+}
+
+if CommandLine.arguments.contains("--swap-only") {
+    try swapPhase()
+    exit(0)
+}
 
 // MARK: 1. The processor alone
 
@@ -240,18 +301,9 @@ for (name, rate, events, mode) in [
 
 do {
     // States of real items, stepped through all their days, copied under new item ids up to `stateItems`.
-    let processor = StreamProcessor(model: model)
-    var outputs: [OutputRecord] = []
-    let inputs = first.enumerated().map { i, m in
-        InputMessage(topic: m.topic, partition: 0, offset: Int64(i), key: m.key, value: m.value)
-    }
-    for s in stride(from: 0, to: inputs.count, by: 10_000) {
-        outputs += processor.process(Array(inputs[s..<min(s + 10_000, inputs.count)]), nowMs: 0)
-    }
-    var latest: [[UInt8]: [UInt8]] = [:]
-    for o in outputs where o.kind == .changelog { latest[o.key] = o.value }
-    let templates = try latest.values.map { try StateCodec.decode($0) }
-    let recordBytes = latest.values.reduce(0) { $0 + $1.count } / max(latest.count, 1)
+    let records = templateRecords()
+    let templates = try records.map { try StateCodec.decode($0) }
+    let recordBytes = records.reduce(0) { $0 + $1.count } / max(records.count, 1)
     let producer = try KafkaProducer(KafkaConfig(bootstrapServers: bootstrap, ["linger.ms": "20", "batch.size": "1000000"]))
     let start = now()
     for i in 0..<stateItems {
@@ -268,12 +320,14 @@ do {
     let service = StreamService(model: model, options: ServiceOptions(kafka: kafka, member: "restore"), log: { _ in })
     let before = residentBytes()
     let restoreStart = now()
-    let records = try service.restore(Set(0..<12))
+    let restored = try service.restore(Set(0..<12))
     let restoreSeconds = now() - restoreStart
     let after = residentBytes()
     let items = service.itemCount
     print(String(format: "4. memory: %.0f bytes resident per item with %d items in state (H = %d, kept compactly after restore)",
                  Double(after - before) / Double(max(items, 1)), items, model.config.hidden))
     print(String(format: "5. restore: %d changelog records (%d items, %d bytes each) read and rebuilt in %.1f s",
-                 records, items, recordBytes, restoreSeconds))
+                 restored, items, recordBytes, restoreSeconds))
 }
+
+try swapPhase()

@@ -6,9 +6,9 @@ import PromoWorld
 import Testing
 
 /// A small generated world, loaded as the evaluation loads it.
-func smallWorld(items: Int) throws -> (training: LabelledItems, test: LabelledItems) {
+func smallWorld(items: Int, seed: UInt64 = 11) throws -> (training: LabelledItems, test: LabelledItems) {
     var options = PromotionWorld.Options()
-    options.seed = 11
+    options.seed = seed
     options.itemsPerPromotion = items
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-world-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: folder) }

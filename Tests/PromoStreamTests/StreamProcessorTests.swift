@@ -249,15 +249,21 @@ func changelogRecordRoundTrip() throws {
     state.waitingDay = 4
     state.sequence = 9
     state.lastGMV = 123.25
+    // Layout 1 (before model distribution) is still read: the same record without the last prediction's version.
+    var layout1 = StateCodec.encode(state)
+    layout1[0] = 1
+    #expect(try StateCodec.encode(StateCodec.decode(layout1)).dropFirst() == layout1.dropFirst())
+    state.predictedBy = 4
     let bytes = StateCodec.encode(state)
     let back = try StateCodec.decode(bytes)
     #expect(back.key == state.key && back.sii == state.sii && back.activityID == "a" && back.sequence == 9)
+    #expect(back.predictedBy == 4)
     #expect(back.dayNumbers == [1, 2, 4] && back.dayFlags == state.dayFlags)
     #expect(back.dayValues.map(\.bitPattern) == state.dayValues.map(\.bitPattern))
     #expect(back.sis.map(\.bitPattern) == state.sis.map(\.bitPattern))
     #expect(back.pendingSince == state.pendingSince && back.waitingDay == 4 && back.lastGMV == 123.25)
     #expect(throws: StateCodecError.self) { try StateCodec.decode(Array(bytes.dropLast())) }
-    #expect(throws: StateCodecError.self) { try StateCodec.decode([2] + bytes.dropFirst()) }
+    #expect(throws: StateCodecError.self) { try StateCodec.decode([3] + bytes.dropFirst()) }
 }
 
 @Test("the latest rollup records of all partitions add up to the latest predicted GMVs per platform, industry and seller")

@@ -1,0 +1,97 @@
+import COpenSSL
+import DINOP
+import Foundation
+import PromoEvents
+
+/// A model version as it travels on the model topic (Topics/topics/promo.models.json): its weight file in raw
+/// chunks of at most `chunkSize` bytes under keys `model:<version>:<chunk>`, then an announcement under key
+/// `model` naming the version, its parent, the file's size, chunk count and SHA-256.
+public struct ModelPackage: Sendable {
+    public static let chunkSize = 1_048_576
+    public static let announcementKey = "model"
+
+    public var announcement: ModelAnnouncement
+    public var chunks: [Data]
+
+    public init(model: DINOPModel, createdAt: Date = Date(), metrics: [String: Double] = [:], trainedOn: String? = nil) {
+        let file = model.safetensors()
+        chunks = stride(from: 0, to: file.count, by: Self.chunkSize).map { file[$0..<min($0 + Self.chunkSize, file.count)] }
+        announcement = ModelAnnouncement(version: model.version, parent: model.parent, sha256: sha256Hex(file),
+                                         bytes: file.count, chunks: chunks.count, createdAt: rfc3339(createdAt),
+                                         metrics: metrics, trainedOn: trainedOn)
+    }
+
+    public static func chunkKey(version: Int, chunk: Int) -> String { "model:\(version):\(chunk)" }
+
+    /// (version, chunk) of a chunk key; nil for the announcement key or anything else.
+    public static func parseChunkKey(_ key: String) -> (version: Int, chunk: Int)? {
+        let parts = key.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "model", let version = Int(parts[1]), let chunk = Int(parts[2]),
+              version >= 1, chunk >= 0 else { return nil }
+        return (version, chunk)
+    }
+
+    /// Puts the announced version's chunks together and checks them against the announcement before anything
+    /// is loaded: every chunk present, the announced size, the announced SHA-256, a dinop/1 file whose own
+    /// version is the announced one.
+    public static func assemble(_ announcement: ModelAnnouncement, chunks: [Int: Data]) throws(ModelPackageError) -> DINOPModel {
+        let missing = (0..<announcement.chunks).filter { chunks[$0] == nil }
+        guard missing.isEmpty else { throw .missingChunks(version: announcement.version, missing) }
+        var file = Data(capacity: announcement.bytes)
+        for i in 0..<announcement.chunks { file.append(chunks[i]!) }
+        guard file.count == announcement.bytes else {
+            throw .wrongSize(version: announcement.version, announced: announcement.bytes, found: file.count)
+        }
+        let digest = sha256Hex(file)
+        guard digest == announcement.sha256 else {
+            throw .checksumMismatch(version: announcement.version, announced: announcement.sha256, found: digest)
+        }
+        let model: DINOPModel
+        do { model = try DINOPModel(safetensors: file) } catch {
+            throw .notAModel(version: announcement.version, "\(error)")
+        }
+        guard model.version == announcement.version else {
+            throw .versionMismatch(announced: announcement.version, file: model.version)
+        }
+        return model
+    }
+}
+
+/// Why a model version from the topic was refused.
+public enum ModelPackageError: Error, CustomStringConvertible, Equatable {
+    case missingChunks(version: Int, [Int])
+    case wrongSize(version: Int, announced: Int, found: Int)
+    case checksumMismatch(version: Int, announced: String, found: String)
+    case notAModel(version: Int, String)
+    case versionMismatch(announced: Int, file: Int)
+
+    public var description: String {
+        switch self {
+        case .missingChunks(let v, let chunks):
+            "version \(v): chunks \(chunks.prefix(10).map(String.init).joined(separator: ", "))\(chunks.count > 10 ? "…" : "") missing from the model topic"
+        case .wrongSize(let v, let announced, let found):
+            "version \(v): the chunks hold \(found) bytes, the announcement says \(announced)"
+        case .checksumMismatch(let v, let announced, let found):
+            "version \(v): SHA-256 of the chunks is \(found), the announcement says \(announced)"
+        case .notAModel(let v, let why): "version \(v): the chunks are not a dinop/1 weight file: \(why)"
+        case .versionMismatch(let announced, let file): "announced as version \(announced), the weight file says \(file)"
+        }
+    }
+}
+
+/// Lower-case hex SHA-256 (OpenSSL's libcrypto).
+public func sha256Hex(_ data: Data) -> String {
+    var digest = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    let ok = data.withUnsafeBytes { bytes in
+        EVP_Digest(bytes.baseAddress, bytes.count, &digest, &length, EVP_sha256(), nil)
+    }
+    precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
+    return digest.map { String(format: "%02x", $0) }.joined()
+}
+
+func rfc3339(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: date)
+}

@@ -1,0 +1,91 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+@testable import PromoStream
+import Testing
+
+/// The same architecture with other weights (and the next version number), as a fine-tune would make.
+func nextVersion(of model: DINOPModel, seed: UInt64 = 11) throws -> DINOPModel {
+    var next = try DINOPModel.random(config: model.config, dims: model.layout.dims, seed: seed)
+    for group in FeatureGroup.allCases {
+        for part in ["mean", "std"] {
+            let name = "\(group.rawValue).norm.\(part)"
+            if let spec = model.layout.spec(name) { next.parameters[name] = model.parameters.values[spec.range] }
+        }
+    }
+    next.version = model.version + 1
+    next.parent = model.version
+    return next
+}
+
+@Test("after a model swap every item is recomputed in the background, most active first, and ends as the new model predicts offline")
+func swapRecomputesEveryItem() throws {
+    let stream = try SmallStream(items: 150)
+    var options = ProcessorOptions()
+    options.recomputePerCall = 40
+    options.hotItems = 100  // some items compact, so both kinds are queued
+    let processor = StreamProcessor(model: stream.model, options: options)
+    let half = stream.messages.count / 2
+    var out = processor.process(Array(stream.messages[..<half]), nowMs: 0)
+    let next = try nextVersion(of: stream.model)
+    try processor.swap(to: next)
+    #expect(processor.model.version == next.version)
+    #expect(processor.staleCount == processor.itemCount)
+    // The first background call takes the hot items with the most predictions so far.
+    let firstBatch = try latestPredictions(processor.process([], nowMs: 0))
+    #expect(firstBatch.count == 40 && firstBatch.values.allSatisfy { $0.modelVersion == next.version })
+    let hot = processor.partitions.values.flatMap { $0.hotStates }
+    let hottest = hot.filter { firstBatch[$0.key] == nil }.map(\.sequence).max() ?? 0
+    #expect(firstBatch.values.allSatisfy { $0.sequence! - 1 >= hottest }, "most active first")
+
+    // The rest of the stream and the background work interleave.
+    for start in stride(from: half, to: stream.messages.count, by: 500) {
+        out += processor.process(Array(stream.messages[start..<min(start + 500, stream.messages.count)]), nowMs: 0)
+    }
+    while processor.staleCount > 0 { out += processor.process([], nowMs: 0) }
+    out += processor.process([], nowMs: options.gracePeriodMs)
+    let latest = try latestPredictions(out)
+    let offline = FeaturePipeline(config: next.config).predictions(next, for: stream.records)
+    for (record, expected) in zip(stream.records, offline) {
+        guard let p = latest[record.key] else { Issue.record("no prediction for \(record.key)"); continue }
+        #expect(p.modelVersion == next.version)
+        expectClose(p, expected, "\(record.key)")
+    }
+    // Nothing left to recompute: another call publishes nothing.
+    #expect(processor.process([], nowMs: options.gracePeriodMs + 1).filter { $0.kind == .prediction }.isEmpty)
+}
+
+@Test("a restored item last predicted by another version is queued for recomputation; one of this version is not")
+func restoreQueuesOtherVersions() throws {
+    let stream = try SmallStream(items: 60)
+    let old = StreamProcessor(model: stream.model)
+    let outputs = old.process(stream.messages, nowMs: 0)
+    let records = outputs.filter { $0.kind == .changelog }
+    let next = try nextVersion(of: stream.model)
+    let same = StreamProcessor(model: stream.model), newer = StreamProcessor(model: next)
+    for processor in [same, newer] {
+        for p in Set(records.compactMap(\.partition)) {
+            #expect(processor.restore(partition: p, records: records.filter { $0.partition == p }.map { ($0.key, $0.value) }).isEmpty)
+        }
+    }
+    #expect(same.staleCount == 0)
+    // Every item with a prediction (an item whose only day waits for its buyers has none yet).
+    let predicted = try latestPredictions(outputs).count
+    #expect(newer.staleCount >= predicted && predicted > 0)
+    var out: [OutputRecord] = []
+    while newer.staleCount > 0 { out += newer.process([], nowMs: 0) }
+    #expect(Set(try latestPredictions(out).values.map(\.modelVersion)) == [next.version])
+    #expect(try latestPredictions(out).count == predicted)
+}
+
+@Test("a model reading other input features is refused and the current one stays")
+func swapRefusesOtherFeatures() throws {
+    let stream = try SmallStream(items: 20)
+    let processor = StreamProcessor(model: stream.model)
+    var config = stream.model.config
+    config.features["dis"]!.removeLast()
+    let other = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16), seed: 2)
+    #expect(throws: ModelSwapError.self) { try processor.swap(to: other) }
+    #expect(processor.model.version == stream.model.version)
+}
