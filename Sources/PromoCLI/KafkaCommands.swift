@@ -56,6 +56,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "How long a poll waits to fill a batch (ms): lower gives lower latency, higher bigger batches.")
     var pollMs: Int32 = 100
     @Option(help: "Seconds between a partition's rollup records for the sums that changed.") var rollupSeconds = 1.0
+    @Option(help: "Threads processing partitions in parallel (partition p on thread p mod N): one per core to spare.")
+    var threads = 1
     @Flag(help: "Serve --model only; ignore the model topic.") var noFollowModels = false
     @Option(help: "After a model switch, recompute at most this many items per batch in the background.")
     var recomputePerBatch = 1_000
@@ -76,6 +78,8 @@ struct RunCommand: ParsableCommand {
         options.processor.gracePeriodMs = Int64(graceSeconds * 1000)
         options.processor.presaleDays = presaleDays
         options.processor.recomputePerCall = recomputePerBatch
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        options.processor.threads = threads
         options.followModels = !noFollowModels
         let model = try loadModel(model)
         let member = member

@@ -41,7 +41,7 @@ public struct BacktestReplay {
         }
         // Partitions with nothing at or after `from` are done before they start.
         let starts = try consumer.offsets(forTimes: times).filter { $0.value != KafkaOffset.end }
-        let processor = StreamProcessor(model: model, options: processor)
+        let processor = ShardedProcessor(model: model, options: processor)
         let decoder = EventDecoder(presaleDays: processor.options.presaleDays)
         var result = Result()
         var clock = from

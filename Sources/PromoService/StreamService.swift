@@ -22,7 +22,7 @@ public final class StopSignal: Sendable {
 /// be handed to the thread that runs it).
 public final class StreamService: @unchecked Sendable {
     public let options: ServiceOptions
-    let processor: StreamProcessor
+    let processor: ShardedProcessor
     let log: (String) -> Void
     private var consumer: KafkaConsumer!
     private var producer: KafkaProducer!
@@ -40,7 +40,7 @@ public final class StreamService: @unchecked Sendable {
 
     public init(model: DINOPModel, options: ServiceOptions, log: @escaping (String) -> Void) {
         self.options = options
-        self.processor = StreamProcessor(model: model, options: options.processor)
+        self.processor = ShardedProcessor(model: model, options: options.processor)
         self.log = log
         servingDigest = sha256Hex(model.safetensors())
     }

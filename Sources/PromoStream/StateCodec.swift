@@ -88,14 +88,10 @@ struct ByteWriter {
     mutating func u8(_ v: UInt8) { buffer.append(v) }
     mutating func u16(_ v: Int) {
         precondition(v >= 0 && v < 0xFFFF)
-        buffer.append(UInt8(v & 0xFF))
-        buffer.append(UInt8(v >> 8))
+        withUnsafeBytes(of: UInt16(v).littleEndian) { buffer.append(contentsOf: $0) }
     }
-    mutating func u32(_ v: Int) { for shift in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8((v >> shift) & 0xFF)) } }
-    mutating func i64(_ v: Int64) {
-        let bits = UInt64(bitPattern: v)
-        for shift in stride(from: 0, to: 64, by: 8) { buffer.append(UInt8((bits >> UInt64(shift)) & 0xFF)) }
-    }
+    mutating func u32(_ v: Int) { withUnsafeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian) { buffer.append(contentsOf: $0) } }
+    mutating func i64(_ v: Int64) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
     mutating func f32(_ v: Float) { u32(Int(v.bitPattern)) }
     mutating func f64(_ v: Double) { i64(Int64(bitPattern: v.bitPattern)) }
     mutating func bytes(_ b: [UInt8]) { buffer += b }
@@ -112,20 +108,30 @@ struct ByteWriter {
     /// views…) and shares that are often exactly 0 or 1.
     mutating func compactFloats(_ values: [Float]) {
         u32(values.count)
-        var bitmap = [UInt8](repeating: 0, count: (values.count + 7) / 8)
-        for (i, v) in values.enumerated() where Self.isSmallWhole(v) { bitmap[i / 8] |= 1 << UInt8(i % 8) }
-        buffer += bitmap
-        for v in values {
-            if Self.isSmallWhole(v) {
-                var n = UInt32(v)
-                repeat {
-                    buffer.append(UInt8(n & 0x7F) | (n >= 0x80 ? 0x80 : 0))
-                    n >>= 7
-                } while n > 0
-            } else {
-                f32(v)
+        let bitmapStart = buffer.count, start = bitmapStart + (values.count + 7) / 8
+        // Written through a pointer into room for the worst case (every value 4 bytes), then trimmed: appending
+        // byte by byte was a tenth of the processor's time.
+        buffer.append(contentsOf: repeatElement(0, count: start - bitmapStart + 4 * values.count))
+        let end = buffer.withUnsafeMutableBufferPointer { out in
+            var at = start
+            for (i, v) in values.enumerated() {
+                if Self.isSmallWhole(v) {
+                    out[bitmapStart + i >> 3] |= 1 << UInt8(i & 7)
+                    var n = UInt32(v)
+                    repeat {
+                        out[at] = UInt8(n & 0x7F) | (n >= 0x80 ? 0x80 : 0)
+                        at += 1
+                        n >>= 7
+                    } while n > 0
+                } else {
+                    let bits = v.bitPattern
+                    for k in 0..<4 { out[at + k] = UInt8(truncatingIfNeeded: bits >> UInt32(8 * k)) }
+                    at += 4
+                }
             }
+            return at
         }
+        buffer.removeLast(buffer.count - end)
     }
 
     static func isSmallWhole(_ v: Float) -> Bool {

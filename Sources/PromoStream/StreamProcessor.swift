@@ -20,6 +20,8 @@ public struct ProcessorOptions: Sendable {
     /// After a model swap, at most this many items of older versions are recomputed per `process` call, besides
     /// the items the call's messages change (which are recomputed anyway).
     public var recomputePerCall = 1_000
+    /// Threads of a `ShardedProcessor`: partition p is processed by shard p mod `threads`.
+    public var threads = 1
 
     public init() {}
 }
@@ -210,7 +212,7 @@ public final class StreamProcessor {
         }
         let itemID = itemKey.itemID
         // The key places the item's state in this partition; a mismatch would split it across partitions.
-        guard let key = message.key, String(decoding: key, as: UTF8.self) == itemID else {
+        guard let key = message.key, key.elementsEqual(itemID.utf8) else {
             throw ApplyError(description: "key: must equal item_id \"\(itemID)\", got \(message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "none")")
         }
         // Taken out of their dictionaries while they change, so that changing them copies nothing.
@@ -246,11 +248,20 @@ public final class StreamProcessor {
         let waitingSince = state.pendingSince
         state.updatePending(nowMs: nowMs)
         if let since = state.pendingSince, since != waitingSince { table.waiting.append((since, itemKey)) }
-        changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)].inputs = true
-        if recompute { changes.items[message.partition]![itemKey]!.recompute = true }
-        if case .profile = event { changes.items[message.partition]![itemKey]!.statics = true }
-        if case .activity = event { changes.items[message.partition]![itemKey]!.statics = true }
+        let statics: Bool
+        switch event {
+        case .profile, .activity: statics = true
+        default: statics = false
+        }
+        Self.update(&changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)]) {
+            $0.inputs = true
+            $0.recompute = $0.recompute || recompute
+            $0.statics = $0.statics || statics
+        }
     }
+
+    /// One dictionary access for several changes of an entry.
+    static func update<T>(_ value: inout T, _ body: (inout T) -> Void) { body(&value) }
 
     /// Items whose grace period ran out by `nowMs`: from the front of each partition's queue, in the order their
     /// grace periods started, so a call looks at no more items than it expires (plus stale entries once).
@@ -335,7 +346,7 @@ public final class StreamProcessor {
             partitions[p] = table
         }
         publishRollups(nowMs: nowMs, timestamp: timestamp, out: &out)
-        coolDown(keeping: Set(jobs.map(\.key)))
+        coolDown(keeping: jobs)
         return out
     }
 
@@ -351,10 +362,11 @@ public final class StreamProcessor {
 
     /// Turns hot items into their compact form when there are more than `hotItems`, keeping the items just changed.
     /// Down to 90%, so that one call encodes a tenth of them at most (a pause of a fraction of a second at 200,000).
-    func coolDown(keeping recent: Set<ItemKey>) {
+    func coolDown(keeping jobs: [Job]) {
         var hot = partitions.values.reduce(0) { $0 + $1.hotCount }
         let target = options.hotItems * 9 / 10
         guard hot > options.hotItems else { return }
+        let recent = Set(jobs.map(\.key))
         for p in Array(partitions.keys) where hot > target {
             var table = partitions.removeValue(forKey: p)!
             hot -= table.cool(count: hot - target, keeping: recent)

@@ -1,6 +1,7 @@
 // The stream processor's benchmark (release build), against a running broker:
 //   Deploy/local/bench.sh            (starts a local Tansu broker, then runs this)
-//   promo-stream-bench --bootstrap HOST:PORT [--items 20000] [--state-items 1000000] [--processor-only | --swap-only]
+//   promo-stream-bench --bootstrap HOST:PORT [--items 20000] [--state-items 1000000] [--threads 1]
+//                      [--processor-only | --swap-only]
 // Prints: the processor alone (no Kafka), events per second end to end for one member, the event-to-prediction
 // latency p50/p99 at half that rate, resident memory per item with --state-items in state, the time to
 // restore them from the changelog, and what a model swap costs with them in state (no Kafka). The README's
@@ -25,6 +26,8 @@ func option(_ name: String) -> String? {
 let bootstrap = option("--bootstrap") ?? ProcessInfo.processInfo.environment["PROMO_BOOTSTRAP"] ?? "127.0.0.1:9092"
 let itemCount = Int(option("--items") ?? "") ?? 20_000
 let stateItems = Int(option("--state-items") ?? "") ?? 1_000_000
+/// Processing threads of the member in 2. and 3. (`promo run --threads`).
+let memberThreads = Int(option("--threads") ?? "") ?? 1
 // Tansu answers a new group's first join after about half the session timeout, and holds a fetch for the whole
 // fetch.wait.max.ms (librdkafka's default 500 ms) even when data arrives meanwhile.
 let kafka = KafkaConfig(bootstrapServers: bootstrap, ["session.timeout.ms": "6000", "fetch.wait.max.ms": "10"])
@@ -42,7 +45,7 @@ func residentBytes() -> Int {
 
 // MARK: Data and model
 
-print("promo-stream benchmark: broker \(bootstrap), librdkafka \(librdkafkaVersion), \(itemCount) items per promotion")
+print("promo-stream benchmark: broker \(bootstrap), librdkafka \(librdkafkaVersion), \(itemCount) items per promotion, member threads \(memberThreads)")
 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("promo-stream-bench-\(UUID().uuidString)")
 defer { try? FileManager.default.removeItem(at: folder) }
 var worldOptions = PromotionWorld.Options()
@@ -120,8 +123,10 @@ if CommandLine.arguments.contains("--swap-only") {
 
 // MARK: 1. The processor alone
 
-do {
-    let processor = StreamProcessor(model: model)
+for threads in [1, 2] {
+    var options = ProcessorOptions()
+    options.threads = threads
+    let processor = ShardedProcessor(model: model, options: options)
     let inputs = first.enumerated().map { i, m in
         InputMessage(topic: m.topic, partition: Int32(fnv1a64(String(decoding: m.key, as: UTF8.self)) % 12),
                      offset: Int64(i), key: m.key, value: m.value)
@@ -141,8 +146,8 @@ do {
     let seconds = now() - start
     log(String(format: "decoding alone: %.0f events/s; %.2f outputs per event, %.0f bytes of output per event",
                Double(decoded) / decodeSeconds, Double(outputs) / Double(inputs.count), Double(outputBytes) / Double(inputs.count)))
-    print(String(format: "1. processor alone (decode, join, step, encode outputs; no Kafka): %.0f events/s (%d events, %.1f s)",
-                 Double(inputs.count) / seconds, inputs.count, seconds))
+    print(String(format: "1. processor alone (decode, join, step, encode outputs; no Kafka), %d thread%@: %.0f events/s (%d events, %.1f s)",
+                 threads, threads == 1 ? "" : "s", Double(inputs.count) / seconds, inputs.count, seconds))
 }
 
 if CommandLine.arguments.contains("--processor-only") { exit(0) }
@@ -193,6 +198,7 @@ final class Member: @unchecked Sendable {
         options.maxBatch = maxBatch
         options.statsIntervalSeconds = 0
         options.processor.gracePeriodMs = 1_000
+        options.processor.threads = memberThreads
         let assigned = self.assigned
         let service = StreamService(model: model, options: options, log: { line in
             if line.contains("assigned partitions") { assigned.signal() }

@@ -314,3 +314,40 @@ func graceSurvivesRestore() throws {
     let after = try #require(try latestPredictions(second.process([], nowMs: 61_000))[item.key])
     #expect(after.daysSeen == item.days.count && after.daysWithoutBuyers == [lastDay])
 }
+
+@Test("partitions processed by three threads give the same outputs as one processor, and swap together")
+func shardedEqualsSingle() throws {
+    let stream = try SmallStream(items: 150, partitions: 12)
+    var options = ProcessorOptions()
+    options.threads = 3
+    let sharded = ShardedProcessor(model: stream.model, options: options)
+    let single = StreamProcessor(model: stream.model)
+    #expect(sharded.shards.count == 3)
+    func run(_ messages: ArraySlice<InputMessage>) throws -> ([ItemKey: PredictionEvent], [ItemKey: PredictionEvent]) {
+        var a: [OutputRecord] = [], b: [OutputRecord] = []
+        for start in stride(from: messages.startIndex, to: messages.endIndex, by: 600) {
+            let batch = Array(messages[start..<min(start + 600, messages.endIndex)])
+            a += sharded.process(batch, nowMs: 0)
+            b += single.process(batch, nowMs: 0)
+        }
+        a += sharded.process([], nowMs: ProcessorOptions().gracePeriodMs)
+        b += single.process([], nowMs: ProcessorOptions().gracePeriodMs)
+        #expect(a.count == b.count)
+        return (try latestPredictions(a), try latestPredictions(b))
+    }
+    let half = stream.messages.count / 2
+    let (a, b) = try run(stream.messages[..<half])
+    #expect(a.count == b.count && a.count > 0)
+    // Equal up to float rounding: a shard's GEMMs have other row counts, which BLAS may sum in another order.
+    func close(_ x: Double, _ y: Double?) -> Bool { y.map { abs(x - $0) <= 1e-4 * max(1, abs($0)) } ?? false }
+    for (key, p) in a { #expect(close(p.gmv, b[key]?.gmv) && p.sequence == b[key]?.sequence, "\(key)") }
+    #expect(sharded.itemCount == single.itemCount)
+
+    let next = try nextVersion(of: stream.model)
+    try sharded.swap(to: next)
+    try single.swap(to: next)
+    #expect(sharded.shards.allSatisfy { $0.model.version == next.version })
+    let (c, d) = try run(stream.messages[half...])
+    for (key, p) in c { #expect(close(p.gmv, d[key]?.gmv) && p.modelVersion == next.version, "\(key)") }
+    #expect(sharded.staleCount == single.staleCount)
+}
