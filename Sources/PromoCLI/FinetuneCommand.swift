@@ -45,6 +45,8 @@ struct FineTuneJob: Sendable {
     /// Event files or folders; empty: the topics.
     var events: [String] = []
     var baseFile: String?
+    /// Used when the model topic announces no version yet (a member's `--model`).
+    var fallbackFile: String?
     var options: FineTuneOptions
     var presaleDays = 20
     var out: String?
@@ -52,11 +54,12 @@ struct FineTuneJob: Sendable {
     var log: @Sendable (String) -> Void
 
     enum Outcome: Equatable {
-        case published(Int), accepted(Int), rejected(Int), skipped
+        case published(Int), accepted(Int), rejected(Int, labelled: Int), skipped
     }
 
-    /// `onlyIfNew`: skip when the current version was tuned on as many labelled items as there are now.
-    func run(onlyIfNew: Bool = false) throws -> Outcome {
+    /// `onlyIfNew`: skip when the current version was tuned on as many labelled items as there are now, or when
+    /// a candidate was rejected on `rejectedWith` labelled items (as many as now) before.
+    func run(onlyIfNew: Bool = true, rejectedWith: Int? = nil) throws -> Outcome {
         let modelTopic = kafka.map { ModelTopic(kafka: $0, topic: topics.models) }
         var current: DINOPModel
         var announcement: ModelAnnouncement?
@@ -65,10 +68,18 @@ struct FineTuneJob: Sendable {
         } else {
             guard let modelTopic else { throw ValidationError("give --model, or brokers to read the current version from") }
             let (log, _) = try modelTopic.readLog()
-            guard let served = try modelTopic.current(log).served else {
+            if let served = try modelTopic.current(log).served {
+                (current, announcement) = served
+            } else if let fallbackFile {
+                current = try loadModel(fallbackFile)
+            } else {
                 throw ValidationError("the model topic announces no version that verifies: give --model")
             }
-            (current, announcement) = served
+        }
+        // MODEL.md: a fine-tuned version is its parent's plus one. After a rollback to N that number may be taken;
+        // say so before training rather than after.
+        if publish, let modelTopic {
+            try checkUnpublished(current.version + 1, in: try modelTopic.readLog().log)
         }
         let items: LabelledItems
         if events.isEmpty {
@@ -80,8 +91,12 @@ struct FineTuneJob: Sendable {
             if rejected > 0 { log("\(rejected) event lines rejected") }
         }
         let labelled = items.labelled.count
-        if onlyIfNew, let tunedOn = announcement?.metrics["labelled_items"], Int(tunedOn) == labelled {
+        if onlyIfNew, let tunedOn = announcement?.metrics["labelled_items"], Int(exactly: tunedOn) == labelled {
             log("no new labels since version \(current.version) (\(labelled) labelled items): nothing to do")
+            return .skipped
+        }
+        if onlyIfNew, rejectedWith == labelled {
+            log("no new labels since the last rejected candidate (\(labelled) labelled items): nothing to do")
             return .skipped
         }
         log("fine-tuning version \(current.version) (\(options.method.rawValue.uppercased())) on \(labelled) labelled items")
@@ -97,7 +112,7 @@ struct FineTuneJob: Sendable {
         let version = result.candidate.version
         guard result.accepted else {
             log("rejected version \(version): \(result.rejections.joined(separator: "; "))")
-            return .rejected(version)
+            return .rejected(version, labelled: labelled)
         }
         guard publish, let modelTopic else {
             log("accepted version \(version) (not published)")
@@ -114,8 +129,13 @@ struct FineTuneJob: Sendable {
 
     /// Runs every `interval` seconds until `stop`; a failed run is logged and the schedule goes on.
     func repeatEvery(_ interval: Double, until stop: StopSignal) {
+        var rejectedWith: Int?
         while !stop.isStopped {
-            do { _ = try run(onlyIfNew: true) } catch { log("fine-tune failed: \(error)") }
+            do {
+                if case .rejected(_, let labelled) = try run(rejectedWith: rejectedWith) { rejectedWith = labelled }
+            } catch {
+                log("fine-tune failed: \(error)")
+            }
             let next = Date().addingTimeInterval(interval)
             while !stop.isStopped && Date() < next { Thread.sleep(forTimeInterval: min(0.5, max(0, next.timeIntervalSinceNow))) }
         }
@@ -140,6 +160,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Also write the candidate weight file here (accepted or not).") var out: String?
     @Flag(help: "Publish an accepted candidate on the model topic.") var publish = false
     @Option(help: "Run again every this many seconds (only when new labels arrived) until SIGTERM.") var every: Double?
+    @Flag(help: "Fine-tune even when no labels arrived since the served version was tuned.") var force = false
 
     func run() throws {
         BLAS.setThreads(1)
@@ -152,7 +173,7 @@ struct FinetuneCommand: ParsableCommand {
             let signals = StopOnSignals(stop)
             job.repeatEvery(every, until: stop)
             withExtendedLifetime(signals) {}
-        } else if case .rejected = try job.run() {
+        } else if case .rejected = try job.run(onlyIfNew: !force) {
             throw ExitCode(2)
         }
     }

@@ -92,7 +92,7 @@ struct RunCommand: ParsableCommand {
         withExtendedLifetime(signals) {}
         if let finetuneEvery {
             // Its own thread: a fine-tune takes minutes and must not hold up the batches.
-            let job = FineTuneJob(kafka: options.kafka, topics: options.topics, options: try tuning.options(),
+            let job = FineTuneJob(kafka: options.kafka, topics: options.topics, fallbackFile: self.model, options: try tuning.options(),
                                   presaleDays: presaleDays, publish: true,
                                   log: { report("promo run [\(member)] fine-tuner: \($0)") })
             Thread { job.repeatEvery(finetuneEvery, until: stop) }.start()

@@ -82,8 +82,12 @@ public enum FineTuner {
         let after = EvaluationRow(name: "version \(candidate.version) (\(options.method.rawValue.uppercased()) candidate)",
                                   scores: DINOPRun.scores(candidate, holdout, pipeline: pipeline),
                                   labels: holdout.labels, seconds: seconds)
+        var refusals = rejections(before, after, margin: options.margin)
+        if candidate.parameters.values == current.parameters.values {
+            refusals.append("no epoch improved the validation loss: the candidate holds the current weights")
+        }
         return FineTuneResult(candidate: candidate, current: before, tuned: after, labelledItems: labelled.count,
-                              holdoutItems: holdout.count, rejections: rejections(before, after, margin: options.margin))
+                              holdoutItems: holdout.count, rejections: refusals)
     }
 
     /// The metrics that got worse by more than `margin` of the current version's value.

@@ -44,6 +44,9 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         requiresAbort = false
     }
 
+    /// A wait of the caller's own that ran out: the cluster did not answer in time. Not fatal; try again later.
+    public static func timedOut(_ context: String) -> KafkaError { KafkaError(code: RD_KAFKA_RESP_ERR__TIMED_OUT, context) }
+
     /// Throws when a call returned an error object.
     static func check(_ error: OpaquePointer?, _ context: @autoclosure () -> String) throws {
         if let error { throw KafkaError(error: error, context()) }

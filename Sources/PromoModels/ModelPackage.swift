@@ -35,9 +35,15 @@ public struct ModelPackage: Sendable {
     /// is loaded: every chunk present, the announced size, the announced SHA-256, a dinop/1 file whose own
     /// version is the announced one.
     public static func assemble(_ announcement: ModelAnnouncement, chunks: [Int: Data]) throws(ModelPackageError) -> DINOPModel {
-        let missing = (0..<announcement.chunks).filter { chunks[$0] == nil }
+        // The chunk count follows from the size; checked first, so that no announced number sizes a loop or an
+        // allocation before the chunks are known to be there.
+        let expected = (announcement.bytes + chunkSize - 1) / chunkSize
+        guard announcement.chunks == expected else {
+            throw .wrongChunkCount(version: announcement.version, announced: announcement.chunks, bytes: announcement.bytes)
+        }
+        let missing = Array((0..<announcement.chunks).lazy.filter { chunks[$0] == nil }.prefix(11))
         guard missing.isEmpty else { throw .missingChunks(version: announcement.version, missing) }
-        var file = Data(capacity: announcement.bytes)
+        var file = Data(capacity: (0..<announcement.chunks).reduce(0) { $0 + chunks[$1]!.count })
         for i in 0..<announcement.chunks { file.append(chunks[i]!) }
         guard file.count == announcement.bytes else {
             throw .wrongSize(version: announcement.version, announced: announcement.bytes, found: file.count)
@@ -60,6 +66,7 @@ public struct ModelPackage: Sendable {
 /// Why a model version from the topic was refused.
 public enum ModelPackageError: Error, CustomStringConvertible, Equatable {
     case missingChunks(version: Int, [Int])
+    case wrongChunkCount(version: Int, announced: Int, bytes: Int)
     case wrongSize(version: Int, announced: Int, found: Int)
     case checksumMismatch(version: Int, announced: String, found: String)
     case notAModel(version: Int, String)
@@ -69,6 +76,8 @@ public enum ModelPackageError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .missingChunks(let v, let chunks):
             "version \(v): chunks \(chunks.prefix(10).map(String.init).joined(separator: ", "))\(chunks.count > 10 ? "…" : "") missing from the model topic"
+        case .wrongChunkCount(let v, let announced, let bytes):
+            "version \(v): \(bytes) bytes make \((bytes + ModelPackage.chunkSize - 1) / ModelPackage.chunkSize) chunks of \(ModelPackage.chunkSize), the announcement says \(announced)"
         case .wrongSize(let v, let announced, let found):
             "version \(v): the chunks hold \(found) bytes, the announcement says \(announced)"
         case .checksumMismatch(let v, let announced, let found):

@@ -85,7 +85,10 @@ public struct ModelTopic: Sendable {
         try consumer.assign([partition: first])
         var chunks: [Int: Data] = [:]
         var reached = false
+        let deadline = ContinuousClock.now + .seconds(30)
         while !reached {
+            // The consumer retries a silent cluster forever: give up here, so the member's batches go on.
+            guard ContinuousClock.now < deadline else { throw KafkaError.timedOut("reading version \(version)'s chunks") }
             for m in try consumer.poll(maxMessages: 64, timeoutMs: 500) {
                 if let chunk = wanted[m.offset] { chunks[chunk] = Data(m.value) }
                 if m.offset >= last { reached = true }
@@ -128,7 +131,9 @@ final class ModelFollower {
         let (low, high) = try consumer.watermarks(topic.partition)
         guard high > low else { return ([], []) }
         var announcements: [ModelAnnouncement] = [], unreadable: [ModelLogError] = []
+        let deadline = ContinuousClock.now + .seconds(60)
         while !consumer.takeEndsReached().contains(topic.partition) {
+            guard ContinuousClock.now < deadline else { throw KafkaError.timedOut("reading the model topic to its end") }
             let (a, u) = read(try consumer.poll(maxMessages: 64, timeoutMs: 100))
             announcements += a
             unreadable += u

@@ -84,7 +84,7 @@ public final class StreamService: @unchecked Sendable {
             unreadable.forEach { log("model topic: \($0)") }
             // The version the group serves: the latest announced one that verifies (earlier ones only when a
             // later one is refused).
-            for announcement in announcements.reversed() where adopt(announcement) { break }
+            for announcement in announcements.reversed() where adopt(announcement, atStart: true) { break }
         }
         log("serving model version \(processor.model.version)")
         try consumer.subscribe(options.topics.inputs)
@@ -139,9 +139,18 @@ public final class StreamService: @unchecked Sendable {
 
     /// Loads, verifies and swaps in an announced version; returns whether it is served now. A refused version is
     /// logged with the reason and the member goes on serving the version it has.
-    private func adopt(_ announcement: ModelAnnouncement) -> Bool {
+    private func adopt(_ announcement: ModelAnnouncement, atStart: Bool = false) -> Bool {
         let version = announcement.version
-        if version == processor.model.version && announcement.sha256 == servingDigest { return true }
+        if version == processor.model.version {
+            if announcement.sha256 == servingDigest { return true }
+            // Items are known to be up to date by the version that predicted them: other weights under the same
+            // number would mix two models under one name. Only before the first batch (the --model file is not
+            // what the group serves) may the member take them.
+            guard atStart else {
+                log("refused model version \(version): its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…); still serving it")
+                return false
+            }
+        }
         do {
             let model = try follower!.topic.load(announcement, log: follower!.log)
             let previous = processor.model.version

@@ -10,14 +10,20 @@ import PromoEvents
 public final class ShardedProcessor: @unchecked Sendable {
     public let shards: [StreamProcessor]
 
+    /// `hotItems` and `recomputePerCall` are the member's: each shard gets its share.
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
-        shards = (0..<max(options.threads, 1)).map { _ in StreamProcessor(model: model, options: options) }
+        let count = max(options.threads, 1)
+        var shardOptions = options
+        shardOptions.hotItems = (options.hotItems + count - 1) / count
+        shardOptions.recomputePerCall = (options.recomputePerCall + count - 1) / count
+        shards = (0..<count).map { _ in StreamProcessor(model: model, options: shardOptions) }
+        self.options = options
     }
 
     func shard(_ partition: Int32) -> StreamProcessor { shards[Int(partition) % shards.count] }
 
     public var model: DINOPModel { shards[0].model }
-    public var options: ProcessorOptions { shards[0].options }
+    public let options: ProcessorOptions
     public var itemCount: Int { shards.reduce(0) { $0 + $1.itemCount } }
     public var staleCount: Int { shards.reduce(0) { $0 + $1.staleCount } }
 

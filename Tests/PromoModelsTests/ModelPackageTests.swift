@@ -65,6 +65,16 @@ func damagedPackagesRefused() throws {
         try ModelPackage.assemble(badSize, chunks: chunks)
     }
 
+    // Announced numbers that would size a loop or an allocation are checked against each other first.
+    var manyChunks = a
+    manyChunks.chunks = Int.max
+    #expect(throws: ModelPackageError.wrongChunkCount(version: 4, announced: Int.max, bytes: a.bytes)) {
+        try ModelPackage.assemble(manyChunks, chunks: chunks)
+    }
+    var hugeFile = a
+    hugeFile.bytes = Int.max - ModelPackage.chunkSize
+    #expect(throws: ModelPackageError.self) { try ModelPackage.assemble(hugeFile, chunks: chunks) }
+
     // The right bytes announced under another version number.
     let other = ModelPackage(model: try largeModel(version: 5))
     let otherChunks = Dictionary(uniqueKeysWithValues: other.chunks.enumerated().map { ($0.offset, $0.element) })

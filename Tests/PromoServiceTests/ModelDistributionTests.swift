@@ -108,10 +108,29 @@ func modelDistribution() throws {
     expected1[correctedKey] = nil
     #expect(try reader.read(timeout: 120) { stale($0, expected1, version: 1).isEmpty },
             "items still not back at version 1: \(stale(reader.messages, expected1, version: 1).prefix(5))")
+    // Fine-tuning version 1 again would make another version 2 (MODEL.md: parent + 1): refused before training.
+    let again = try promo(["finetune", "--publish", "--tune-epochs", "1"] + kafka)
+    #expect(again.status != 0 && again.output.contains { $0.contains("version 2 is already on the model topic") }, "\(again.output.suffix(3))")
+    #expect(!again.output.contains { $0.contains("epoch 1") }, "refused before training")
     let list = try promo(["model", "list"] + kafka)
     #expect(list.output.contains { $0.hasSuffix("| served |") && $0.contains("| 1 | — |") }, "\(list.output)")
     #expect(list.output.contains { $0.contains("| 3 | 2 |") && $0.contains("refused") && $0.contains("SHA-256") }, "\(list.output)")
 
+    // A version whose announcement is gone (compaction keeps only the latest `model` record): only its chunks are
+    // on the topic; promote rebuilds the announcement from them and the members follow.
+    next.version = 7
+    next.parent = 2
+    let orphan = ModelPackage(model: next)
+    let producer = try KafkaProducer(broker.config(["message.max.bytes": "2097152"]))
+    for (i, chunk) in orphan.chunks.enumerated() {
+        try producer.produce(topic: "promo.models", partition: 0, key: Array("model:7:\(i)".utf8), value: [UInt8](chunk))
+    }
+    try producer.flush()
+    let promoted7 = try promo(["model", "promote", "7"] + kafka)
+    #expect(promoted7.status == 0, "\(promoted7.output.suffix(3))")
+    for m in members {
+        #expect(m.awaitLine(timeout: 10, { $0.contains("switched from model version 1 to 7") }) != nil, "\(m.name) did not follow")
+    }
     for m in members {
         m.signal(SIGTERM)
         #expect(m.wait() == 0)

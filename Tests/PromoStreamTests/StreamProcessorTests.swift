@@ -315,12 +315,14 @@ func graceSurvivesRestore() throws {
     #expect(after.daysSeen == item.days.count && after.daysWithoutBuyers == [lastDay])
 }
 
-@Test("partitions processed by three threads give the same outputs as one processor, and swap together")
+@Test("partitions processed by three threads give the same outputs as one processor, share its limits and swap together")
 func shardedEqualsSingle() throws {
     let stream = try SmallStream(items: 150, partitions: 12)
     var options = ProcessorOptions()
     options.threads = 3
+    options.recomputePerCall = 30
     let sharded = ShardedProcessor(model: stream.model, options: options)
+    #expect(sharded.shards.allSatisfy { $0.options.recomputePerCall == 10 && $0.options.hotItems == 200_000 / 3 + 1 })
     let single = StreamProcessor(model: stream.model)
     #expect(sharded.shards.count == 3)
     func run(_ messages: ArraySlice<InputMessage>) throws -> ([ItemKey: PredictionEvent], [ItemKey: PredictionEvent]) {
@@ -345,9 +347,12 @@ func shardedEqualsSingle() throws {
 
     let next = try nextVersion(of: stream.model)
     try sharded.swap(to: next)
-    try single.swap(to: next)
     #expect(sharded.shards.allSatisfy { $0.model.version == next.version })
+    // The member's recompute budget per call, split over the shards.
+    #expect(sharded.process([], nowMs: 0).filter { $0.kind == .prediction }.count == 30)
+    try single.swap(to: next)
     let (c, d) = try run(stream.messages[half...])
     for (key, p) in c { #expect(close(p.gmv, d[key]?.gmv) && p.modelVersion == next.version, "\(key)") }
-    #expect(sharded.staleCount == single.staleCount)
+    while sharded.staleCount > 0 { _ = sharded.process([], nowMs: 0) }
+    #expect(sharded.shards.allSatisfy { $0.staleCount == 0 })
 }
