@@ -84,7 +84,9 @@ struct FineTuneJob: Sendable {
         let items: LabelledItems
         if events.isEmpty {
             guard let kafka else { throw ValidationError("give event files, or brokers to read the topics from") }
-            items = LabelledItems(records: try TopicRecords.read(kafka: kafka, topics: topics, presaleDays: presaleDays, log: log).records)
+            // In item order, not in the order the partitions were read: the same topics give the same fine-tune.
+            items = LabelledItems(records: try TopicRecords.read(kafka: kafka, topics: topics, presaleDays: presaleDays, log: log)
+                .records.sorted { $0.key < $1.key })
         } else {
             var rejected = 0
             items = try LabelledItems.load(events, decoder: EventDecoder(presaleDays: presaleDays)) { _ in rejected += 1 }
