@@ -17,9 +17,8 @@ public final class StopSignal: Sendable {
 /// A consumer-group member: consume a batch → process → publish outputs, changelog records and offsets
 /// (one transaction in exactly-once mode) → repeat. Between batches it follows the model topic: an announced
 /// version is loaded, verified and swapped in, or refused with the reason in the log. Runs on the calling
-/// thread, which it blocks; never call it
-/// from a task of the Swift concurrency pool. One thread at a time owns it (hence `@unchecked Sendable`: it may
-/// be handed to the thread that runs it).
+/// thread, which it blocks; never call it from a task of the Swift concurrency pool. One thread at a time owns it
+/// (hence `@unchecked Sendable`: it may be handed to the thread that runs it).
 public final class StreamService: @unchecked Sendable {
     public let options: ServiceOptions
     let processor: ShardedProcessor
