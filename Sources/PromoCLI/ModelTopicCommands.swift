@@ -82,7 +82,7 @@ struct PromoteCommand: ParsableCommand {
             throw ValidationError("version \(version) cannot be promoted: \(error)")
         }
         announcement.parent = model.parent
-        announcement.createdAt = ModelPackage(model: model).announcement.createdAt
+        announcement.createdAt = ModelPackage.timestamp()
         announcement.trainedOn = (announcement.trainedOn.map { "\($0); " } ?? "") + "promoted again"
         try topic.announce(announcement)
         report("announced version \(version) again (sha256 \(announcement.sha256))")

@@ -17,11 +17,18 @@ public struct ModelPackage: Sendable {
         let file = model.safetensors()
         chunks = stride(from: 0, to: file.count, by: Self.chunkSize).map { file[$0..<min($0 + Self.chunkSize, file.count)] }
         announcement = ModelAnnouncement(version: model.version, parent: model.parent, sha256: sha256Hex(file),
-                                         bytes: file.count, chunks: chunks.count, createdAt: rfc3339(createdAt),
+                                         bytes: file.count, chunks: chunks.count, createdAt: Self.timestamp(createdAt),
                                          metrics: metrics, trainedOn: trainedOn)
     }
 
     public static func chunkKey(version: Int, chunk: Int) -> String { "model:\(version):\(chunk)" }
+
+    /// An announcement's `created_at`: RFC 3339, UTC, whole seconds.
+    public static func timestamp(_ date: Date = Date()) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
 
     /// (version, chunk) of a chunk key; nil for the announcement key or anything else.
     public static func parseChunkKey(_ key: String) -> (version: Int, chunk: Int)? {
@@ -97,10 +104,4 @@ public func sha256Hex(_ data: Data) -> String {
     }
     precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
     return digest.map { String(format: "%02x", $0) }.joined()
-}
-
-func rfc3339(_ date: Date) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.string(from: date)
 }
