@@ -56,17 +56,10 @@ public struct ModelTopic: Sendable {
 
     /// Everything on the topic now, with the messages that are neither chunks nor announcements.
     public func readLog() throws -> (log: ModelLog, unreadable: [ModelLogError]) {
-        let consumer = try KafkaConsumer(consumerConfig)
-        defer { try? consumer.close() }
-        var log = ModelLog(), unreadable: [ModelLogError] = []
-        let (low, high) = try consumer.watermarks(partition)
-        guard high > low else { return (log, []) }
-        try consumer.readToEnd(from: [partition: KafkaOffset.beginning], maxMessages: 64) { messages in
-            for m in messages {
-                do throws(ModelLogError) { try log.add(offset: m.offset, key: m.key, value: m.value) } catch { unreadable.append(error) }
-            }
-        }
-        return (log, unreadable)
+        let follower = try ModelFollower(self)
+        defer { follower.close() }
+        let unreadable = try follower.catchUp().unreadable
+        return (follower.log, unreadable)
     }
 
     /// Reads an announced version's chunks from where the log saw them and checks them against the
