@@ -48,6 +48,8 @@ public final class StreamProcessor {
     let mapper: FeatureMapper
     let decoder: EventDecoder
     let nDis: Int, nU: Int
+    /// Per `Vocabulary.sales` name its position in the model's `dis` vector, per buyer bucket in `du`.
+    let salesSlots: [Int?], bucketSlots: [Int?]
     var partitions: [Int32: PartitionState] = [:]
     /// During a restore, what each restored item adds to the rollups and whether a day of it waits for buyers.
     var restoring: [Int32: [ItemKey: (RollupTable.Contribution, Int64?)]] = [:]
@@ -63,6 +65,9 @@ public final class StreamProcessor {
         decoder = EventDecoder(presaleDays: options.presaleDays)
         nDis = network.nDis
         nU = network.nU
+        let disNames = model.config.names(.dis), duNames = model.config.names(.du)
+        salesSlots = Vocabulary.sales.map { disNames.firstIndex(of: $0.0) }
+        bucketSlots = Vocabulary.buyerBuckets.map { duNames.firstIndex(of: $0) }
     }
 
     public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.count } }
@@ -202,14 +207,41 @@ public final class StreamProcessor {
         let description: String
     }
 
-    func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws {
+    /// What an input event changes of its item.
+    enum Input {
+        case profile(ItemProfile)
+        case day(Int, buyers: Bool, values: [Float])
+        case activity(ActivityOffer)
+    }
+
+    /// The daily events, most of the input, are read without a JSON tree when they are in their common form.
+    func decode(_ message: InputMessage) throws -> (ItemKey, Input)? {
+        if let daily = decoder.decodeDaily(message.value) {
+            let (slots, count) = daily.part == .sales ? (salesSlots, nDis) : (bucketSlots, nU)
+            var values = [Float](repeating: .nan, count: count)
+            for (value, slot) in zip(daily.values, slots) where !value.isNaN {
+                if let slot { values[slot] = Float(value) }
+            }
+            return (ItemKey(promotionID: daily.promotionID, itemID: daily.itemID),
+                    .day(daily.day, buyers: daily.part == .buyers, values: values))
+        }
         let event: Event
         do { event = try decoder.decode(message.value) } catch { throw ApplyError(description: "\(error)") }
+        let input: Input
+        switch event {
+        case .profile(let e): input = .profile(e)
+        case .sales(let e): input = .day(e.day, buyers: false, values: mapper.vector(.dis, e.sales))
+        case .buyers(let e): input = .day(e.day, buyers: true, values: mapper.vector(.du, e.buyers))
+        case .activity(let e): input = .activity(e)
         // Outcomes are labels: read by the backtest and the fine-tuner, not by the processor.
-        if case .outcome = event { return }
-        guard let itemKey = event.itemKey else {
-            throw ApplyError(description: "schema: \(event.schema) is not an input event")
+        case .outcome: return nil
+        default: throw ApplyError(description: "schema: \(event.schema) is not an input event")
         }
+        return (event.itemKey!, input)
+    }
+
+    func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws {
+        guard let (itemKey, input) = try decode(message) else { return }
         let itemID = itemKey.itemID
         // The key places the item's state in this partition; a mismatch would split it across partitions.
         guard let key = message.key, key.elementsEqual(itemID.utf8) else {
@@ -222,37 +254,29 @@ public final class StreamProcessor {
             ?? ItemState(key: itemKey, siiCount: model.config.siiFields.count, nSis: model.config.count(.sis), nU: nU)
         defer { table.put(state) }
         let before = RollupTable.Contribution(state, fields: model.config.siiFields)
-        var recompute = false, changed = false
-        switch event {
+        var recompute = false, changed = false, statics = false
+        switch input {
         case .profile(let e):
             let sii = mapper.siiIDs(e.ids), sis = mapper.vector(.sis, e.sis), su = mapper.vector(.su, e.su ?? [:])
             changed = !state.hasProfile || sii != state.sii || !sameBits(sis, state.sis) || !sameBits(su, state.su)
             // su steers the attention of every day already applied.
             recompute = !sameBits(su, state.su)
+            statics = true
             (state.hasProfile, state.sii, state.sis, state.su) = (true, sii, sis, su)
-        case .sales(let e):
-            let applied = state.hot?.appliedDays.contains(UInt16(e.day)) ?? false
-            changed = state.store(day: e.day, buyers: false, values: mapper.vector(.dis, e.sales), nDis: nDis, nU: nU)
-            recompute = changed && applied
-        case .buyers(let e):
-            let applied = state.hot?.appliedDays.contains(UInt16(e.day)) ?? false
-            changed = state.store(day: e.day, buyers: true, values: mapper.vector(.du, e.buyers), nDis: nDis, nU: nU)
+        case .day(let day, let buyers, let values):
+            let applied = state.hot?.appliedDays.contains(UInt16(day)) ?? false
+            changed = state.store(day: day, buyers: buyers, values: values, nDis: nDis, nU: nU)
             recompute = changed && applied
         case .activity(let e):
             let act = mapper.vector(.act, e.features)
             changed = state.activityID != e.activityID || state.act.map { !sameBits($0, act) } ?? true
+            statics = true
             (state.activityID, state.act) = (e.activityID, act)
-        default: break
         }
         guard changed else { return }
         let waitingSince = state.pendingSince
         state.updatePending(nowMs: nowMs)
         if let since = state.pendingSince, since != waitingSince { table.waiting.append((since, itemKey)) }
-        let statics: Bool
-        switch event {
-        case .profile, .activity: statics = true
-        default: statics = false
-        }
         Self.update(&changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)]) {
             $0.inputs = true
             $0.recompute = $0.recompute || recompute
@@ -293,55 +317,65 @@ public final class StreamProcessor {
 
     // MARK: Computing
 
+    /// An item to step: its state, taken out of its table while it is computed, and the days to step it through.
     struct Job {
         var partition: Int32
-        var key: ItemKey
+        var state: ItemState
         var steps: [Int]
+        /// Stepped from day zero (the stored model state does not cover a prefix of `steps`).
         var fresh: Bool
+        var change: Changes.Change
     }
 
     func compute(_ changes: Changes, nowMs: Int64) -> [OutputRecord] {
-        var jobs: [Job] = []
-        for (p, items) in changes.items {
-            for (key, change) in items {
-                let recompute = change.recompute
-                let state = partitions[p]!.state(key)!
-                let included = includedDays(state, nowMs: nowMs)
-                if let hot = state.hot, !recompute, hot.modelVersion == model.version,
-                   included.count >= hot.appliedDays.count,
-                   zip(included, hot.appliedDays).allSatisfy({ $0 == Int($1) }) {
-                    jobs.append(Job(partition: p, key: key, steps: Array(included.dropFirst(hot.appliedDays.count)), fresh: false))
-                } else {
-                    jobs.append(Job(partition: p, key: key, steps: included, fresh: true))
-                }
-            }
-        }
-        let timestamp = Self.timestamp(nowMs)
         var out: [OutputRecord] = []
-        out.reserveCapacity(jobs.count * 3)
-        // Without a new day, a changed profile or activity, the prediction stays as it is: a day waiting for its
-        // buyers only needs its sales stored durably; a grace period that ran out on an applied day needs nothing.
-        jobs.removeAll { job in
-            let change = changes.items[job.partition]![job.key]!
-            guard !job.fresh, job.steps.isEmpty, !change.statics else { return false }
-            if change.inputs {
-                out.append(OutputRecord(kind: .changelog, partition: job.partition, key: Self.changelogKey(job.key),
-                                        value: StateCodec.encode(partitions[job.partition]!.state(job.key)!)))
-            }
-            return true
-        }
-        // Longest first, so the items still stepping on step t are a prefix of each chunk.
-        jobs.sort { ($0.steps.count, $0.key) > ($1.steps.count, $1.key) }
-        for start in stride(from: 0, to: jobs.count, by: options.batchRows) {
-            let chunk = jobs[start..<min(start + options.batchRows, jobs.count)]
-            step(chunk, timestamp: timestamp, out: &out)
-        }
+        var jobs: [Job] = []
         for (p, items) in changes.items {
             var table = partitions.removeValue(forKey: p)!
             for (key, change) in items {
-                table.rollups.add(change.before, promotion: key.promotionID, sign: -1)
-                table.rollups.add(RollupTable.Contribution(table.state(key)!, fields: model.config.siiFields),
-                                  promotion: key.promotionID, sign: 1)
+                let state = table.take(key)!
+                let included = includedDays(state, nowMs: nowMs)
+                var job = Job(partition: p, state: state, steps: included, fresh: true, change: change)
+                if let hot = state.hot, !change.recompute, hot.modelVersion == model.version,
+                   included.count >= hot.appliedDays.count,
+                   zip(included, hot.appliedDays).allSatisfy({ $0 == Int($1) }) {
+                    job.steps.removeFirst(hot.appliedDays.count)
+                    job.fresh = false
+                }
+                // Without a new day, a changed profile or activity, the prediction stays as it is (and so do the
+                // rollups): a day waiting for its buyers only needs its sales stored durably; a grace period that
+                // ran out on an applied day needs nothing.
+                if !job.fresh, job.steps.isEmpty, !change.statics {
+                    if change.inputs {
+                        out.append(OutputRecord(kind: .changelog, partition: p, key: Self.changelogKey(key),
+                                                value: StateCodec.encode(job.state)))
+                    }
+                    table.put(job.state)
+                    continue
+                }
+                jobs.append(job)
+            }
+            partitions[p] = table
+        }
+        let timestamp = Self.timestamp(nowMs)
+        out.reserveCapacity(out.count + jobs.count * 2)
+        // Longest first, so the items still stepping on step t are a prefix of each chunk.
+        let order = jobs.indices.sorted { (jobs[$0].steps.count, $1) > (jobs[$1].steps.count, $0) }
+        for start in stride(from: 0, to: order.count, by: options.batchRows) {
+            step(order[start..<min(start + options.batchRows, order.count)], of: &jobs, timestamp: timestamp, out: &out)
+        }
+        // Back into their tables (jobs are grouped by partition), with their new contributions to the rollups.
+        var index = 0
+        while index < jobs.count {
+            let p = jobs[index].partition
+            var table = partitions.removeValue(forKey: p)!
+            while index < jobs.count, jobs[index].partition == p {
+                let state = jobs[index].state
+                table.rollups.add(jobs[index].change.before, promotion: state.key.promotionID, sign: -1)
+                table.rollups.add(RollupTable.Contribution(state, fields: model.config.siiFields),
+                                  promotion: state.key.promotionID, sign: 1)
+                table.put(state)
+                index += 1
             }
             partitions[p] = table
         }
@@ -366,7 +400,7 @@ public final class StreamProcessor {
         var hot = partitions.values.reduce(0) { $0 + $1.hotCount }
         let target = options.hotItems * 9 / 10
         guard hot > options.hotItems else { return }
-        let recent = Set(jobs.map(\.key))
+        let recent = Set(jobs.map(\.state.key))
         for p in Array(partitions.keys) where hot > target {
             var table = partitions.removeValue(forKey: p)!
             hot -= table.cool(count: hot - target, keeping: recent)
@@ -374,88 +408,94 @@ public final class StreamProcessor {
         }
     }
 
-    private func step(_ chunk: ArraySlice<Job>, timestamp: String, out: inout [OutputRecord]) {
-        let states = chunk.map { partitions[$0.partition]!.state($0.key)! }
-        for ((job, hot, p), old) in zip(evaluate(chunk, states), states) {
-            var state = old
-            let previous = job.fresh ? [] : state.hot?.appliedDays ?? []
-            state.hot = hot
-            state.hot!.appliedDays = previous + hot.appliedDays
-            state.sequence += 1
-            state.lastGMV = p.gmv
-            state.predictedBy = model.version
+    /// Steps the jobs at `chunk` (longest first) and updates their states: the new model state, sequence number,
+    /// last GMV and version; emits each one's prediction and changelog record.
+    private func step(_ chunk: ArraySlice<Int>, of jobs: inout [Job], timestamp: String, out: inout [OutputRecord]) {
+        let results = evaluate(chunk, of: jobs)
+        for (i, (hot, p)) in zip(chunk, results) {
+            let key = jobs[i].state.key, fresh = jobs[i].fresh
+            Self.update(&jobs[i].state) { state in
+                let previous = fresh ? [] : state.hot?.appliedDays ?? []
+                state.hot = hot
+                state.hot!.appliedDays = previous + hot.appliedDays
+                state.sequence += 1
+                state.lastGMV = p.gmv
+                state.predictedBy = model.version
+            }
+            let state = jobs[i].state
             let applied = state.hot!.appliedDays.map(Int.init)
-            let event = PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
+            let event = PredictionEvent(p, key: key, modelVersion: model.version, activityID: state.activityID,
                                         producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
                                         daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
-            partitions[job.partition]!.put(state)
-            out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(job.key.itemID.utf8),
+            out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(key.itemID.utf8),
                                     value: Event.prediction(event).encoded()))
-            out.append(OutputRecord(kind: .changelog, partition: job.partition, key: Self.changelogKey(job.key),
+            out.append(OutputRecord(kind: .changelog, partition: jobs[i].partition, key: Self.changelogKey(key),
                                     value: StateCodec.encode(state)))
         }
     }
 
-    /// Steps a chunk of jobs (longest first) as one batch per day: each job's new model state (its `appliedDays`
-    /// holding only the days stepped now) and prediction. Changes nothing.
-    private func evaluate(_ chunk: ArraySlice<Job>, _ states: [ItemState]) -> [(Job, HotState, Prediction)] {
+    /// Steps the jobs at `chunk` (longest first) as one batch per day: each job's new model state (its
+    /// `appliedDays` holding only the days stepped now) and prediction. Changes nothing.
+    private func evaluate(_ chunk: ArraySlice<Int>, of jobs: [Job]) -> [(HotState, Prediction)] {
         var batch = ItemBatch(network: network)
         var dayRows: [[Float]] = []
-        for (job, state) in zip(chunk, states) {
+        dayRows.reserveCapacity(chunk.count)
+        let hd = network.hidden
+        for i in chunk {
+            let state = jobs[i].state
             let raw = RawItem(sii: state.sii, sis: state.sis, su: state.su,
-                              days: job.steps.map { day in
+                              days: jobs[i].steps.map { day in
                                   let (dis, du) = state.inputs(day: day, nDis: nDis, nU: nU)
                                   return RawDay(dis: dis!, du: du)
                               }, act: state.act)
             let encoded = network.encode(raw)
             batch.append(encoded, network: network)
-            let i = batch.count - 1
-            if !job.fresh, let hot = state.hot {
-                batch.days[i] = hot.appliedDays.count
-                batch.h.replaceSubrange((i * network.hidden)..<((i + 1) * network.hidden), with: hot.h)
-                batch.acc.replaceSubrange((i * network.hidden)..<((i + 1) * network.hidden), with: hot.acc)
-                batch.maxScore[i] = hot.maxScore
-                batch.scoreSum[i] = hot.scoreSum
+            let row = batch.count - 1
+            if !jobs[i].fresh, let hot = state.hot {
+                batch.days[row] = hot.appliedDays.count
+                batch.h.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.h)
+                batch.acc.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.acc)
+                batch.maxScore[row] = hot.maxScore
+                batch.scoreSum[row] = hot.scoreSum
             }
             dayRows.append(encoded.dayInputs)
         }
         let k = network.inputWidth
+        let longest = chunk.first.map { jobs[$0].steps.count } ?? 0
         var x = [Float](repeating: 0, count: chunk.count * k)
-        for t in 0..<(chunk.first?.steps.count ?? 0) {
-            let active = chunk.prefix { $0.steps.count > t }.count
+        for t in 0..<longest {
+            let active = chunk.prefix { jobs[$0].steps.count > t }.count
             for row in 0..<active {
                 x.replaceSubrange((row * k)..<((row + 1) * k), with: dayRows[row][(t * k)..<((t + 1) * k)])
             }
             scorer.advance(&batch, rows: active, x: x)
         }
         let predictions = scorer.predictions(batch, rows: chunk.count)
-        let hd = network.hidden
-        return chunk.enumerated().map { i, job in
-            (job, HotState(modelVersion: model.version, appliedDays: job.steps.map { UInt16($0) },
-                           h: Array(batch.h[(i * hd)..<((i + 1) * hd)]), acc: Array(batch.acc[(i * hd)..<((i + 1) * hd)]),
-                           maxScore: batch.maxScore[i], scoreSum: batch.scoreSum[i]),
-             predictions[i])
+        return zip(chunk, predictions).enumerated().map { row, item in
+            (HotState(modelVersion: model.version, appliedDays: jobs[item.0].steps.map { UInt16($0) },
+                      h: Array(batch.h[(row * hd)..<((row + 1) * hd)]), acc: Array(batch.acc[(row * hd)..<((row + 1) * hd)]),
+                      maxScore: batch.maxScore[row], scoreSum: batch.scoreSum[row]),
+             item.1)
         }
     }
 
     /// Every item's prediction as it was (or would have been) on `day`: computed afresh from its stored days up to
     /// that day, by the same batched code, without changing any state. For backtests.
     public func predictions(asOfDay day: Int) -> [PredictionEvent] {
-        var jobs: [Job] = [], states: [ItemState] = []
+        var jobs: [Job] = []
         for (p, table) in partitions {
             for state in table.allStates() {
-                jobs.append(Job(partition: p, key: state.key,
-                                steps: includedDays(state, nowMs: .max).filter { $0 <= day }, fresh: true))
-                states.append(state)
+                jobs.append(Job(partition: p, state: state, steps: includedDays(state, nowMs: .max).filter { $0 <= day },
+                                fresh: true, change: Changes.Change(before: RollupTable.Contribution(state, fields: []))))
             }
         }
-        let order = jobs.indices.sorted { (jobs[$0].steps.count, jobs[$0].key) > (jobs[$1].steps.count, jobs[$1].key) }
+        let order = jobs.indices.sorted { (jobs[$0].steps.count, jobs[$0].state.key) > (jobs[$1].steps.count, jobs[$1].state.key) }
         var out: [PredictionEvent] = []
         for start in stride(from: 0, to: order.count, by: options.batchRows) {
-            let slice = order[start..<min(start + options.batchRows, order.count)]
-            for (job, hot, p) in evaluate(ArraySlice(slice.map { jobs[$0] }), slice.map { states[$0] }) {
-                let state = states[order[out.count]]
-                out.append(PredictionEvent(p, key: job.key, modelVersion: model.version, activityID: state.activityID,
+            let chunk = order[start..<min(start + options.batchRows, order.count)]
+            for (i, (hot, p)) in zip(chunk, evaluate(chunk, of: jobs)) {
+                let state = jobs[i].state
+                out.append(PredictionEvent(p, key: state.key, modelVersion: model.version, activityID: state.activityID,
                                            producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),
                                            daysWithoutBuyers: hot.appliedDays.map(Int.init).filter { !state.hasBuyers(day: $0) }))
             }

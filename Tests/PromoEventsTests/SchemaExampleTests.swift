@@ -133,3 +133,71 @@ func parserAndWriter() throws {
     #expect(parsed["small"] == .number(1.5e-7))
     #expect(String(decoding: w.bytes, as: UTF8.self).contains(#""integral":42"#))
 }
+
+@Test("the daily fast path reads what the full decoder reads, and declines whatever it would refuse or read otherwise")
+func dailyFastPathAgrees() throws {
+    let decoder = EventDecoder(presaleDays: 20)
+    /// Whatever the fast path returns, the full decoder returns the same event; whatever it refuses, the fast path
+    /// declines. Returns whether the fast path read it.
+    func agree(_ json: String) -> Bool {
+        let bytes = Array(json.utf8)
+        let full = Result { () throws(EventError) in try decoder.decode(bytes) }
+        guard let fast = decoder.decodeDaily(bytes) else { return false }
+        #expect((try? full.get()) == fast.event, "\(json)")
+        return true
+    }
+    let buyers = #"{"schema":"daily_buyers/1","item_id":"i1","promotion_id":"p","day":1,"buyers":{"age_18_24":0.5,"age_25_34":0.5,"gender_f":0.6,"gender_m":0.4},"buyer_count":12}"#
+    for url in try files("examples") where url.lastPathComponent.hasPrefix("daily_") {
+        #expect(agree(try String(contentsOf: url, encoding: .utf8)), "\(url.lastPathComponent) in the common form")
+    }
+    // The common forms: read by the fast path.
+    let common: [String] = [sales, buyers, " \n" + sales + "\n", sales.replacingOccurrences(of: ",", with: " ,\t"),
+                 sales.replacingOccurrences(of: #""sales":{"#, with: #""sales":{"orders":3,"discount":0.1,"#),
+                 sales.replacingOccurrences(of: #""day":3,"#, with: #""day":3,"date":"2026-10-24","#),
+                 #"{"sales":{},"day":20,"promotion_id":"p","item_id":"x","schema":"daily_sales/1"}"#,
+                 sales.replacingOccurrences(of: "12.5", with: "1.25e1"), sales.replacingOccurrences(of: "12.5", with: "-0.0e0").replacingOccurrences(of: #""price":-0.0e0"#, with: #""price":1"#)]
+    for json in common {
+        #expect(agree(json), "\(json)")
+    }
+    // Everything else: declined (and the full decoder refuses it or reads it its own way).
+    let declined: [String] = [
+        sales.replacingOccurrences(of: #""units":1"#, with: #""units":null"#),
+        sales.replacingOccurrences(of: #""units":1"#, with: #""units":1,"live_stream_views":4"#),
+        sales.replacingOccurrences(of: #""day":3"#, with: #""day":3,"channel":"app""#),
+        sales.replacingOccurrences(of: #""units":1"#, with: #""units":1,"units":2"#),
+        sales.replacingOccurrences(of: #""day":3"#, with: #""day":3,"day":4"#),
+        sales.replacingOccurrences(of: #""i1""#, with: #""i\u0031""#),
+        sales.replacingOccurrences(of: #""i1""#, with: #""ï1""#),
+        sales.replacingOccurrences(of: #""i1""#, with: #""""#),
+        sales.replacingOccurrences(of: "12.5", with: "NaN"), sales.replacingOccurrences(of: "12.5", with: "1e39"),
+        sales.replacingOccurrences(of: "12.5", with: "-Infinity"), sales.replacingOccurrences(of: "12.5", with: "012"),
+        sales.replacingOccurrences(of: #""units":1"#, with: #""units":-1"#),
+        sales.replacingOccurrences(of: #""price":12.5"#, with: #""price":0"#),
+        sales.replacingOccurrences(of: #""gmv":12.5"#, with: #""discount":1.5"#),
+        sales.replacingOccurrences(of: #""day":3"#, with: #""day":21"#), sales.replacingOccurrences(of: #""day":3"#, with: #""day":3.5"#),
+        sales.replacingOccurrences(of: #""day":3"#, with: #""day":"3""#),
+        sales.replacingOccurrences(of: #""day":3,"#, with: ""), sales.replacingOccurrences(of: "daily_sales/1", with: "daily_sales/2"),
+        sales.replacingOccurrences(of: "daily_sales/1", with: "daily_buyers/1"),
+        sales.replacingOccurrences(of: #""day":3"#, with: #""day":3,"buyer_count":4"#),
+        buyers.replacingOccurrences(of: #""day":1"#, with: #""day":1,"date":"x""#),
+        buyers.replacingOccurrences(of: "0.6", with: "0.61"), // 1.01: on the tolerance, where the order of adding matters
+        buyers.replacingOccurrences(of: "0.6", with: "0.7"), buyers.replacingOccurrences(of: "age_18_24", with: "age_99"),
+        buyers.replacingOccurrences(of: #""buyer_count":12"#, with: #""buyer_count":-1"#),
+    ] + [sales + "x", sales + "{}", String(sales.dropLast()), "[1]", "", "{}", #"{"schema":"outcome/1"}"#]
+    for json in declined { #expect(!agree(json), "\(json)") }
+
+    // Random events, valid and not: whatever the fast path reads agrees with the full decoder.
+    var random = SystemRandomNumberGenerator()
+    var read = 0
+    for _ in 0..<2_000 {
+        let names = Vocabulary.sales.map(\.0).shuffled(using: &random).prefix(Int.random(in: 0...9, using: &random))
+        let values = names.map { name in
+            let choices: [Double] = [.random(in: -1...2, using: &random), Double(Int.random(in: 0...100_000, using: &random)), 0, 1]
+            let n = choices[Int.random(in: 0...3, using: &random)]
+            return "\"\(name)\":\(n)"
+        }
+        let json = #"{"schema":"daily_sales/1","item_id":"i","promotion_id":"p","day":\#(Int.random(in: -1...22, using: &random)),"sales":{\#(values.joined(separator: ","))}}"#
+        if agree(json) { read += 1 }
+    }
+    #expect(read > 100, "the fast path read \(read) of 2,000 random events")
+}
