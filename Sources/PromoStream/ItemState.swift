@@ -46,6 +46,14 @@ public struct ItemState: Sendable, Equatable {
         su = Array(repeating: .nan, count: nU)
     }
 
+    /// Moves the state out, leaving an empty one in its place (which allocates nothing): a move that copies none
+    /// of its arrays, for states kept in tables and arrays.
+    mutating func moveOut() -> ItemState {
+        var moved = ItemState(key: ItemKey(promotionID: "", itemID: ""), siiCount: 0, nSis: 0, nU: 0)
+        swap(&self, &moved)
+        return moved
+    }
+
     /// Days that have a sales event (a day with buyers only is not a day yet, as offline).
     public var salesDays: [Int] {
         zip(dayNumbers, dayFlags).compactMap { $0.1 & DayFlags.sales != 0 ? Int($0.0) : nil }

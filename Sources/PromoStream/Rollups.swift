@@ -10,42 +10,78 @@ struct RollupTable {
         var items = 0
     }
 
-    /// By `<promotion_id>/<scope>/<id>`.
-    private(set) var totals: [String: Total] = [:]
-    private var parts: [String: (promotion: String, scope: String, id: String)] = [:]
+    /// `<promotion_id>/<scope>/<id>`, kept apart so that updating a sum builds no text.
+    struct Key: Hashable, Comparable {
+        var promotion: String
+        var scope: String
+        var id: String
+
+        static func < (a: Key, b: Key) -> Bool { (a.promotion, a.scope, a.id) < (b.promotion, b.scope, b.id) }
+    }
+
+    private(set) var totals: [Key: Total] = [:]
     /// Sums changed since they were last published, and when that was.
-    private var changed: Set<String> = []
+    private var changed: Set<Key> = []
     private var publishedAt: Int64 = .min
 
-    /// What an item adds to the sums: its last predicted GMV and the industry and seller it belongs to.
-    struct Contribution {
-        var gmv: Double?
-        var scopes: [(scope: String, id: String)]
+    /// Where the model config keeps the ids that name an item's industry and seller.
+    struct Fields {
+        var industry: Int?
+        var seller: Int?
 
-        init(_ state: ItemState, fields: [String]) {
+        init(_ siiFields: [String]) {
+            industry = siiFields.firstIndex(of: "industry")
+            seller = siiFields.firstIndex(of: "seller")
+        }
+    }
+
+    /// What an item adds to the sums: its last predicted GMV and the industry and seller it belongs to.
+    struct Contribution: Equatable {
+        var gmv: Double?
+        var industry: String?
+        var seller: String?
+
+        init(_ state: ItemState, fields: Fields) {
             gmv = state.lastGMV
-            scopes = [("platform", "all")]
             guard gmv != nil else { return }
-            for scope in ["industry", "seller"] {
-                if let i = fields.firstIndex(of: scope), let id = state.sii[i], !id.isEmpty { scopes.append((scope, id)) }
+            func id(_ i: Int?) -> String? { i.flatMap { state.sii[$0] }.flatMap { $0.isEmpty ? nil : $0 } }
+            industry = id(fields.industry)
+            seller = id(fields.seller)
+        }
+
+        func keys(promotion: String) -> [Key] {
+            var keys = [Key(promotion: promotion, scope: "platform", id: "all")]
+            if let industry { keys.append(Key(promotion: promotion, scope: "industry", id: industry)) }
+            if let seller { keys.append(Key(promotion: promotion, scope: "seller", id: seller)) }
+            return keys
+        }
+    }
+
+    /// Adds (`sign` 1) or takes away (−1) an item's contribution.
+    mutating func add(_ item: Contribution, promotion: String, sign: Int) {
+        guard let gmv = item.gmv else { return }
+        for key in item.keys(promotion: promotion) {
+            update(key) { total in
+                total.items += sign
+                total.gmv = total.items == 0 ? 0 : total.gmv + Double(sign) * gmv
             }
         }
     }
 
-    /// Adds (`sign` 1) or takes away (−1) an item's contribution; returns the sums it touched.
-    @discardableResult
-    mutating func add(_ item: Contribution, promotion: String, sign: Int) -> [String] {
-        guard let gmv = item.gmv else { return [] }
-        return item.scopes.map { scope, id in
-            let key = "\(promotion)/\(scope)/\(id)"
-            parts[key] = (promotion, scope, id)
-            var total = totals[key] ?? Total()
-            total.items += sign
-            total.gmv = total.items == 0 ? 0 : total.gmv + Double(sign) * gmv
-            totals[key] = total
-            changed.insert(key)
-            return key
+    /// Moves an item's contribution from `before` to `after`: one update per sum when it stays in the same ones.
+    mutating func replace(_ before: Contribution, with after: Contribution, promotion: String) {
+        guard let old = before.gmv, let new = after.gmv, before.industry == after.industry, before.seller == after.seller else {
+            add(before, promotion: promotion, sign: -1)
+            add(after, promotion: promotion, sign: 1)
+            return
         }
+        guard old.bitPattern != new.bitPattern else { return }
+        for key in after.keys(promotion: promotion) { update(key) { $0.gmv += new - old } }
+    }
+
+    private mutating func update(_ key: Key, _ body: (inout Total) -> Void) {
+        body(&totals[key, default: Total()])
+        changed.insert(key)
     }
 
     mutating func markAllChanged() { changed = Set(totals.keys) }
@@ -63,12 +99,11 @@ struct RollupTable {
         return changed.sorted().map { record($0, partition: partition, timestamp: timestamp) }
     }
 
-    func record(_ key: String, partition: Int32, timestamp: String) -> OutputRecord {
-        let (promotion, scope, id) = parts[key]!
+    func record(_ key: Key, partition: Int32, timestamp: String) -> OutputRecord {
         let total = totals[key]!
-        let event = Rollup(promotionID: promotion, scope: scope, id: id, partition: Int(partition), gmv: max(total.gmv, 0),
-                           items: total.items, producedAt: timestamp)
-        return OutputRecord(kind: .rollup, partition: nil, key: Array("\(key)/\(partition)".utf8),
+        let event = Rollup(promotionID: key.promotion, scope: key.scope, id: key.id, partition: Int(partition),
+                           gmv: max(total.gmv, 0), items: total.items, producedAt: timestamp)
+        return OutputRecord(kind: .rollup, partition: nil, key: Array("\(key.promotion)/\(key.scope)/\(key.id)/\(partition)".utf8),
                             value: Event.rollup(event).encoded())
     }
 }

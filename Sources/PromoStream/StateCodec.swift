@@ -112,30 +112,37 @@ struct ByteWriter {
         // Written through a pointer into room for the worst case (every value 4 bytes), then trimmed: appending
         // byte by byte was a tenth of the processor's time.
         buffer.append(contentsOf: repeatElement(0, count: start - bitmapStart + 4 * values.count))
-        let end = buffer.withUnsafeMutableBufferPointer { out in
-            var at = start
-            for (i, v) in values.enumerated() {
-                if Self.isSmallWhole(v) {
-                    out[bitmapStart + i >> 3] |= 1 << UInt8(i & 7)
-                    var n = UInt32(v)
-                    repeat {
-                        out[at] = UInt8(n & 0x7F) | (n >= 0x80 ? 0x80 : 0)
+        let end = buffer.withUnsafeMutableBufferPointer { buffer in
+            values.withUnsafeBufferPointer { values in
+                let out = buffer.baseAddress!
+                var at = start
+                for i in 0..<values.count {
+                    let v = values[i]
+                    if Self.isSmallWhole(v) {
+                        out[bitmapStart + i >> 3] |= 1 << UInt8(i & 7)
+                        var n = UInt32(v)
+                        while n >= 0x80 {
+                            out[at] = UInt8(truncatingIfNeeded: n) | 0x80
+                            at += 1
+                            n >>= 7
+                        }
+                        out[at] = UInt8(n)
                         at += 1
-                        n >>= 7
-                    } while n > 0
-                } else {
-                    let bits = v.bitPattern
-                    for k in 0..<4 { out[at + k] = UInt8(truncatingIfNeeded: bits >> UInt32(8 * k)) }
-                    at += 4
+                    } else {
+                        let bits = v.bitPattern.littleEndian
+                        withUnsafeBytes(of: bits) { (out + at).update(from: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: 4) }
+                        at += 4
+                    }
                 }
+                return at
             }
-            return at
         }
         buffer.removeLast(buffer.count - end)
     }
 
     static func isSmallWhole(_ v: Float) -> Bool {
-        v >= 0 && v < 268_435_456 && v == v.rounded(.towardZero) && v.bitPattern != Float(-0.0).bitPattern
+        // In range, the conversion to an integer and back is exact only for whole numbers.
+        v >= 0 && v < 268_435_456 && Float(UInt32(v)) == v && v.bitPattern != Float(-0.0).bitPattern
     }
 
     mutating func floats(_ values: [Float]) {

@@ -50,6 +50,7 @@ public final class StreamProcessor {
     let nDis: Int, nU: Int
     /// Per `Vocabulary.sales` name its position in the model's `dis` vector, per buyer bucket in `du`.
     let salesSlots: [Int?], bucketSlots: [Int?]
+    let rollupFields: RollupTable.Fields
     var partitions: [Int32: PartitionState] = [:]
     /// During a restore, what each restored item adds to the rollups and whether a day of it waits for buyers.
     var restoring: [Int32: [ItemKey: (RollupTable.Contribution, Int64?)]] = [:]
@@ -68,6 +69,7 @@ public final class StreamProcessor {
         let disNames = model.config.names(.dis), duNames = model.config.names(.du)
         salesSlots = Vocabulary.sales.map { disNames.firstIndex(of: $0.0) }
         bucketSlots = Vocabulary.buyerBuckets.map { duNames.firstIndex(of: $0) }
+        rollupFields = RollupTable.Fields(model.config.siiFields)
     }
 
     public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.count } }
@@ -134,7 +136,7 @@ public final class StreamProcessor {
         partitions[partition, default: PartitionState()].putCold(key: state.key, bytes: value)
         // Published by a member serving another version (a later record of the item is queued again: harmless).
         if state.sequence > 0, state.predictedBy != model.version { stale.append((partition, state.key)) }
-        restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: model.config.siiFields),
+        restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: rollupFields),
                                                         state.pendingSince)
     }
 
@@ -178,7 +180,7 @@ public final class StreamProcessor {
             stale.removeFirst()
             guard changes.items[p]?[key] == nil, let state = partitions[p]?.state(key),
                   state.predictedBy != model.version else { continue }
-            var change = Changes.Change(before: RollupTable.Contribution(state, fields: model.config.siiFields))
+            var change = Changes.Change(before: RollupTable.Contribution(state, fields: rollupFields))
             change.recompute = true
             change.statics = true
             changes.items[p, default: [:]][key] = change
@@ -247,13 +249,25 @@ public final class StreamProcessor {
         guard let key = message.key, key.elementsEqual(itemID.utf8) else {
             throw ApplyError(description: "key: must equal item_id \"\(itemID)\", got \(message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "none")")
         }
-        // Taken out of their dictionaries while they change, so that changing them copies nothing.
-        var table = partitions.removeValue(forKey: message.partition) ?? PartitionState()
-        defer { partitions[message.partition] = table }
-        var state = table.take(itemKey)
-            ?? ItemState(key: itemKey, siiCount: model.config.siiFields.count, nSis: model.config.count(.sis), nU: nU)
-        defer { table.put(state) }
-        let before = RollupTable.Contribution(state, fields: model.config.siiFields)
+        let partition = message.partition
+        if partitions[partition] == nil { partitions[partition] = PartitionState() }
+        // Changed in place: one lookup per table, no copies.
+        let applied = partitions.values[partitions.index(forKey: partition)!].modify(itemKey, make: {
+            ItemState(key: itemKey, siiCount: model.config.siiFields.count, nSis: model.config.count(.sis), nU: nU)
+        }) { state, waiting in apply(input, to: &state, waiting: &waiting, nowMs: nowMs) }
+        guard let (before, recompute, statics) = applied else { return }
+        Self.update(&changes.items[partition, default: [:]][itemKey, default: Changes.Change(before: before)]) {
+            $0.inputs = true
+            $0.recompute = $0.recompute || recompute
+            $0.statics = $0.statics || statics
+        }
+    }
+
+    /// Changes the item's inputs; nil when they stay as they were. Returns the item's rollup contribution before,
+    /// whether its model state must be recomputed, and whether its profile or activity changed.
+    func apply(_ input: Input, to state: inout ItemState, waiting: inout FIFO<(since: Int64, key: ItemKey)>,
+               nowMs: Int64) -> (before: RollupTable.Contribution, recompute: Bool, statics: Bool)? {
+        let before = RollupTable.Contribution(state, fields: rollupFields)
         var recompute = false, changed = false, statics = false
         switch input {
         case .profile(let e):
@@ -273,15 +287,11 @@ public final class StreamProcessor {
             statics = true
             (state.activityID, state.act) = (e.activityID, act)
         }
-        guard changed else { return }
+        guard changed else { return nil }
         let waitingSince = state.pendingSince
         state.updatePending(nowMs: nowMs)
-        if let since = state.pendingSince, since != waitingSince { table.waiting.append((since, itemKey)) }
-        Self.update(&changes.items[message.partition, default: [:]][itemKey, default: Changes.Change(before: before)]) {
-            $0.inputs = true
-            $0.recompute = $0.recompute || recompute
-            $0.statics = $0.statics || statics
-        }
+        if let since = state.pendingSince, since != waitingSince { waiting.append((since, state.key)) }
+        return (before, recompute, statics)
     }
 
     /// One dictionary access for several changes of an entry.
@@ -299,7 +309,7 @@ public final class StreamProcessor {
                 // A stale entry: the item's buyers came, or a later day restarted its clock.
                 guard let state = table.state(key), state.pendingSince == since else { continue }
                 if changes.items[p]?[key] == nil {
-                    changes.items[p, default: [:]][key] = Changes.Change(before: RollupTable.Contribution(state, fields: model.config.siiFields))
+                    changes.items[p, default: [:]][key] = Changes.Change(before: RollupTable.Contribution(state, fields: rollupFields))
                 }
                 table.put(table.take(key)!)
             }
@@ -333,10 +343,10 @@ public final class StreamProcessor {
         for (p, items) in changes.items {
             var table = partitions.removeValue(forKey: p)!
             for (key, change) in items {
-                let state = table.take(key)!
-                let included = includedDays(state, nowMs: nowMs)
-                var job = Job(partition: p, state: state, steps: included, fresh: true, change: change)
-                if let hot = state.hot, !change.recompute, hot.modelVersion == model.version,
+                var job = Job(partition: p, state: table.take(key)!, steps: [], fresh: true, change: change)
+                let included = includedDays(job.state, nowMs: nowMs)
+                job.steps = included
+                if let hot = job.state.hot, !change.recompute, hot.modelVersion == model.version,
                    included.count >= hot.appliedDays.count,
                    zip(included, hot.appliedDays).allSatisfy({ $0 == Int($1) }) {
                     job.steps.removeFirst(hot.appliedDays.count)
@@ -350,7 +360,7 @@ public final class StreamProcessor {
                         out.append(OutputRecord(kind: .changelog, partition: p, key: Self.changelogKey(key),
                                                 value: StateCodec.encode(job.state)))
                     }
-                    table.put(job.state)
+                    table.put(job.state.moveOut())
                     continue
                 }
                 jobs.append(job)
@@ -365,22 +375,22 @@ public final class StreamProcessor {
             step(order[start..<min(start + options.batchRows, order.count)], of: &jobs, timestamp: timestamp, out: &out)
         }
         // Back into their tables (jobs are grouped by partition), with their new contributions to the rollups.
+        let recent = partitions.values.reduce(0) { $0 + $1.hotCount } + jobs.count > options.hotItems ? Set(jobs.map(\.state.key)) : []
         var index = 0
         while index < jobs.count {
             let p = jobs[index].partition
             var table = partitions.removeValue(forKey: p)!
             while index < jobs.count, jobs[index].partition == p {
-                let state = jobs[index].state
-                table.rollups.add(jobs[index].change.before, promotion: state.key.promotionID, sign: -1)
-                table.rollups.add(RollupTable.Contribution(state, fields: model.config.siiFields),
-                                  promotion: state.key.promotionID, sign: 1)
+                let state = jobs[index].state.moveOut()
+                table.rollups.replace(jobs[index].change.before, with: RollupTable.Contribution(state, fields: rollupFields),
+                                      promotion: state.key.promotionID)
                 table.put(state)
                 index += 1
             }
             partitions[p] = table
         }
         publishRollups(nowMs: nowMs, timestamp: timestamp, out: &out)
-        coolDown(keeping: jobs)
+        coolDown(keeping: recent)
         return out
     }
 
@@ -396,11 +406,10 @@ public final class StreamProcessor {
 
     /// Turns hot items into their compact form when there are more than `hotItems`, keeping the items just changed.
     /// Down to 90%, so that one call encodes a tenth of them at most (a pause of a fraction of a second at 200,000).
-    func coolDown(keeping jobs: [Job]) {
+    func coolDown(keeping recent: Set<ItemKey>) {
         var hot = partitions.values.reduce(0) { $0 + $1.hotCount }
         let target = options.hotItems * 9 / 10
         guard hot > options.hotItems else { return }
-        let recent = Set(jobs.map(\.state.key))
         for p in Array(partitions.keys) where hot > target {
             var table = partitions.removeValue(forKey: p)!
             hot -= table.cool(count: hot - target, keeping: recent)
@@ -422,36 +431,36 @@ public final class StreamProcessor {
                 state.lastGMV = p.gmv
                 state.predictedBy = model.version
             }
-            let state = jobs[i].state
-            let applied = state.hot!.appliedDays.map(Int.init)
-            let event = PredictionEvent(p, key: key, modelVersion: model.version, activityID: state.activityID,
-                                        producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
-                                        daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
+            let applied = jobs[i].state.hot!.appliedDays.map(Int.init)
+            let event = PredictionEvent(p, key: key, modelVersion: model.version, activityID: jobs[i].state.activityID,
+                                        producedAt: timestamp, asOfDay: applied.last, sequence: jobs[i].state.sequence,
+                                        daysWithoutBuyers: applied.filter { !jobs[i].state.hasBuyers(day: $0) })
             out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(key.itemID.utf8),
                                     value: Event.prediction(event).encoded()))
             out.append(OutputRecord(kind: .changelog, partition: jobs[i].partition, key: Self.changelogKey(key),
-                                    value: StateCodec.encode(state)))
+                                    value: StateCodec.encode(jobs[i].state)))
         }
     }
 
     /// Steps the jobs at `chunk` (longest first) as one batch per day: each job's new model state (its
     /// `appliedDays` holding only the days stepped now) and prediction. Changes nothing.
     private func evaluate(_ chunk: ArraySlice<Int>, of jobs: [Job]) -> [(HotState, Prediction)] {
+        // A local copy: calling into a class's stored struct would copy it per call.
+        let network = self.network
         var batch = ItemBatch(network: network)
         var dayRows: [[Float]] = []
         dayRows.reserveCapacity(chunk.count)
         let hd = network.hidden
         for i in chunk {
-            let state = jobs[i].state
-            let raw = RawItem(sii: state.sii, sis: state.sis, su: state.su,
+            let raw = RawItem(sii: jobs[i].state.sii, sis: jobs[i].state.sis, su: jobs[i].state.su,
                               days: jobs[i].steps.map { day in
-                                  let (dis, du) = state.inputs(day: day, nDis: nDis, nU: nU)
+                                  let (dis, du) = jobs[i].state.inputs(day: day, nDis: nDis, nU: nU)
                                   return RawDay(dis: dis!, du: du)
-                              }, act: state.act)
+                              }, act: jobs[i].state.act)
             let encoded = network.encode(raw)
             batch.append(encoded, network: network)
             let row = batch.count - 1
-            if !jobs[i].fresh, let hot = state.hot {
+            if !jobs[i].fresh, let hot = jobs[i].state.hot {
                 batch.days[row] = hot.appliedDays.count
                 batch.h.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.h)
                 batch.acc.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.acc)
@@ -486,7 +495,7 @@ public final class StreamProcessor {
         for (p, table) in partitions {
             for state in table.allStates() {
                 jobs.append(Job(partition: p, state: state, steps: includedDays(state, nowMs: .max).filter { $0 <= day },
-                                fresh: true, change: Changes.Change(before: RollupTable.Contribution(state, fields: []))))
+                                fresh: true, change: Changes.Change(before: RollupTable.Contribution(state, fields: rollupFields))))
             }
         }
         let order = jobs.indices.sorted { (jobs[$0].steps.count, jobs[$0].state.key) > (jobs[$1].steps.count, jobs[$1].state.key) }
@@ -540,10 +549,21 @@ struct PartitionState {
         hot.removeValue(forKey: key) ?? cold.removeValue(forKey: key).map { try! StateCodec.decode($0) }
     }
 
+    /// Changes an item in place, making it whole first when it is compact, or making it with `make` when new.
+    mutating func modify<R>(_ key: ItemKey, make: () -> ItemState,
+                            _ body: (inout ItemState, inout FIFO<(since: Int64, key: ItemKey)>) -> R) -> R {
+        if let i = hot.index(forKey: key) { return body(&hot.values[i], &waiting) }
+        var state = cold.removeValue(forKey: key).map { try! StateCodec.decode($0) } ?? make()
+        let result = body(&state, &waiting)
+        hot[key] = state.moveOut()
+        return result
+    }
+
     /// Keeps an item whole (replacing its compact form, if it had one).
-    mutating func put(_ state: ItemState) {
-        hot[state.key] = state
-        if !cold.isEmpty { cold[state.key] = nil }
+    mutating func put(_ state: consuming ItemState) {
+        let key = state.key
+        if !cold.isEmpty { cold[key] = nil }
+        hot[key] = state
     }
 
     mutating func putCold(_ state: ItemState) { cold[state.key] = StateCodec.encode(state) }
