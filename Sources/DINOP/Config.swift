@@ -1,6 +1,17 @@
 /// The numeric input groups of MODEL.md.
 public enum FeatureGroup: String, CaseIterable, Sendable, Codable {
     case sis, su, dis, du, act
+
+    /// Position in `allCases`, for tables indexed by group.
+    public var ordinal: Int {
+        switch self {
+        case .sis: 0
+        case .su: 1
+        case .dis: 2
+        case .du: 3
+        case .act: 4
+        }
+    }
 }
 
 /// The prediction heads of MODEL.md.

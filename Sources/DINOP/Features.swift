@@ -68,17 +68,18 @@ public struct FeatureMapper: Sendable {
 
 /// Normalisation of every numeric group: `x = (T(raw) − mean) / std`, and a missing value gives 0.
 public struct Normaliser<T: DINOPScalar>: Sendable {
-    private var mean: [FeatureGroup: [T]] = [:]
-    private var std: [FeatureGroup: [T]] = [:]
-    private var takesLog: [FeatureGroup: [Bool]] = [:]
+    /// By `FeatureGroup.ordinal` (an array, not a map: this runs per item and day when serving).
+    private var mean: [[T]?] = Array(repeating: nil, count: FeatureGroup.allCases.count)
+    private var std: [[T]?] = Array(repeating: nil, count: FeatureGroup.allCases.count)
+    private var takesLog: [[Bool]?] = Array(repeating: nil, count: FeatureGroup.allCases.count)
 
     public init(_ parameters: Parameters<T>) {
         let config = parameters.layout.config
         for group in FeatureGroup.allCases where parameters.layout.spec("\(group.rawValue).norm.mean") != nil {
-            mean[group] = Array(parameters["\(group.rawValue).norm.mean"])
-            std[group] = Array(parameters["\(group.rawValue).norm.std"])
+            mean[group.ordinal] = Array(parameters["\(group.rawValue).norm.mean"])
+            std[group.ordinal] = Array(parameters["\(group.rawValue).norm.std"])
             let logs = config.log1pNames(group)
-            takesLog[group] = config.names(group).map { logs.contains($0) }
+            takesLog[group.ordinal] = config.names(group).map { logs.contains($0) }
         }
     }
 
@@ -89,7 +90,7 @@ public struct Normaliser<T: DINOPScalar>: Sendable {
     }
 
     public func normalise(_ group: FeatureGroup, _ raw: [Float], into out: UnsafeMutablePointer<T>) {
-        let mean = mean[group]!, std = std[group]!, logs = takesLog[group]!
+        let mean = mean[group.ordinal]!, std = std[group.ordinal]!, logs = takesLog[group.ordinal]!
         precondition(raw.count == mean.count, "\(group.rawValue) has \(raw.count) values, the model \(mean.count)")
         for i in 0..<raw.count {
             if let t = Self.transformed(raw[i], log1p: logs[i]) {

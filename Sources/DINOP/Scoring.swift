@@ -31,30 +31,45 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
     public init(network: Network<T>) { hidden = network.hidden }
 
     /// Appends an item with no day seen; encodes its static inputs.
+    public mutating func append(_ item: EncodedItem<T>, network: Network<T>) { append(contentsOf: [item], network: network) }
+
+    /// Appends items with no day seen; encodes their static inputs together (one GEMM per layer).
     @_specialize(exported: true, where T == Float)
-    public mutating func append(_ item: EncodedItem<T>, network: Network<T>) {
-        let dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth, dAct = network.layout.dims.actWidth
-        count += 1
-        days.append(0)
-        h += repeatElement(0, count: hidden)
-        acc += repeatElement(0, count: hidden)
-        maxScore.append(-.infinity)
-        scoreSum.append(0)
-        var embedding = [T](repeating: 0, count: network.layout.dims.embeddingWidths.reduce(0, +))
-        var encoded = [T](repeating: 0, count: Swift.max(dSii, dSis, dAct))
-        network.gatherEmbeddings([item.rows], into: &embedding)
-        network.dense("sii.fc", rows: 1, x: embedding, ldx: embedding.count, relu: true, out: &encoded)
-        sii += encoded[0..<dSii]
-        network.dense("sis.fc", rows: 1, x: item.sis, ldx: item.sis.count, relu: true, out: &encoded)
-        sis += encoded[0..<dSis]
-        if let x = item.act, network.layout.config.has(.ja) {
-            network.dense("act.fc", rows: 1, x: x, ldx: x.count, relu: true, out: &encoded)
-            act += encoded[0..<dAct]
-            hasActivity.append(true)
-        } else {
-            act += repeatElement(0, count: dAct)
-            hasActivity.append(false)
+    public mutating func append(contentsOf items: [EncodedItem<T>], network: Network<T>) {
+        let n = items.count
+        guard n > 0 else { return }
+        let dims = network.layout.dims
+        let dSii = dims.siiWidth, dSis = dims.sisWidth, dAct = dims.actWidth
+        count += n
+        days += repeatElement(0, count: n)
+        h += repeatElement(0, count: n * hidden)
+        acc += repeatElement(0, count: n * hidden)
+        maxScore += repeatElement(-.infinity, count: n)
+        scoreSum += repeatElement(0, count: n)
+        let embeddingWidth = dims.embeddingWidths.reduce(0, +)
+        var embedding = [T](repeating: 0, count: n * embeddingWidth)
+        var encoded = [T](repeating: 0, count: n * Swift.max(dSii, dSis, dAct))
+        network.gatherEmbeddings(items.map(\.rows), into: &embedding)
+        network.dense("sii.fc", rows: n, x: embedding, ldx: embeddingWidth, relu: true, out: &encoded)
+        sii += encoded[0..<(n * dSii)]
+        let sisInputs = items.flatMap(\.sis)
+        network.dense("sis.fc", rows: n, x: sisInputs, ldx: sisInputs.count / n, relu: true, out: &encoded)
+        sis += encoded[0..<(n * dSis)]
+        // Only the items with an activity go through its layer; the others keep zeros.
+        let withActivity = network.layout.config.has(.ja) ? items.indices.filter { items[$0].act != nil } : []
+        var actRows = [T](repeating: 0, count: n * dAct)
+        if !withActivity.isEmpty {
+            let actInputs = withActivity.flatMap { items[$0].act! }
+            network.dense("act.fc", rows: withActivity.count, x: actInputs, ldx: actInputs.count / withActivity.count,
+                          relu: true, out: &encoded)
+            for (row, i) in withActivity.enumerated() {
+                actRows.replaceSubrange((i * dAct)..<((i + 1) * dAct), with: encoded[(row * dAct)..<((row + 1) * dAct)])
+            }
         }
+        act += actRows
+        var flags = [Bool](repeating: false, count: n)
+        for i in withActivity { flags[i] = true }
+        hasActivity += flags
     }
 }
 
@@ -170,7 +185,7 @@ public struct Scorer<T: DINOPScalar> {
             let chunk = (chunkStart..<Swift.min(chunkStart + capacity, items.count))
                 .sorted { items[$0].dayCount > items[$1].dayCount }
             var batch = ItemBatch(network: network)
-            for index in chunk { batch.append(items[index], network: network) }
+            batch.append(contentsOf: chunk.map { items[$0] }, network: network)
             let k = network.inputWidth
             var x = [T](repeating: 0, count: chunk.count * k)
             for t in 0..<(chunk.first.map { items[$0].dayCount } ?? 0) {

@@ -420,7 +420,12 @@ public final class StreamProcessor {
     /// Steps the jobs at `chunk` (longest first) and updates their states: the new model state, sequence number,
     /// last GMV and version; emits each one's prediction and changelog record.
     private func step(_ chunk: ArraySlice<Int>, of jobs: inout [Job], timestamp: String, out: inout [OutputRecord]) {
-        let results = evaluate(chunk, of: jobs)
+        let results = jobs.withUnsafeBufferPointer { evaluate(chunk, of: $0) }
+        jobs.withUnsafeMutableBufferPointer { jobs in step(chunk, results, of: jobs, timestamp: timestamp, out: &out) }
+    }
+
+    private func step(_ chunk: ArraySlice<Int>, _ results: [(HotState, Prediction)], of jobs: UnsafeMutableBufferPointer<Job>,
+                      timestamp: String, out: inout [OutputRecord]) {
         for (i, (hot, p)) in zip(chunk, results) {
             let key = jobs[i].state.key, fresh = jobs[i].fresh
             Self.update(&jobs[i].state) { state in
@@ -444,30 +449,27 @@ public final class StreamProcessor {
 
     /// Steps the jobs at `chunk` (longest first) as one batch per day: each job's new model state (its
     /// `appliedDays` holding only the days stepped now) and prediction. Changes nothing.
-    private func evaluate(_ chunk: ArraySlice<Int>, of jobs: [Job]) -> [(HotState, Prediction)] {
+    /// (Through a buffer pointer: reading a field of an array's element copied the whole state.)
+    private func evaluate(_ chunk: ArraySlice<Int>, of jobs: UnsafeBufferPointer<Job>) -> [(HotState, Prediction)] {
         // A local copy: calling into a class's stored struct would copy it per call.
         let network = self.network
+        let encoded = chunk.map { i in
+            network.encode(RawItem(sii: jobs[i].state.sii, sis: jobs[i].state.sis, su: jobs[i].state.su,
+                                   days: jobs[i].steps.map { day in
+                                       let (dis, du) = jobs[i].state.inputs(day: day, nDis: nDis, nU: nU)
+                                       return RawDay(dis: dis!, du: du)
+                                   }, act: jobs[i].state.act))
+        }
         var batch = ItemBatch(network: network)
-        var dayRows: [[Float]] = []
-        dayRows.reserveCapacity(chunk.count)
+        batch.append(contentsOf: encoded, network: network)
         let hd = network.hidden
-        for i in chunk {
-            let raw = RawItem(sii: jobs[i].state.sii, sis: jobs[i].state.sis, su: jobs[i].state.su,
-                              days: jobs[i].steps.map { day in
-                                  let (dis, du) = jobs[i].state.inputs(day: day, nDis: nDis, nU: nU)
-                                  return RawDay(dis: dis!, du: du)
-                              }, act: jobs[i].state.act)
-            let encoded = network.encode(raw)
-            batch.append(encoded, network: network)
-            let row = batch.count - 1
-            if !jobs[i].fresh, let hot = jobs[i].state.hot {
-                batch.days[row] = hot.appliedDays.count
-                batch.h.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.h)
-                batch.acc.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.acc)
-                batch.maxScore[row] = hot.maxScore
-                batch.scoreSum[row] = hot.scoreSum
-            }
-            dayRows.append(encoded.dayInputs)
+        for (row, i) in chunk.enumerated() where !jobs[i].fresh {
+            guard let hot = jobs[i].state.hot else { continue }
+            batch.days[row] = hot.appliedDays.count
+            batch.h.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.h)
+            batch.acc.replaceSubrange((row * hd)..<((row + 1) * hd), with: hot.acc)
+            batch.maxScore[row] = hot.maxScore
+            batch.scoreSum[row] = hot.scoreSum
         }
         let k = network.inputWidth
         let longest = chunk.first.map { jobs[$0].steps.count } ?? 0
@@ -475,7 +477,7 @@ public final class StreamProcessor {
         for t in 0..<longest {
             let active = chunk.prefix { jobs[$0].steps.count > t }.count
             for row in 0..<active {
-                x.replaceSubrange((row * k)..<((row + 1) * k), with: dayRows[row][(t * k)..<((t + 1) * k)])
+                x.replaceSubrange((row * k)..<((row + 1) * k), with: encoded[row].dayInputs[(t * k)..<((t + 1) * k)])
             }
             scorer.advance(&batch, rows: active, x: x)
         }
@@ -502,7 +504,7 @@ public final class StreamProcessor {
         var out: [PredictionEvent] = []
         for start in stride(from: 0, to: order.count, by: options.batchRows) {
             let chunk = order[start..<min(start + options.batchRows, order.count)]
-            for (i, (hot, p)) in zip(chunk, evaluate(chunk, of: jobs)) {
+            for (i, (hot, p)) in zip(chunk, jobs.withUnsafeBufferPointer { evaluate(chunk, of: $0) }) {
                 let state = jobs[i].state
                 out.append(PredictionEvent(p, key: state.key, modelVersion: model.version, activityID: state.activityID,
                                            producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),
