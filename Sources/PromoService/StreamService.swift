@@ -188,9 +188,12 @@ public final class StreamService: @unchecked Sendable {
             try producer.beginTransaction()
             transactionOpen = true
             try publish(outputs)
+            let published = clock.now
             try producer.sendOffsets(offsets, consumer: consumer)
+            let offsetsSent = clock.now
             try producer.commitTransaction()
             transactionOpen = false
+            stats.transactions(publish: published - processed, offsets: offsetsSent - published, commit: clock.now - offsetsSent)
         case .atLeastOnce:
             try publish(outputs)
             try producer.flush()
@@ -268,6 +271,8 @@ public final class StreamService: @unchecked Sendable {
 struct LoopStats {
     var messages = 0, outputs = 0, batches = 0
     var process = Duration.zero, commit = Duration.zero
+    /// Of `commit`, in exactly-once mode: producing the outputs, sending the offsets, committing the transaction.
+    var publish = Duration.zero, offsets = Duration.zero, endTransaction = Duration.zero
     var since = ContinuousClock.now
 
     mutating func add(messages: Int, outputs: Int, process: Duration, commit: Duration) {
@@ -278,6 +283,12 @@ struct LoopStats {
         self.commit += commit
     }
 
+    mutating func transactions(publish: Duration, offsets: Duration, commit: Duration) {
+        self.publish += publish
+        self.offsets += offsets
+        endTransaction += commit
+    }
+
     mutating func report(every interval: Double, _ log: (String) -> Void) {
         let elapsed = ContinuousClock.now - since
         guard interval > 0, elapsed >= .seconds(interval) else { return }
@@ -285,7 +296,10 @@ struct LoopStats {
         if messages > 0 {
             log(String(format: "%.0f messages/s, %.0f outputs/s, %d batches of %.0f; processing %.0f%%, publishing and committing %.0f%% of the time",
                        Double(messages) / seconds, Double(outputs) / seconds, batches, Double(messages) / Double(batches),
-                       100 * process.seconds / seconds, 100 * commit.seconds / seconds))
+                       100 * process.seconds / seconds, 100 * commit.seconds / seconds)
+                + (endTransaction > .zero ? String(format: " (per batch: producing %.1f ms, sending offsets %.1f ms, committing %.1f ms)",
+                                                   publish.seconds * 1000 / Double(batches), offsets.seconds * 1000 / Double(batches),
+                                                   endTransaction.seconds * 1000 / Double(batches)) : ""))
         } else if batches > 0 {
             log(String(format: "no input; %d transactions of grace-period days and rollups, %.0f outputs/s", batches,
                        Double(outputs) / seconds))

@@ -123,7 +123,10 @@ if CommandLine.arguments.contains("--swap-only") {
 
 // MARK: 1. The processor alone
 
-for threads in [1, 2] {
+/// `--latency-rate R`: only the latency at R events/s (phase 3), to look into it.
+let latencyRate = Double(option("--latency-rate") ?? "")
+
+for threads in [1, 2] where latencyRate == nil {
     var options = ProcessorOptions()
     options.threads = threads
     let processor = ShardedProcessor(model: model, options: options)
@@ -175,7 +178,7 @@ func produce(_ batch: [(topic: String, key: [UInt8], value: [UInt8])], pacing ra
     return now() - start
 }
 
-let produceSeconds = try produce(first)
+let produceSeconds = latencyRate != nil ? 1 : try produce(first)
 print(String(format: "   producing the inputs to the broker: %.0f events/s (the broker's own ceiling on this machine)",
              Double(first.count) / produceSeconds))
 
@@ -193,19 +196,21 @@ final class Member: @unchecked Sendable {
     let assigned = DispatchSemaphore(value: 0)
 
     /// `startAtEnd`: a new group that reads only what is produced after it joins.
-    init(group: String, pollMs: Int32, maxBatch: Int, startAtEnd: Bool = false, mode: DeliveryMode = .exactlyOnce) {
+    init(group: String, pollMs: Int32, maxBatch: Int, startAtEnd: Bool = false, mode: DeliveryMode = .exactlyOnce,
+         statsSeconds: Double = 0) {
         var options = ServiceOptions(kafka: kafka, member: "bench")
         options.mode = mode
         if startAtEnd { options.kafka["auto.offset.reset"] = "latest" }
         options.group = group
         options.pollTimeoutMs = pollMs
         options.maxBatch = maxBatch
-        options.statsIntervalSeconds = 0
+        options.statsIntervalSeconds = statsSeconds
         options.processor.gracePeriodMs = 1_000
         options.processor.threads = memberThreads
         let assigned = self.assigned
         let service = StreamService(model: model, options: options, log: { line in
             if line.contains("assigned partitions") { assigned.signal() }
+            if line.contains("messages/s") { log("member: \(line)") }
         })
         self.service = service
         let (stop, processed, done) = (self.stop, self.processed, self.done)
@@ -236,15 +241,20 @@ final class Member: @unchecked Sendable {
     }
 }
 
-let throughputMember = Member(group: "bench-\(UUID().uuidString)", pollMs: 100, maxBatch: 10_000)
-let startedAt = now()
-_ = throughputMember.wait(forProcessed: 1, timeout: 120)
-let firstBatchAt = now()
-let finished = throughputMember.wait(forProcessed: first.count, timeout: 1200)
-let endToEnd = Double(first.count) / (now() - firstBatchAt)
-print(String(format: "2. end to end, one member, exactly-once: %.0f events/s (%d events; %.1f s to join the group and get the first batch)%@",
-             endToEnd, first.count, firstBatchAt - startedAt, finished ? "" : " — did not finish"))
-throughputMember.finish()
+let endToEnd: Double
+if let latencyRate {
+    endToEnd = latencyRate
+} else {
+    let throughputMember = Member(group: "bench-\(UUID().uuidString)", pollMs: 100, maxBatch: 10_000, statsSeconds: 5)
+    let startedAt = now()
+    _ = throughputMember.wait(forProcessed: 1, timeout: 120)
+    let firstBatchAt = now()
+    let finished = throughputMember.wait(forProcessed: first.count, timeout: 1200)
+    endToEnd = Double(first.count) / (now() - firstBatchAt)
+    print(String(format: "2. end to end, one member, exactly-once: %.0f events/s (%d events; %.1f s to join the group and get the first batch)%@",
+                 endToEnd, first.count, firstBatchAt - startedAt, finished ? "" : " — did not finish"))
+    throughputMember.finish()
+}
 
 // MARK: 3. Latency at half that rate (and at a tenth, to show the floor)
 
@@ -253,7 +263,7 @@ func latency(_ events: ArraySlice<(topic: String, key: [UInt8], value: [UInt8])>
              mode: DeliveryMode = .exactlyOnce) throws -> (p50: Double, p99: Double, count: Int) {
     // A short poll so that a batch closes soon after its first message; under backlog batches grow by themselves.
     let member = Member(group: "bench-latency-\(UUID().uuidString)", pollMs: 5, maxBatch: 10_000, startAtEnd: true,
-                        mode: mode)
+                        mode: mode, statsSeconds: 5)
     member.assigned.wait()
     defer { member.finish() }
     // Read predictions from the end of the topic, committed only, as a downstream consumer would.
@@ -271,6 +281,9 @@ func latency(_ events: ArraySlice<(topic: String, key: [UInt8], value: [UInt8])>
     }
     producerThread.start()
     var latencies: [Double] = []
+    /// The worst latency of each 5 s of receiving, to tell a steady tail from a stall.
+    var worst: [Int: Double] = [:]
+    let readStart = now()
     let promotion = promotions[1]
     let deadline = now() + seconds + 30
     var idleSince = now()
@@ -284,9 +297,11 @@ func latency(_ events: ArraySlice<(topic: String, key: [UInt8], value: [UInt8])>
                   !(p.daysWithoutBuyers ?? []).contains(p.asOfDay ?? 0),
                   let sent = lastSent.withLock({ $0[p.itemID] }) else { continue }
             latencies.append(received - sent)
+            worst[Int((received - readStart) / 5), default: 0] = max(worst[Int((received - readStart) / 5), default: 0], received - sent)
         }
     }
     latencies.sort()
+    log("worst latency per 5 s of reading: " + worst.keys.sorted().map { String(format: "%.0f ms", worst[$0]! * 1000) }.joined(separator: ", "))
     func percentile(_ q: Double) -> Double {
         latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] * 1000
     }
@@ -296,6 +311,12 @@ func latency(_ events: ArraySlice<(topic: String, key: [UInt8], value: [UInt8])>
 // Each run sends days the member has not seen: the tenth-rate run the first events of the second promotion,
 // the half-rate run the rest.
 // the at-least-once run the next ones, the half-rate run the rest.
+if let latencyRate {
+    let (p50, p99, count) = try latency(second[...], rate: latencyRate, seconds: 30)
+    print(String(format: "3. latency at %.0f events/s, event sent → prediction readable (read_committed): p50 %.1f ms, p99 %.1f ms (%d predictions)",
+                 latencyRate, p50, p99, count))
+    exit(0)
+}
 let slowCount = Int(endToEnd / 10 * 30)
 for (name, rate, events, mode) in [
     ("a tenth of 2.", endToEnd / 10, second.prefix(slowCount), DeliveryMode.exactlyOnce),
