@@ -1,3 +1,4 @@
+import DINOP
 import PromoFeatures
 
 /// Everything the processor keeps for one item in one promotion: its inputs by the model's feature names, and
@@ -71,6 +72,17 @@ public struct ItemState: Sendable, Equatable {
         let dis = dayFlags[i] & DayFlags.sales != 0 ? Array(dayValues[base..<(base + nDis)]) : nil
         let du = dayFlags[i] & DayFlags.buyers != 0 ? Array(dayValues[(base + nDis)..<(base + nDis + nU)]) : nil
         return (dis, du)
+    }
+
+    /// The model's raw inputs for stepping through `days` (each with its sales).
+    func rawItem(days: [Int], nDis: Int, nU: Int) -> RawItem {
+        var raw = RawItem(sii: sii, sis: sis, su: su, days: [], act: act)
+        raw.days.reserveCapacity(days.count)
+        for day in days {
+            let (dis, du) = inputs(day: day, nDis: nDis, nU: nU)
+            raw.days.append(RawDay(dis: dis!, du: du))
+        }
+        return raw
     }
 
     /// Stores one part of a day; returns false when the stored part was already identical (a duplicate).

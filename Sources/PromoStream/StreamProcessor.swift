@@ -297,6 +297,9 @@ public final class StreamProcessor {
     /// One dictionary access for several changes of an entry.
     static func update<T>(_ value: inout T, _ body: (inout T) -> Void) { body(&value) }
 
+    /// Reads a value in place (exclusive access needs no defensive copy).
+    static func read<T, R>(_ value: inout T, _ body: (inout T) -> R) -> R { body(&value) }
+
     /// Items whose grace period ran out by `nowMs`: from the front of each partition's queue, in the order their
     /// grace periods started, so a call looks at no more items than it expires (plus stale entries once).
     func expirePending(nowMs: Int64, changes: inout Changes) {
@@ -344,12 +347,13 @@ public final class StreamProcessor {
             var table = partitions.removeValue(forKey: p)!
             for (key, change) in items {
                 var job = Job(partition: p, state: table.take(key)!, steps: [], fresh: true, change: change)
-                let included = includedDays(job.state, nowMs: nowMs)
+                let (included, applied) = Self.read(&job.state) { state in
+                    (includedDays(state, nowMs: nowMs), state.hot.flatMap { $0.modelVersion == model.version ? $0.appliedDays : nil })
+                }
                 job.steps = included
-                if let hot = job.state.hot, !change.recompute, hot.modelVersion == model.version,
-                   included.count >= hot.appliedDays.count,
-                   zip(included, hot.appliedDays).allSatisfy({ $0 == Int($1) }) {
-                    job.steps.removeFirst(hot.appliedDays.count)
+                if let applied, !change.recompute, included.count >= applied.count,
+                   zip(included, applied).allSatisfy({ $0 == Int($1) }) {
+                    job.steps.removeFirst(applied.count)
                     job.fresh = false
                 }
                 // Without a new day, a changed profile or activity, the prediction stays as it is (and so do the
@@ -358,7 +362,7 @@ public final class StreamProcessor {
                 if !job.fresh, job.steps.isEmpty, !change.statics {
                     if change.inputs {
                         out.append(OutputRecord(kind: .changelog, partition: p, key: Self.changelogKey(key),
-                                                value: StateCodec.encode(job.state)))
+                                                value: Self.read(&job.state) { StateCodec.encode($0) }))
                     }
                     table.put(job.state.moveOut())
                     continue
@@ -420,14 +424,10 @@ public final class StreamProcessor {
     /// Steps the jobs at `chunk` (longest first) and updates their states: the new model state, sequence number,
     /// last GMV and version; emits each one's prediction and changelog record.
     private func step(_ chunk: ArraySlice<Int>, of jobs: inout [Job], timestamp: String, out: inout [OutputRecord]) {
-        let results = jobs.withUnsafeBufferPointer { evaluate(chunk, of: $0) }
-        jobs.withUnsafeMutableBufferPointer { jobs in step(chunk, results, of: jobs, timestamp: timestamp, out: &out) }
-    }
-
-    private func step(_ chunk: ArraySlice<Int>, _ results: [(HotState, Prediction)], of jobs: UnsafeMutableBufferPointer<Job>,
-                      timestamp: String, out: inout [OutputRecord]) {
+        let results = jobs.withUnsafeMutableBufferPointer { evaluate(chunk, of: $0) }
         for (i, (hot, p)) in zip(chunk, results) {
-            let key = jobs[i].state.key, fresh = jobs[i].fresh
+            let (fresh, partition) = (jobs[i].fresh, jobs[i].partition)
+            // Read and written in place: reading a state out of an array element copies all of it.
             Self.update(&jobs[i].state) { state in
                 let previous = fresh ? [] : state.hot?.appliedDays ?? []
                 state.hot = hot
@@ -435,30 +435,28 @@ public final class StreamProcessor {
                 state.sequence += 1
                 state.lastGMV = p.gmv
                 state.predictedBy = model.version
+                let applied = state.hot!.appliedDays.map(Int.init)
+                let event = PredictionEvent(p, key: state.key, modelVersion: model.version, activityID: state.activityID,
+                                            producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
+                                            daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
+                out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(state.key.itemID.utf8),
+                                        value: Event.prediction(event).encoded()))
+                out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
+                                        value: StateCodec.encode(state)))
             }
-            let applied = jobs[i].state.hot!.appliedDays.map(Int.init)
-            let event = PredictionEvent(p, key: key, modelVersion: model.version, activityID: jobs[i].state.activityID,
-                                        producedAt: timestamp, asOfDay: applied.last, sequence: jobs[i].state.sequence,
-                                        daysWithoutBuyers: applied.filter { !jobs[i].state.hasBuyers(day: $0) })
-            out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(key.itemID.utf8),
-                                    value: Event.prediction(event).encoded()))
-            out.append(OutputRecord(kind: .changelog, partition: jobs[i].partition, key: Self.changelogKey(key),
-                                    value: StateCodec.encode(jobs[i].state)))
         }
     }
 
     /// Steps the jobs at `chunk` (longest first) as one batch per day: each job's new model state (its
     /// `appliedDays` holding only the days stepped now) and prediction. Changes nothing.
-    /// (Through a buffer pointer: reading a field of an array's element copied the whole state.)
-    private func evaluate(_ chunk: ArraySlice<Int>, of jobs: UnsafeBufferPointer<Job>) -> [(HotState, Prediction)] {
+    /// (Mutable only so that the states are read in place: calling a method of a state read from a buffer or
+    /// an array copies all of it first.)
+    private func evaluate(_ chunk: ArraySlice<Int>, of jobs: UnsafeMutableBufferPointer<Job>) -> [(HotState, Prediction)] {
         // A local copy: calling into a class's stored struct would copy it per call.
         let network = self.network
         let encoded = chunk.map { i in
-            network.encode(RawItem(sii: jobs[i].state.sii, sis: jobs[i].state.sis, su: jobs[i].state.su,
-                                   days: jobs[i].steps.map { day in
-                                       let (dis, du) = jobs[i].state.inputs(day: day, nDis: nDis, nU: nU)
-                                       return RawDay(dis: dis!, du: du)
-                                   }, act: jobs[i].state.act))
+            let steps = jobs[i].steps
+            return network.encode(Self.read(&jobs[i].state) { $0.rawItem(days: steps, nDis: nDis, nU: nU) })
         }
         var batch = ItemBatch(network: network)
         batch.append(contentsOf: encoded, network: network)
@@ -504,7 +502,7 @@ public final class StreamProcessor {
         var out: [PredictionEvent] = []
         for start in stride(from: 0, to: order.count, by: options.batchRows) {
             let chunk = order[start..<min(start + options.batchRows, order.count)]
-            for (i, (hot, p)) in zip(chunk, jobs.withUnsafeBufferPointer { evaluate(chunk, of: $0) }) {
+            for (i, (hot, p)) in zip(chunk, jobs.withUnsafeMutableBufferPointer { evaluate(chunk, of: $0) }) {
                 let state = jobs[i].state
                 out.append(PredictionEvent(p, key: state.key, modelVersion: model.version, activityID: state.activityID,
                                            producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),
@@ -565,7 +563,7 @@ struct PartitionState {
     mutating func put(_ state: consuming ItemState) {
         let key = state.key
         if !cold.isEmpty { cold[key] = nil }
-        hot[key] = state
+        hot[key] = consume state
     }
 
     mutating func putCold(_ state: ItemState) { cold[state.key] = StateCodec.encode(state) }
