@@ -48,7 +48,8 @@ public struct JSONWriter: Sendable {
         if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
             integer(Int64(value), separated: true)
         } else {
-            bytes.append(contentsOf: value.description.utf8)
+            // Through TextOutputStream: the same shortest round-trip digits as `description`, without a String.
+            value.write(to: &self)
         }
     }
 
@@ -124,4 +125,11 @@ public struct JSONWriter: Sendable {
         }
         bytes.append(UInt8(ascii: "\""))
     }
+}
+
+extension JSONWriter: TextOutputStream {
+    public mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
+
+    /// What the standard library's number formatting calls, with ASCII it formatted on the stack.
+    public mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
 }

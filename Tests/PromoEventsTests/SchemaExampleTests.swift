@@ -201,3 +201,22 @@ func dailyFastPathAgrees() throws {
     }
     #expect(read > 100, "the fast path read \(read) of 2,000 random events")
 }
+
+@Test("the writer formats numbers as Swift's shortest round-trip text, integers without a fraction")
+func writerNumbers() throws {
+    var random = SystemRandomNumberGenerator()
+    for i in 0..<100_000 {
+        let value: Double = switch i % 3 {
+        case 0: Double(Float.random(in: 0...1, using: &random))
+        case 1: .random(in: -1e20...1e20, using: &random)
+        default: Double(bitPattern: random.next())
+        }
+        guard value.isFinite else { continue }
+        var writer = JSONWriter()
+        writer.number(value)
+        let integral = value == value.rounded() && abs(value) < 9_007_199_254_740_992
+        let expected = integral ? String(Int64(value)) : value.description
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+        #expect(try JSONParser.parse(writer.bytes).number == value)
+    }
+}
