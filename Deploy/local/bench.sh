@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The stream benchmark: release build, a fresh local broker on port 19092, then promo-stream-bench.
-#   Deploy/local/bench.sh [--items N] [--state-items N]
+#   Deploy/local/bench.sh [--items N] [--state-items N] [--threads N] [--processor-only | --swap-only | --latency-rate R]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release 2>&1 | tail -1
