@@ -220,3 +220,16 @@ func writerNumbers() throws {
         #expect(try JSONParser.parse(writer.bytes).number == value)
     }
 }
+
+@Test("the parser reads every decimal number as strtod does")
+func parserNumbersMatchStrtod() throws {
+    var random = SystemRandomNumberGenerator()
+    func digits(_ count: Int) -> String { String((0..<count).map { _ in "0123456789".randomElement(using: &random)! }) }
+    for i in 0..<100_000 {
+        var text = (i % 2 == 0 ? "" : "-") + String(Int.random(in: 0...99_999_999, using: &random)).prefix(Int.random(in: 1...8, using: &random))
+        if i % 5 != 0 { text += "." + digits(Int.random(in: 1...12, using: &random)) }
+        if i % 7 == 0 { text += "e" + String(Int.random(in: -30...30, using: &random)) }
+        let parsed = try #require(try JSONParser.parse(text).number)
+        #expect(parsed.bitPattern == strtod(text, nil).bitPattern, "\(text)")
+    }
+}
