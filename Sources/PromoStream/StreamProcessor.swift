@@ -597,8 +597,9 @@ struct PartitionState {
 extension ItemState {
     /// The day waiting for its buyers: the latest sales day, when it has none.
     var pendingDay: Int? {
-        guard let last = salesDays.last, !hasBuyers(day: last) else { return nil }
-        return last
+        guard let last = dayFlags.lastIndex(where: { $0 & DayFlags.sales != 0 }),
+              dayFlags[last] & DayFlags.buyers == 0 else { return nil }
+        return Int(dayNumbers[last])
     }
 
     /// Starts the grace clock when the latest sales day lacks its buyers; stops it when they come.
