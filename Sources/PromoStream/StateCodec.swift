@@ -130,7 +130,7 @@ struct ByteWriter {
                         at += 1
                     } else {
                         let bits = v.bitPattern.littleEndian
-                        withUnsafeBytes(of: bits) { (out + at).update(from: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: 4) }
+                        withUnsafeBytes(of: bits) { UnsafeMutableRawPointer(out + at).copyMemory(from: $0.baseAddress!, byteCount: 4) }
                         at += 4
                     }
                 }
