@@ -64,6 +64,10 @@ public struct FeatureMapper: Sendable {
     }
 
     public func siiIDs(_ ids: [String: String]) -> [String?] { config.siiFields.map { ids[$0] } }
+
+    /// Where each of `names` goes in the group's vector (nil for names the model lacks), for callers that carry
+    /// values by position rather than by name.
+    public func positions(_ group: FeatureGroup, of names: [String]) -> [Int?] { names.map { positions[group]![$0] } }
 }
 
 /// Normalisation of every numeric group: `x = (T(raw) − mean) / std`, and a missing value gives 0.

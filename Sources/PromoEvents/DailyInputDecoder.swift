@@ -48,60 +48,47 @@ private struct DailyReader {
     static let bucketDimension = Vocabulary.buyerDimensions.enumerated().flatMap { i, d in d.buckets.map { _ in i } }
 
     mutating func read() -> DailyInput? {
-        var schema: String?, itemID: String?, promotionID: String?, day: Int?, date: String?, buyerCount: Int?
+        var part: DailyInput.Part?, itemID: String?, promotionID: String?, day: Int?, date: String?, buyerCount: Int?
         var values: [Double]?
-        var part: DailyInput.Part?
         cursor.skipWhitespace()
-        guard take(UInt8(ascii: "{")) else { return nil }
-        var first = true
-        while true {
-            cursor.skipWhitespace()
-            if take(UInt8(ascii: "}")) { break }
-            if !first {
-                guard take(UInt8(ascii: ",")) else { return nil }
-                cursor.skipWhitespace()
-            }
-            first = false
-            guard let key = plainString() else { return nil }
-            cursor.skipWhitespace()
-            guard take(UInt8(ascii: ":")) else { return nil }
-            cursor.skipWhitespace()
-            // A repeated field is a duplicate key, which the full parser refuses.
+        // A repeated field is a duplicate key, which the full parser refuses.
+        let known = object { reader, key in
             switch key {
             case "schema":
-                guard schema == nil, let s = plainString() else { return nil }
+                guard part == nil, let s = reader.plainString() else { return false }
                 switch s {
                 case DailySales.schema: part = .sales
                 case DailyBuyers.schema: part = .buyers
-                default: return nil
+                default: return false
                 }
-                schema = s
             case "item_id":
-                guard itemID == nil, let s = plainString(), !s.isEmpty else { return nil }
+                guard itemID == nil, let s = reader.plainString(), !s.isEmpty else { return false }
                 itemID = s
             case "promotion_id":
-                guard promotionID == nil, let s = plainString(), !s.isEmpty else { return nil }
+                guard promotionID == nil, let s = reader.plainString(), !s.isEmpty else { return false }
                 promotionID = s
             case "day":
-                guard day == nil, let n = number(), n == n.rounded(), n >= 1, n <= Double(presaleDays) else { return nil }
+                guard day == nil, let n = reader.number(), n == n.rounded(), n >= 1, n <= Double(reader.presaleDays) else { return false }
                 day = Int(n)
             case "date":
-                guard date == nil, let s = plainString() else { return nil }
+                guard date == nil, let s = reader.plainString() else { return false }
                 date = s
             case "buyer_count":
-                guard buyerCount == nil, let n = number(), n == n.rounded(), n >= 0, n <= Double(Int32.max) else { return nil }
+                guard buyerCount == nil, let n = reader.number(), n == n.rounded(), n >= 0, n <= Double(Int32.max) else { return false }
                 buyerCount = Int(n)
             case "sales":
-                guard values == nil, let v = namedValues(Self.salesNames) else { return nil }
-                for (value, range) in zip(v, Self.salesRanges) where !value.isNaN && range.check(value) != nil { return nil }
+                guard values == nil, let v = reader.namedValues(Self.salesNames) else { return false }
+                for (value, range) in zip(v, Self.salesRanges) where !value.isNaN && range.check(value) != nil { return false }
                 values = v
             case "buyers":
-                guard values == nil, let v = namedValues(Self.buckets), Self.sharesClearlyValid(v) else { return nil }
+                guard values == nil, let v = reader.namedValues(Self.buckets), Self.sharesClearlyValid(v) else { return false }
                 values = v
             default:
-                return nil
+                return false
             }
+            return true
         }
+        guard known else { return nil }
         cursor.skipWhitespace()
         guard cursor.index == cursor.bytes.count, let part, let itemID, let promotionID, let day, let values else { return nil }
         // The fields of the other schema are unknown fields to this one; the full decoder ignores them.
@@ -131,23 +118,33 @@ private struct DailyReader {
     /// An object of numbers named by `names` (NaN for those absent); nil for another name, a repeated one, or a
     /// value that is not a finite float32 number.
     mutating func namedValues(_ names: [String]) -> [Double]? {
-        guard take(UInt8(ascii: "{")) else { return nil }
         var values = [Double](repeating: .nan, count: names.count)
+        let known = object { reader, key in
+            guard let i = names.firstIndex(of: key), values[i].isNaN, let n = reader.number() else { return false }
+            values[i] = n
+            return true
+        }
+        return known ? values : nil
+    }
+
+    /// Reads an object, `member` reading each value after its key; false when the bytes are not an object or
+    /// `member` declines a member.
+    mutating func object(_ member: (inout DailyReader, String) -> Bool) -> Bool {
+        guard take(UInt8(ascii: "{")) else { return false }
         var first = true
         while true {
             cursor.skipWhitespace()
-            if take(UInt8(ascii: "}")) { return values }
+            if take(UInt8(ascii: "}")) { return true }
             if !first {
-                guard take(UInt8(ascii: ",")) else { return nil }
+                guard take(UInt8(ascii: ",")) else { return false }
                 cursor.skipWhitespace()
             }
             first = false
-            guard let key = plainString(), let i = names.firstIndex(of: key), values[i].isNaN else { return nil }
+            guard let key = plainString() else { return false }
             cursor.skipWhitespace()
-            guard take(UInt8(ascii: ":")) else { return nil }
+            guard take(UInt8(ascii: ":")) else { return false }
             cursor.skipWhitespace()
-            guard let n = number() else { return nil }
-            values[i] = n
+            guard member(&self, key) else { return false }
         }
     }
 

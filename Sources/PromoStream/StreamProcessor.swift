@@ -66,9 +66,8 @@ public final class StreamProcessor {
         decoder = EventDecoder(presaleDays: options.presaleDays)
         nDis = network.nDis
         nU = network.nU
-        let disNames = model.config.names(.dis), duNames = model.config.names(.du)
-        salesSlots = Vocabulary.sales.map { disNames.firstIndex(of: $0.0) }
-        bucketSlots = Vocabulary.buyerBuckets.map { duNames.firstIndex(of: $0) }
+        salesSlots = mapper.positions(.dis, of: Vocabulary.sales.map(\.0))
+        bucketSlots = mapper.positions(.du, of: Vocabulary.buyerBuckets)
         rollupFields = RollupTable.Fields(model.config.siiFields)
     }
 
@@ -250,13 +249,12 @@ public final class StreamProcessor {
             throw ApplyError(description: "key: must equal item_id \"\(itemID)\", got \(message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "none")")
         }
         let partition = message.partition
-        if partitions[partition] == nil { partitions[partition] = PartitionState() }
         // Changed in place: one lookup per table, no copies.
-        let applied = partitions.values[partitions.index(forKey: partition)!].modify(itemKey, make: {
+        let applied = partitions[partition, default: PartitionState()].modify(itemKey, make: {
             ItemState(key: itemKey, siiCount: model.config.siiFields.count, nSis: model.config.count(.sis), nU: nU)
         }) { state, waiting in apply(input, to: &state, waiting: &waiting, nowMs: nowMs) }
         guard let (before, recompute, statics) = applied else { return }
-        Self.update(&changes.items[partition, default: [:]][itemKey, default: Changes.Change(before: before)]) {
+        Self.inPlace(&changes.items[partition, default: [:]][itemKey, default: Changes.Change(before: before)]) {
             $0.inputs = true
             $0.recompute = $0.recompute || recompute
             $0.statics = $0.statics || statics
@@ -265,7 +263,7 @@ public final class StreamProcessor {
 
     /// Changes the item's inputs; nil when they stay as they were. Returns the item's rollup contribution before,
     /// whether its model state must be recomputed, and whether its profile or activity changed.
-    func apply(_ input: Input, to state: inout ItemState, waiting: inout FIFO<(since: Int64, key: ItemKey)>,
+    func apply(_ input: Input, to state: inout ItemState, waiting: inout PartitionState.Waiting,
                nowMs: Int64) -> (before: RollupTable.Contribution, recompute: Bool, statics: Bool)? {
         let before = RollupTable.Contribution(state, fields: rollupFields)
         var recompute = false, changed = false, statics = false
@@ -294,11 +292,9 @@ public final class StreamProcessor {
         return (before, recompute, statics)
     }
 
-    /// One dictionary access for several changes of an entry.
-    static func update<T>(_ value: inout T, _ body: (inout T) -> Void) { body(&value) }
-
-    /// Reads a value in place (exclusive access needs no defensive copy).
-    static func read<T, R>(_ value: inout T, _ body: (inout T) -> R) -> R { body(&value) }
+    /// Works on a value in place: one dictionary access for several changes of an entry, and a state in an array
+    /// read without the defensive copy a shared read of it would make.
+    static func inPlace<T, R>(_ value: inout T, _ body: (inout T) -> R) -> R { body(&value) }
 
     /// Items whose grace period ran out by `nowMs`: from the front of each partition's queue, in the order their
     /// grace periods started, so a call looks at no more items than it expires (plus stale entries once).
@@ -347,7 +343,7 @@ public final class StreamProcessor {
             var table = partitions.removeValue(forKey: p)!
             for (key, change) in items {
                 var job = Job(partition: p, state: table.take(key)!, steps: [], fresh: true, change: change)
-                let (included, applied) = Self.read(&job.state) { state in
+                let (included, applied) = Self.inPlace(&job.state) { state in
                     (includedDays(state, nowMs: nowMs), state.hot.flatMap { $0.modelVersion == model.version ? $0.appliedDays : nil })
                 }
                 job.steps = included
@@ -362,7 +358,7 @@ public final class StreamProcessor {
                 if !job.fresh, job.steps.isEmpty, !change.statics {
                     if change.inputs {
                         out.append(OutputRecord(kind: .changelog, partition: p, key: Self.changelogKey(key),
-                                                value: Self.read(&job.state) { StateCodec.encode($0) }))
+                                                value: Self.inPlace(&job.state) { StateCodec.encode($0) }))
                     }
                     table.put(job.state.moveOut())
                     continue
@@ -379,7 +375,7 @@ public final class StreamProcessor {
             step(order[start..<min(start + options.batchRows, order.count)], of: &jobs, timestamp: timestamp, out: &out)
         }
         // Back into their tables (jobs are grouped by partition), with their new contributions to the rollups.
-        let recent = partitions.values.reduce(0) { $0 + $1.hotCount } + jobs.count > options.hotItems ? Set(jobs.map(\.state.key)) : []
+        let changedKeys = jobs.map(\.state.key)
         var index = 0
         while index < jobs.count {
             let p = jobs[index].partition
@@ -394,7 +390,7 @@ public final class StreamProcessor {
             partitions[p] = table
         }
         publishRollups(nowMs: nowMs, timestamp: timestamp, out: &out)
-        coolDown(keeping: recent)
+        coolDown(keeping: changedKeys)
         return out
     }
 
@@ -410,10 +406,11 @@ public final class StreamProcessor {
 
     /// Turns hot items into their compact form when there are more than `hotItems`, keeping the items just changed.
     /// Down to 90%, so that one call encodes a tenth of them at most (a pause of a fraction of a second at 200,000).
-    func coolDown(keeping recent: Set<ItemKey>) {
+    func coolDown(keeping changed: [ItemKey]) {
         var hot = partitions.values.reduce(0) { $0 + $1.hotCount }
         let target = options.hotItems * 9 / 10
         guard hot > options.hotItems else { return }
+        let recent = Set(changed)
         for p in Array(partitions.keys) where hot > target {
             var table = partitions.removeValue(forKey: p)!
             hot -= table.cool(count: hot - target, keeping: recent)
@@ -428,7 +425,7 @@ public final class StreamProcessor {
         for (i, (hot, p)) in zip(chunk, results) {
             let (fresh, partition) = (jobs[i].fresh, jobs[i].partition)
             // Read and written in place: reading a state out of an array element copies all of it.
-            Self.update(&jobs[i].state) { state in
+            Self.inPlace(&jobs[i].state) { state in
                 let previous = fresh ? [] : state.hot?.appliedDays ?? []
                 state.hot = hot
                 state.hot!.appliedDays = previous + hot.appliedDays
@@ -456,7 +453,7 @@ public final class StreamProcessor {
         let network = self.network
         let encoded = chunk.map { i in
             let steps = jobs[i].steps
-            return network.encode(Self.read(&jobs[i].state) { $0.rawItem(days: steps, nDis: nDis, nU: nU) })
+            return network.encode(Self.inPlace(&jobs[i].state) { $0.rawItem(days: steps, nDis: nDis, nU: nU) })
         }
         var batch = ItemBatch(network: network)
         batch.append(contentsOf: encoded, network: network)
@@ -534,7 +531,8 @@ struct PartitionState {
     private var hot: [ItemKey: ItemState] = [:]
     private var cold: [ItemKey: [UInt8]] = [:]
     /// Items whose latest day waits for its buyer profile, by when that started (stale entries are skipped).
-    var waiting = FIFO<(since: Int64, key: ItemKey)>()
+    typealias Waiting = FIFO<(since: Int64, key: ItemKey)>
+    var waiting = Waiting()
     var rollups = RollupTable()
 
     var count: Int { hot.count + cold.count }
@@ -551,7 +549,7 @@ struct PartitionState {
 
     /// Changes an item in place, making it whole first when it is compact, or making it with `make` when new.
     mutating func modify<R>(_ key: ItemKey, make: () -> ItemState,
-                            _ body: (inout ItemState, inout FIFO<(since: Int64, key: ItemKey)>) -> R) -> R {
+                            _ body: (inout ItemState, inout Waiting) -> R) -> R {
         if let i = hot.index(forKey: key) { return body(&hot.values[i], &waiting) }
         var state = cold.removeValue(forKey: key).map { try! StateCodec.decode($0) } ?? make()
         let result = body(&state, &waiting)
