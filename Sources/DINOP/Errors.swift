@@ -5,6 +5,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case wrongFormat(String)
     case missingTensor(String)
     case shapeMismatch(name: String, expected: [Int], found: [Int])
+    /// The file is well formed, but its weights cannot serve (non-finite predictions for ordinary inputs).
+    case unusable(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .missingTensor(let name): "weight file lacks tensor \"\(name)\""
         case .shapeMismatch(let name, let expected, let found):
             "tensor \"\(name)\" has shape \(found), the config requires \(expected)"
+        case .unusable(let why): "unusable weights: \(why)"
         }
     }
 }

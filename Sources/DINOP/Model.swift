@@ -44,12 +44,13 @@ public struct DINOPModel: Sendable {
             throw ModelError.wrongFormat("metadata \"config\" does not decode: \(error)")
         }
         try config.validate()
-        guard let version = Int(metadata["version"] ?? "") else {
-            throw ModelError.wrongFormat("metadata \"version\" is not an integer: \"\(metadata["version"] ?? "")\"")
+        // Versions name what predictions were made by (`model_version` ≥ 1 in prediction/1).
+        guard let version = Int(metadata["version"] ?? ""), version >= 1 else {
+            throw ModelError.wrongFormat("metadata \"version\" is not a positive integer: \"\(metadata["version"] ?? "")\"")
         }
         let parentText = metadata["parent"] ?? ""
-        guard parentText.isEmpty || Int(parentText) != nil else {
-            throw ModelError.wrongFormat("metadata \"parent\" is neither empty nor an integer: \"\(parentText)\"")
+        guard parentText.isEmpty || (Int(parentText).map { $0 >= 1 } ?? false) else {
+            throw ModelError.wrongFormat("metadata \"parent\" is neither empty nor a positive integer: \"\(parentText)\"")
         }
 
         func shape(_ name: String, rank: Int) throws -> [Int] {
@@ -88,6 +89,9 @@ public struct DINOPModel: Sendable {
         }
         self.init(parameters: parameters, version: version, parent: parentText.isEmpty ? nil : Int(parentText),
                   extraTensors: tensors.filter { layout.spec($0.key) == nil })
+        // Every reader of a weight file (the CLI, a member adopting a version, publishing) refuses weights that
+        // cannot serve, instead of failing later on every item.
+        try checkOrdinaryPredictions()
     }
 
     public func safetensors() -> Data {

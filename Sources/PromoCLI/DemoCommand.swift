@@ -53,7 +53,7 @@ struct DemoCommand: ParsableCommand {
 
         let testFolder = folder.appendingPathComponent(testYear)
         let files = PromotionWorld.files.filter { $0 != "outcomes" }.map { testFolder.appendingPathComponent("\($0).jsonl") }
-        let (predictions, _) = try predictOffline(model: model, eventFiles: files)
+        let (predictions, _, _) = try predictOffline(model: model, eventFiles: files)
         let actual = Dictionary(uniqueKeysWithValues: test.records.map { ($0.key.itemID, $0.outcome!.gmv) })
         print("item                days  predicted GMV     actual GMV   P(best)  slot  P(join)")
         for p in predictions.prefix(show) {

@@ -5,18 +5,26 @@ import PromoEvents
 import PromoFeatures
 
 /// Scores every item of the event files with the model, in the order items first appear: one `prediction/1`
-/// event per item, with the activity it was asked about when it has one.
+/// event per item, with the activity it was asked about when it has one. An item whose prediction is not finite
+/// gets none; it is listed in `withheld` with why (as the stream dead-letters its events).
 public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventDecoder = EventDecoder(),
-                           producedAt: Date = Date()) throws -> (predictions: [PredictionEvent], rejected: [RejectedLine]) {
+                           producedAt: Date = Date())
+    throws -> (predictions: [PredictionEvent], rejected: [RejectedLine], withheld: [String]) {
     var rejected: [RejectedLine] = []
     let items = try ItemRecords.read(eventFiles, decoder: decoder) { rejected.append($0) }
     let predictions = FeaturePipeline(config: model.config).predictions(model, for: items.records)
     let timestamp = ISO8601DateFormatter().string(from: producedAt)
-    let events = zip(items.records, predictions).map { record, p in
-        PredictionEvent(p, key: record.key, modelVersion: model.version, activityID: record.activity?.activityID,
-                        producedAt: timestamp, asOfDay: record.days.last)
+    var events: [PredictionEvent] = [], withheld: [String] = []
+    for (record, p) in zip(items.records, predictions) {
+        if let reason = p.notFiniteReason {
+            withheld.append("item \(quoted(record.key.itemID)) of promotion \(quoted(record.key.promotionID)): \(reason)")
+            continue
+        }
+        events.append(PredictionEvent(p, key: record.key, modelVersion: model.version,
+                                      activityID: record.activity?.activityID, producedAt: timestamp,
+                                      asOfDay: record.days.last))
     }
-    return (events, rejected)
+    return (events, rejected, withheld)
 }
 
 struct PredictCommand: ParsableCommand {
@@ -31,9 +39,10 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         let model = try loadModel(model)
-        let (predictions, rejected) = try predictOffline(model: model, eventFiles: events.map { URL(fileURLWithPath: $0) },
+        let (predictions, rejected, withheld) = try predictOffline(model: model, eventFiles: events.map { URL(fileURLWithPath: $0) },
                                                          decoder: EventDecoder(presaleDays: presaleDays))
         for line in rejected { report("rejected \(line)") }
+        for item in withheld { report("no prediction for \(item)") }
         var bytes: [UInt8] = []
         for prediction in predictions {
             bytes += Event.prediction(prediction).encoded()
@@ -44,6 +53,7 @@ struct PredictCommand: ParsableCommand {
         } else {
             FileHandle.standardOutput.write(Data(bytes))
         }
-        report("\(predictions.count) items scored with model version \(model.version); \(rejected.count) events rejected")
+        report("\(predictions.count) items scored with model version \(model.version); \(rejected.count) events rejected"
+               + (withheld.isEmpty ? "" : "; \(withheld.count) items without a finite prediction"))
     }
 }

@@ -124,7 +124,7 @@ public struct EventDecoder: Sendable {
     private func rollup(_ f: Fields) throws(EventError) -> Rollup {
         let scope = try f.string("scope")
         guard Rollup.scopes.contains(scope) else {
-            throw EventError(path: "scope", reason: "must be one of \(Rollup.scopes.joined(separator: ", ")), got \"\(scope)\"")
+            throw EventError(path: "scope", reason: "must be one of \(Rollup.scopes.joined(separator: ", ")), got \(quoted(scope))")
         }
         return Rollup(promotionID: try f.nonEmptyString("promotion_id"), scope: scope, id: try f.nonEmptyString("id"),
                       partition: try f.integer("partition", in: 0...Int(Int32.max)), gmv: try f.number("gmv", .nonNegative),
@@ -157,7 +157,11 @@ struct Fields {
     let map: [String: JSONValue]
     let path: String
 
-    func child(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+    /// Field names come from the input: quoted when they are not plain.
+    func child(_ name: String) -> String {
+        let shown = name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") } ? name : quoted(name)
+        return path.isEmpty ? shown : "\(path).\(shown)"
+    }
 
     func required(_ name: String) throws(EventError) -> JSONValue {
         guard let value = map[name], value != .null else { throw EventError(path: child(name), reason: "required") }

@@ -14,7 +14,7 @@ public enum EventFile {
     /// Calls `body` with each decoded event in file order, and `rejected` with each line that failed.
     public static func read(_ url: URL, decoder: EventDecoder, rejected: (RejectedLine) -> Void,
                             _ body: (Event) throws -> Void) throws {
-        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        let data = try contents(of: url)
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = raw.bindMemory(to: UInt8.self)
             var start = 0, number = 0
@@ -33,6 +33,31 @@ public enum EventFile {
             }
         }
     }
+}
+
+extension EventFile {
+    /// The file's bytes, or an error that says what is wrong with the path (Foundation's own is
+    /// `Error Domain=NSCocoaErrorDomain Code=256 "(null)"` for a folder).
+    static func contents(of url: URL) throws(EventFileError) -> Data {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
+            throw EventFileError(path: url.path, reason: "no such file")
+        }
+        guard !isFolder.boolValue else { throw EventFileError(path: url.path, reason: "is a folder, not a JSON-lines file") }
+        do {
+            return try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            let why = FileManager.default.isReadableFile(atPath: url.path) ? "cannot be read" : "is not readable (permissions)"
+            throw EventFileError(path: url.path, reason: why)
+        }
+    }
+}
+
+/// An event file that cannot be read at all.
+public struct EventFileError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
 }
 
 /// Appends events to a JSON-lines file through a buffer.

@@ -68,7 +68,7 @@ public enum JSONParser {
                 try literal("Infinity")
                 return .number(-.infinity)
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
-            default: throw error("unexpected character '\(Unicode.Scalar(byte))'")
+            default: throw error("unexpected character \(quoted(bytes[index...].prefix(4), limit: 1))")
             }
         }
 

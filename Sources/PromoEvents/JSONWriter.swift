@@ -42,8 +42,11 @@ public struct JSONWriter: Sendable {
     }
 
     /// A finite number: integral values below 2^53 as integers, others in Swift's shortest round-trip form.
+    /// JSON has no NaN or infinity: those are written as `null`, which no schema of the interface accepts for a
+    /// number, so a reader refuses the event instead of a writer stopping the service. (The processor and the
+    /// offline commands withhold non-finite predictions before they get here.)
     public mutating func number(_ value: Double) {
-        precondition(value.isFinite, "JSON has no non-finite numbers")
+        guard value.isFinite else { return null() }
         separate()
         if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
             integer(Int64(value), separated: true)

@@ -87,7 +87,11 @@ public struct ItemRecords: Sendable {
                             rejected: (RejectedLine) -> Void) throws -> ItemRecords {
         var items = ItemRecords()
         for file in files {
-            try EventFile.read(file, decoder: decoder, rejected: rejected) { items.apply($0) }
+            try EventFile.read(file, decoder: decoder, rejected: rejected) { event throws(EventError) in
+                guard items.apply(event) else {
+                    throw EventError(path: "schema", reason: "\(event.schema) is not an item's input or outcome (an output of the service?); skipped")
+                }
+            }
         }
         return items
     }

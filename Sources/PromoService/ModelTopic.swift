@@ -19,6 +19,10 @@ public struct ModelTopic: Sendable {
     /// Chunks first, then, once they are durable, the announcement: a member that sees the announcement finds
     /// every chunk before it.
     public func publish(_ package: ModelPackage) throws {
+        // What every member will do with it, before anything is written: a version they would refuse (its weights
+        // give non-finite predictions, say) never reaches the topic.
+        _ = try ModelPackage.assemble(package.announcement,
+                                      chunks: Dictionary(uniqueKeysWithValues: package.chunks.enumerated().map { ($0, $1) }))
         let producer = try KafkaProducer(producerConfig)
         for (i, chunk) in package.chunks.enumerated() {
             try producer.produce(topic: topic, partition: 0,

@@ -56,9 +56,13 @@ public enum DeliveryMode: String, Sendable, CaseIterable {
 
 public struct ServiceOptions: Sendable {
     public var kafka: KafkaConfig
-    public var group = "promo-stream"
+    public var group = "promo-stream" {
+        didSet { processor.consumer = "\(group)/\(member)" }
+    }
     /// Unique within the group and stable across restarts: it names the transactional id.
-    public var member: String
+    public var member: String {
+        didSet { processor.consumer = "\(group)/\(member)" }
+    }
     public var mode = DeliveryMode.exactlyOnce
     public var topics = ServiceTopics()
     public var processor = ProcessorOptions()
@@ -75,6 +79,6 @@ public struct ServiceOptions: Sendable {
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka
         self.member = member
-        processor.member = member
+        processor.consumer = "\(group)/\(member)"
     }
 }

@@ -26,6 +26,7 @@ public final class ShardedProcessor: @unchecked Sendable {
     public let options: ProcessorOptions
     public var itemCount: Int { shards.reduce(0) { $0 + $1.itemCount } }
     public var staleCount: Int { shards.reduce(0) { $0 + $1.staleCount } }
+    public var withheldCount: Int { shards.reduce(0) { $0 + $1.withheldCount } }
 
     /// `StreamProcessor.process` of each shard's messages, in parallel; the outputs shard by shard.
     public func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {

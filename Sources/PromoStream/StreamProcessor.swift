@@ -8,8 +8,8 @@ public struct ProcessorOptions: Sendable {
     public var presaleDays = 20
     /// How long the latest day waits for its buyer profile before it is applied without one (milliseconds).
     public var gracePeriodMs: Int64 = 2 * 3600 * 1000
-    /// Named in dead letters.
-    public var member = "promo"
+    /// Named in dead letters: `<group>/<member>` (Topics/README.md).
+    public var consumer = "promo"
     /// Items stepped together per GEMM.
     public var batchRows = 512
     /// How often a partition publishes the rollup sums that changed (milliseconds).
@@ -168,6 +168,29 @@ public final class StreamProcessor {
         expirePending(nowMs: nowMs, changes: &changes)
         takeStale(options.recomputePerCall, changes: &changes)
         out += compute(changes, nowMs: nowMs)
+        if !withheld.isEmpty { out += deadLetters(forWithheld: messages, nowMs: nowMs) }
+        return out
+    }
+
+    /// Items of the last `process` call whose prediction was not finite (not published), with why.
+    var withheld: [(partition: Int32, key: ItemKey, reason: String)] = []
+    /// Predictions withheld because they were not finite, since the processor started.
+    public private(set) var withheldCount = 0
+
+    /// A prediction that is not finite is not published; the messages of this call that changed its item are
+    /// dead letters with the reason, so whoever sent them sees why nothing came of them. (An item changed by a
+    /// grace period or a model swap alone has no message: it is counted in `withheldCount`.) Only the rare
+    /// withheld items pay for finding their messages.
+    func deadLetters(forWithheld messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {
+        defer { withheld = [] }
+        var reasons: [Int32: [ItemKey: String]] = [:]
+        for item in withheld { reasons[item.partition, default: [:]][item.key] = item.reason }
+        var out: [OutputRecord] = []
+        for message in messages {
+            guard let items = reasons[message.partition], let (key, _) = try? decode(message),
+                  let reason = items[key] else { continue }
+            out.append(deadLetter(message, reason: "\(reason); the item's inputs are kept, and no prediction is published until they change", nowMs: nowMs))
+        }
         return out
     }
 
@@ -246,7 +269,7 @@ public final class StreamProcessor {
         let itemID = itemKey.itemID
         // The key places the item's state in this partition; a mismatch would split it across partitions.
         guard let key = message.key, key.elementsEqual(itemID.utf8) else {
-            throw ApplyError(description: "key: must equal item_id \"\(itemID)\", got \(message.key.map { "\"\(String(decoding: $0, as: UTF8.self))\"" } ?? "none")")
+            throw ApplyError(description: "key: must equal item_id \(quoted(itemID)), got \(message.key.map { quoted($0) } ?? "none")")
         }
         let partition = message.partition
         // Changed in place: one lookup per table, no copies.
@@ -426,6 +449,17 @@ public final class StreamProcessor {
             let (fresh, partition) = (jobs[i].fresh, jobs[i].partition)
             // Read and written in place: reading a state out of an array element copies all of it.
             Self.inPlace(&jobs[i].state) { state in
+                if let reason = p.notFiniteReason {
+                    // Not published: the inputs stay durable; the model state is dropped, so that the item is
+                    // computed afresh from its days once they change (an incremental step from a non-finite state
+                    // would stay non-finite).
+                    state.hot = nil
+                    withheld.append((partition, state.key, reason))
+                    withheldCount += 1
+                    out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
+                                            value: StateCodec.encode(state)))
+                    return
+                }
                 let previous = fresh ? [] : state.hot?.appliedDays ?? []
                 state.hot = hot
                 state.hot!.appliedDays = previous + hot.appliedDays
@@ -499,7 +533,8 @@ public final class StreamProcessor {
         var out: [PredictionEvent] = []
         for start in stride(from: 0, to: order.count, by: options.batchRows) {
             let chunk = order[start..<min(start + options.batchRows, order.count)]
-            for (i, (hot, p)) in zip(chunk, jobs.withUnsafeMutableBufferPointer { evaluate(chunk, of: $0) }) {
+            for (i, (hot, p)) in zip(chunk, jobs.withUnsafeMutableBufferPointer { evaluate(chunk, of: $0) })
+            where p.notFiniteReason == nil {
                 let state = jobs[i].state
                 out.append(PredictionEvent(p, key: state.key, modelVersion: model.version, activityID: state.activityID,
                                            producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),
@@ -514,7 +549,7 @@ public final class StreamProcessor {
     func deadLetter(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
         let letter = DeadLetter(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,
                                 key: message.key, value: message.value, reason: reason,
-                                failedAt: Self.timestamp(nowMs), consumer: options.member)
+                                failedAt: Self.timestamp(nowMs), consumer: options.consumer)
         return OutputRecord(kind: .deadLetter, partition: nil, key: message.key ?? [], value: Event.deadLetter(letter).encoded())
     }
 

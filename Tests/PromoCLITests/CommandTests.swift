@@ -47,7 +47,7 @@ struct CommandTests {
         #expect(predictions.map(\.itemID) == (0..<5).map { "i\($0)" })
         #expect(predictions.allSatisfy { $0.daysSeen == 4 && $0.modelVersion == 4 && $0.ja == nil && $0.promotionID == "p" })
 
-        let (_, rejected) = try predictOffline(model: model, eventFiles: [events])
+        let (_, rejected, _) = try predictOffline(model: model, eventFiles: [events])
         #expect(rejected.map(\.line) == [3, 4, 5])
         #expect(rejected[1].error.description == "sales.units: expected a number, got a boolean")
         #expect(rejected[2].error.description.hasPrefix("sales.price: must be a finite number within float32 range"))

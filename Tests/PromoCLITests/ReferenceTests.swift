@@ -39,7 +39,7 @@ struct ReferenceTests {
         let model = try DINOPModel(contentsOf: folder.appendingPathComponent("model.safetensors"))
         #expect(model.config.hidden == hidden && model.version == 1 && model.parent == nil)
 
-        let (records, rejected) = try predictOffline(model: model, eventFiles: [folder.appendingPathComponent("events.jsonl")],
+        let (records, rejected, _) = try predictOffline(model: model, eventFiles: [folder.appendingPathComponent("events.jsonl")],
                                                      decoder: EventDecoder(presaleDays: 30))
         #expect(rejected.isEmpty, "\(rejected)")
         let expected = try readLines(folder.appendingPathComponent("expected.jsonl"), as: ReferencePrediction.self)

@@ -1,0 +1,85 @@
+import DINOP
+import Foundation
+import PromoEvents
+import PromoFeatures
+@testable import PromoStream
+import Testing
+
+/// The poison pill of issue 12: one valid profile whose price drives the GMV head past float32.
+@Test("a valid event whose prediction is not finite is a dead letter; the item recovers when its inputs change")
+func nonFinitePredictionIsDeadLettered() throws {
+    let stream = try SmallStream(items: 40)
+    let processor = StreamProcessor(model: stream.model)
+    let before = try latestPredictions(processor.process(stream.messages, nowMs: 1_000)
+                                       + processor.process([], nowMs: .max / 2))
+    let profileMessage = try #require(stream.messages.first { $0.topic == ItemProfile.schema })
+    guard case .profile(var profile) = try EventDecoder().decode(profileMessage.value) else {
+        Issue.record("not a profile")
+        return
+    }
+    let original = profile
+    let key = ItemKey(promotionID: profile.promotionID, itemID: profile.itemID)
+    let sequence = try #require(before[key]?.sequence)
+    profile.sis["price"] = 3e38
+    var poison = profileMessage
+    poison.offset = 1_000_000
+    poison.value = Event.profile(profile).encoded()
+    // Another item's event in the same batch must still be predicted.
+    var other = try #require(stream.messages.last { $0.topic == DailySales.schema && $0.key != poison.key })
+    guard case .sales(var sales) = try EventDecoder().decode(other.value) else {
+        Issue.record("not a sales event")
+        return
+    }
+    sales.sales["units"] = (sales.sales["units"] ?? 0) + 1
+    other.value = Event.sales(sales).encoded()
+
+    let out = processor.process([poison, other], nowMs: .max / 2)
+    let letters = try out.filter { $0.kind == .deadLetter }.map { record -> DeadLetter in
+        guard case .deadLetter(let letter) = try EventDecoder().decode(record.value) else { throw EventError(path: "", reason: "not a dead letter") }
+        return letter
+    }
+    #expect(letters.count == 1)
+    #expect(letters.first?.offset == poison.offset)
+    #expect(letters.first?.reason.hasPrefix("prediction not finite: gmv = ") == true, "\(letters)")
+    let predictions = try latestPredictions(out)
+    #expect(predictions[key] == nil)
+    #expect(predictions.count == 1, "the other item is predicted")
+    #expect(out.contains { $0.kind == .changelog && $0.key == StreamProcessor.changelogKey(key) }, "the input is kept durably")
+    #expect(processor.state(partition: poison.partition, key: key)?.sequence == sequence, "no sequence number is spent")
+    #expect(processor.withheldCount == 1)
+
+    // The profile corrected: predicted again from its stored days, with the next sequence number.
+    var fixed = profileMessage
+    fixed.offset = 1_000_001
+    fixed.value = Event.profile(original).encoded()
+    let recovered = try latestPredictions(processor.process([fixed], nowMs: .max / 2))
+    let prediction = try #require(recovered[key])
+    #expect(prediction.sequence == sequence + 1)
+    let offline = try #require(stream.offline[key])
+    expectClose(prediction, offline)
+}
+
+@Test("weights that give non-finite predictions for ordinary inputs are refused when a weight file is read",
+      arguments: ["head.gmv.fc2.bias=1e4", "head.gmv.fc2.weight=3e38", "head.bsp.fc1.weight=3e38", "sis.norm.std=1e-38"])
+func unusableWeightsAreRefused(change: String) throws {
+    let stream = try SmallStream(items: 10)
+    let parts = change.split(separator: "=")
+    let (name, value) = (String(parts[0]), try #require(Float(String(parts[1]))))
+    var model = stream.model
+    let count = model.parameters[name].count
+    model.parameters[name] = ArraySlice(repeating: value, count: count)
+    do {
+        _ = try DINOPModel(safetensors: model.safetensors())
+        Issue.record("\(change): loaded")
+    } catch let error as ModelError {
+        guard case .unusable(let why) = error else {
+            Issue.record("refused for another reason: \(error)")
+            return
+        }
+        #expect(why.contains("prediction not finite"))
+    } catch {
+        Issue.record("\(change): \(error)")
+    }
+    // The unchanged weights load.
+    _ = try DINOPModel(safetensors: stream.model.safetensors())
+}
