@@ -17,6 +17,12 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Items to print.") var show = 12
     @Option(help: "Seed of the world and the model.") var seed: UInt64 = 2026
 
+    func validate() throws {
+        try FlagCheck.inRange(items, 10...10_000_000, "--items")
+        try FlagCheck.atLeast(epochs, 1, "--epochs")
+        try FlagCheck.atLeast(show, 0, "--show")
+    }
+
     func run() throws {
         let folder = URL(fileURLWithPath: dir ?? NSTemporaryDirectory() + "promo-demo-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -21,6 +21,14 @@ struct FineTuneFlags: ParsableArguments {
     @Option(help: "Items per minibatch.") var tuneBatch = 128
     @Option(help: "Seed of shuffling and of the holdout and validation splits.") var tuneSeed: UInt64 = 1
 
+    func validate() throws {
+        try FlagCheck.share(holdout, "--holdout")
+        try FlagCheck.finite(margin, 0...1e6, "--margin")
+        try FlagCheck.atLeast(tuneEpochs, 1, "--tune-epochs")
+        try FlagCheck.finite(tuneLearningRate, 1e-12...1e3, "--tune-learning-rate")
+        try FlagCheck.atLeast(tuneBatch, 1, "--tune-batch")
+    }
+
     func options() throws -> FineTuneOptions {
         guard let method = FineTuneMethod(rawValue: method) else {
             throw ValidationError("--method must be one of \(FineTuneMethod.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -159,6 +167,11 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Start from this weight file instead of the model topic's current version.") var model: String?
     @OptionGroup var flags: FineTuneFlags
     @Option(help: "Days of the pre-sale window.") var presaleDays = 20
+
+    func validate() throws {
+        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
+        if let every { try FlagCheck.seconds(every, "--every", positive: true) }
+    }
     @Option(help: "Also write the candidate weight file here (accepted or not).") var out: String?
     @Flag(help: "Publish an accepted candidate on the model topic.") var publish = false
     @Option(help: "Run again every this many seconds (only when new labels arrived) until SIGTERM.") var every: Double?

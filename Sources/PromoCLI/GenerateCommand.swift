@@ -15,7 +15,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Worker threads (the output does not depend on them).") var threads = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        guard items > 0, days > 0, threads > 0 else { throw ValidationError("--items, --days and --threads must be positive") }
+        try FlagCheck.inRange(items, 1...100_000_000, "--items")
+        try FlagCheck.inRange(days, FlagCheck.presaleDays, "--days")
+        try FlagCheck.inRange(threads, 1...256, "--threads")
     }
 
     func run() throws {

@@ -65,6 +65,18 @@ struct RunCommand: ParsableCommand {
     var finetuneEvery: Double?
     @OptionGroup var tuning: FineTuneFlags
 
+    func validate() throws {
+        try FlagCheck.seconds(graceSeconds, "--grace-seconds")
+        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
+        try FlagCheck.inRange(maxBatch, 1...1_000_000, "--max-batch")
+        try FlagCheck.inRange(pollMs, 0...60_000, "--poll-ms")
+        try FlagCheck.seconds(rollupSeconds, "--rollup-seconds")
+        try FlagCheck.inRange(threads, 1...256, "--threads")
+        try FlagCheck.atLeast(recomputePerBatch, 0, "--recompute-per-batch")
+        if let finetuneEvery { try FlagCheck.seconds(finetuneEvery, "--finetune-every", positive: true) }
+        guard !member.isEmpty, !group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
+    }
+
     func run() throws {
         guard let mode = DeliveryMode(rawValue: mode) else {
             throw ValidationError("--mode must be one of \(DeliveryMode.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -78,7 +90,6 @@ struct RunCommand: ParsableCommand {
         options.processor.gracePeriodMs = Int64(graceSeconds * 1000)
         options.processor.presaleDays = presaleDays
         options.processor.recomputePerCall = recomputePerBatch
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         options.processor.threads = threads
         options.followModels = !noFollowModels
         let model = try loadModel(model)
@@ -149,6 +160,11 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Days of the pre-sale window.") var presaleDays = 20
     @Option(help: "At most this many events per second (default: as fast as the broker takes them).") var rate: Double?
 
+    func validate() throws {
+        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
+        if let rate { try FlagCheck.finite(rate, 1e-3...1e9, "--rate") }
+    }
+
     func run() throws {
         var config = try kafka.config()
         config["partitioner"] = config["partitioner"] ?? "murmur2_random"
@@ -198,6 +214,12 @@ struct WatchCommand: ParsableCommand {
     @Option(help: "Stop when nothing arrives for this many seconds.") var idleSeconds: Double?
     @Option(help: "Print every message up to this many, then one count line per second.") var show = Int.max
 
+    func validate() throws {
+        if let max { try FlagCheck.atLeast(max, 0, "--max") }
+        if let idleSeconds { try FlagCheck.seconds(idleSeconds, "--idle-seconds") }
+        try FlagCheck.atLeast(show, 0, "--show")
+    }
+
     func run() throws {
         var config = try kafka.config()
         config["isolation.level"] = "read_committed"
@@ -242,6 +264,11 @@ struct BacktestCommand: ParsableCommand {
     @Option(help: "Folder for the report.") var out = "backtest"
     @Option(help: "Seconds the latest day waits for its buyer profile (as live).") var graceSeconds = 7200.0
     @Option(help: "Days of the pre-sale window.") var presaleDays = 20
+
+    func validate() throws {
+        try FlagCheck.seconds(graceSeconds, "--grace-seconds")
+        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
+    }
 
     func run() throws {
         func time(_ text: String?, _ fallback: Date) throws -> Int64 {

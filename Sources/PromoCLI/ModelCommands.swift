@@ -19,6 +19,15 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Seed of the initial weights.") var seed: UInt64 = 1
     @Option(help: "Model version written to the file.") var version = 1
 
+    func validate() throws {
+        for (value, flag) in [(hidden ?? 1, "--hidden"), (attention ?? 1, "--attention"), (embeddingWidth, "--embedding-width"),
+                              (encoderWidth, "--encoder-width"), (headHidden, "--head-hidden")] {
+            try FlagCheck.inRange(value, FlagCheck.layerSize, flag)
+        }
+        try FlagCheck.inRange(embeddingRows, 1...50_000_000, "--embedding-rows")
+        try FlagCheck.atLeast(version, 1, "--version")
+    }
+
     func run() throws {
         var modelConfig = ModelConfig.default
         if let config {

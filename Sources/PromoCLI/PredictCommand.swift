@@ -37,6 +37,8 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Write predictions here instead of standard output.") var out: String?
     @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
 
+    func validate() throws { try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days") }
+
     func run() throws {
         let model = try loadModel(model)
         let (predictions, rejected, withheld) = try predictOffline(model: model, eventFiles: events.map { URL(fileURLWithPath: $0) },

@@ -13,6 +13,14 @@ struct ModelShapeOptions: ParsableArguments {
     @Option(help: "Hidden width of each head.") var headHidden = 64
     @Option(help: "Rows of each categorical embedding table.") var rows = 100_003
 
+    func validate() throws {
+        for (value, flag) in [(hidden, "--hidden"), (attention, "--attention"), (encoderWidth, "--encoder-width"),
+                              (headHidden, "--head-hidden")] {
+            try FlagCheck.inRange(value, FlagCheck.layerSize, flag)
+        }
+        try FlagCheck.inRange(rows, 1...50_000_000, "--rows")
+    }
+
     func randomModel(seed: UInt64) throws -> DINOPModel {
         var config = ModelConfig.default
         config.hidden = hidden
@@ -33,6 +41,17 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "L2 penalty on the weight matrices.") var l2 = 1e-5
     @Option(help: "Seed of initialisation, shuffling and splits.") var seed: UInt64 = 1
     @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
+
+    func validate() throws {
+        try FlagCheck.atLeast(epochs, 1, "--epochs")
+        try FlagCheck.finite(learningRate, 1e-12...1e3, "--learning-rate")
+        try FlagCheck.atLeast(batch, 1, "--batch")
+        try FlagCheck.atLeast(patience, 0, "--patience")
+        try FlagCheck.share(validation, "--validation")
+        try FlagCheck.share(dropout, "--dropout", zero: true)
+        try FlagCheck.finite(l2, 0...1e3, "--l2")
+        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
+    }
 
     var options: TrainingOptions {
         var options = TrainingOptions()

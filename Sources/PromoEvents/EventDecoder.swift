@@ -17,11 +17,11 @@ public struct EventError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Strict decoding of event bytes (Topics/README.md): types and ranges are checked, unknown fields ignored.
 public struct EventDecoder: Sendable {
     /// Days of the pre-sale window; a daily event's `day` must lie in `1...presaleDays`.
-    public var presaleDays: Int
+    public private(set) var presaleDays: Int
 
+    /// `presaleDays` below 1 is taken as 1 (the commands refuse such a flag before they get here).
     public init(presaleDays: Int = 20) {
-        precondition(presaleDays >= 1)
-        self.presaleDays = presaleDays
+        self.presaleDays = max(presaleDays, 1)
     }
 
     public func decode(_ bytes: some Collection<UInt8>) throws(EventError) -> Event {
