@@ -134,11 +134,13 @@ struct TopicsCommand: ParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
     @Option(help: "Folder of topic specs.") var specs = "Topics/topics"
+    @Option(help: "The consumer group (application) whose internal topics to create: `{group}` in a spec's name.")
+    var group = "promo-stream"
     @Flag(help: "One replica and min.insync.replicas=1, for a single-broker development cluster.")
     var singleBroker = false
 
     func run() throws {
-        var topics = try TopicSpec.load(folder: URL(fileURLWithPath: specs))
+        var topics = try TopicSpec.load(folder: URL(fileURLWithPath: specs), group: group)
         if singleBroker { topics = topics.map(\.singleBroker) }
         let created = try KafkaAdmin(try kafka.config()).createTopics(topics)
         report("promo topics: \(created.count) created, \(topics.count - created.count) already there")

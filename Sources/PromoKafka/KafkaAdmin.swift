@@ -7,6 +7,8 @@ public struct TopicSpec: Sendable, Decodable, Equatable {
     public var partitions: Int
     public var replicationFactor: Int
     public var config: [String: String]
+    /// Named after one application's consumer group (`groupPlaceholder`).
+    public var isInternal = false
 
     enum CodingKeys: String, CodingKey {
         case name, partitions, config
@@ -20,12 +22,20 @@ public struct TopicSpec: Sendable, Decodable, Equatable {
         self.config = config
     }
 
-    /// Every `*.json` spec of a folder, by name.
-    public static func load(folder: URL) throws -> [TopicSpec] {
+    /// Stands for the consumer group in the name of a topic internal to one application (its state changelog).
+    public static let groupPlaceholder = "{group}"
+
+    /// Every `*.json` spec of a folder, by name, with `{group}` in names replaced by `group`.
+    public static func load(folder: URL, group: String = "promo-stream") throws -> [TopicSpec] {
         let files = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "json" }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
-        return try files.map { try JSONDecoder().decode(TopicSpec.self, from: Data(contentsOf: $0)) }
+        return try files.map {
+            var spec = try JSONDecoder().decode(TopicSpec.self, from: Data(contentsOf: $0))
+            spec.isInternal = spec.name.contains(groupPlaceholder)
+            spec.name = spec.name.replacingOccurrences(of: groupPlaceholder, with: group)
+            return spec
+        }
     }
 
     /// The spec for a single-broker development cluster: one replica, so `min.insync.replicas` is 1.

@@ -9,12 +9,16 @@ public struct ServiceTopics: Sendable {
     public var activities = "promo.activities"
     public var outcomes = "promo.outcomes"
     public var predictions = "promo.predictions"
-    public var changelog = "promo.state-changelog"
+    /// Internal to one application: named after its consumer group (`changelog(group:)`), so that two deployments
+    /// on one cluster never restore each other's state.
+    public var changelog = changelog(group: "promo-stream")
     public var deadLetter = "promo.dead-letter"
     public var rollups = "promo.rollups"
     public var models = "promo.models"
 
     public init() {}
+
+    public static func changelog(group: String) -> String { "\(group).state-changelog" }
 
     /// The co-partitioned, item-keyed inputs a member subscribes to.
     public var inputs: [String] { [profiles, sales, buyers, activities] }
@@ -56,15 +60,19 @@ public enum DeliveryMode: String, Sendable, CaseIterable {
 
 public struct ServiceOptions: Sendable {
     public var kafka: KafkaConfig
+    /// The application: it names the changelog topic (`ServiceTopics.changelog(group:)`) and every changelog
+    /// record, and a restore refuses records of another group.
     public var group = "promo-stream" {
-        didSet { processor.consumer = "\(group)/\(member)" }
+        didSet { named() }
     }
     /// Unique within the group and stable across restarts: it names the transactional id.
     public var member: String {
-        didSet { processor.consumer = "\(group)/\(member)" }
+        didSet { named() }
+    }
+    public var topics = ServiceTopics() {
+        didSet { processor.inputTopics = topics.inputs }
     }
     public var mode = DeliveryMode.exactlyOnce
-    public var topics = ServiceTopics()
     public var processor = ProcessorOptions()
     /// At most this many input messages per transaction.
     public var maxBatch = 10_000
@@ -79,6 +87,13 @@ public struct ServiceOptions: Sendable {
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka
         self.member = member
+        named()
+        processor.inputTopics = topics.inputs
+    }
+
+    private mutating func named() {
         processor.consumer = "\(group)/\(member)"
+        processor.application = group
+        topics.changelog = ServiceTopics.changelog(group: group)
     }
 }

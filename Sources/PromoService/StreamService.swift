@@ -67,8 +67,8 @@ public final class StreamService: @unchecked Sendable {
         consumerConfig["queued.max.messages.kbytes"] = consumerConfig["queued.max.messages.kbytes"] ?? "65536"
         consumer = try KafkaConsumer(consumerConfig, handlers: .init(
             assigned: { [unowned self] partitions in
-                try restore(Set(partitions.map(\.partition)))
-                return [:]
+                // Consumption starts exactly where the restored state ends.
+                try restoreState(Set(partitions.map(\.partition))).committed.filter { $0.value >= 0 }
             },
             revoked: { [unowned self] partitions in
                 // Every batch is committed before the next poll, so nothing of these partitions is in flight.
@@ -220,19 +220,27 @@ public final class StreamService: @unchecked Sendable {
             transactionOpen = false
         }
         let owned = consumer.assignment
-        try restore(Set(owned.map(\.partition)))
-        let committed = try consumer.committed(Array(owned))
+        let committed = try restoreState(Set(owned.map(\.partition))).committed.filter { owned.contains($0.key) }
         try consumer.seek(committed.mapValues { $0 < 0 ? KafkaOffset.beginning : $0 })
         needsRewind = false
         log("rewound \(owned.count) partitions to their committed offsets")
     }
 
-    /// Rebuilds the state of these input partitions from their changelog partitions (committed records only);
-    /// returns how many records it read. Runs on assignment; public for the benchmark.
+    /// Rebuilds the state of these input partitions from their changelog partitions; returns how many records it
+    /// read. Runs on assignment; public for the benchmark.
+    ///
+    /// Committed records only, without trusting the broker to hide aborted ones (the local broker does not): each
+    /// record carries the input positions its batch committed with, and one beyond the group's committed offsets
+    /// is skipped. So is a record of another application, or one that does not fit the model.
     @discardableResult
-    public func restore(_ partitions: Set<Int32>) throws -> Int {
-        guard !partitions.isEmpty else { return 0 }
+    public func restore(_ partitions: Set<Int32>) throws -> Int { try restoreState(partitions).records }
+
+    /// `restore`, also returning the committed input offsets the state was restored against.
+    func restoreState(_ partitions: Set<Int32>) throws -> (records: Int, committed: [TopicPartition: Int64]) {
+        guard !partitions.isEmpty else { return (0, [:]) }
         let started = Date()
+        let inputs = options.topics.inputs
+        let committed = try consumer.committed(partitions.flatMap { p in inputs.map { TopicPartition($0, p) } })
         var config = options.kafka
         config["enable.partition.eof"] = "true"
         config["isolation.level"] = "read_committed"
@@ -243,28 +251,57 @@ public final class StreamService: @unchecked Sendable {
             let (low, high) = try reader.watermarks(tp)
             if high > low { starts[tp] = KafkaOffset.beginning }
         }
-        for p in partitions { processor.startRestore(partition: p) }
-        var count = 0, failures = 0
+        for p in partitions {
+            processor.startRestore(partition: p, committed: inputs.map { max(committed[TopicPartition($0, p)] ?? 0, 0) })
+        }
+        var count = 0, skipped = RestoreSkips()
         try reader.readToEnd(from: starts) { messages in
             for m in messages {
                 count += 1
                 do {
                     try processor.restore(partition: m.partition, value: m.value)
+                } catch let error as RestoreError {
+                    skipped.add(error, at: "\(m.topicPartition) offset \(m.offset)", log)
                 } catch {
-                    failures += 1
+                    skipped.unreadable += 1
                     log("changelog \(m.topicPartition) offset \(m.offset) skipped: \(error)")
                 }
             }
         }
         try reader.close()
         for p in partitions { processor.finishRestore(partition: p) }
-        log(String(format: "assigned partitions %@: restored %d changelog records (%d items) in %.2f s%@",
-                   partitions.sorted().description, count, processor.itemCount, Date().timeIntervalSince(started),
-                   failures > 0 ? ", \(failures) unreadable" : ""))
-        return count
+        log(String(format: "assigned partitions %@: restored %d changelog records (%d items) in %.2f s",
+                   partitions.sorted().description, count, processor.itemCount, Date().timeIntervalSince(started))
+            + skipped.summary)
+        return (count, committed)
     }
 
     public var itemCount: Int { processor.itemCount }
+}
+
+/// Changelog records a restore skipped, by why. Uncommitted ones are expected after a crash (one line in all);
+/// the others are logged one by one.
+struct RestoreSkips {
+    var uncommitted = 0, otherApplication = 0, inconsistent = 0, unreadable = 0
+
+    mutating func add(_ error: RestoreError, at place: String, _ log: (String) -> Void) {
+        switch error {
+        case .uncommitted: uncommitted += 1
+        case .otherApplication:
+            otherApplication += 1
+            log("changelog \(place) skipped: \(error)")
+        case .inconsistent:
+            inconsistent += 1
+            log("changelog \(place) skipped: \(error)")
+        }
+    }
+
+    var summary: String {
+        let parts = [(uncommitted, "of transactions that did not commit"), (otherApplication, "of another application"),
+                     (inconsistent, "that do not fit the model"), (unreadable, "unreadable")]
+            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+        return parts.isEmpty ? "" : "; skipped \(parts.joined(separator: ", "))"
+    }
 }
 
 /// Counts of the loop between two stats lines.

@@ -49,7 +49,9 @@ public final class ShardedProcessor: @unchecked Sendable {
         for p in removed { shard(p).remove(partitions: [p]) }
     }
 
-    public func startRestore(partition: Int32) { shard(partition).startRestore(partition: partition) }
+    public func startRestore(partition: Int32, committed: [Int64] = []) {
+        shard(partition).startRestore(partition: partition, committed: committed)
+    }
     public func restore(partition: Int32, value: [UInt8]) throws { try shard(partition).restore(partition: partition, value: value) }
     public func finishRestore(partition: Int32) { shard(partition).finishRestore(partition: partition) }
 

@@ -3,15 +3,20 @@ import PromoFeatures
 /// The binary value of an item's changelog record (topic `promo.state-changelog`), also the compact in-memory
 /// form of an item: its inputs, not its model state (which a restored or compact item recomputes from its days,
 /// so the record stays valid across model versions). Little-endian; version byte first, so a later layout can be
-/// told apart. Floats keep their bits. Layout 2 adds the model version of the item's last prediction; layout 1
-/// records are still read (that version unknown).
+/// told apart. Floats keep their bits. Layout 3 adds a `Provenance` header (which application wrote the record,
+/// and the input positions it commits with); layout 2 added the model version of the item's last prediction.
+/// Layouts 1 and 2 are still read (no provenance; that version unknown in layout 1).
 public enum StateCodec {
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
 
-    public static func encode(_ s: ItemState) -> [UInt8] {
+    public static func encode(_ s: ItemState, provenance: Provenance = Provenance()) -> [UInt8] {
         var w = ByteWriter()
-        w.buffer.reserveCapacity(64 + 4 * (s.sis.count + s.su.count + s.dayValues.count + (s.act?.count ?? 0)))
+        w.buffer.reserveCapacity(64 + provenance.application.utf8.count + 8 * provenance.positions.count
+                                 + 4 * (s.sis.count + s.su.count + s.dayValues.count + (s.act?.count ?? 0)))
         w.u8(version)
+        w.string(provenance.application)
+        w.u8(UInt8(truncatingIfNeeded: provenance.positions.count))
+        for position in provenance.positions.prefix(255) { w.i64(position) }
         w.string(s.key.promotionID)
         w.string(s.key.itemID)
         var flags: UInt8 = 0
@@ -43,11 +48,19 @@ public enum StateCodec {
         return w.buffer
     }
 
-    public static func decode(_ bytes: [UInt8]) throws -> ItemState {
+    /// The record's state, without its provenance.
+    public static func decode(_ bytes: [UInt8]) throws -> ItemState { try decodeWithProvenance(bytes).state }
+
+    public static func decodeWithProvenance(_ bytes: [UInt8]) throws -> (state: ItemState, provenance: Provenance) {
         var r = ByteReader(bytes)
         let v = try r.u8()
-        guard v == 1 || v == version else {
-            throw StateCodecError("changelog record layout \(v), this build reads 1 and \(version)")
+        guard (1...version).contains(v) else {
+            throw StateCodecError("changelog record layout \(v), this build reads 1 to \(version)")
+        }
+        var provenance = Provenance()
+        if v >= 3 {
+            provenance.application = try r.string()
+            provenance.positions = try (0..<Int(r.u8())).map { _ in try r.i64() }
         }
         let key = ItemKey(promotionID: try r.string(), itemID: try r.string())
         let flags = try r.u8()
@@ -73,7 +86,22 @@ public enum StateCodec {
         if flags & 16 != 0 { state.lastGMV = try r.f64() }
         if v >= 2, flags & 32 != 0 { state.predictedBy = Int(try r.i64()) }
         guard r.atEnd else { throw StateCodecError("changelog record has \(r.remaining) trailing bytes") }
-        return state
+        return (state, provenance)
+    }
+}
+
+/// Who wrote a changelog record and what it commits with: the application (the consumer group) and, per input
+/// topic in `ServiceTopics.inputs` order, the position in the record's partition after the batch that wrote it,
+/// which is the offset that batch commits. A record whose positions lie beyond the group's committed offsets
+/// belongs to a transaction that never committed (a broker that shows aborted records) and is not restored.
+/// Empty for a record written outside a member (the compact in-memory form, benchmarks): always restored.
+public struct Provenance: Sendable, Equatable {
+    public var application = ""
+    public var positions: [Int64] = []
+
+    public init(application: String = "", positions: [Int64] = []) {
+        self.application = application
+        self.positions = positions
     }
 }
 

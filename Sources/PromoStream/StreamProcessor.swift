@@ -10,6 +10,11 @@ public struct ProcessorOptions: Sendable {
     public var gracePeriodMs: Int64 = 2 * 3600 * 1000
     /// Named in dead letters: `<group>/<member>` (Topics/README.md).
     public var consumer = "promo"
+    /// The application (consumer group) that changelog records name; a restore refuses records of another one.
+    public var application = ""
+    /// The input topics in the order changelog records list their positions (`Provenance`); messages of other
+    /// topics do not move positions.
+    public var inputTopics: [String] = []
     /// Items stepped together per GEMM.
     public var batchRows = 512
     /// How often a partition publishes the rollup sums that changed (milliseconds).
@@ -124,19 +129,64 @@ public final class StreamProcessor {
     /// Restoring one record at a time, as they are read: `startRestore`, `restore(partition:value:)`…, `finishRestore`.
     /// Items go straight to their compact form (a later record of an item replaces an earlier one), so a restore
     /// needs little more memory than its result.
-    public func startRestore(partition: Int32) {
-        partitions[partition] = PartitionState()
+    ///
+    /// `committed`: the group's committed offsets of the partition's input topics (`inputTopics` order; 0 where none
+    /// is committed). A record that carries positions beyond them was written by a transaction that did not
+    /// commit, and is refused (`RestoreError.uncommitted`), as is a record of another application. Records without
+    /// positions are taken as they are.
+    public func startRestore(partition: Int32, committed: [Int64] = []) {
+        var table = PartitionState()
+        table.positions = committed
+        partitions[partition] = table
         restoring[partition] = [:]
     }
 
-    /// Checks the record by decoding it, then keeps its bytes as the item's compact form.
+    /// Checks the record (its provenance, its decoding, its sizes against the model), then keeps its bytes as the
+    /// item's compact form.
     public func restore(partition: Int32, value: [UInt8]) throws {
-        let state = try StateCodec.decode(value)
+        let (state, provenance) = try StateCodec.decodeWithProvenance(value)
+        if !provenance.application.isEmpty, !options.application.isEmpty, provenance.application != options.application {
+            throw RestoreError.otherApplication(provenance.application, expected: options.application)
+        }
+        if !provenance.positions.isEmpty {
+            let committed = partitions[partition]?.positions ?? []
+            for (i, position) in provenance.positions.enumerated() where position > (i < committed.count ? committed[i] : 0) {
+                throw RestoreError.uncommitted(topic: i < options.inputTopics.count ? options.inputTopics[i] : "input \(i)",
+                                               position: position, committed: i < committed.count ? committed[i] : 0)
+            }
+        }
+        if let problem = shapeProblem(state) { throw RestoreError.inconsistent(problem) }
         partitions[partition, default: PartitionState()].putCold(key: state.key, bytes: value)
         // Published by a member serving another version (a later record of the item is queued again: harmless).
         if state.sequence > 0, state.predictedBy != model.version { stale.append((partition, state.key)) }
         restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: rollupFields),
                                                         state.pendingSince)
+    }
+
+    /// Why a decoded state does not fit the model being served (or nil): another deployment's feature config, or
+    /// bytes that decode but were never written by a member. Checked before anything indexes by these sizes.
+    func shapeProblem(_ state: ItemState) -> String? {
+        let nDays = state.dayNumbers.count
+        if state.sii.count != model.config.siiFields.count {
+            return "\(state.sii.count) sii ids, the model has \(model.config.siiFields.count) sii fields"
+        }
+        if state.sis.count != model.config.count(.sis) { return "\(state.sis.count) sis values, the model reads \(model.config.count(.sis))" }
+        if state.su.count != nU { return "\(state.su.count) su values, the model reads \(nU)" }
+        if let act = state.act, act.count != model.config.count(.act) {
+            return "\(act.count) activity values, the model reads \(model.config.count(.act))"
+        }
+        if state.dayFlags.count != nDays || state.dayValues.count != nDays * (nDis + nU) {
+            return "\(nDays) days with \(state.dayFlags.count) flags and \(state.dayValues.count) values, the model reads \(nDis + nU) per day"
+        }
+        if let bad = state.dayNumbers.first(where: { $0 < 1 || Int($0) > options.presaleDays }) {
+            return "day \(bad) outside the pre-sale window 1...\(options.presaleDays)"
+        }
+        if zip(state.dayNumbers, state.dayNumbers.dropFirst()).contains(where: { $0 >= $1 }) { return "days not increasing" }
+        if let day = state.waitingDay, !state.dayNumbers.contains(UInt16(truncatingIfNeeded: day)) || day > Int(UInt16.max) {
+            return "waiting day \(day) is not one of its days"
+        }
+        if state.sequence < 0 { return "negative sequence number \(state.sequence)" }
+        return nil
     }
 
     public func finishRestore(partition: Int32) {
@@ -159,6 +209,7 @@ public final class StreamProcessor {
         var out: [OutputRecord] = []
         var changes = Changes()
         for message in messages {
+            advancePosition(message)
             do {
                 try apply(message, nowMs: nowMs, changes: &changes)
             } catch {
@@ -170,6 +221,22 @@ public final class StreamProcessor {
         out += compute(changes, nowMs: nowMs)
         if !withheld.isEmpty { out += deadLetters(forWithheld: messages, nowMs: nowMs) }
         return out
+    }
+
+    /// The partition's position in the message's topic moves past it (what the batch commits).
+    func advancePosition(_ message: InputMessage) {
+        guard let topic = options.inputTopics.firstIndex(of: message.topic) else { return }
+        Self.inPlace(&partitions[message.partition, default: PartitionState()].positions) { positions in
+            if positions.count < options.inputTopics.count {
+                positions += repeatElement(0, count: options.inputTopics.count - positions.count)
+            }
+            positions[topic] = max(positions[topic], message.offset + 1)
+        }
+    }
+
+    /// What the partition's changelog records carry: this application, and the positions after this batch.
+    func provenance(_ partition: Int32) -> Provenance {
+        Provenance(application: options.application, positions: partitions[partition]?.positions ?? [])
     }
 
     /// Items of the last `process` call whose prediction was not finite (not published), with why.
@@ -381,7 +448,10 @@ public final class StreamProcessor {
                 if !job.fresh, job.steps.isEmpty, !change.statics {
                     if change.inputs {
                         out.append(OutputRecord(kind: .changelog, partition: p, key: Self.changelogKey(key),
-                                                value: Self.inPlace(&job.state) { StateCodec.encode($0) }))
+                                                value: Self.inPlace(&job.state) {
+                                                    StateCodec.encode($0, provenance: Provenance(application: options.application,
+                                                                                                 positions: table.positions))
+                                                }))
                     }
                     table.put(job.state.moveOut())
                     continue
@@ -457,7 +527,7 @@ public final class StreamProcessor {
                     withheld.append((partition, state.key, reason))
                     withheldCount += 1
                     out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
-                                            value: StateCodec.encode(state)))
+                                            value: StateCodec.encode(state, provenance: provenance(partition))))
                     return
                 }
                 let previous = fresh ? [] : state.hot?.appliedDays ?? []
@@ -473,7 +543,7 @@ public final class StreamProcessor {
                 out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(state.key.itemID.utf8),
                                         value: Event.prediction(event).encoded()))
                 out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
-                                        value: StateCodec.encode(state)))
+                                        value: StateCodec.encode(state, provenance: provenance(partition))))
             }
         }
     }
@@ -569,6 +639,8 @@ struct PartitionState {
     typealias Waiting = FIFO<(since: Int64, key: ItemKey)>
     var waiting = Waiting()
     var rollups = RollupTable()
+    /// Per input topic (`ProcessorOptions.inputTopics`), the next offset after what was applied.
+    var positions: [Int64] = []
 
     var count: Int { hot.count + cold.count }
     var hotCount: Int { hot.count }
@@ -665,6 +737,23 @@ struct FIFO<Element> {
         if head >= 4096 && head * 2 >= entries.count {
             entries.removeFirst(head)
             head = 0
+        }
+    }
+}
+
+/// Why a changelog record is not restored.
+public enum RestoreError: Error, CustomStringConvertible, Equatable {
+    case otherApplication(String, expected: String)
+    case uncommitted(topic: String, position: Int64, committed: Int64)
+    case inconsistent(String)
+
+    public var description: String {
+        switch self {
+        case .otherApplication(let application, let expected):
+            "written by application \(quoted(application)), not \(quoted(expected)): another deployment's changelog"
+        case .uncommitted(let topic, let position, let committed):
+            "written by a transaction that did not commit (its batch read \(topic) up to \(position), the group committed \(committed))"
+        case .inconsistent(let why): "does not fit the model being served: \(why)"
         }
     }
 }

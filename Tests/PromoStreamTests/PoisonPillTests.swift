@@ -83,3 +83,65 @@ func unusableWeightsAreRefused(change: String) throws {
     // The unchanged weights load.
     _ = try DINOPModel(safetensors: stream.model.safetensors())
 }
+
+/// Issue 12: a restore that does not trust the broker to hide aborted records, and refuses other applications'.
+@Test("a restore skips changelog records beyond the committed input offsets, of another application, or of another shape")
+func restoreChecksProvenance() throws {
+    let stream = try SmallStream(items: 30, partitions: 1)
+    var options = ProcessorOptions()
+    options.application = "app-a"
+    options.inputTopics = [ItemProfile.schema, DailySales.schema, DailyBuyers.schema, ActivityOffer.schema]
+    let processor = StreamProcessor(model: stream.model, options: options)
+    // Two batches: the second's records carry positions beyond the first's.
+    let half = stream.messages.count / 2
+    let first = processor.process(Array(stream.messages[..<half]), nowMs: 1_000)
+    let second = processor.process(Array(stream.messages[half...]), nowMs: 1_000)
+    let firstPositions = options.inputTopics.map { topic in
+        (stream.messages[..<half].filter { $0.topic == topic }.map(\.offset).max() ?? -1) + 1
+    }
+    let records = (first + second).filter { $0.kind == .changelog }
+    #expect(try records.prefix(5).allSatisfy { try StateCodec.decodeWithProvenance($0.value).provenance.application == "app-a" })
+
+    // Only the first batch committed: every item as it was after the first batch, none from the second.
+    let restored = StreamProcessor(model: stream.model, options: options)
+    restored.startRestore(partition: 0, committed: firstPositions)
+    var uncommitted = 0
+    for record in records {
+        do { try restored.restore(partition: 0, value: record.value) } catch RestoreError.uncommitted { uncommitted += 1 }
+    }
+    restored.finishRestore(partition: 0)
+    let secondKeys = Set(second.filter { $0.kind == .changelog }.map(\.key))
+    #expect(uncommitted == second.filter { $0.kind == .changelog }.count)
+    for record in first where record.kind == .changelog && !secondKeys.contains(record.key) {
+        let state = try StateCodec.decode(record.value)
+        #expect(restored.state(partition: 0, key: state.key)?.sequence == state.sequence)
+    }
+    var afterFirst: [ItemKey: Int] = [:]
+    for record in first where record.kind == .changelog {
+        let state = try StateCodec.decode(record.value)
+        afterFirst[state.key] = state.sequence
+    }
+    for (key, sequence) in afterFirst { #expect(restored.state(partition: 0, key: key)?.sequence == sequence) }
+
+    // Everything committed: the latest records.
+    let all = StreamProcessor(model: stream.model, options: options)
+    all.startRestore(partition: 0, committed: options.inputTopics.map { topic in
+        (stream.messages.filter { $0.topic == topic }.map(\.offset).max() ?? -1) + 1
+    })
+    for record in records { try all.restore(partition: 0, value: record.value) }
+    all.finishRestore(partition: 0)
+    #expect(all.itemCount == Set(records.map(\.key)).count)
+
+    // Another application's changelog, and a record of another model's shape, are refused.
+    var other = options
+    other.application = "app-b"
+    let b = StreamProcessor(model: stream.model, options: other)
+    b.startRestore(partition: 0, committed: [.max, .max, .max, .max])
+    #expect(throws: RestoreError.otherApplication("app-a", expected: "app-b")) {
+        try b.restore(partition: 0, value: records[0].value)
+    }
+    var state = try StateCodec.decode(records[0].value)
+    state.sis.removeLast()
+    #expect(throws: RestoreError.self) { try b.restore(partition: 0, value: StateCodec.encode(state)) }
+    #expect(b.itemCount == 0)
+}

@@ -249,12 +249,16 @@ func changelogRecordRoundTrip() throws {
     state.waitingDay = 4
     state.sequence = 9
     state.lastGMV = 123.25
-    // Layout 1 (before model distribution) is still read: the same record without the last prediction's version.
-    var layout1 = StateCodec.encode(state)
-    layout1[0] = 1
-    #expect(try StateCodec.encode(StateCodec.decode(layout1)).dropFirst() == layout1.dropFirst())
+    // Layout 1 (before model distribution) is still read: layout 2 without the last prediction's version;
+    // layout 2 is layout 3 without the provenance header (an empty application: 4 bytes, no positions: 1).
+    let layout1 = [1] + StateCodec.encode(state).dropFirst(6)
+    #expect(try [1] + StateCodec.encode(StateCodec.decode(layout1)).dropFirst(6) == layout1)
     state.predictedBy = 4
-    let bytes = StateCodec.encode(state)
+    let layout2 = [2] + StateCodec.encode(state).dropFirst(6)
+    #expect(try StateCodec.encode(StateCodec.decode(layout2)) == StateCodec.encode(state))
+    let provenance = Provenance(application: "promo-stream", positions: [12, 0, 7, 1 << 40])
+    let bytes = StateCodec.encode(state, provenance: provenance)
+    #expect(try StateCodec.decodeWithProvenance(bytes).provenance == provenance)
     let back = try StateCodec.decode(bytes)
     #expect(back.key == state.key && back.sii == state.sii && back.activityID == "a" && back.sequence == 9)
     #expect(back.predictedBy == 4)
@@ -263,7 +267,7 @@ func changelogRecordRoundTrip() throws {
     #expect(back.sis.map(\.bitPattern) == state.sis.map(\.bitPattern))
     #expect(back.pendingSince == state.pendingSince && back.waitingDay == 4 && back.lastGMV == 123.25)
     #expect(throws: StateCodecError.self) { try StateCodec.decode(Array(bytes.dropLast())) }
-    #expect(throws: StateCodecError.self) { try StateCodec.decode([3] + bytes.dropFirst()) }
+    #expect(throws: StateCodecError.self) { try StateCodec.decode([4] + bytes.dropFirst()) }
 }
 
 @Test("the latest rollup records of all partitions add up to the latest predicted GMVs per platform, industry and seller")
