@@ -59,6 +59,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Threads processing partitions in parallel (partition p on thread p mod N): one per core to spare.")
     var threads = 1
     @Flag(help: "Serve --model only; ignore the model topic.") var noFollowModels = false
+    @Option(help: "A folder that outlives the process (a volume in a container) for the crash marker that stops a poison pill from crashing the member in a loop (default: $PROMO_STATE_DIR, else .promo-state).")
+    var stateDir = ProcessInfo.processInfo.environment["PROMO_STATE_DIR"] ?? ".promo-state"
     @Option(help: "After a model switch, recompute at most this many items per batch in the background.")
     var recomputePerBatch = 1_000
     @Option(help: "Also fine-tune every this many seconds, when new labels arrived, and publish accepted versions.")
@@ -92,6 +94,7 @@ struct RunCommand: ParsableCommand {
         options.processor.recomputePerCall = recomputePerBatch
         options.processor.threads = threads
         options.followModels = !noFollowModels
+        options.stateDirectory = URL(fileURLWithPath: stateDir)
         let model = try loadModel(model)
         let member = member
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker

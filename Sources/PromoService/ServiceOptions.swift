@@ -1,3 +1,4 @@
+import Foundation
 import PromoKafka
 import PromoStream
 
@@ -83,6 +84,9 @@ public struct ServiceOptions: Sendable {
     /// Follow the model topic: serve the latest announced version that verifies, switching between batches.
     /// Off: serve the model given at start only.
     public var followModels = true
+    /// Where the member keeps its crash marker (`CrashGuard`), which must outlive the process (a SIGKILL, a
+    /// container restart). nil: no guard (benchmarks, tests of other things).
+    public var stateDirectory: URL?
 
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka

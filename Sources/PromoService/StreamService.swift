@@ -36,6 +36,10 @@ public final class StreamService: @unchecked Sendable {
     /// An announcement whose chunks could not be read yet (the cluster did not answer): tried again.
     private var pendingAnnouncement: ModelAnnouncement?
     private var swapStarted: (at: ContinuousClock.Instant, items: Int)?
+    private var crashGuard: CrashGuard?
+    /// A fault hook for tests: the process aborts when it is about to process a message whose value contains
+    /// these bytes (environment `PROMO_FAULT_CRASH_ON`), as a poison pill that crashes the runtime would.
+    private let crashOn = ProcessInfo.processInfo.environment["PROMO_FAULT_CRASH_ON"].map { Array($0.utf8) }
 
     public init(model: DINOPModel, options: ServiceOptions, log: @escaping (String) -> Void) {
         self.options = options
@@ -48,6 +52,15 @@ public final class StreamService: @unchecked Sendable {
 
     /// Runs until `stop` is set; then finishes the batch in flight, commits, leaves the group and returns.
     public func run(until stop: StopSignal) throws {
+        if let folder = options.stateDirectory {
+            let file = folder.appendingPathComponent(options.group).appendingPathComponent("\(options.member).inflight.json")
+            do {
+                crashGuard = try CrashGuard(file: file, log: log)
+            } catch {
+                throw ServiceError("cannot keep the crash marker at \(file.path): \(error.localizedDescription) (give --state-dir a writable folder that outlives the process)")
+            }
+        }
+        try ensureChangelog()
         var producerConfig = options.kafka
         producerConfig["partitioner"] = producerConfig["partitioner"] ?? "murmur2_random"
         producerConfig["linger.ms"] = producerConfig["linger.ms"] ?? "5"
@@ -98,7 +111,13 @@ public final class StreamService: @unchecked Sendable {
                 let messages = try consumer.poll(maxMessages: options.maxBatch,
                                                  timeoutMs: processor.staleCount > 0 ? 0 : options.pollTimeoutMs)
                     .filter { consumer.assignment.contains($0.topicPartition) }
-                try processAndCommit(messages)
+                if let crashGuard, crashGuard.needsIsolation(messages) {
+                    // Records that were in flight when the member died: one transaction each, so that the one
+                    // that kills it is found, and skipped once it has done so twice.
+                    for message in messages { try processAndCommit([message], poison: crashGuard.poisonReason(message)) }
+                } else {
+                    try processAndCommit(messages)
+                }
                 failures = 0
             } catch let error as KafkaError where !error.isFatal {
                 // The batch's effects are not durable: forget them and read the inputs again from the committed
@@ -106,6 +125,8 @@ public final class StreamService: @unchecked Sendable {
                 failures += 1
                 log("batch failed (\(failures) in a row), will rewind to the committed state: \(error)")
                 needsRewind = true
+                // Not a crash: what was in flight is not suspect.
+                do { try crashGuard?.end() } catch { log("crash marker: \(error)") }
                 Thread.sleep(forTimeInterval: min(0.1 * Double(failures), 2))
             }
         }
@@ -114,6 +135,28 @@ public final class StreamService: @unchecked Sendable {
         try consumer.close()
         if options.mode == .atLeastOnce { try producer.flush() }
         log("stopped after \(processedMessages) messages")
+    }
+
+    /// The application's changelog topic (`<group>.state-changelog`) exists with one partition per input partition:
+    /// created when missing, as Kafka Streams creates its internal topics (compacted; the cluster's default
+    /// replication), so that a new `--group` is a new application with a state of its own.
+    private func ensureChangelog() throws {
+        var config = options.kafka
+        config["allow.auto.create.topics"] = "false"
+        let admin = try KafkaAdmin(config)
+        guard let inputs = try admin.partitionCount(options.topics.profiles) else {
+            throw ServiceError("input topic \(options.topics.profiles) does not exist: create the topics with `promo topics --group \(options.group)`")
+        }
+        let changelog = options.topics.changelog
+        if let count = try admin.partitionCount(changelog) {
+            guard count == inputs else {
+                throw ServiceError("changelog topic \(changelog) has \(count) partitions, the input topics \(inputs): the state of input partition p lives in changelog partition p")
+            }
+            return
+        }
+        try admin.createTopics([TopicSpec(name: changelog, partitions: inputs, replicationFactor: -1,
+                                          config: ["cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"])])
+        log("created the changelog topic \(changelog) (\(inputs) partitions, compacted) for application \(options.group)")
     }
 
     /// Applies what arrived on the model topic since the last batch, in order.
@@ -170,14 +213,24 @@ public final class StreamService: @unchecked Sendable {
     /// Where the loop's time goes, logged every `statsInterval` seconds.
     private var stats = LoopStats()
 
-    private func processAndCommit(_ messages: [KafkaMessage]) throws {
+    /// `poison`: the one message is not processed but dead-lettered with this reason (`CrashGuard`).
+    private func processAndCommit(_ messages: [KafkaMessage], poison: String? = nil) throws {
         let clock = ContinuousClock()
         let started = clock.now
         defer { stats.report(every: options.statsIntervalSeconds, log) }
         let inputs = messages.map {
             InputMessage(topic: $0.topic, partition: $0.partition, offset: $0.offset, key: $0.key, value: $0.value)
         }
-        let outputs = processor.process(inputs, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        try crashGuard?.begin(messages)
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let outputs: [OutputRecord]
+        if let poison, let message = inputs.first {
+            log("dead-lettering \(message.topic) partition \(message.partition) offset \(message.offset): \(poison)")
+            outputs = [processor.skip(message, reason: poison, nowMs: nowMs)]
+        } else {
+            if let crashOn, messages.contains(where: { $0.value.contains(crashOn) }) { abort() }
+            outputs = processor.process(inputs, nowMs: nowMs)
+        }
         guard !messages.isEmpty || !outputs.isEmpty else { return }
         let processed = clock.now
         var offsets: [TopicPartition: Int64] = [:]
@@ -199,6 +252,7 @@ public final class StreamService: @unchecked Sendable {
             try producer.flush()
             try consumer.commit(offsets)
         }
+        try crashGuard?.end(committed: offsets)
         processedMessages += messages.count
         stats.add(messages: messages.count, outputs: outputs.count, process: processed - started,
                   commit: clock.now - processed)
@@ -277,6 +331,20 @@ public final class StreamService: @unchecked Sendable {
     }
 
     public var itemCount: Int { processor.itemCount }
+}
+
+extension [UInt8] {
+    /// Whether `needle` occurs in these bytes (for the fault hook: not on any path that runs without it).
+    func contains(_ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, needle.count <= count else { return needle.isEmpty }
+        return (0...(count - needle.count)).contains { start in self[start..<(start + needle.count)].elementsEqual(needle) }
+    }
+}
+
+/// A member cannot run as configured; the message says what to do.
+public struct ServiceError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Changelog records a restore skipped, by why. Uncommitted ones are expected after a crash (one line in all);

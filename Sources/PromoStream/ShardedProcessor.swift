@@ -40,6 +40,10 @@ public final class ShardedProcessor: @unchecked Sendable {
         return results.all.flatMap { $0 }
     }
 
+    public func skip(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
+        shard(message.partition).skip(message, reason: reason, nowMs: nowMs)
+    }
+
     /// Swaps every shard, or none: they all check the same thing, so the first refusal comes before any swap.
     public func swap(to model: DINOPModel) throws(ModelSwapError) {
         for shard in shards { try shard.swap(to: model) }

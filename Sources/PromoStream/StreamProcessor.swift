@@ -223,6 +223,12 @@ public final class StreamProcessor {
         return out
     }
 
+    /// A message dead-lettered without being applied (a poison pill); its partition's position moves past it.
+    public func skip(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
+        advancePosition(message)
+        return deadLetter(message, reason: reason, nowMs: nowMs)
+    }
+
     /// The partition's position in the message's topic moves past it (what the batch commits).
     func advancePosition(_ message: InputMessage) {
         guard let topic = options.inputTopics.firstIndex(of: message.topic) else { return }

@@ -15,10 +15,14 @@ final class ChildProcess: @unchecked Sendable {
     private var lines: [String] = []
     private var partial = Data()
 
-    init(_ executable: URL, _ arguments: [String], name: String, stdin: Bool = false) throws {
+    init(_ executable: URL, _ arguments: [String], name: String, stdin: Bool = false,
+         environment: [String: String] = [:]) throws {
         self.name = name
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
@@ -117,8 +121,10 @@ final class LocalBroker: @unchecked Sendable {
         return broker
     }
 
-    static func mock() throws -> LocalBroker {
+    /// The mock cluster's topics are made at its start: the shared ones and the internal ones of the tests' groups.
+    static func mock(groups: [String] = ["e2e"]) throws -> LocalBroker {
         let specs = try TopicSpec.load(folder: topicSpecs)
+            + groups.flatMap { try TopicSpec.load(folder: topicSpecs, group: $0).filter(\.isInternal) }
         let child = try ChildProcess(builtProduct("promo-mock-broker"), specs.map { "\($0.name):\($0.partitions)" },
                                      name: "mock", stdin: true)
         guard let line = child.awaitLine(timeout: 30, { $0.hasPrefix("bootstrap ") }) else {

@@ -1,0 +1,46 @@
+import Foundation
+import PromoEvents
+import PromoFeatures
+import PromoKafka
+import Testing
+
+/// Issue 12: a record that crashes the member must not crash it forever. The fault hook (`PROMO_FAULT_CRASH_ON`)
+/// aborts the process when it is about to process a record holding the marker, as a runtime trap would.
+@Test("a record that kills the member twice is dead-lettered on the next start, and the member goes on")
+func crashLoopBroken() throws {
+    let world = try World.make(items: 120)
+    defer { try? FileManager.default.removeItem(at: world.folder) }
+    let broker = try LocalBroker.tansu()
+    let marker = "poison-pill-marker"
+    let poison = ItemProfile(itemID: "poison-item", promotionID: "p-poison", title: marker)
+    let hook = ["PROMO_FAULT_CRASH_ON": marker]
+    var reader = try TopicReader(broker, topics: ["promo.predictions", "promo.dead-letter"])
+
+    let first = try startMember(broker, world, name: "m", environment: hook)
+    #expect(first.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    let half = world.events.count / 2
+    try produce(broker, world.events[..<half] + [("promo.item-profiles", poison.itemID, Event.profile(poison).encoded())]
+                + world.events[half...])
+    #expect(first.wait(timeout: 120) != 0, "the hook kills the member")
+
+    // Restarted, it processes what was in flight one record per transaction, and dies on the record alone.
+    let second = try startMember(broker, world, name: "m", environment: hook)
+    #expect(second.awaitLine(timeout: 60, { $0.contains("the last run died processing") }) != nil)
+    #expect(second.wait(timeout: 180) != 0, "the record kills it again")
+
+    // The third start skips it: a dead letter with the reason, and every other item as offline.
+    let third = try startMember(broker, world, name: "m", environment: hook)
+    let converged = try reader.read(timeout: 180) { mismatches($0, world.offline).isEmpty }
+    #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5)); \(third.output.suffix(8))")
+    #expect(try reader.read(timeout: 30) { messages in messages.contains { $0.topic == "promo.dead-letter" } })
+    let letters = reader.messages.filter { $0.topic == "promo.dead-letter" }.compactMap { m -> DeadLetter? in
+        if case .deadLetter(let d)? = try? EventDecoder().decode(m.value) { d } else { nil }
+    }
+    #expect(letters.count == 1)
+    #expect(letters.first?.value == Event.profile(poison).encoded())
+    #expect(letters.first?.reason.hasPrefix("poison pill: the member died 2 times") == true, "\(letters.map(\.reason))")
+    #expect(letters.first?.consumer == "e2e/m")
+    #expect(!predictions(reader.messages).contains { $0.itemID == poison.itemID })
+    third.signal(SIGTERM)
+    #expect(third.wait() == 0)
+}
