@@ -61,6 +61,8 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Serve --model only; ignore the model topic.") var noFollowModels = false
     @Option(help: "A folder that outlives the process (a volume in a container) for the crash marker that stops a poison pill from crashing the member in a loop (default: $PROMO_STATE_DIR, else .promo-state).")
     var stateDir = ProcessInfo.processInfo.environment["PROMO_STATE_DIR"] ?? ".promo-state"
+    @Option(help: "Seconds to wait for the group to assign partitions before joining it again (three times, then the member stops with the reason).")
+    var assignmentTimeout = 120.0
     @Option(help: "After a model switch, recompute at most this many items per batch in the background.")
     var recomputePerBatch = 1_000
     @Option(help: "Also fine-tune every this many seconds, when new labels arrived, and publish accepted versions.")
@@ -75,6 +77,7 @@ struct RunCommand: ParsableCommand {
         try FlagCheck.seconds(rollupSeconds, "--rollup-seconds")
         try FlagCheck.inRange(threads, 1...256, "--threads")
         try FlagCheck.atLeast(recomputePerBatch, 0, "--recompute-per-batch")
+        try FlagCheck.seconds(assignmentTimeout, "--assignment-timeout", positive: true)
         if let finetuneEvery { try FlagCheck.seconds(finetuneEvery, "--finetune-every", positive: true) }
         guard !member.isEmpty, !group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
     }
@@ -95,6 +98,7 @@ struct RunCommand: ParsableCommand {
         options.processor.threads = threads
         options.followModels = !noFollowModels
         options.stateDirectory = URL(fileURLWithPath: stateDir)
+        options.assignmentTimeoutSeconds = assignmentTimeout
         let model = try loadModel(model)
         let member = member
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker

@@ -58,7 +58,17 @@ public final class KafkaConsumer: @unchecked Sendable {
     deinit {
         if !closed { rd_kafka_consumer_close(handle) }
         rd_kafka_queue_destroy(queue)
-        rd_kafka_destroy(handle)
+        rd_kafka_destroy_flags(handle, abandoned ? Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE) : 0)
+    }
+
+    private var abandoned = false
+
+    /// Gives the consumer up without leaving the group: for a member whose group never completes a rebalance,
+    /// where leaving would wait on the same stuck coordinator. The coordinator drops it when its session times out.
+    /// Nothing of it may be used afterwards.
+    public func abandon() {
+        closed = true
+        abandoned = true
     }
 
     /// Joins the group for these topics; partitions arrive through the `assigned` handler during `poll`.

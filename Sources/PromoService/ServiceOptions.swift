@@ -87,6 +87,10 @@ public struct ServiceOptions: Sendable {
     /// Where the member keeps its crash marker (`CrashGuard`), which must outlive the process (a SIGKILL, a
     /// container restart). nil: no guard (benchmarks, tests of other things).
     public var stateDirectory: URL?
+    /// How long a member waits for the group to assign its partitions before it joins again with a new consumer,
+    /// and how often it does so before it stops with the reason.
+    public var assignmentTimeoutSeconds = 120.0
+    public var maxRejoins = 3
 
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka

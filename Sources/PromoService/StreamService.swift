@@ -70,25 +70,7 @@ public final class StreamService: @unchecked Sendable {
         producer = try KafkaProducer(producerConfig)
         if options.mode == .exactlyOnce { try producer.initTransactions() }
 
-        var consumerConfig = options.kafka
-        consumerConfig["group.id"] = options.group
-        consumerConfig["client.id"] = options.member
-        // Co-partitioned inputs: the range assignor gives partition p of every input topic to the same member.
-        consumerConfig["partition.assignment.strategy"] = "range"
-        consumerConfig["isolation.level"] = "read_committed"
-        consumerConfig["auto.offset.reset"] = consumerConfig["auto.offset.reset"] ?? "earliest"
-        consumerConfig["queued.max.messages.kbytes"] = consumerConfig["queued.max.messages.kbytes"] ?? "65536"
-        consumer = try KafkaConsumer(consumerConfig, handlers: .init(
-            assigned: { [unowned self] partitions in
-                // Consumption starts exactly where the restored state ends.
-                try restoreState(Set(partitions.map(\.partition))).committed.filter { $0.value >= 0 }
-            },
-            revoked: { [unowned self] partitions in
-                // Every batch is committed before the next poll, so nothing of these partitions is in flight.
-                let numbers = Set(partitions.map(\.partition))
-                processor.remove(partitions: numbers)
-                log("revoked partitions \(numbers.sorted())")
-            }))
+        consumer = try makeConsumer()
         if options.followModels {
             let follower = try ModelFollower(ModelTopic(kafka: options.kafka, topic: options.topics.models))
             self.follower = follower
@@ -101,10 +83,12 @@ public final class StreamService: @unchecked Sendable {
         log("serving model version \(processor.model.version)")
         try consumer.subscribe(options.topics.inputs)
         log("member \(options.member) of group \(options.group) subscribed (\(options.mode.rawValue), librdkafka \(librdkafkaVersion))")
+        rebalance = RebalanceWatch(since: .now)
 
         var failures = 0
         while !stop.isStopped {
             do {
+                try watchRebalance()
                 if needsRewind { try rewind() }
                 try followModels()
                 // A safety net: a message of a partition revoked during the poll belongs to another member now.
@@ -135,6 +119,68 @@ public final class StreamService: @unchecked Sendable {
         try consumer.close()
         if options.mode == .atLeastOnce { try producer.flush() }
         log("stopped after \(processedMessages) messages")
+    }
+
+    /// Makes the group consumer: partitions are restored on assignment and forgotten on revocation.
+    private func makeConsumer() throws -> KafkaConsumer {
+        var config = options.kafka
+        config["group.id"] = options.group
+        config["client.id"] = options.member
+        // Co-partitioned inputs: the range assignor gives partition p of every input topic to the same member.
+        config["partition.assignment.strategy"] = "range"
+        config["isolation.level"] = "read_committed"
+        config["auto.offset.reset"] = config["auto.offset.reset"] ?? "earliest"
+        config["queued.max.messages.kbytes"] = config["queued.max.messages.kbytes"] ?? "65536"
+        return try KafkaConsumer(config, handlers: .init(
+            assigned: { [unowned self] partitions in
+                rebalance = nil
+                // Consumption starts exactly where the restored state ends.
+                return try restoreState(Set(partitions.map(\.partition))).committed.filter { $0.value >= 0 }
+            },
+            revoked: { [unowned self] partitions in
+                // Every batch is committed before the next poll, so nothing of these partitions is in flight.
+                let numbers = Set(partitions.map(\.partition))
+                processor.remove(partitions: numbers)
+                log("revoked partitions \(numbers.sorted())")
+                rebalance = RebalanceWatch(since: .now)
+            }))
+    }
+
+    /// A rebalance in progress: since when the member waits for its assignment (an empty one ends it too).
+    struct RebalanceWatch {
+        var since: ContinuousClock.Instant
+        var lastReport: ContinuousClock.Instant?
+        var rejoins = 0
+    }
+    private var rebalance: RebalanceWatch?
+
+    /// A member that waits for its assignment says so every 10 s (or half the timeout); after `assignmentTimeoutSeconds` it leaves and
+    /// joins the group again with a new consumer, and after `maxRejoins` such attempts it stops with the reason,
+    /// for its supervisor to restart it (a coordinator that never completes the rebalance, seen on the local
+    /// broker after unclean restarts).
+    private func watchRebalance() throws {
+        guard var watch = rebalance else { return }
+        let waited = (ContinuousClock.now - watch.since).seconds
+        let every = min(10, options.assignmentTimeoutSeconds / 2)
+        if watch.lastReport.map({ (ContinuousClock.now - $0).seconds >= every }) ?? (waited >= every) {
+            log(String(format: "waiting %.0f s for group %@ to assign partitions (a member that left uncleanly keeps its partitions until its session.timeout.ms runs out; rejoining after %.0f s)",
+                       waited, options.group, options.assignmentTimeoutSeconds))
+            watch.lastReport = .now
+        }
+        if waited >= options.assignmentTimeoutSeconds {
+            guard watch.rejoins < options.maxRejoins else {
+                consumer.abandon()
+                throw ServiceError(String(format: "no partitions assigned by group %@ after %d rejoins of %.0f s each: its coordinator does not complete the rebalance; stopping for the supervisor to restart the member",
+                                          options.group, watch.rejoins, options.assignmentTimeoutSeconds))
+            }
+            log("no assignment after \(Int(waited)) s: leaving and joining group \(options.group) again (attempt \(watch.rejoins + 1) of \(options.maxRejoins))")
+            // Not `close`: leaving waits on the coordinator that is stuck.
+            consumer.abandon()
+            consumer = try makeConsumer()
+            try consumer.subscribe(options.topics.inputs)
+            watch = RebalanceWatch(since: .now, lastReport: nil, rejoins: watch.rejoins + 1)
+        }
+        rebalance = watch
     }
 
     /// The application's changelog topic (`<group>.state-changelog`) exists with one partition per input partition:

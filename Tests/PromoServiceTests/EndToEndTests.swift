@@ -53,15 +53,15 @@ struct World {
 }
 
 /// A `promo run` process.
-func startMember(_ broker: LocalBroker, _ world: World, name: String, mode: String = "exactly-once",
-                 environment: [String: String] = [:]) throws -> ChildProcess {
+func startMember(_ broker: LocalBroker, _ world: World, name: String, mode: String = "exactly-once", group: String = "e2e",
+                 extra: [String] = [], environment: [String: String] = [:]) throws -> ChildProcess {
     try ChildProcess(builtProduct("promo"), [
-        "run", "--bootstrap", broker.bootstrap, "--model", world.model.path, "--group", "e2e", "--member", name,
+        "run", "--bootstrap", broker.bootstrap, "--model", world.model.path, "--group", group, "--member", name,
         "--mode", mode, "--max-batch", "500", "--grace-seconds", "2",
         "--state-dir", world.folder.appendingPathComponent("state").path,
         "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", "-X", "transaction.timeout.ms=10000",
         "-X", "fetch.wait.max.ms=10",
-    ], name: name, environment: environment)
+    ] + extra, name: name, environment: environment)
 }
 
 func produce(_ broker: LocalBroker, _ events: some Sequence<(topic: String, key: String, value: [UInt8])>) throws {
