@@ -48,7 +48,7 @@ public struct EventDecoder: Sendable {
         case ModelAnnouncement.schema: return .announcement(try announcement(fields))
         case DeadLetter.schema: return .deadLetter(try deadLetter(fields))
         case Rollup.schema: return .rollup(try rollup(fields))
-        default: throw EventError(path: "schema", reason: "unsupported schema \"\(schema)\"")
+        default: throw EventError(path: "schema", reason: "unsupported schema \(quoted(schema))")
         }
     }
 

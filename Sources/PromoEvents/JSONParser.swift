@@ -97,7 +97,7 @@ public enum JSONParser {
                 skipWhitespace()
                 let element = try value(depth: depth + 1)
                 guard map.updateValue(element, forKey: key) == nil else {
-                    throw JSONSyntaxError(offset: keyStart, reason: "duplicate key \"\(key)\"")
+                    throw JSONSyntaxError(offset: keyStart, reason: "duplicate key \(quoted(key))")
                 }
                 skipWhitespace()
                 switch current {
