@@ -36,7 +36,7 @@ trap cleanup EXIT
 kafka=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 -X fetch.wait.max.ms=10)
 $promo model publish "$demo/world/model.safetensors" --trained-on "double11-2025 (demo)"
 for member in demo-1 demo-2; do
-    $promo run --model "$demo/world/model.safetensors" --member "$member" --grace-seconds 5 "${kafka[@]}" \
+    $promo run --model "$demo/world/model.safetensors" --member "$member" --grace-seconds 5 --state-dir "$demo/state" "${kafka[@]}" \
         >"$demo/$member.log" 2>&1 &
     members+=($!)
 done
