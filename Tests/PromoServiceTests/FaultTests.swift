@@ -23,12 +23,27 @@ func faultsRewindAndRecover() throws {
     try produce(broker, world.events[third..<(2 * third)])
     #expect(member.awaitLine(after: before, timeout: 60, { $0.contains("rewound") }) != nil, "the member rewound")
 
+    // Mid-stream: slow responses, failed fetch and produce requests, then the broker down for a while
+    // (`PROMO_FAULT_OUTAGE_SECONDS`: 3 in the suite, 60 in Deploy/local/faults.sh). The outage's length is the
+    // scenario, not a wait for something to happen.
+    let outage = ProcessInfo.processInfo.environment["PROMO_FAULT_OUTAGE_SECONDS"].flatMap(Double.init) ?? 3
+    let sixth = third / 2
+    try broker.mockCommand("rtt 1 300")
+    try broker.mockCommand("error 1 6 5")
+    try broker.mockCommand("error 0 6 5")
+    try produce(broker, world.events[(2 * third)..<(2 * third + sixth)])
+    let downAt = Date()
     try broker.mockCommand("down 1")
+    Thread.sleep(forTimeInterval: outage)
     try broker.mockCommand("up 1")
-    try produce(broker, world.events[(2 * third)...])
-    let converged = try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty }
+    try broker.mockCommand("rtt 1 0")
+    try produce(broker, world.events[(2 * third + sixth)...])
+    let converged = try reader.read(timeout: 120 + outage) { mismatches($0, world.offline).isEmpty }
     #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
     #expect(member.process.isRunning, "bad luck with the cluster never kills the member")
+    let rewinds = member.output.filter { $0.contains("rewound") }.count
+    print(String(format: "faults: commit errors, 300 ms round trips, fetch and produce errors, the broker down %.0f s: nothing lost (%d items as offline), the member resumed by itself (%d rewinds, converged %.0f s after the outage began)",
+                 outage, world.offline.count, rewinds, Date().timeIntervalSince(downAt)))
     member.signal(SIGTERM)
     #expect(member.wait() == 0)
 }
