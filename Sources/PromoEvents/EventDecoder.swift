@@ -291,14 +291,12 @@ struct Fields {
     private static let knownDimensions: [Substring] = Vocabulary.buyerDimensions.map { Substring($0.dimension) }
     private static let knownDimensionSet = Set(knownDimensions)
 
-    /// Shares by bucket name, checked per known dimension. The common case (all valid) reads the names in any
-    /// order; on a violation they are read again in sorted order, so the first violation reported is always the same.
+    /// Shares by bucket name, checked per known dimension, in sorted order: floating-point sums depend on the order
+    /// of adding, and a dictionary's order differs from process to process, so a sum at the tolerance would be
+    /// accepted by one member and refused by another (found by fuzzing). Sorted, every process adds the same way
+    /// and reports the same first violation.
     func shares() throws(EventError) -> [String: Double] {
-        do {
-            return try shares(names: map.keys)
-        } catch {
-            return try shares(names: map.keys.sorted())
-        }
+        try shares(names: map.keys.sorted())
     }
 
     private func shares(names: some Sequence<String>) throws(EventError) -> [String: Double] {

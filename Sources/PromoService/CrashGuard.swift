@@ -69,6 +69,9 @@ final class CrashGuard {
             && ($0.first...$0.last).contains(record.first) } ? 1 : 0)
     }
 
+    /// Nothing is left over from an earlier crash.
+    var isClean: Bool { ledger.suspects.isEmpty && ledger.crashes.isEmpty }
+
     /// Whether any of these messages must be processed one at a time.
     func needsIsolation(_ messages: [KafkaMessage]) -> Bool {
         guard !ledger.suspects.isEmpty || !ledger.crashes.isEmpty else { return false }

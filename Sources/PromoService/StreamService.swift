@@ -40,6 +40,10 @@ public final class StreamService: @unchecked Sendable {
     /// A fault hook for tests: the process aborts when it is about to process a message whose value contains
     /// these bytes (environment `PROMO_FAULT_CRASH_ON`), as a poison pill that crashes the runtime would.
     private let crashOn = ProcessInfo.processInfo.environment["PROMO_FAULT_CRASH_ON"].map { Array($0.utf8) }
+    /// A fault hook for tests: with nothing left over from an earlier crash, the process aborts inside the
+    /// transaction of a batch holding these bytes, after its outputs reached the broker and before the commit
+    /// (environment `PROMO_FAULT_CRASH_IN_TRANSACTION`).
+    private let crashInTransaction = ProcessInfo.processInfo.environment["PROMO_FAULT_CRASH_IN_TRANSACTION"].map { Array($0.utf8) }
 
     public init(model: DINOPModel, options: ServiceOptions, log: @escaping (String) -> Void) {
         self.options = options
@@ -287,6 +291,10 @@ public final class StreamService: @unchecked Sendable {
             try producer.beginTransaction()
             transactionOpen = true
             try publish(outputs)
+            if let crashInTransaction, crashGuard?.isClean ?? true, messages.contains(where: { $0.value.contains(crashInTransaction) }) {
+                try producer.flush()
+                abort()
+            }
             let published = clock.now
             try producer.sendOffsets(offsets, consumer: consumer)
             let offsetsSent = clock.now

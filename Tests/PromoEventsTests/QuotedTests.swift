@@ -35,3 +35,17 @@ func parseErrorsEscapeBytes() {
         }
     }
 }
+
+@Test("a share sum at the tolerance is decided the same way whatever the order of the fields (found by fuzzing)")
+func shareSumOrderIndependent() {
+    // 0.15 + 0.375 + 0.465 is 0.99 or 0.9899999999999999 depending on the order of adding.
+    let names = ["age_25_34", "age_35_49", "age_50_plus"], values = ["0.15", "0.375", "0.465"]
+    var outcomes = Set<Bool>()
+    for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        let buyers = order.map { "\"\(names[$0])\":\(values[$0])" }.joined(separator: ",")
+        let line = #"{"schema":"daily_buyers/1","item_id":"i","promotion_id":"p","day":3,"buyers":{"#
+            + buyers + #","gender_f":0.5,"gender_m":0.5}}"#
+        outcomes.insert((try? EventDecoder().decode(Array(line.utf8))) != nil)
+    }
+    #expect(outcomes.count == 1)
+}
