@@ -183,7 +183,12 @@ struct ProduceCommand: ParsableCommand {
         let decoder = EventDecoder(presaleDays: presaleDays)
         let start = Date()
         var produced = 0
+        // SIGTERM or SIGINT: stop after the event in hand, deliver what was produced and say how many.
+        let stop = StopSignal()
+        let signals = StopOnSignals(stop)
+        struct Stopped: Error {}
         func send(_ event: Event) throws {
+            if stop.isStopped { throw Stopped() }
             guard let topic = topics.topic(schema: event.schema) else { return }
             if let rate, produced % 100 == 0 {
                 let due = Double(produced) / rate - Date().timeIntervalSince(start)
@@ -193,6 +198,17 @@ struct ProduceCommand: ParsableCommand {
             produced += 1
             if produced % 10_000 == 0 { producer.poll() }
         }
+        do {
+            try produceAll(send)
+        } catch is Stopped {}
+        withExtendedLifetime(signals) {}
+        try producer.flush(timeoutMs: 120_000)
+        report(String(format: "promo produce: %d events in %.1f s%@", produced, Date().timeIntervalSince(start),
+                      stop.isStopped ? " (stopped by a signal)" : ""))
+    }
+
+    private func produceAll(_ send: (Event) throws -> Void) throws {
+        let decoder = EventDecoder(presaleDays: presaleDays)
         for path in paths {
             let url = URL(fileURLWithPath: path)
             var isFolder: ObjCBool = false
@@ -206,8 +222,6 @@ struct ProduceCommand: ParsableCommand {
                 try EventFile.read(url, decoder: decoder, rejected: { report("rejected \($0)") }, send)
             }
         }
-        try producer.flush(timeoutMs: 120_000)
-        report(String(format: "promo produce: %d events in %.1f s", produced, Date().timeIntervalSince(start)))
     }
 }
 

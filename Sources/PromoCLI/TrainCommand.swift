@@ -99,8 +99,14 @@ struct TrainCommand: ParsableCommand {
     @Argument(help: "Event files, or folders of .jsonl files (e.g. a generated promotion).") var events: [String]
     @Option(help: "Where to write the trained weight file.") var out: String
     @Option(help: "Start from this weight file instead of a random model (its sizes win).") var model: String?
+    @Option(help: "Model version written to the file (default: that of --model, else 1); with --model, its version becomes the parent.")
+    var version: Int?
     @OptionGroup var shape: ModelShapeOptions
     @OptionGroup var training: TrainingFlags
+
+    func validate() throws {
+        if let version { try FlagCheck.atLeast(version, 1, "--version") }
+    }
 
     func run() throws {
         BLAS.setThreads(1)
@@ -110,7 +116,12 @@ struct TrainCommand: ParsableCommand {
         let trained = try DINOPRun.train(start, items, pipeline: FeaturePipeline(config: start.config),
                                      options: training.options, validationFraction: training.validation,
                                      progress: training.progress("train"))
-        try trained.write(to: URL(fileURLWithPath: out))
-        print("wrote \(out) (version \(trained.version))")
+        var written = trained
+        if let version, version != start.version {
+            written.version = version
+            written.parent = model == nil ? nil : start.version
+        }
+        try written.write(to: URL(fileURLWithPath: out))
+        print("wrote \(out) (version \(written.version))")
     }
 }
