@@ -4,17 +4,4 @@
 # itself. One summary line.
 #   Deploy/local/faults.sh [OUTAGE_SECONDS]   (default 60; the suite runs 3)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-Deploy/setup.sh >/dev/null
-export OPENBLAS_NUM_THREADS=1
-export PROMO_FAULT_OUTAGE_SECONDS="${1:-60}"
-swift build --build-tests 2>&1 | tail -1
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if swift test --skip-build --filter faultsRewindAndRecover >"$log" 2>&1; then
-    grep '^faults: ' "$log"
-else
-    tail -20 "$log"
-    echo "faults: FAILED with a ${PROMO_FAULT_OUTAGE_SECONDS} s outage"
-    exit 1
-fi
+PROMO_FAULT_OUTAGE_SECONDS="${1:-60}" exec "$(dirname "$0")/test-tier.sh" faultsRewindAndRecover faults

@@ -9,6 +9,11 @@ import Testing
 struct InputTrapTests {
     let folder: URL = FileManager.default.temporaryDirectory.appendingPathComponent("promo-traps-\(UUID().uuidString)")
 
+    func tinyModel() throws -> DINOPModel {
+        try DINOPModel.random(config: .default, dims: .defaults(for: .default, rows: 11, width: 4, encoderWidth: 8, headHidden: 8),
+                              seed: 1)
+    }
+
     /// Parsing includes `validate()`: what a refused flag prints.
     func refusal(_ arguments: [String]) -> String? {
         do {
@@ -47,8 +52,7 @@ struct InputTrapTests {
     func eventPathErrors() throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let model = try DINOPModel.random(config: .default, dims: .defaults(for: .default, rows: 11, width: 4, encoderWidth: 8,
-                                                                             headHidden: 8), seed: 1)
+        let model = try tinyModel()
         for (path, expected) in [(folder.path, "is a folder"), (folder.appendingPathComponent("none.jsonl").path, "no such file")] {
             do {
                 _ = try predictOffline(model: model, eventFiles: [URL(fileURLWithPath: path)])
@@ -63,8 +67,7 @@ struct InputTrapTests {
     func outputEventReported() throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let model = try DINOPModel.random(config: .default, dims: .defaults(for: .default, rows: 11, width: 4, encoderWidth: 8,
-                                                                             headHidden: 8), seed: 1)
+        let model = try tinyModel()
         var p = try JSONDecoder().decode(Prediction.self, from: Data(#"{"days_seen":0,"gmv":1,"bsp":0.5,"slot":1,"slot_probs":[0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1]}"#.utf8))
         p.daysSeen = 0
         let prediction = PredictionEvent(p, key: .init(promotionID: "p", itemID: "i"), modelVersion: 1, activityID: nil,
@@ -79,8 +82,7 @@ struct InputTrapTests {
 
     @Test("weight-file metadata with a version below 1 is refused")
     func negativeVersion() throws {
-        var model = try DINOPModel.random(config: .default, dims: .defaults(for: .default, rows: 11, width: 4, encoderWidth: 8,
-                                                                             headHidden: 8), seed: 1)
+        var model = try tinyModel()
         model.version = -5
         do {
             _ = try DINOPModel(safetensors: model.safetensors())

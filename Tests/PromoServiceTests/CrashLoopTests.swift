@@ -33,9 +33,7 @@ func crashLoopBroken() throws {
     let converged = try reader.read(timeout: 180) { mismatches($0, world.offline).isEmpty }
     #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5)); \(third.output.suffix(8))")
     #expect(try reader.read(timeout: 30) { messages in messages.contains { $0.topic == "promo.dead-letter" } })
-    let letters = reader.messages.filter { $0.topic == "promo.dead-letter" }.compactMap { m -> DeadLetter? in
-        if case .deadLetter(let d)? = try? EventDecoder().decode(m.value) { d } else { nil }
-    }
+    let letters = deadLetters(reader.messages)
     #expect(letters.count == 1)
     #expect(letters.first?.value == Event.profile(poison).encoded())
     #expect(letters.first?.reason.hasPrefix("poison pill: the member died 2 times") == true, "\(letters.map(\.reason))")

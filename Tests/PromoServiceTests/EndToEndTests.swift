@@ -78,6 +78,14 @@ func predictions(_ messages: [KafkaMessage]) -> [PredictionEvent] {
     }
 }
 
+/// Every committed dead letter, decoded.
+func deadLetters(_ messages: [KafkaMessage]) -> [DeadLetter] {
+    messages.compactMap { m in
+        guard m.topic == "promo.dead-letter", case .deadLetter(let d)? = try? EventDecoder().decode(m.value) else { return nil }
+        return d
+    }
+}
+
 /// Items whose latest committed prediction (highest sequence) differs from the offline one.
 func mismatches(_ messages: [KafkaMessage], _ offline: [ItemKey: PredictionEvent]) -> [ItemKey] {
     var latest: [ItemKey: PredictionEvent] = [:]
@@ -139,9 +147,7 @@ func killOneMember() throws {
     m2.signal(SIGTERM)
     #expect(m2.wait() == 0, "SIGTERM ends a member cleanly")
     _ = try reader.read(timeout: 30) { messages in messages.filter { $0.topic == "promo.dead-letter" }.count >= malformed.count }
-    let letters = reader.messages.filter { $0.topic == "promo.dead-letter" }.compactMap { m -> DeadLetter? in
-        if case .deadLetter(let d)? = try? EventDecoder().decode(m.value) { d } else { nil }
-    }
+    let letters = deadLetters(reader.messages)
     #expect(letters.map(\.value).sorted { $0.lexicographicallyPrecedes($1) } == malformed.map(\.value).sorted { $0.lexicographicallyPrecedes($1) })
     #expect(letters.allSatisfy { !$0.reason.isEmpty })
 }
