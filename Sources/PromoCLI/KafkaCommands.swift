@@ -63,6 +63,8 @@ struct RunCommand: ParsableCommand {
     var stateDir = ProcessInfo.processInfo.environment["PROMO_STATE_DIR"] ?? ".promo-state"
     @Option(help: "Seconds to wait for the group to assign partitions before joining it again (three times, then the member stops with the reason).")
     var assignmentTimeout = 120.0
+    @Option(help: "The state changelog topic (default: <group>.state-changelog). A deployment of a version that used the shared promo.state-changelog keeps its state by naming it here.")
+    var changelogTopic: String?
     @Option(help: "After a model switch, recompute at most this many items per batch in the background.")
     var recomputePerBatch = 1_000
     @Option(help: "Also fine-tune every this many seconds, when new labels arrived, and publish accepted versions.")
@@ -99,6 +101,7 @@ struct RunCommand: ParsableCommand {
         options.followModels = !noFollowModels
         options.stateDirectory = URL(fileURLWithPath: stateDir)
         options.assignmentTimeoutSeconds = assignmentTimeout
+        if let changelogTopic { options.topics.changelog = changelogTopic }
         let model = try loadModel(model)
         let member = member
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
