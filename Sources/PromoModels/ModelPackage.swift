@@ -23,6 +23,10 @@ public struct ModelPackage: Sendable {
 
     public static func chunkKey(version: Int, chunk: Int) -> String { "model:\(version):\(chunk)" }
 
+    /// Chunks of `bytes`, rounded up without `bytes + chunkSize - 1`, which an announced size near Int.max would
+    /// overflow.
+    static func chunkCount(bytes: Int) -> Int { bytes / chunkSize + (bytes % chunkSize == 0 ? 0 : 1) }
+
     /// An announcement's `created_at`: RFC 3339, UTC, whole seconds.
     public static func timestamp(_ date: Date = Date()) -> String {
         let formatter = ISO8601DateFormatter()
@@ -44,7 +48,7 @@ public struct ModelPackage: Sendable {
     public static func assemble(_ announcement: ModelAnnouncement, chunks: [Int: Data]) throws(ModelPackageError) -> DINOPModel {
         // The chunk count follows from the size; checked first, so that no announced number sizes a loop or an
         // allocation before the chunks are known to be there.
-        let expected = (announcement.bytes + chunkSize - 1) / chunkSize
+        let expected = chunkCount(bytes: announcement.bytes)
         guard announcement.chunks == expected else {
             throw .wrongChunkCount(version: announcement.version, announced: announcement.chunks, bytes: announcement.bytes)
         }
@@ -84,7 +88,7 @@ public enum ModelPackageError: Error, CustomStringConvertible, Equatable {
         case .missingChunks(let v, let chunks):
             "version \(v): chunks \(chunks.prefix(10).map(String.init).joined(separator: ", "))\(chunks.count > 10 ? "…" : "") missing from the model topic"
         case .wrongChunkCount(let v, let announced, let bytes):
-            "version \(v): \(bytes) bytes make \((bytes + ModelPackage.chunkSize - 1) / ModelPackage.chunkSize) chunks of \(ModelPackage.chunkSize), the announcement says \(announced)"
+            "version \(v): \(bytes) bytes make \(ModelPackage.chunkCount(bytes: bytes)) chunks of \(ModelPackage.chunkSize), the announcement says \(announced)"
         case .wrongSize(let v, let announced, let found):
             "version \(v): the chunks hold \(found) bytes, the announcement says \(announced)"
         case .checksumMismatch(let v, let announced, let found):

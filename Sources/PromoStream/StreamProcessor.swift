@@ -185,7 +185,10 @@ public final class StreamProcessor {
         if let day = state.waitingDay, !state.dayNumbers.contains(UInt16(truncatingIfNeeded: day)) || day > Int(UInt16.max) {
             return "waiting day \(day) is not one of its days"
         }
-        if state.sequence < 0 { return "negative sequence number \(state.sequence)" }
+        // Bounds that keep the arithmetic on them from overflowing (`sequence + 1`, `now - since`).
+        if state.sequence < 0 || state.sequence >= 1 << 53 { return "sequence number \(state.sequence) out of range" }
+        if let since = state.pendingSince, since < 0 || since >= 1 << 50 { return "grace start \(since) ms out of range" }
+        if let gmv = state.lastGMV, !gmv.isFinite { return "last GMV \(gmv)" }
         return nil
     }
 

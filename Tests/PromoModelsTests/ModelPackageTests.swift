@@ -74,6 +74,8 @@ func damagedPackagesRefused() throws {
     var hugeFile = a
     hugeFile.bytes = Int.max - ModelPackage.chunkSize
     #expect(throws: ModelPackageError.self) { try ModelPackage.assemble(hugeFile, chunks: chunks) }
+    hugeFile.bytes = Int.max    // rounding up to whole chunks must not overflow
+    #expect(throws: ModelPackageError.self) { try ModelPackage.assemble(hugeFile, chunks: chunks) }
 
     // The right bytes announced under another version number.
     let other = ModelPackage(model: try largeModel(version: 5))

@@ -143,5 +143,11 @@ func restoreChecksProvenance() throws {
     var state = try StateCodec.decode(records[0].value)
     state.sis.removeLast()
     #expect(throws: RestoreError.self) { try b.restore(partition: 0, value: StateCodec.encode(state)) }
+    // Values whose arithmetic would overflow later (`sequence + 1`, `now - grace start`) are refused too.
+    for change in [{ (s: inout ItemState) in s.sequence = .max }, { $0.pendingSince = .min; $0.waitingDay = Int($0.dayNumbers[0]) }] {
+        var bad = try StateCodec.decode(records[0].value)
+        change(&bad)
+        #expect(throws: RestoreError.self) { try b.restore(partition: 0, value: StateCodec.encode(bad)) }
+    }
     #expect(b.itemCount == 0)
 }
