@@ -104,6 +104,12 @@ final class CrashGuard {
     func end(committed: [TopicPartition: Int64] = [:]) throws {
         let hadWork = !ledger.inflight.isEmpty
         ledger.inflight = []
+        try forget(below: committed, save: hadWork)
+    }
+
+    /// Suspects and crash counts below these offsets are done with (another member may have processed them).
+    func forget(below committed: [TopicPartition: Int64], save mustSave: Bool = false) throws {
+        let before = ledger
         if !committed.isEmpty {
             ledger.suspects = ledger.suspects.compactMap { range in
                 guard let next = committed[TopicPartition(range.topic, range.partition)], next > range.first else { return range }
@@ -114,7 +120,7 @@ final class CrashGuard {
             }
             ledger.crashes = ledger.crashes.filter { (committed[TopicPartition($0.key.topic, $0.key.partition)] ?? 0) <= $0.key.first }
         }
-        if hadWork || !committed.isEmpty { try save() }
+        if mustSave || ledger != before { try save() }
     }
 
     private func save() throws {

@@ -271,7 +271,8 @@ public final class StreamService: @unchecked Sendable {
         let inputs = messages.map {
             InputMessage(topic: $0.topic, partition: $0.partition, offset: $0.offset, key: $0.key, value: $0.value)
         }
-        try crashGuard?.begin(messages)
+        // The marker protects; it does not gate: a full disk is logged and processing goes on without it.
+        do { try crashGuard?.begin(messages) } catch { log("crash marker: \(error); processing goes on without it") }
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
         let outputs: [OutputRecord]
         if let poison, let message = inputs.first {
@@ -306,7 +307,7 @@ public final class StreamService: @unchecked Sendable {
             try producer.flush()
             try consumer.commit(offsets)
         }
-        try crashGuard?.end(committed: offsets)
+        do { try crashGuard?.end(committed: offsets) } catch { log("crash marker: \(error)") }
         processedMessages += messages.count
         stats.add(messages: messages.count, outputs: outputs.count, process: processed - started,
                   commit: clock.now - processed)
@@ -385,6 +386,7 @@ public final class StreamService: @unchecked Sendable {
         log(String(format: "assigned partitions %@: restored %d changelog records (%d items) in %.2f s",
                    partitions.sorted().description, count, processor.itemCount, Date().timeIntervalSince(started))
             + skipped.summary)
+        do { try crashGuard?.forget(below: committed) } catch { log("crash marker: \(error)") }
         return (count, committed)
     }
 
