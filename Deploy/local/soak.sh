@@ -97,7 +97,11 @@ for pid, samples in rss.items():
         slopes.append((slope * 60, warm[-1][1]))
 log = open(f"{folder}/member.log").read().splitlines()
 consumed = sum(int(m.group(1)) for l in log for m in [re.search(r"stopped after (\d+) messages", l)] if m)
-produced = next((int(m.group(1)) for l in open(f"{folder}/produce.log") for m in [re.search(r"(\d+) events in", l)] if m), None)
+# The producer's line counts events per topic; members read the four input topics, not the outcomes.
+summary = next((l for l in open(f"{folder}/produce.log") if "events in" in l), "")
+per_topic = {t: int(n) for t, n in re.findall(r"(promo\.[a-z-]+) (\d+)", summary)}
+inputs = sum(n for t, n in per_topic.items() if t != "promo.outcomes") if per_topic else None
+outcomes = per_topic.get("promo.outcomes", 0)
 windows = defaultdict(lambda: ([], []))
 for l in log:
     m = re.search(r"p50 (\d+) ms, p99 (\d+) ms", l)
@@ -111,6 +115,7 @@ for w in sorted(windows):
 switched = any("switched from model version 1 to 2" in l for l in log)
 print(f"soak: {len(rss)} incarnations, model swap {'served' if switched else 'NOT served'}; resident memory slope after warm-up "
       + ", ".join(f"{s:+.2f} MB/min (ends at {mb:.0f} MB)" for s, mb in slopes)
-      + f"; consumed {consumed} of {produced if produced is not None else '?'} produced events at {rate:.0f}/s; "
+      + f"; consumed {consumed} of {inputs if inputs is not None else '?'} input events produced at {rate:.0f}/s"
+      + f" (besides {outcomes} outcomes, which members do not read); "
       + "; ".join(parts))
 PY

@@ -186,6 +186,7 @@ struct ProduceCommand: ParsableCommand {
         let decoder = EventDecoder(presaleDays: presaleDays)
         let start = Date()
         var produced = 0
+        var perTopic: [String: Int] = [:]
         // SIGTERM or SIGINT: stop after the event in hand, deliver what was produced and say how many.
         let stop = StopSignal()
         let signals = StopOnSignals(stop)
@@ -199,6 +200,7 @@ struct ProduceCommand: ParsableCommand {
             }
             try producer.produce(topic: topic, key: event.itemID.map { Array($0.utf8) }, value: event.encoded())
             produced += 1
+            perTopic[topic, default: 0] += 1
             if produced % 10_000 == 0 { producer.poll() }
         }
         do {
@@ -206,8 +208,9 @@ struct ProduceCommand: ParsableCommand {
         } catch is Stopped {}
         withExtendedLifetime(signals) {}
         try producer.flush(timeoutMs: 120_000)
-        report(String(format: "promo produce: %d events in %.1f s%@", produced, Date().timeIntervalSince(start),
-                      stop.isStopped ? " (stopped by a signal)" : ""))
+        report(String(format: "promo produce: %d events in %.1f s%@ (%@)", produced, Date().timeIntervalSince(start),
+                      stop.isStopped ? ", stopped by a signal" : "",
+                      perTopic.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
     }
 
     private func produceAll(_ send: (Event) throws -> Void) throws {
