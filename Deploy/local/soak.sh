@@ -4,11 +4,14 @@
 # member's stats lines (every 10 s) its rate and input-to-commit latency. One summary line: memory slope of each
 # incarnation after 2 minutes of warm-up, events consumed against produced (no queue growth), and per 5 minutes the
 # median of the 10-s p50s and the worst 10-s p99.
-#   Deploy/local/soak.sh [MINUTES] [RATE]   (default 30 minutes at 1000 events/s)
+#   Deploy/local/soak.sh [MINUTES] [RATE] [steady]   (default 30 minutes at 1000 events/s)
+# `steady`: a promotion a quarter of the run long, produced again and again: after the first pass every event is a
+# duplicate, so the state stops growing and resident memory should stay flat.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 minutes="${1:-30}"
 rate="${2:-1000}"
+steady="${3:-}"
 Deploy/setup.sh >/dev/null
 swift build -c release --product promo 2>&1 | tail -1
 promo=.build/release/promo
@@ -30,6 +33,7 @@ export OPENBLAS_NUM_THREADS=1
 
 # About 42 input events per item (a profile, an activity, 20 days of sales and buyers): enough for the whole run.
 items=$(( rate * minutes * 60 / 42 + 1000 ))
+[ "$steady" = steady ] && items=$(( rate * minutes * 60 / 4 / 42 + 100 ))
 $promo generate --out "$dir/world" --items "$items" --seed 7 >"$dir/generate.log" 2>&1
 $promo train "$dir/world/double11-2025" --out "$dir/v1.safetensors" --epochs 1 --hidden 32 --attention 16 \
     --encoder-width 16 --head-hidden 32 --rows 4099 >"$dir/train.log" 2>&1
@@ -48,7 +52,15 @@ start_member() {
 }
 start_member
 until grep -q "assigned partitions" "$dir/member.log"; do sleep 0.5; done
-$promo produce --rate "$rate" "$dir/world/double11-2026" "${kafka[@]}" >"$dir/produce.log" 2>&1 &
+if [ "$steady" = steady ]; then
+    # Inputs only (no outcomes), over and over, each pass's count on its own line.
+    ( while :; do
+        $promo produce --rate "$rate" "${kafka[@]}" "$dir/world/double11-2026"/{item-profiles,activities,daily-sales,daily-buyers}.jsonl \
+            >>"$dir/produce.log" 2>&1
+      done ) &
+else
+    $promo produce --rate "$rate" "$dir/world/double11-2026" "${kafka[@]}" >"$dir/produce.log" 2>&1 &
+fi
 producer_pid=$!
 began=$(date +%s)
 total=$(( minutes * 60 ))
@@ -72,7 +84,12 @@ while :; do
     fi
     sleep 10
 done
-kill -TERM "$producer_pid" 2>/dev/null || true   # it stops, flushes and reports how many it produced
+if [ "$steady" = steady ]; then
+    kill "$producer_pid" 2>/dev/null || true      # the loop; then the pass running now stops and reports
+    pkill -TERM -f "promo produce --rate $rate" 2>/dev/null || true
+else
+    kill -TERM "$producer_pid" 2>/dev/null || true   # it stops, flushes and reports how many it produced
+fi
 wait "$producer_pid" 2>/dev/null || true
 producer_pid=""
 sleep 15   # the last produced events reach the member's next batches
@@ -98,8 +115,10 @@ for pid, samples in rss.items():
 log = open(f"{folder}/member.log").read().splitlines()
 consumed = sum(int(m.group(1)) for l in log for m in [re.search(r"stopped after (\d+) messages", l)] if m)
 # The producer's line counts events per topic; members read the four input topics, not the outcomes.
-summary = next((l for l in open(f"{folder}/produce.log") if "events in" in l), "")
-per_topic = {t: int(n) for t, n in re.findall(r"(promo\.[a-z-]+) (\d+)", summary)}
+per_topic = defaultdict(int)
+for summary in (l for l in open(f"{folder}/produce.log") if "events in" in l):
+    for t, n in re.findall(r"(promo\.[a-z-]+) (\d+)", summary):
+        per_topic[t] += int(n)
 inputs = sum(n for t, n in per_topic.items() if t != "promo.outcomes") if per_topic else None
 outcomes = per_topic.get("promo.outcomes", 0)
 windows = defaultdict(lambda: ([], []))
