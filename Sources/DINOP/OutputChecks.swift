@@ -5,14 +5,13 @@ extension Prediction {
     /// which is how consumers (and a PyTorch reader) hold them. A NaN or infinite head output, or a GMV whose
     /// `expm1` overflows, comes from inputs or weights far outside anything the model was trained on.
     public var notFiniteReason: String? {
-        func bad(_ value: Double?) -> Bool { value.map { !$0.isFinite || abs($0) > Double(Float.greatestFiniteMagnitude) } ?? false }
+        func bad(_ value: Double) -> Bool { !value.isFinite || abs(value) > Double(Float.greatestFiniteMagnitude) }
         var problems: [String] = []
-        if bad(gmv) { problems.append("gmv = \(gmv!)") }
-        if bad(bsp) { problems.append("bsp = \(bsp!)") }
-        if let probabilities = slotProbabilities, probabilities.contains(where: { bad($0) }) {
+        for (name, value) in [("gmv", gmv), ("bsp", bsp)] { if let value, bad(value) { problems.append("\(name) = \(value)") } }
+        if let probabilities = slotProbabilities, probabilities.contains(where: bad) {
             problems.append("slot probabilities \(probabilities.map { "\($0)" }.joined(separator: ", "))")
         }
-        if bad(ja) { problems.append("ja = \(ja!)") }
+        if let ja, bad(ja) { problems.append("ja = \(ja)") }
         return problems.isEmpty ? nil : "prediction not finite: " + problems.joined(separator: "; ")
     }
 }

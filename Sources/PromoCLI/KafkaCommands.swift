@@ -183,7 +183,6 @@ struct ProduceCommand: ParsableCommand {
         config["linger.ms"] = config["linger.ms"] ?? "20"
         let producer = try KafkaProducer(config)
         let topics = ServiceTopics()
-        let decoder = EventDecoder(presaleDays: presaleDays)
         let start = Date()
         var produced = 0
         var perTopic: [String: Int] = [:]

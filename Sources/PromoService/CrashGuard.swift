@@ -18,8 +18,10 @@ final class CrashGuard {
         var first: Int64
         var last: Int64
 
-        func contains(_ message: KafkaMessage) -> Bool {
-            message.topic == topic && message.partition == partition && (first...last).contains(message.offset)
+        func contains(_ message: KafkaMessage) -> Bool { covers(message.topic, message.partition, message.offset) }
+
+        func covers(_ topic: String, _ partition: Int32, _ offset: Int64) -> Bool {
+            topic == self.topic && partition == self.partition && (first...last).contains(offset)
         }
     }
 
@@ -65,8 +67,8 @@ final class CrashGuard {
 
     /// In flight at how many crashes: once in a crashed batch, plus each time alone.
     private func crashCount(_ record: Range) -> Int {
-        (ledger.crashes[record] ?? 0) + (ledger.suspects.contains { $0.topic == record.topic && $0.partition == record.partition
-            && ($0.first...$0.last).contains(record.first) } ? 1 : 0)
+        (ledger.crashes[record] ?? 0)
+            + (ledger.suspects.contains { $0.covers(record.topic, record.partition, record.first) } ? 1 : 0)
     }
 
     /// Nothing is left over from an earlier crash.

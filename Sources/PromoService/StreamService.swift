@@ -393,14 +393,6 @@ public final class StreamService: @unchecked Sendable {
     public var itemCount: Int { processor.itemCount }
 }
 
-extension [UInt8] {
-    /// Whether `needle` occurs in these bytes (for the fault hook: not on any path that runs without it).
-    func contains(_ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, needle.count <= count else { return needle.isEmpty }
-        return (0...(count - needle.count)).contains { start in self[start..<(start + needle.count)].elementsEqual(needle) }
-    }
-}
-
 /// A member cannot run as configured; the message says what to do.
 public struct ServiceError: Error, CustomStringConvertible {
     public let description: String

@@ -148,11 +148,12 @@ public final class StreamProcessor {
         if !provenance.application.isEmpty, !options.application.isEmpty, provenance.application != options.application {
             throw RestoreError.otherApplication(provenance.application, expected: options.application)
         }
-        if !provenance.positions.isEmpty {
-            let committed = partitions[partition]?.positions ?? []
-            for (i, position) in provenance.positions.enumerated() where position > (i < committed.count ? committed[i] : 0) {
+        let committed = partitions[partition]?.positions ?? []
+        for (i, position) in provenance.positions.enumerated() {
+            let limit = i < committed.count ? committed[i] : 0
+            guard position <= limit else {
                 throw RestoreError.uncommitted(topic: i < options.inputTopics.count ? options.inputTopics[i] : "input \(i)",
-                                               position: position, committed: i < committed.count ? committed[i] : 0)
+                                               position: position, committed: limit)
             }
         }
         if let problem = shapeProblem(state) { throw RestoreError.inconsistent(problem) }
@@ -243,9 +244,9 @@ public final class StreamProcessor {
         }
     }
 
-    /// What the partition's changelog records carry: this application, and the positions after this batch.
-    func provenance(_ partition: Int32) -> Provenance {
-        Provenance(application: options.application, positions: partitions[partition]?.positions ?? [])
+    /// What a partition's changelog records carry: this application, and the positions after this batch.
+    func provenance(of table: PartitionState?) -> Provenance {
+        Provenance(application: options.application, positions: table?.positions ?? [])
     }
 
     /// Items of the last `process` call whose prediction was not finite (not published), with why.
@@ -457,10 +458,7 @@ public final class StreamProcessor {
                 if !job.fresh, job.steps.isEmpty, !change.statics {
                     if change.inputs {
                         out.append(OutputRecord(kind: .changelog, partition: p, key: Self.changelogKey(key),
-                                                value: Self.inPlace(&job.state) {
-                                                    StateCodec.encode($0, provenance: Provenance(application: options.application,
-                                                                                                 positions: table.positions))
-                                                }))
+                                                value: Self.inPlace(&job.state) { StateCodec.encode($0, provenance: provenance(of: table)) }))
                     }
                     table.put(job.state.moveOut())
                     continue
@@ -536,7 +534,7 @@ public final class StreamProcessor {
                     withheld.append((partition, state.key, reason))
                     withheldCount += 1
                     out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
-                                            value: StateCodec.encode(state, provenance: provenance(partition))))
+                                            value: StateCodec.encode(state, provenance: provenance(of: partitions[partition]))))
                     return
                 }
                 let previous = fresh ? [] : state.hot?.appliedDays ?? []
@@ -552,7 +550,7 @@ public final class StreamProcessor {
                 out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(state.key.itemID.utf8),
                                         value: Event.prediction(event).encoded()))
                 out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
-                                        value: StateCodec.encode(state, provenance: provenance(partition))))
+                                        value: StateCodec.encode(state, provenance: provenance(of: partitions[partition]))))
             }
         }
     }

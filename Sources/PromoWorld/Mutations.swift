@@ -94,7 +94,7 @@ public struct EventMutator {
 
     private func replaceSchema(in bytes: [UInt8], with schema: String) -> [UInt8] {
         let key = Array("\"schema\":\"".utf8)
-        guard let start = firstRange(of: key, in: bytes)?.upperBound,
+        guard let start = bytes.firstRange(of: key)?.upperBound,
               let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return bytes }
         return Array(bytes[..<start]) + Array(schema.utf8) + Array(bytes[end...])
     }
@@ -112,13 +112,5 @@ public struct EventMutator {
         guard !candidates.isEmpty else { return bytes }
         let (from, to) = candidates[index(candidates.count)]
         return Array(bytes[..<from]) + Array(bytes[to...])
-    }
-
-    private func firstRange(of needle: [UInt8], in bytes: [UInt8]) -> Range<Int>? {
-        guard needle.count <= bytes.count else { return nil }
-        for start in 0...(bytes.count - needle.count) where bytes[start..<(start + needle.count)].elementsEqual(needle) {
-            return start..<(start + needle.count)
-        }
-        return nil
     }
 }
