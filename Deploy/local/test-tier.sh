@@ -9,11 +9,12 @@ Deploy/setup.sh >/dev/null
 export OPENBLAS_NUM_THREADS=1
 swift build --build-tests 2>&1 | tail -1
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
 if swift test --skip-build --filter "$test_name" >"$log" 2>&1; then
     grep "^$prefix: " "$log"
+    rm -f "$log"
 else
+    sed -n "/^$prefix: /p" "$log"
     tail -20 "$log"
-    echo "$prefix: FAILED"
+    echo "$prefix: FAILED (whole output: $log)"
     exit 1
 fi

@@ -117,10 +117,28 @@ public final class KafkaConsumer: @unchecked Sendable {
             let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
             var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
-            messages.append(KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key,
-                                         value: value, timestamp: timestamp >= 0 ? timestamp : nil))
+            var message = KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key,
+                                       value: value, timestamp: timestamp >= 0 ? timestamp : nil)
+            message.headers = Self.headers(pointer)
+            messages.append(message)
         }
         return messages
+    }
+
+    /// A message's headers, in order (most messages have none: one call finds that).
+    private static func headers(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> [(name: String, value: [UInt8])] {
+        var list: OpaquePointer?
+        guard rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        var out: [(name: String, value: [UInt8])] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            out.append((name.map { String(cString: $0) } ?? "", value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+            index += 1
+        }
+        return out
     }
 
     /// Consumes exactly these partitions from these offsets until each has reached its end (the consumer needs

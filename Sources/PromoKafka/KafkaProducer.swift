@@ -16,10 +16,14 @@ public final class KafkaProducer: @unchecked Sendable {
         isTransactional = config["transactional.id"] != nil
         let conf = try config.make()
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
-            guard let message, message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
-            let reports = Unmanaged<DeliveryReports>.fromOpaque(opaque!).takeUnretainedValue()
-            let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
-            reports.failed(KafkaError(code: message.pointee.err, "deliver to \(topic)[\(message.pointee.partition)]"))
+            guard let message, let opaque else { return }
+            let reports = Unmanaged<DeliveryReports>.fromOpaque(opaque).takeUnretainedValue()
+            var topic: String { message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?" }
+            if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                reports.failed(KafkaError(code: message.pointee.err, "deliver to \(topic)[\(message.pointee.partition)]"))
+            } else if message.pointee._private != nil {
+                reports.delivered(TopicPartition(topic, message.pointee.partition), offset: message.pointee.offset)
+            }
         }
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(reports).toOpaque())
         handle = try makeClient(RD_KAFKA_PRODUCER, conf)
@@ -50,6 +54,33 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Queues one message with one header; `tracked`: its offset, once delivered, is kept for `takeDelivered`.
+    public func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8],
+                        header: (name: String, value: [UInt8]), tracked: Bool = false) throws {
+        // Any non-nil opaque marks a tracked message; librdkafka only hands it back.
+        let opaque = tracked ? UnsafeMutableRawPointer(bitPattern: 1) : nil
+        while true {
+            let err = value.withUnsafeBytes { v in
+                header.value.withUnsafeBytes { h in
+                    (key ?? []).withUnsafeBytes { k in
+                        promo_rd_kafka_produce_header(handle, topic, partition ?? RD_KAFKA_PARTITION_UA, key == nil ? nil : k.baseAddress,
+                                                      k.count, v.baseAddress, v.count, header.name, h.baseAddress, h.count, opaque)
+                    }
+                }
+            }
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_poll(handle, 10)
+                continue
+            }
+            try KafkaError.check(err, "produce to \(topic)")
+            return
+        }
+    }
+
+    /// The offset of the last tracked message delivered to each partition since the previous call (served by
+    /// `flush`): where a record landed, for a commit that names it.
+    public func takeDelivered() -> [TopicPartition: Int64] { reports.takeDelivered() }
+
     /// Serves delivery reports for up to `timeoutMs`.
     public func poll(timeoutMs: Int32 = 0) { rd_kafka_poll(handle, timeoutMs) }
 
@@ -67,6 +98,7 @@ public final class KafkaProducer: @unchecked Sendable {
 
     public func beginTransaction() throws {
         _ = reports.take()
+        _ = reports.takeDelivered()
         try KafkaError.check(rd_kafka_begin_transaction(handle), "begin transaction")
     }
 
@@ -96,6 +128,14 @@ public final class KafkaProducer: @unchecked Sendable {
 /// Delivery failures, written by librdkafka's callback on the thread that polls.
 private final class DeliveryReports: @unchecked Sendable {
     private var first: KafkaError?
+    private var offsets: [TopicPartition: Int64] = [:]
+
+    func delivered(_ tp: TopicPartition, offset: Int64) { offsets[tp] = max(offsets[tp] ?? offset, offset) }
+
+    func takeDelivered() -> [TopicPartition: Int64] {
+        defer { offsets = [:] }
+        return offsets
+    }
 
     func failed(_ error: KafkaError) {
         if first == nil { first = error }

@@ -31,6 +31,7 @@ public struct KafkaMessage: Sendable {
     public var value: [UInt8]
     /// Milliseconds since the epoch, when the broker gave one.
     public var timestamp: Int64?
+    public var headers: [(name: String, value: [UInt8])] = []
 
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestamp: Int64?) {
         self.topic = topic
@@ -42,6 +43,9 @@ public struct KafkaMessage: Sendable {
     }
 
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+
+    /// The value of the last header with this name.
+    public func header(_ name: String) -> [UInt8]? { headers.last { $0.name == name }?.value }
 }
 
 /// Conversions to and from `rd_kafka_topic_partition_list_t`.

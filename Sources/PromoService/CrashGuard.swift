@@ -8,8 +8,8 @@ import PromoKafka
 /// SIGKILL leaves either the old file or the new one); after the batch commits they are cleared. A start that
 /// finds offsets still in flight knows the last run died on them:
 /// - a batch of several records makes them *suspects*: the next run processes them one record per transaction;
-/// - a record alone that was already a suspect, or was alone in flight before, has now been in flight at two
-///   crashes: the next run dead-letters it without processing it (`poisonReason`) and goes on.
+/// - a record alone in flight at a crash counts one death on it; at two, the next run dead-letters it without
+///   processing it (`poisonReason`) and goes on. A poison pill in a batch thus costs three crashes.
 /// Graceful stops and failed batches (a broker error) clear the offsets: only a death leaves them.
 final class CrashGuard {
     struct Range: Codable, Equatable {
@@ -56,7 +56,7 @@ final class CrashGuard {
         ledger.inflight = []
         if inflight.count == 1, let only = inflight.first, only.first == only.last {
             ledger.crashes[only, default: 0] += 1
-            log("the last run died processing \(only.topic) partition \(only.partition) offset \(only.first) alone; it has been in flight at \(crashCount(only)) crashes")
+            log("the last run died processing \(only.topic) partition \(only.partition) offset \(only.first) alone; it has been alone in flight at \(crashCount(only)) crashes")
         } else if !inflight.isEmpty {
             ledger.suspects += inflight
             let count = inflight.reduce(0) { $0 + Int($1.last - $1.first + 1) }
@@ -65,11 +65,10 @@ final class CrashGuard {
         try save()
     }
 
-    /// In flight at how many crashes: once in a crashed batch, plus each time alone.
-    private func crashCount(_ record: Range) -> Int {
-        (ledger.crashes[record] ?? 0)
-            + (ledger.suspects.contains { $0.covers(record.topic, record.partition, record.first) } ? 1 : 0)
-    }
+    /// At how many crashes the record was alone in flight. A crash in a batch blames none of its records: a
+    /// SIGKILL from outside (an eviction, a chaos run) lands in some batch, and may land again while its records
+    /// are retried one at a time; counting that as a death on the record would dead-letter valid input.
+    private func crashCount(_ record: Range) -> Int { ledger.crashes[record] ?? 0 }
 
     /// Nothing is left over from an earlier crash.
     var isClean: Bool { ledger.suspects.isEmpty && ledger.crashes.isEmpty }
@@ -85,7 +84,7 @@ final class CrashGuard {
         let record = Range(topic: message.topic, partition: message.partition, first: message.offset, last: message.offset)
         let crashes = crashCount(record)
         guard crashes >= 2 else { return nil }
-        return "poison pill: the member died \(crashes) times while this record was in flight; skipped without processing"
+        return "poison pill: the member died \(crashes) times while this record was in flight alone; skipped without processing"
     }
 
     /// Marks these messages in flight.

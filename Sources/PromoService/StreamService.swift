@@ -37,6 +37,11 @@ public final class StreamService: @unchecked Sendable {
     private var pendingAnnouncement: ModelAnnouncement?
     private var swapStarted: (at: ContinuousClock.Instant, items: Int)?
     private var crashGuard: CrashGuard?
+    /// Per owned partition, the changelog's committed end: where its last committed `CommitLink` ends.
+    private var changelogEnds: [Int32: Int64] = [:]
+    /// Names this process's transactions (with the member and a counter), so that a restarted member's differ.
+    private let instance = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    private var transactionCount = 0
     /// A fault hook for tests: the process aborts when it is about to process a message whose value contains
     /// these bytes (environment `PROMO_FAULT_CRASH_ON`), as a poison pill that crashes the runtime would.
     private let crashOn = ProcessInfo.processInfo.environment["PROMO_FAULT_CRASH_ON"].map { Array($0.utf8) }
@@ -44,6 +49,11 @@ public final class StreamService: @unchecked Sendable {
     /// transaction of a batch holding these bytes, after its outputs reached the broker and before the commit
     /// (environment `PROMO_FAULT_CRASH_IN_TRANSACTION`).
     private let crashInTransaction = ProcessInfo.processInfo.environment["PROMO_FAULT_CRASH_IN_TRANSACTION"].map { Array($0.utf8) }
+    /// A fault hook for tests: each transaction waits this many milliseconds after its records reached the broker
+    /// and before it commits (environment `PROMO_FAULT_TRANSACTION_PAUSE_MS`), as over a slow link, so that a kill
+    /// from outside lands inside transactions often (the chaos campaign).
+    private let transactionPause = ProcessInfo.processInfo.environment["PROMO_FAULT_TRANSACTION_PAUSE_MS"]
+        .flatMap(UInt32.init).map { min($0, 60_000) }
 
     public init(model: DINOPModel, options: ServiceOptions, log: @escaping (String) -> Void) {
         self.options = options
@@ -86,7 +96,7 @@ public final class StreamService: @unchecked Sendable {
         }
         log("serving model version \(processor.model.version)")
         try consumer.subscribe(options.topics.inputs)
-        log("member \(options.member) of group \(options.group) subscribed (\(options.mode.rawValue), librdkafka \(librdkafkaVersion))")
+        log("member \(options.member) of group \(options.group) subscribed (\(options.mode.rawValue), librdkafka \(librdkafkaVersion), transactions named …/\(instance)/<n>)")
         rebalance = RebalanceWatch(since: .now)
 
         var failures = 0
@@ -197,6 +207,10 @@ public final class StreamService: @unchecked Sendable {
         guard let inputs = try admin.partitionCount(options.topics.profiles) else {
             throw ServiceError("input topic \(options.topics.profiles) does not exist: create the topics with `promo topics --group \(options.group)`")
         }
+        // Rollup records go to the partition of the inputs they sum.
+        if let rollups = try admin.partitionCount(options.topics.rollups), rollups < inputs {
+            throw ServiceError("rollup topic \(options.topics.rollups) has \(rollups) partitions, the input topics \(inputs): the sums of input partition p go to rollup partition p")
+        }
         let changelog = options.topics.changelog
         if let count = try admin.partitionCount(changelog) {
             guard count == inputs else {
@@ -286,26 +300,33 @@ public final class StreamService: @unchecked Sendable {
         let processed = clock.now
         var offsets: [TopicPartition: Int64] = [:]
         for m in messages { offsets[m.topicPartition] = max(offsets[m.topicPartition] ?? 0, m.offset + 1) }
+        transactionCount += 1
+        let transaction = Array("\(options.processor.consumer)/\(instance)/\(transactionCount)".utf8)
+        let touched = Set(messages.map(\.partition)).union(outputs.map(\.statePartition))
 
         switch options.mode {
         case .exactlyOnce:
             try producer.beginTransaction()
             transactionOpen = true
-            try publish(outputs)
+            try publish(outputs, links: touched, transaction: transaction)
             if let crashInTransaction, crashGuard?.isClean ?? true, messages.contains(where: { $0.value.contains(crashInTransaction) }) {
                 try producer.flush()
                 abort()
             }
+            let ends = try linkEnds(touched)
+            if let transactionPause { usleep(transactionPause * 1000) }
             let published = clock.now
-            try producer.sendOffsets(offsets, consumer: consumer)
+            try producer.sendOffsets(offsets.merging(ends) { $1 }, consumer: consumer)
             let offsetsSent = clock.now
             try producer.commitTransaction()
             transactionOpen = false
+            changelogEnds.merge(ends.map { ($0.key.partition, $0.value) }) { $1 }
             stats.transactions(publish: published - processed, offsets: offsetsSent - published, commit: clock.now - offsetsSent)
         case .atLeastOnce:
-            try publish(outputs)
-            try producer.flush()
-            try consumer.commit(offsets)
+            try publish(outputs, links: touched, transaction: transaction)
+            let ends = try linkEnds(touched)
+            try consumer.commit(offsets.merging(ends) { $1 })
+            changelogEnds.merge(ends.map { ($0.key.partition, $0.value) }) { $1 }
         }
         do { try crashGuard?.end(committed: offsets) } catch { log("crash marker: \(error)") }
         processedMessages += messages.count
@@ -316,11 +337,32 @@ public final class StreamService: @unchecked Sendable {
         onCommitted?(processedMessages)
     }
 
-    private func publish(_ outputs: [OutputRecord]) throws {
+    /// The outputs, each with the transaction's id in a header, then a `CommitLink` to each touched changelog
+    /// partition, last in it.
+    private func publish(_ outputs: [OutputRecord], links touched: Set<Int32>, transaction: [UInt8]) throws {
+        let header = (name: CommitLink.header, value: transaction)
         for record in outputs {
             try producer.produce(topic: options.topics.topic(record.kind), partition: record.partition,
-                                 key: record.key, value: record.value)
+                                 key: record.key, value: record.value, header: header)
         }
+        for p in touched.sorted() {
+            let link = CommitLink(application: options.group, transaction: transaction, previous: changelogEnds[p] ?? -1)
+            try producer.produce(topic: options.topics.changelog, partition: p, key: CommitLink.key, value: link.encoded(),
+                                 header: header, tracked: true)
+        }
+    }
+
+    /// Waits for the batch's records to land; the changelog offsets to commit (each link's offset + 1).
+    private func linkEnds(_ touched: Set<Int32>) throws -> [TopicPartition: Int64] {
+        try producer.flush()
+        let delivered = producer.takeDelivered()
+        var ends: [TopicPartition: Int64] = [:]
+        for p in touched {
+            let tp = TopicPartition(options.topics.changelog, p)
+            guard let offset = delivered[tp] else { throw ServiceError("no delivery report for the commit link to \(tp)") }
+            ends[tp] = offset + 1
+        }
+        return ends
     }
 
     /// After a failed batch the in-memory state is ahead of what was committed: abort the transaction, drop the
@@ -352,25 +394,44 @@ public final class StreamService: @unchecked Sendable {
         let started = Date()
         let inputs = options.topics.inputs
         // Outside `run` (the benchmark restores records that carry no positions) there is no group to ask.
+        let changelogs = partitions.map { TopicPartition(options.topics.changelog, $0) }
         let committed = consumer == nil ? [:]
-            : try consumer.committed(partitions.flatMap { p in inputs.map { TopicPartition($0, p) } })
+            : try consumer.committed(partitions.flatMap { p in inputs.map { TopicPartition($0, p) } } + changelogs)
         var config = options.kafka
         config["enable.partition.eof"] = "true"
         config["isolation.level"] = "read_committed"
         let reader = try KafkaConsumer(config)
         var starts: [TopicPartition: Int64] = [:]
-        for p in partitions {
-            let tp = TopicPartition(options.topics.changelog, p)
+        for tp in changelogs {
             let (low, high) = try reader.watermarks(tp)
             if high > low { starts[tp] = KafkaOffset.beginning }
         }
-        for p in partitions {
-            processor.startRestore(partition: p, committed: inputs.map { max(committed[TopicPartition($0, p)] ?? 0, 0) })
-        }
+        // Whether a record committed is known only once its partition's links have all been read: records wait.
+        var records: [Int32: [KafkaMessage]] = [:]
+        var links: [Int32: [Int64: CommitLink]] = [:]
         var count = 0, skipped = RestoreSkips()
         try reader.readToEnd(from: starts) { messages in
             for m in messages {
                 count += 1
+                if CommitLink.isLink(m.value) {
+                    if let link = CommitLink.decode(m.value), link.application == options.group {
+                        links[m.partition, default: [:]][m.offset] = link
+                    }
+                } else {
+                    records[m.partition, default: []].append(m)
+                }
+            }
+        }
+        for p in partitions {
+            let tp = TopicPartition(options.topics.changelog, p)
+            changelogEnds[p] = max(committed[tp] ?? -1, -1)
+            let chain = CommitChain(end: consumer == nil ? nil : changelogEnds[p], links: links[p] ?? [:])
+            processor.startRestore(partition: p, committed: inputs.map { max(committed[TopicPartition($0, p)] ?? 0, 0) })
+            for m in records[p] ?? [] {
+                if chain.verdict(offset: m.offset, transaction: m.header(CommitLink.header)) == false {
+                    skipped.uncommitted += 1
+                    continue
+                }
                 do {
                     try processor.restore(partition: m.partition, value: m.value)
                 } catch let error as RestoreError {

@@ -34,4 +34,7 @@ public struct OutputRecord: Sendable {
     public var partition: Int32?
     public var key: [UInt8]
     public var value: [UInt8]
+    /// The state partition the record comes from (the input partition of its item or message): its transaction's
+    /// commit link goes to this partition of the changelog (`CommitLink`).
+    public var statePartition: Int32
 }

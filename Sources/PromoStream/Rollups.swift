@@ -103,7 +103,10 @@ struct RollupTable {
         let total = totals[key]!
         let event = Rollup(promotionID: key.promotion, scope: key.scope, id: key.id, partition: Int(partition),
                            gmv: max(total.gmv, 0), items: total.items, producedAt: timestamp)
-        return OutputRecord(kind: .rollup, partition: nil, key: Array("\(key.promotion)/\(key.scope)/\(key.id)/\(partition)".utf8),
-                            value: Event.rollup(event).encoded())
+        // To the input's partition, like the changelog, not by key: members then never write to one partition of
+        // the rollup topic at once, and the local broker defers a transaction's offset commit while another
+        // transaction that wrote to the same partition is open (a killed member's stays open until it restarts).
+        return OutputRecord(kind: .rollup, partition: partition, key: Array("\(key.promotion)/\(key.scope)/\(key.id)/\(partition)".utf8),
+                            value: Event.rollup(event).encoded(), statePartition: partition)
     }
 }

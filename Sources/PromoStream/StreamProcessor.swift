@@ -458,7 +458,8 @@ public final class StreamProcessor {
                 if !job.fresh, job.steps.isEmpty, !change.statics {
                     if change.inputs {
                         out.append(OutputRecord(kind: .changelog, partition: p, key: Self.changelogKey(key),
-                                                value: Self.inPlace(&job.state) { StateCodec.encode($0, provenance: provenance(of: table)) }))
+                                                value: Self.inPlace(&job.state) { StateCodec.encode($0, provenance: provenance(of: table)) },
+                                                statePartition: p))
                     }
                     table.put(job.state.moveOut())
                     continue
@@ -534,7 +535,8 @@ public final class StreamProcessor {
                     withheld.append((partition, state.key, reason))
                     withheldCount += 1
                     out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
-                                            value: StateCodec.encode(state, provenance: provenance(of: partitions[partition]))))
+                                            value: StateCodec.encode(state, provenance: provenance(of: partitions[partition])),
+                                            statePartition: partition))
                     return
                 }
                 let previous = fresh ? [] : state.hot?.appliedDays ?? []
@@ -548,9 +550,10 @@ public final class StreamProcessor {
                                             producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
                                             daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
                 out.append(OutputRecord(kind: .prediction, partition: nil, key: Array(state.key.itemID.utf8),
-                                        value: Event.prediction(event).encoded()))
+                                        value: Event.prediction(event).encoded(), statePartition: partition))
                 out.append(OutputRecord(kind: .changelog, partition: partition, key: Self.changelogKey(state.key),
-                                        value: StateCodec.encode(state, provenance: provenance(of: partitions[partition]))))
+                                        value: StateCodec.encode(state, provenance: provenance(of: partitions[partition])),
+                                            statePartition: partition))
             }
         }
     }
@@ -627,7 +630,8 @@ public final class StreamProcessor {
         let letter = DeadLetter(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,
                                 key: message.key, value: message.value, reason: reason,
                                 failedAt: Self.timestamp(nowMs), consumer: options.consumer)
-        return OutputRecord(kind: .deadLetter, partition: nil, key: message.key ?? [], value: Event.deadLetter(letter).encoded())
+        return OutputRecord(kind: .deadLetter, partition: nil, key: message.key ?? [], value: Event.deadLetter(letter).encoded(),
+                            statePartition: message.partition)
     }
 
     static func timestamp(_ ms: Int64) -> String {

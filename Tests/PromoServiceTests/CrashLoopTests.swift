@@ -6,7 +6,7 @@ import Testing
 
 /// Issue 12: a record that crashes the member must not crash it forever. The fault hook (`PROMO_FAULT_CRASH_ON`)
 /// aborts the process when it is about to process a record holding the marker, as a runtime trap would.
-@Test("a record that kills the member twice is dead-lettered on the next start, and the member goes on")
+@Test("a record that kills the member twice alone (after its batch crashed) is dead-lettered on the next start, and the member goes on")
 func crashLoopBroken() throws {
     let world = try World.make(items: 120)
     defer { try? FileManager.default.removeItem(at: world.folder) }
@@ -28,19 +28,24 @@ func crashLoopBroken() throws {
     #expect(second.awaitLine(timeout: 60, { $0.contains("the last run died processing") }) != nil)
     #expect(second.wait(timeout: 180) != 0, "the record kills it again")
 
-    // The third start skips it: a dead letter with the reason, and every other item as offline.
+    // Alone in flight at one crash only: the third start processes it alone once more, and dies again.
     let third = try startMember(broker, world, name: "m", environment: hook)
+    #expect(third.awaitLine(timeout: 60, { $0.contains("alone in flight at 1 crashes") }) != nil)
+    #expect(third.wait(timeout: 180) != 0, "the record kills it a third time")
+
+    // The fourth start skips it: a dead letter with the reason, and every other item as offline.
+    let fourth = try startMember(broker, world, name: "m", environment: hook)
     let converged = try reader.read(timeout: 180) { mismatches($0, world.offline).isEmpty }
-    #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5)); \(third.output.suffix(8))")
+    #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5)); \(fourth.output.suffix(8))")
     #expect(try reader.read(timeout: 30) { messages in messages.contains { $0.topic == "promo.dead-letter" } })
     let letters = deadLetters(reader.messages)
     #expect(letters.count == 1)
     #expect(letters.first?.value == Event.profile(poison).encoded())
-    #expect(letters.first?.reason.hasPrefix("poison pill: the member died 2 times") == true, "\(letters.map(\.reason))")
+    #expect(letters.first?.reason.hasPrefix("poison pill: the member died 2 times while this record was in flight alone") == true, "\(letters.map(\.reason))")
     #expect(letters.first?.consumer == "e2e/m")
     #expect(!predictions(reader.messages).contains { $0.itemID == poison.itemID })
-    third.signal(SIGTERM)
-    #expect(third.wait() == 0)
+    fourth.signal(SIGTERM)
+    #expect(fourth.wait() == 0)
 }
 
 /// Issue 12: Tansu shows aborted records to read_committed readers; a restore must not take them.

@@ -88,8 +88,12 @@ func deadLetters(_ messages: [KafkaMessage]) -> [DeadLetter] {
 
 /// Items whose latest committed prediction (highest sequence) differs from the offline one.
 func mismatches(_ messages: [KafkaMessage], _ offline: [ItemKey: PredictionEvent]) -> [ItemKey] {
+    mismatches(predictions(messages), offline)
+}
+
+func mismatches(_ predictions: [PredictionEvent], _ offline: [ItemKey: PredictionEvent]) -> [ItemKey] {
     var latest: [ItemKey: PredictionEvent] = [:]
-    for p in predictions(messages) {
+    for p in predictions {
         let key = ItemKey(promotionID: p.promotionID, itemID: p.itemID)
         if (latest[key]?.sequence ?? 0) < p.sequence! { latest[key] = p }
     }
