@@ -28,6 +28,7 @@ public struct CommittedOutputs: Sendable {
         var config = kafka
         config["group.id"] = group
         config["enable.partition.eof"] = "true"
+        config["isolation.level"] = "read_uncommitted"
         let admin = try KafkaAdmin(kafka)
         let changelogPartitions = try admin.partitionCount(topics.changelog) ?? 0
         let reader = try KafkaConsumer(config)

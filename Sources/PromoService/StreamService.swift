@@ -399,13 +399,23 @@ public final class StreamService: @unchecked Sendable {
             : try consumer.committed(partitions.flatMap { p in inputs.map { TopicPartition($0, p) } } + changelogs)
         var config = options.kafka
         config["enable.partition.eof"] = "true"
-        config["isolation.level"] = "read_committed"
+        // Every record, to the high watermark: the commit links judge them. Read committed, a broker that keeps an
+        // abandoned transaction open (the local one has no transaction timeout) would stop the read at its start.
+        config["isolation.level"] = "read_uncommitted"
         let reader = try KafkaConsumer(config)
-        var starts: [TopicPartition: Int64] = [:]
+        // Where a transaction is open on a changelog partition, its last stable offset (what a read_committed
+        // client is told is the end) lies below the high watermark, at the open transaction's first record.
+        var stableConfig = config
+        stableConfig["isolation.level"] = "read_committed"
+        let stableView = try KafkaConsumer(stableConfig)
+        var starts: [TopicPartition: Int64] = [:], openAt: [Int32: Int64] = [:]
         for tp in changelogs {
             let (low, high) = try reader.watermarks(tp)
             if high > low { starts[tp] = KafkaOffset.beginning }
+            let stable = try stableView.watermarks(tp).high
+            if stable < high { openAt[tp.partition] = stable }
         }
+        try stableView.close()
         // Whether a record committed is known only once its partition's links have all been read: records wait.
         var records: [Int32: [KafkaMessage]] = [:]
         var links: [Int32: [Int64: CommitLink]] = [:]
@@ -422,11 +432,16 @@ public final class StreamService: @unchecked Sendable {
                 }
             }
         }
+        var unfinished = Set<String>()
         for p in partitions {
             let tp = TopicPartition(options.topics.changelog, p)
             changelogEnds[p] = max(committed[tp] ?? -1, -1)
             let chain = CommitChain(end: consumer == nil ? nil : changelogEnds[p], links: links[p] ?? [:])
             processor.startRestore(partition: p, committed: inputs.map { max(committed[TopicPartition($0, p)] ?? 0, 0) })
+            if let open = openAt[p] {
+                let id = records[p]?.first { $0.offset == open }?.header(CommitLink.header) ?? links[p]?[open]?.transaction
+                if let member = id.flatMap(writer(of:)) { unfinished.insert(member) }
+            }
             for m in records[p] ?? [] {
                 if chain.verdict(offset: m.offset, transaction: m.header(CommitLink.header)) == false {
                     skipped.uncommitted += 1
@@ -444,6 +459,7 @@ public final class StreamService: @unchecked Sendable {
         }
         try reader.close()
         for p in partitions { processor.finishRestore(partition: p) }
+        fence(unfinished.subtracting([options.member]))
         log(String(format: "assigned partitions %@: restored %d changelog records (%d items) in %.2f s",
                    partitions.sorted().description, count, processor.itemCount, Date().timeIntervalSince(started))
             + skipped.summary)
@@ -452,6 +468,31 @@ public final class StreamService: @unchecked Sendable {
     }
 
     public var itemCount: Int { processor.itemCount }
+
+    /// The member of this group that ran a transaction (its `promo-txn` id: `<group>/<member>/…`).
+    private func writer(of transaction: [UInt8]) -> String? {
+        let parts = String(decoding: transaction, as: UTF8.self).split(separator: "/")
+        return parts.count == 4 && parts[0] == options.group ? String(parts[1]) : nil
+    }
+
+    /// Ends the open transactions of other members on changelog partitions this member now owns: initialising
+    /// their transactional ids aborts what they left open. Apache Kafka would abort such a transaction
+    /// at its timeout; the local broker never does, and until then it defers the offset commits of every later
+    /// transaction on those partitions and stops read_committed readers at the open one. A member fenced while
+    /// alive (its batch failed and was aborted, then it lost the partition) gets a fatal error and restarts.
+    private func fence(_ members: Set<String>) {
+        guard options.mode == .exactlyOnce else { return }
+        for member in members.sorted() {
+            var config = options.kafka
+            config["transactional.id"] = "\(options.group)-\(member)"
+            do {
+                try KafkaProducer(config).initTransactions(timeoutMs: 10_000)
+                log("ended the transaction member \(member) left open on partitions this member owns now")
+            } catch {
+                log("could not end member \(member)'s open transaction: \(error)")
+            }
+        }
+    }
 }
 
 /// A member cannot run as configured; the message says what to do.
