@@ -2,6 +2,7 @@ import Foundation
 import PromoEvents
 import PromoFeatures
 import PromoKafka
+import PromoService
 import Testing
 
 /// Issue 12: a record that crashes the member must not crash it forever. The fault hook (`PROMO_FAULT_CRASH_ON`)
@@ -111,6 +112,14 @@ func abandonedTransaction() throws {
     #expect(converged, "read_committed: \(mismatches(reader.messages, world.offline).count) items differ, \(deadLetters(reader.messages).count) dead letters")
     survivor.signal(SIGTERM)
     #expect(survivor.wait() == 0)
+    // The dead member's prediction of the marked item stays visible on this broker, aborted; judged by the commit
+    // links, the survivor's copy is the one committed, and no (item, sequence) is committed twice.
+    #expect(predictions(reader.messages).filter { $0.itemID == item.itemID && $0.sequence == 1 }.count == 2)
+    var topics = ServiceTopics()
+    topics.changelog = ServiceTopics.changelog(group: "e2e")
+    let committed = try CommittedOutputs.read(kafka: broker.config(), topics: topics, group: "e2e")
+    #expect(committed.predictions.filter { $0.itemID == item.itemID && $0.sequence == 1 }.count == 1)
+    #expect(committed.sequenceFaults.duplicates == 0 && committed.sequenceFaults.gaps == 0, "\(committed.sequenceFaults)")
     // The survivor's offsets committed: every input is behind the group's committed offsets.
     let group = try KafkaConsumer(broker.config(["group.id": "e2e"]))
     var lagging: [TopicPartition] = []
