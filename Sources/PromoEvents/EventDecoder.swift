@@ -313,7 +313,9 @@ struct Fields {
                 if let n = value.number, Self.fitsFloat32(n) { out[name] = n }
                 continue
             }
-            let n = try Self.finite(value, path: child(name))
+            var n = try Self.finite(value, path: child(name))
+            // A share rounded above 1 (1.000001 from a spreadsheet) is a 1, within the tolerance the sums have.
+            if n > 1, n <= 1 + Vocabulary.shareTolerance { n = 1 }
             if let problem = Vocabulary.Range.fraction.check(n) { throw EventError(path: child(name), reason: problem) }
             out[name] = n
             sums[dimension, default: 0] += n

@@ -233,3 +233,19 @@ func parserNumbersMatchStrtod() throws {
         #expect(parsed.bitPattern == strtod(text, nil).bitPattern, "\(text)")
     }
 }
+
+@Test("a share rounded above 1 (up to the sums' tolerance) is read as 1; beyond it the event is refused")
+func roundedShares() throws {
+    func buyers(_ gender: String) -> String {
+        #"{"schema":"daily_buyers/1","item_id":"i","promotion_id":"p","day":3,"buyers":{"gender_f":\#(gender),"gender_m":0,"age_18_24":0.5,"age_25_34":0.5}}"#
+    }
+    guard case .buyers(let b)? = try? EventDecoder().decode(Array(buyers("1.000001").utf8)) else {
+        Issue.record("a share of 1.000001 refused: \(refusal(buyers("1.000001")) ?? "")")
+        return
+    }
+    #expect(b.buyers["gender_f"] == 1)
+    #expect(refusal(buyers("1.02")) == "buyers.gender_f: must be within [0, 1], got 1.02")
+    // The fast path for daily inputs leaves such an event to the full decoder (it takes only clearly valid ones).
+    #expect(EventDecoder().decodeDaily(Array(buyers("1.000001").utf8)) == nil)
+    #expect(EventDecoder().decodeDaily(Array(buyers("1").utf8)) != nil)
+}
