@@ -30,10 +30,10 @@ public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventD
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Score items offline from JSON-lines event files; one prediction/1 event per item.")
+        abstract: "Score items offline from JSON-lines event files or promotion folders; one prediction/1 event per item.")
 
     @Option(help: "A dinop/1 weight file.") var model: String
-    @Argument(help: "JSON-lines event files (Topics/README.md).") var events: [String]
+    @Argument(help: "JSON-lines event files (Topics/README.md), or promotion folders (their .jsonl files).") var events: [String]
     @Option(help: "Write predictions here instead of standard output.") var out: String?
     @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
 
@@ -41,7 +41,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         let model = try loadModel(model)
-        let (predictions, rejected, withheld) = try predictOffline(model: model, eventFiles: events.map { URL(fileURLWithPath: $0) },
+        let (predictions, rejected, withheld) = try predictOffline(model: model, eventFiles: try EventFile.expand(events),
                                                          decoder: EventDecoder(presaleDays: presaleDays))
         for line in rejected { report("rejected \(line)") }
         for item in withheld { report("no prediction for \(item)") }

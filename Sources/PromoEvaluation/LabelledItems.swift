@@ -21,19 +21,7 @@ public struct LabelledItems: Sendable {
     /// Reads event files, or every `.jsonl` file of a folder. Rejected lines go to `rejected`.
     public static func load(_ paths: [String], decoder: EventDecoder,
                             rejected: (RejectedLine) -> Void) throws -> LabelledItems {
-        LabelledItems(records: try ItemRecords.read(try files(paths), decoder: decoder, rejected: rejected).records)
-    }
-
-    static func files(_ paths: [String]) throws -> [URL] {
-        try paths.flatMap { path -> [URL] in
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
-                throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
-            }
-            guard isFolder.boolValue else { return [URL(fileURLWithPath: path)] }
-            return try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".jsonl") }.sorted()
-                .map { URL(fileURLWithPath: path).appendingPathComponent($0) }
-        }
+        LabelledItems(records: try ItemRecords.read(try EventFile.expand(paths), decoder: decoder, rejected: rejected).records)
     }
 
     public var count: Int { records.count }

@@ -38,6 +38,27 @@ public enum EventFile {
 extension EventFile {
     /// The file's bytes, or an error that says what is wrong with the path (Foundation's own is
     /// `Error Domain=NSCocoaErrorDomain Code=256 "(null)"` for a folder).
+    /// Event files, with each folder given (a promotion, as `promo generate` writes one) replaced by its `.jsonl`
+    /// files in name order.
+    public static func expand(_ paths: [String]) throws(EventFileError) -> [URL] {
+        var urls: [URL] = []
+        for path in paths {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+                throw EventFileError(path: path, reason: "no such file or folder")
+            }
+            guard isFolder.boolValue else {
+                urls.append(URL(fileURLWithPath: path))
+                continue
+            }
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else {
+                throw EventFileError(path: path, reason: "the folder cannot be listed")
+            }
+            urls += names.filter { $0.hasSuffix(".jsonl") }.sorted().map { URL(fileURLWithPath: path).appendingPathComponent($0) }
+        }
+        return urls
+    }
+
     static func contents(of url: URL) throws(EventFileError) -> Data {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {

@@ -47,6 +47,22 @@ struct CommandTests {
         #expect(predictions.map(\.itemID) == (0..<5).map { "i\($0)" })
         #expect(predictions.allSatisfy { $0.daysSeen == 4 && $0.modelVersion == 4 && $0.ja == nil && $0.promotionID == "p" })
 
+        // A folder of event files scores the same items the same way (issue 13: predict takes what train takes).
+        let promotion = folder.appendingPathComponent("promotion")
+        try FileManager.default.createDirectory(at: promotion, withIntermediateDirectories: true)
+        try lines.filter { $0.contains("item_profile") }.joined(separator: "\n")
+            .write(to: promotion.appendingPathComponent("item-profiles.jsonl"), atomically: true, encoding: .utf8)
+        try lines.filter { !$0.contains("item_profile") }.joined(separator: "\n")
+            .write(to: promotion.appendingPathComponent("daily-sales.jsonl"), atomically: true, encoding: .utf8)
+        let fromFolder = folder.appendingPathComponent("from-folder.jsonl")
+        try run(["predict", "--model", modelPath, promotion.path, "--out", fromFolder.path])
+        let folderPredictions = try String(contentsOf: fromFolder, encoding: .utf8).split(separator: "\n").compactMap {
+            if case .prediction(let p) = try EventDecoder().decode(Array($0.utf8)) { p } else { nil }
+        }
+        #expect(folderPredictions.map(\.itemID) == predictions.map(\.itemID))
+        #expect(zip(folderPredictions, predictions).allSatisfy { $0.gmv == $1.gmv && $0.bsp == $1.bsp && $0.daysSeen == $1.daysSeen })
+        #expect(throws: EventFileError.self) { try run(["predict", "--model", modelPath, folder.appendingPathComponent("none").path]) }
+
         let (_, rejected, _) = try predictOffline(model: model, eventFiles: [events])
         #expect(rejected.map(\.line) == [3, 4, 5])
         #expect(rejected[1].error.description == "sales.units: expected a number, got a boolean")
