@@ -23,6 +23,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Leave out the gradient-boosted-trees baseline (it needs Python with lightgbm).") var noGbdt = false
     @Flag(help: "Leave out the DINOP-u ablation.") var noAblation = false
     @Option(help: "Title of the printed table.") var title = "Offline evaluation"
+    @Flag(help: "Print the rows as JSON with full precision instead of the table.") var json = false
     @OptionGroup var shape: ModelShapeOptions
     @OptionGroup var training: TrainingFlags
 
@@ -81,6 +82,7 @@ struct EvaluateCommand: ParsableCommand {
                 validationFraction: training.validation, progress: training.progress("DINOP")))
             return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
         }
-        print(EvaluationRow.table(rows, title: "\(title): \(trainingItems.count) training items, \(testItems.count) test items"))
+        let heading = "\(title): \(trainingItems.count) training items, \(testItems.count) test items"
+        print(json ? EvaluationRow.json(rows, title: heading) : EvaluationRow.table(rows, title: heading))
     }
 }

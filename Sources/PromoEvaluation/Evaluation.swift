@@ -1,5 +1,6 @@
 import DINOP
 import Foundation
+import PromoEvents
 import PromoFeatures
 
 /// What a predictor says about each test item; nil where it has nothing to say.
@@ -51,10 +52,40 @@ public struct EvaluationRow: Sendable {
                      "| model | GMV MAE | BSP AUC | SS accuracy | JA AUC | seconds |",
                      "|---|---:|---:|---:|---:|---:|"]
         for row in rows {
-            lines.append("| \(row.name) | \(cell(row.gmvMAE, "%.1f")) | \(cell(row.bspAUC, "%.4f")) | "
+            lines.append("| \(row.name) | \(row.gmvMAE.isNaN ? "—" : Self.atLeastFourDigits(row.gmvMAE)) | \(cell(row.bspAUC, "%.4f")) | "
                          + "\(cell(row.ssAccuracy, "%.4f")) | \(cell(row.jaAUC, "%.4f")) | \(String(format: "%.0f", row.seconds)) |")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// At least four significant digits and at least one decimal: a GMV MAE of 2.271 and one of 195,344.2 both keep
+    /// what tells two models apart.
+    static func atLeastFourDigits(_ v: Double) -> String {
+        let integerDigits = v == 0 || !v.isFinite ? 1 : max(1, Int(Foundation.log10(abs(v)).rounded(.down)) + 1)
+        return String(format: "%.\(max(1, 4 - integerDigits))f", v)
+    }
+
+    /// The rows with full precision, for scripts: `{"title", "rows": [{"model", "gmv_mae", "bsp_auc", "ss_accuracy",
+    /// "ja_auc", "seconds"}]}`, a metric that could not be computed as null.
+    public static func json(_ rows: [EvaluationRow], title: String) -> String {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("title", title)
+        w.key("rows")
+        w.beginArray()
+        for row in rows {
+            w.beginObject()
+            w.field("model", row.name)
+            w.field("gmv_mae", row.gmvMAE)
+            w.field("bsp_auc", row.bspAUC)
+            w.field("ss_accuracy", row.ssAccuracy)
+            w.field("ja_auc", row.jaAUC)
+            w.field("seconds", row.seconds)
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 }
 

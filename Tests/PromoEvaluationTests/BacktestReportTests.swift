@@ -24,7 +24,7 @@ func backtestReport() throws {
     #expect(report.rows[0].gmvMAE > 1000)
     #expect(report.rows[3].gmvMAE == 0 && report.rows[4].gmvMAE == 0)
     #expect(report.rows[0].bspAUC == 0.5 && report.rows[3].bspAUC == 1)
-    #expect(report.text.contains("| day 3 | 0.0 | 1.0000 |"))
+    #expect(report.text.contains("| day 3 | 0.000 | 1.0000 |"))
     let html = report.html(title: "t <&>")
     #expect(html.components(separatedBy: "<svg").count - 1 == 4)
     #expect(html.components(separatedBy: "<polyline").count - 1 == 3, "JA has no data: no line")

@@ -1,3 +1,4 @@
+import Foundation
 import DINOP
 import PromoEvaluation
 import PromoEvents
@@ -57,4 +58,25 @@ func naive() {
     let scores = baseline.scores(items)
     #expect(Metrics.meanAbsoluteError(scores.gmv, items.labels.map { $0.gmv! }) < 1e-6)
     #expect(scores.slot == items.labels.map { $0.slot! })
+}
+
+@Test("the table shows a GMV MAE with at least four significant digits; --json keeps full precision and writes null for what could not be computed")
+func evaluationTableAndJSON() throws {
+    var small = EvaluationRow(name: "naive", scores: ItemScores(gmv: [], bsp: nil, slot: nil, ja: nil), labels: [], seconds: 1)
+    small.gmvMAE = 2.27149
+    small.bspAUC = 0.99712
+    var big = small
+    big.name = "DINOP"
+    big.gmvMAE = 195344.17
+    big.jaAUC = .nan
+    let table = EvaluationRow.table([small, big], title: "t")
+    #expect(table.contains("| naive | 2.271 | 0.9971 |"))
+    #expect(table.contains("| DINOP | 195344.2 |"))
+    let json = EvaluationRow.json([small, big], title: "t")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+    let rows = try #require(object["rows"] as? [[String: Any]])
+    #expect(rows[0]["gmv_mae"] as? Double == 2.27149)
+    #expect(rows[1]["gmv_mae"] as? Double == 195344.17)
+    #expect(rows[1]["ja_auc"] is NSNull)
+    #expect(rows.map { $0["model"] as? String } == ["naive", "DINOP"])
 }
