@@ -32,10 +32,9 @@ public final class KafkaProducer: @unchecked Sendable {
     deinit { rd_kafka_destroy(handle) }
 
     /// Queues one message. `partition` nil lets the configured partitioner choose by key.
-    /// When librdkafka's queue is full this serves delivery reports until there is room (bounded queue).
     public func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]) throws {
-        while true {
-            let err = value.withUnsafeBytes { v in
+        try whenRoom(topic) {
+            value.withUnsafeBytes { v in
                 if let key {
                     return key.withUnsafeBytes { k in
                         promo_rd_kafka_produce(handle, topic, partition ?? RD_KAFKA_PARTITION_UA, k.baseAddress, k.count,
@@ -45,12 +44,6 @@ public final class KafkaProducer: @unchecked Sendable {
                 return promo_rd_kafka_produce(handle, topic, partition ?? RD_KAFKA_PARTITION_UA, nil, 0,
                                               v.baseAddress, v.count)
             }
-            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                rd_kafka_poll(handle, 10)
-                continue
-            }
-            try KafkaError.check(err, "produce to \(topic)")
-            return
         }
     }
 
@@ -59,8 +52,8 @@ public final class KafkaProducer: @unchecked Sendable {
                         header: (name: String, value: [UInt8]), tracked: Bool = false) throws {
         // Any non-nil opaque marks a tracked message; librdkafka only hands it back.
         let opaque = tracked ? UnsafeMutableRawPointer(bitPattern: 1) : nil
-        while true {
-            let err = value.withUnsafeBytes { v in
+        try whenRoom(topic) {
+            value.withUnsafeBytes { v in
                 header.value.withUnsafeBytes { h in
                     (key ?? []).withUnsafeBytes { k in
                         promo_rd_kafka_produce_header(handle, topic, partition ?? RD_KAFKA_PARTITION_UA, key == nil ? nil : k.baseAddress,
@@ -68,13 +61,18 @@ public final class KafkaProducer: @unchecked Sendable {
                     }
                 }
             }
-            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                rd_kafka_poll(handle, 10)
-                continue
-            }
-            try KafkaError.check(err, "produce to \(topic)")
-            return
         }
+    }
+
+    /// Runs `attempt` until librdkafka's queue has room for it, serving delivery reports meanwhile (a bounded
+    /// queue); throws any other error.
+    private func whenRoom(_ topic: String, _ attempt: () -> rd_kafka_resp_err_t) throws {
+        var err = attempt()
+        while err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+            rd_kafka_poll(handle, 10)
+            err = attempt()
+        }
+        try KafkaError.check(err, "produce to \(topic)")
     }
 
     /// The offset of the last tracked message delivered to each partition since the previous call (served by

@@ -106,15 +106,15 @@ public struct CommittedOutputs: Sendable {
     }
 
     /// (item, sequence) pairs committed more than once, with the transactions that committed them.
-    public var duplicated: [(item: String, sequence: Int, transactions: [String])] {
-        var seen: [String: [String]] = [:]
+    public var duplicated: [(item: ItemKey, sequence: Int, transactions: [String])] {
+        struct Pair: Hashable { let item: ItemKey, sequence: Int }
+        var seen: [Pair: [String]] = [:]
         for (p, transaction) in zip(predictions, predictionTransactions) {
-            seen["\(p.promotionID)/\(p.itemID) #\(p.sequence ?? 0)", default: []].append(transaction)
+            seen[Pair(item: ItemKey(promotionID: p.promotionID, itemID: p.itemID), sequence: p.sequence ?? 0), default: []]
+                .append(transaction)
         }
-        return seen.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }.map { key, transactions in
-            let parts = key.split(separator: " #")
-            return (String(parts[0]), Int(parts.last ?? "") ?? 0, transactions)
-        }
+        return seen.filter { $0.value.count > 1 }.map { ($0.key.item, $0.key.sequence, $0.value) }
+            .sorted { ($0.item, $0.sequence) < ($1.item, $1.sequence) }
     }
 
     /// Each item's committed prediction with the highest sequence number.

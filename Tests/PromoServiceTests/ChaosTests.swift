@@ -127,15 +127,14 @@ func chaosKills() throws {
     if duplicates > 0 {
         // Which transactions, and the last transaction each process committed: a killed process's last one is
         // where a broker that applies offsets of unfinished transactions would show.
-        var last: [String: Int] = [:]
+        func process(_ transaction: String) -> Substring { transaction[..<(transaction.lastIndex(of: "/") ?? transaction.endIndex)] }
+        var last: [Substring: Int] = [:]
         for t in outputs.predictionTransactions {
-            let parts = t.split(separator: "/")
-            if let n = parts.last.flatMap({ Int($0) }) { last[parts.dropLast().joined(separator: "/"), default: 0] = max(last[parts.dropLast().joined(separator: "/")] ?? 0, n) }
+            if let n = t.split(separator: "/").last.flatMap({ Int($0) }) { last[process(t)] = max(last[process(t)] ?? 0, n) }
         }
         for d in outputs.duplicated.prefix(8) {
             print("duplicate \(d.item) #\(d.sequence): " + d.transactions.map { t in
-                let process = t.split(separator: "/").dropLast().joined(separator: "/")
-                return "\(t) (its process's last committed with predictions: \(last[process] ?? 0))"
+                "\(t) (its process's last committed with predictions: \(last[process(t)] ?? 0))"
             }.joined(separator: ", "))
         }
     }
@@ -173,17 +172,17 @@ private func marker(_ world: World, member: String) -> (inflight: Bool, clean: B
 
 /// A producer on its own thread, spreading the events over `seconds` in bursts.
 final class BackgroundProducer: Sendable {
-    private let done = Mutex<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
     private let failure = Mutex<String?>(nil)
 
     func wait() {
-        while !done.withLock({ $0 }) { usleep(50_000) }
+        done.wait()
         if let failure = failure.withLock({ $0 }) { Issue.record("producer: \(failure)") }
     }
 
     fileprivate func finish(_ error: String?) {
         failure.withLock { $0 = error }
-        done.withLock { $0 = true }
+        done.signal()
     }
 }
 
