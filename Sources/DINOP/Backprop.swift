@@ -6,8 +6,17 @@ public struct LossOptions: Sendable, Equatable {
     public var l2: Double = 1e-5
     /// Inverted dropout on `rep` before the heads; 0 turns it off.
     public var dropout: Double = 0.1
+    /// The GMV head's loss on log1p(GMV).
+    public var gmvLoss = GMVLoss.squared
 
     public init() {}
+}
+
+/// The GMV head's training loss on `log1p(GMV)`: MODEL.md's squared error (its minimiser is the conditional mean of
+/// log GMV), or the absolute error, whose minimiser is the conditional median of log GMV and therefore of GMV itself
+/// (a median survives monotone maps) — the prediction that minimises the GMV MAE the forecasts are judged by.
+public enum GMVLoss: String, Sendable, Equatable, CaseIterable {
+    case squared, absolute
 }
 
 /// Mean loss of each task over the labelled examples, and the weighted total with the L2 term.
@@ -158,8 +167,14 @@ struct BatchPass<T: DINOPScalar> {
                 switch head {
                 case .gmv:
                     let diff = outputs[o] - T(Foundation.log1p(Swift.max(l.gmv!, 0)))
-                    total += Double(diff * diff)
-                    dOut[o] = 2 * diff * scale
+                    switch options.gmvLoss {
+                    case .squared:
+                        total += Double(diff * diff)
+                        dOut[o] = 2 * diff * scale
+                    case .absolute:
+                        total += Double(Swift.abs(diff))
+                        dOut[o] = (diff > 0 ? 1 : diff < 0 ? -1 : 0) * scale
+                    }
                 case .bsp, .ja:
                     let y: T = (head == .bsp ? l.bestSeller! : l.joinedActivity!) ? 1 : 0
                     let logit = outputs[o]

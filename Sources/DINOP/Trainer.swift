@@ -25,6 +25,10 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Which parameters the optimiser moves: all (training, or the paper's fine-tuning FT), or the heads only on
     /// frozen representations (the paper's RT).
     public var scope = TrainingScope.all
+    /// When set (β in [0, 1)), each epoch's weights enter an exponential moving average `avg ← β·avg + (1−β)·w`
+    /// that is validated and kept instead of the raw weights (Polyak averaging; on a small data set it steadies the
+    /// result across seeds). Training itself continues from the raw weights.
+    public var weightAverage: Double?
 
     public init() {}
 }
@@ -119,29 +123,57 @@ public struct Trainer {
         var total = LossBreakdown(), batches = 0
         for start in stride(from: 0, to: order.count, by: options.batchSize) {
             let batch = order[start..<Swift.min(start + options.batchSize, order.count)].map { examples[$0] }
-            let network = Network(parameters)
-            var pass = BatchPass(network: network, items: batch.map { network.encode($0.item) },
-                                 labels: batch.map(\.labels))
-            pass.forward(dropout: options.loss.dropout, rng: &rng)
-            let (loss, dOutputs) = pass.loss(options: options.loss)
-            // One gradient buffer for the whole run: a fresh one per batch cost a page fault per 4 KiB of
-            // embedding tables (most of a small data set's training time went to the kernel).
-            gradient.values.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            pass.backward(dOutputs: dOutputs, options: options.loss, into: &gradient)
-            applyAdagrad(gradient)
+            // The network and pass hold the parameters' buffer: they end before the update, which would otherwise
+            // copy every tensor (embedding tables included) once per batch.
+            let (loss, touched) = batchGradient(batch)
+            applyAdagrad(touchedRows: touched)
             total.add(loss)
             batches += 1
         }
         return total.averaged(over: batches)
     }
 
-    private mutating func applyAdagrad(_ gradient: Parameters<Float>) {
+    /// The batch's loss; its gradient in `gradient`, and the embedding rows it touched per `sii_fields` entry.
+    private mutating func batchGradient(_ batch: [TrainingExample]) -> (LossBreakdown, [Set<Int>]) {
+        let network = Network(parameters)
+        let items = batch.map { network.encode($0.item) }
+        var pass = BatchPass(network: network, items: items, labels: batch.map(\.labels))
+        pass.forward(dropout: options.loss.dropout, rng: &rng)
+        let (loss, dOutputs) = pass.loss(options: options.loss)
+        pass.backward(dOutputs: dOutputs, options: options.loss, into: &gradient)
+        let fields = parameters.layout.config.siiFields.count
+        return (loss, (0..<fields).map { f in Set(items.map { $0.rows[f] }) })
+    }
+
+    /// Adagrad on every trained tensor; an embedding table moves only in the rows the batch touched (the others
+    /// have a zero gradient, which would leave them and their accumulators unchanged anyway), so a step costs the
+    /// batch's rows rather than whole 100,003-row tables. Clears the gradient it used.
+    private mutating func applyAdagrad(touchedRows: [Set<Int>]) {
         let lr = Float(options.learningRate), eps = Float(options.epsilon)
-        for spec in parameters.layout.specs where options.scope.trains(spec) {
-            for i in spec.range {
+        let layout = parameters.layout
+        func step(_ range: Range<Int>) {
+            for i in range {
                 let g = gradient.values[i]
                 accumulator[i] += g * g
                 parameters.values[i] -= lr * g / (accumulator[i].squareRoot() + eps)
+                gradient.values[i] = 0
+            }
+        }
+        var tables: [String: (rows: Set<Int>, width: Int)] = [:]
+        for (f, field) in layout.config.siiFields.enumerated() {
+            tables["sii.emb.\(field)"] = (touchedRows[f], layout.dims.embeddingWidths[f])
+        }
+        for spec in layout.specs {
+            let ranges = tables[spec.name].map { table in
+                table.rows.map { (spec.offset + $0 * table.width)..<(spec.offset + ($0 + 1) * table.width) }
+            } ?? [spec.range]
+            for range in ranges {
+                // Tensors the scope does not train still took a gradient: clear it.
+                if options.scope.trains(spec) {
+                    step(range)
+                } else {
+                    for i in range { gradient.values[i] = 0 }
+                }
             }
         }
     }
@@ -190,13 +222,21 @@ public struct Trainer {
         var best = start.parameters
         var bestLoss = evaluate(best, on: validation, options: options.loss).total
         var sinceBest = 0
+        var averaged: Parameters<Float>?
         for epoch in 1...Swift.max(options.maxEpochs, 1) {
             let clock = ContinuousClock.now
             let trainingLoss = trainer.epoch(training)
-            let validationLoss = evaluate(trainer.parameters, on: validation, options: options.loss)
+            var candidate = trainer.parameters
+            if let beta = options.weightAverage {
+                // The first epoch starts the average: the random start is not a point worth keeping.
+                averaged?.update(toward: trainer.parameters, keeping: Float(beta))
+                candidate = averaged ?? trainer.parameters
+                averaged = candidate
+            }
+            let validationLoss = evaluate(candidate, on: validation, options: options.loss)
             let improved = validationLoss.total < bestLoss
             if improved {
-                best = trainer.parameters
+                best = candidate
                 bestLoss = validationLoss.total
                 sinceBest = 0
             } else {
@@ -211,6 +251,17 @@ public struct Trainer {
         var result = start
         result.parameters = best
         return result
+    }
+}
+
+extension Parameters where T == Float {
+    /// `self ← β·self + (1−β)·other`, over tensors that training moves (normalisation statistics are copied).
+    mutating func update(toward other: Parameters<Float>, keeping beta: Float) {
+        for spec in layout.specs {
+            for i in spec.range {
+                values[i] = spec.trainable ? beta * values[i] + (1 - beta) * other.values[i] : other.values[i]
+            }
+        }
     }
 }
 

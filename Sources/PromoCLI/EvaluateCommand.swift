@@ -19,6 +19,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .customLong("test"), parsing: .upToNextOption, help: "Test events: files or folders.")
     var testPaths: [String] = []
     @Option(help: "Without --test: the share of items (by item id) held out for testing.") var testFraction: Double?
+    @Option(help: "Seed of the --test-fraction split (fixed, so that --seed varies the models, not the data).") var splitSeed: UInt64 = 1
     @Option(help: "Use this trained weight file for the DINOP row instead of training one.") var model: String?
     @Flag(help: "Leave out the gradient-boosted-trees baseline (it needs Python with lightgbm).") var noGbdt = false
     @Flag(help: "Leave out the DINOP-u ablation.") var noAblation = false
@@ -36,7 +37,7 @@ struct EvaluateCommand: ParsableCommand {
         let trainingItems: LabelledItems, testItems: LabelledItems
         if let testFraction {
             let all = try training.load(trainPaths, label: "events").labelled
-            (trainingItems, testItems) = all.split(fraction: testFraction, salt: "test-\(training.seed)")
+            (trainingItems, testItems) = all.split(fraction: testFraction, salt: "test-\(splitSeed)")
         } else {
             trainingItems = try training.load(trainPaths, label: "training events").labelled
             testItems = try training.load(testPaths, label: "test events").labelled
@@ -59,14 +60,20 @@ struct EvaluateCommand: ParsableCommand {
             return naive.scores(testItems)
         }
         let start = try shape.randomModel(seed: training.seed)
+        training.checkInputs(start.config, trainingItems)
         if !noGbdt {
             try timed("gradient-boosted trees (LightGBM, flattened features)") {
                 var trees = GradientBoostedTrees(config: start.config)
                 trees.seed = training.seed
+                trees.gmvLoss = training.gmvLoss
                 return try trees.scores(training: trainingItems, test: testItems, log: report)
             }
         }
-        if !noAblation {
+        let hasBuyers = trainingItems.records.contains { $0.profile?.su != nil || !$0.buyers.isEmpty }
+        if !noAblation && !hasBuyers {
+            report("evaluate: DINOP-u left out: the training data has no buyer profiles, so it would train DINOP again")
+        }
+        if !noAblation && hasBuyers {
             try timed("DINOP-u (no buyer profiles)") {
                 var pipeline = FeaturePipeline(config: start.config)
                 pipeline.withoutBuyerProfiles = true

@@ -7,7 +7,7 @@ struct InitCommand: ParsableCommand {
         commandName: "init", abstract: "Write a freshly initialised dinop/1 weight file.")
 
     @Option(help: "Output weight file.") var out: String
-    @Option(help: "A JSON file with the model config (MODEL.md's `config` object); flags below override it.")
+    @Option(help: "A feature config file (the weight file's config keys, each optional); flags below override it.")
     var config: String?
     @Option(help: "Hidden size H of the TUC-GRU.") var hidden: Int?
     @Option(help: "Attention size A.") var attention: Int?
@@ -29,10 +29,7 @@ struct InitCommand: ParsableCommand {
     }
 
     func run() throws {
-        var modelConfig = ModelConfig.default
-        if let config {
-            modelConfig = try JSONDecoder().decode(ModelConfig.self, from: Data(contentsOf: URL(fileURLWithPath: config)))
-        }
+        var modelConfig = try config.map { try loadConfigFile($0, base: .default) } ?? .default
         if let hidden { modelConfig.hidden = hidden }
         if let attention { modelConfig.attention = attention }
         if let heads { modelConfig.heads = heads.split(separator: ",").map { String($0) } }

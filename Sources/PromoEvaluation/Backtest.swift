@@ -9,9 +9,12 @@ import PromoFeatures
 /// `asOf[d]` holds every item's prediction from its days up to d (day 0: its profile alone). Items are those with
 /// an outcome; an item missing from a day's predictions scores as GMV 0, best-seller probability 0, slot 10, so
 /// every day is measured on the same items. Labels follow MODEL.md's rules within each promotion; join-activity
-/// only for items whose predictions carry one.
+/// only for items whose predictions carry one. Each row says how many items had data that day (the rest carry
+/// their latest earlier prediction), and days after the last one with data are left out rather than repeated.
 public struct BacktestReport: Sendable {
     public var rows: [EvaluationRow]
+    /// Per row, the items whose prediction as of that day used that day's data (day 0: the profile alone).
+    public var itemsWithDay: [Int]
     public var items: Int
     public var replayed: Int
 
@@ -33,11 +36,16 @@ public struct BacktestReport: Sendable {
                                        joinedActivity: hasActivity.contains(keys[i]) ? outcome[keys[i]]!.joinedActivity : nil)
             }
         }
-        rows = byDay.enumerated().map { day, predictions in
+        let withDay = byDay.enumerated().map { day, predictions in
+            keys.filter { key in predictions[key].map { ($0.asOfDay ?? 0) == day } ?? false }.count
+        }
+        // Day 0 stays even without data (a backtest of profiles alone); later days only up to the last with data.
+        itemsWithDay = Array(withDay.prefix((withDay.lastIndex { $0 > 0 } ?? 0) + 1))
+        rows = byDay.prefix(itemsWithDay.count).enumerated().map { day, predictions in
             let p = keys.map { predictions[$0] }
             let scores = ItemScores(gmv: p.map { $0?.gmv ?? 0 }, bsp: p.map { $0?.bsp ?? 0 }, slot: p.map { $0?.ss ?? 10 },
                                     ja: p.map { $0?.ja })
-            return EvaluationRow(name: "day \(day)", scores: scores, labels: labels, seconds: 0)
+            return EvaluationRow(name: "day \(day) (\(withDay[day]) items)", scores: scores, labels: labels, seconds: 0)
         }
         items = keys.count
         self.replayed = replayed
@@ -57,8 +65,9 @@ public struct BacktestReport: Sendable {
     /// A self-contained HTML page: the table and one SVG line chart per metric (no scripts, no external files).
     public func html(title: String) -> String {
         let metrics: [(String, (EvaluationRow) -> Double)] = [
-            ("GMV MAE (lower is better)", { $0.gmvMAE }), ("BSP AUC", { $0.bspAUC }),
-            ("SS accuracy", { $0.ssAccuracy }), ("JA AUC", { $0.jaAUC }),
+            ("GMV MAE, in the events' money unit (lower is better)", { $0.gmvMAE }),
+            ("BSP AUC (higher is better)", { $0.bspAUC }),
+            ("SS accuracy (higher is better)", { $0.ssAccuracy }), ("JA AUC (higher is better)", { $0.jaAUC }),
         ]
         var charts = ""
         for (name, value) in metrics {
@@ -75,7 +84,7 @@ public struct BacktestReport: Sendable {
             <style>body{font-family:sans-serif;margin:2em}svg{margin:0 1em 1em 0}td,th{padding:2px 10px;text-align:right}</style>
             </head><body>
             <h1>\(escape(title))</h1>
-            <p>\(items) items with an outcome; \(replayed) input messages replayed. Each point: the predictions as of that pre-sale day.</p>
+            <p>\(items) items with an outcome; \(replayed) input messages replayed. Each point: the predictions as of that pre-sale day (x axis); the grey bars: how many items had data that day (the others carry their latest earlier prediction).</p>
             \(charts)
             <table><tr><th>as of</th><th>GMV MAE</th><th>BSP AUC</th><th>SS accuracy</th><th>JA AUC</th></tr>
             \(table)
@@ -96,6 +105,13 @@ public struct BacktestReport: Sendable {
         let points = values.indices.filter { values[$0].isFinite }
             .map { String(format: "%.1f,%.1f", x($0), y(values[$0])) }.joined(separator: " ")
         let format = high > 10 ? "%.0f" : "%.3f"
+        // Items with data per day, as bars up to a quarter of the plot's height.
+        let most = Double(max(itemsWithDay.max() ?? 1, 1))
+        let bars = itemsWithDay.indices.map { i in
+            let h = Double(itemsWithDay[i]) / most * (height - 2 * margin) / 4
+            return String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"4\" height=\"%.1f\" fill=\"#ccc\"><title>%d items</title></rect>",
+                          x(i) - 2, height - margin - h, h, itemsWithDay[i])
+        }.joined()
         return """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" role="img" aria-label="\(escape(name))">
             <text x="\(margin)" y="20" font-size="14">\(escape(name))</text>
@@ -103,7 +119,9 @@ public struct BacktestReport: Sendable {
             <line x1="\(margin)" y1="\(margin)" x2="\(margin)" y2="\(height - margin)" stroke="#888"/>
             <text x="\(margin - 4)" y="\(y(high) + 4)" font-size="10" text-anchor="end">\(String(format: format, high))</text>
             <text x="\(margin - 4)" y="\(y(low) + 4)" font-size="10" text-anchor="end">\(String(format: format, low))</text>
+            \(bars)
             <text x="\(margin)" y="\(height - margin + 14)" font-size="10">day 0</text>
+            <text x="\(width / 2)" y="\(height - margin + 26)" font-size="10" text-anchor="middle">pre-sale day (as of)</text>
             <text x="\(width - margin)" y="\(height - margin + 14)" font-size="10" text-anchor="end">day \(values.count - 1)</text>
             <polyline fill="none" stroke="#1f6feb" stroke-width="2" points="\(points)"/>
             </svg>

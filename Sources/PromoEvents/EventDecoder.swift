@@ -57,6 +57,10 @@ public struct EventDecoder: Sendable {
         for name in ItemProfile.idFields {
             if let id = try f.optionalString(name) { ids[name] = id }
         }
+        // Any other top-level string is a categorical id a model may name in `sii_fields` (e.g. `category`).
+        for (name, value) in f.map where !ItemProfile.reservedFields.contains(name) {
+            if let id = value.string { ids[name] = id }
+        }
         return ItemProfile(
             itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"), ids: ids,
             title: try f.optionalString("title"),

@@ -10,6 +10,10 @@ extension Event {
         case .profile(let e):
             w.item(e.itemID, e.promotionID)
             for name in ItemProfile.idFields { if let id = e.ids[name] { w.field(name, id) } }
+            for (name, id) in e.ids.sorted(by: { $0.key < $1.key })
+            where !ItemProfile.idFields.contains(name) && !ItemProfile.reservedFields.contains(name) {
+                w.field(name, id)
+            }
             if let title = e.title { w.field("title", title) }
             w.numbers("sis", e.sis, order: Vocabulary.history.map(\.0))
             if let su = e.su { w.numbers("su", su, order: Vocabulary.buyerBuckets) }

@@ -6,10 +6,13 @@ public struct ItemProfile: Sendable, Equatable {
     public static let schema = "item_profile/1"
     /// The categorical fields an item profile carries, in the model's default `sii_fields` order.
     public static let idFields = ["market", "industry", "seller", "brand"]
+    /// Top-level fields that are not categorical ids; every other top-level string is one (`ids`).
+    public static let reservedFields: Set<String> = ["schema", "item_id", "promotion_id", "title", "sis", "su"]
 
     public var itemID: String
     public var promotionID: String
-    /// `market`, `industry`, `seller`, `brand`: an absent field is unknown.
+    /// `market`, `industry`, `seller`, `brand`, and any other top-level string field (a converter's own category,
+    /// say): an absent field is unknown.
     public var ids: [String: String]
     public var title: String?
     /// 90-day sales before pre-sale, by name (`gmv_90d`, `units_90d`, `orders_90d`, `favourites_90d`, `price`).

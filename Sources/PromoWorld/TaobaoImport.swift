@@ -22,6 +22,9 @@ import Musl
 ///   are cuts, so the lowest is the likeliest 11.11 price).
 /// Unknown stays unknown: a negative difference (a counter reset) or a missing snapshot leaves units and GMV
 /// absent, never zero; the data has no buyer demographics (no `daily_buyers`) and no 90-day history.
+/// What the item had before the pre-sale — the counter and the review count of its P−6 (11/05) snapshot — goes into
+/// the profile's `sis` as `sale_count` and `comment_count` (names of the source's columns, not of the default
+/// model's features: a feature config takes them, see the README's recipe).
 public struct TaobaoImport: Sendable {
     public static let defaultPath = "../shared/data/taobao-double11-2016/taobao_double11_cosmetics_2016.gbk.csv"
     /// Overrides `defaultPath` when set and non-empty.
@@ -57,6 +60,8 @@ public struct TaobaoImport: Sendable {
         public var price: Double
         /// The running sales counter; nil when the scrape left it empty (three stores never show it).
         public var saleCount: Int?
+        /// The review counter; nil when empty or when the file has no `comment_count` column.
+        public var commentCount: Int?
         public var store: String
     }
 
@@ -146,6 +151,7 @@ public struct TaobaoImport: Sendable {
         let (dateColumn, idColumn, titleColumn, priceColumn, countColumn, storeColumn) =
             (try column("update_time"), try column("id"), try column("title"), try column("price"),
              try column("sale_count"), try column("店名"))
+        let commentColumn = names.firstIndex(of: "comment_count")
 
         var summary = Summary()
         var snapshots: [String: [CivilDate: Snapshot]] = [:]
@@ -180,8 +186,11 @@ public struct TaobaoImport: Sendable {
                 }
                 count = n
             }
+            // An unreadable review count is unknown, not a reason to lose the row's sales.
+            let comments = commentColumn.flatMap { Int(fields[$0].trimmingCharacters(in: .whitespaces)) }.flatMap { $0 >= 0 ? $0 : nil }
             let snapshot = Snapshot(date: date, title: fields[titleColumn].trimmingCharacters(in: .whitespaces),
-                                    price: price, saleCount: count, store: fields[storeColumn].trimmingCharacters(in: .whitespaces))
+                                    price: price, saleCount: count, commentCount: comments,
+                                    store: fields[storeColumn].trimmingCharacters(in: .whitespaces))
             if let earlier = snapshots[id]?[date] {
                 if earlier == snapshot { summary.duplicateRows += 1 } else {
                     reject(line, "a second, different snapshot of \(id) on \(date.iso)")
@@ -249,10 +258,14 @@ public struct TaobaoImport: Sendable {
         for item in items {
             var ids = ["market": "cn", "industry": item.industry]
             if !item.store.isEmpty { ids["seller"] = item.store; ids["brand"] = item.store }
-            // Only the price is known of the profile's numbers; the 90-day history and buyer mix stay missing.
+            // The price, and the counters as they stood before the pre-sale; the buyer mix stays missing.
+            var sis = ["price": item.snapshots[0].price]
+            if let before = item.snapshots.first(where: { $0.date == Self.promotionDate.adding(days: -Self.presaleDays - 1) }) {
+                if let count = before.saleCount { sis["sale_count"] = Double(count) }
+                if let comments = before.commentCount { sis["comment_count"] = Double(comments) }
+            }
             events.append(.profile(ItemProfile(itemID: item.id, promotionID: promotionID, ids: ids,
-                                               title: item.title.isEmpty ? nil : item.title,
-                                               sis: ["price": item.snapshots[0].price], su: nil)))
+                                               title: item.title.isEmpty ? nil : item.title, sis: sis, su: nil)))
             for day in item.presale {
                 var sales = ["price": day.price]
                 if let units = day.units { sales["units"] = Double(units); sales["gmv"] = Double(units) * day.price }

@@ -5,8 +5,8 @@ import Testing
 @Suite("Backpropagation")
 struct GradientTests {
     /// Central finite differences in float64 against the analytic gradient, for every trainable tensor.
-    @Test("finite-difference check of every parameter group")
-    func finiteDifferences() throws {
+    @Test("finite-difference check of every parameter group", arguments: GMVLoss.allCases)
+    func finiteDifferences(gmvLoss: GMVLoss) throws {
         let config = smallConfig()
         let layout = try ParameterLayout(config: config, dims: smallDims(config))
         let parameters = randomParameters(layout, seed: 11, scale: 1.5).converted(to: Double.self)
@@ -19,6 +19,7 @@ struct GradientTests {
         options.dropout = 0
         options.l2 = 1e-2
         options.taskWeights = [.gmv: 0.7, .bsp: 1.3, .ss: 1, .ja: 0.9]
+        options.gmvLoss = gmvLoss
 
         func loss(_ p: Parameters<Double>) -> Double {
             let network = Network(p)

@@ -70,6 +70,56 @@ struct TrainingTests {
         #expect(first != other)
     }
 
+    @Test("an embedding table moves only in the rows that training items use, and those rows do move")
+    func sparseEmbeddingUpdates() throws {
+        var dims = smallDims(config, width: 8, headHidden: 16)
+        dims.embeddingRows = [101, 101, 101, 101]  // more rows than the items use
+        var start = try DINOPModel.random(config: config, dims: dims, seed: 3)
+        let data = Array(toyProblem(config: config, items: 120, seed: 5))
+        Trainer.fitNormalisation(&start.parameters, to: data)
+        var options = TrainingOptions()
+        options.maxEpochs = 1
+        options.batchSize = 16
+        let trained = Trainer.train(start, training: data, validation: data, options: options, fitNormalisation: false)
+        let network = Network(start.parameters)
+        let used = data.map { network.encode($0.item).rows }
+        var unusedRows = 0
+        for (f, field) in config.siiFields.enumerated() {
+            let spec = try #require(start.layout.spec("sii.emb.\(field)"))
+            let width = spec.shape[1], rows = Set(used.map { $0[f] })
+            unusedRows += spec.shape[0] - rows.count
+            for row in 0..<spec.shape[0] {
+                let range = (spec.offset + row * width)..<(spec.offset + (row + 1) * width)
+                let moved = start.parameters.values[range] != trained.parameters.values[range]
+                #expect(moved == rows.contains(row), "\(field) row \(row): moved \(moved), used \(rows.contains(row))")
+            }
+        }
+        #expect(unusedRows > 100)
+    }
+
+    @Test("weight averaging: β = 0 keeps each epoch's raw weights; β > 0 keeps another model, as good on validation")
+    func weightAveraging() throws {
+        let data = toyProblem(config: config, items: 600, seed: 5)
+        let training = Array(data[..<480]), validation = Array(data[480...])
+        func run(_ beta: Double?) throws -> (DINOPModel, Double) {
+            var model = try DINOPModel.random(config: config, dims: smallDims(config, width: 8, headHidden: 16), seed: 4)
+            Trainer.fitNormalisation(&model.parameters, to: training)
+            var options = TrainingOptions()
+            options.learningRate = 0.05
+            options.batchSize = 32
+            options.maxEpochs = 6
+            options.patience = 6
+            options.weightAverage = beta
+            let trained = Trainer.train(model, training: training, validation: validation, options: options,
+                                        fitNormalisation: false)
+            return (trained, Trainer.evaluate(trained.parameters, on: validation, options: options.loss).total)
+        }
+        let (raw, rawLoss) = try run(nil), (zero, _) = try run(0), (averaged, averagedLoss) = try run(0.7)
+        #expect(zero.parameters.values == raw.parameters.values)
+        #expect(averaged.parameters.values != raw.parameters.values)
+        #expect(averagedLoss < rawLoss * 1.1, "averaged \(averagedLoss) vs raw \(rawLoss)")
+    }
+
     @Test("normalisation fits mean and std of the transformed values, ignoring missing ones")
     func normalisation() throws {
         let layout = try ParameterLayout(config: config, dims: smallDims(config))

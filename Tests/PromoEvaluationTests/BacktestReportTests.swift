@@ -24,9 +24,14 @@ func backtestReport() throws {
     #expect(report.rows[0].gmvMAE > 1000)
     #expect(report.rows[3].gmvMAE == 0 && report.rows[4].gmvMAE == 0)
     #expect(report.rows[0].bspAUC == 0.5 && report.rows[3].bspAUC == 1)
-    #expect(report.text.contains("| day 3 | 0.000 | 1.0000 |"))
+    #expect(report.text.contains("| day 3 (40 items) | 0.000 | 1.0000 |"))
+    #expect(report.itemsWithDay == [40, 40, 40, 40, 40])
+    // Days after the data are left out, not carried forward: two more days where every item repeats its day 4.
+    let longer = BacktestReport(asOf: asOf + [asOf[4], asOf[4]], outcomes: outcomes, industries: industries, replayed: 123)
+    #expect(longer.rows.count == 5 && longer.itemsWithDay == report.itemsWithDay)
     let html = report.html(title: "t <&>")
     #expect(html.components(separatedBy: "<svg").count - 1 == 4)
     #expect(html.components(separatedBy: "<polyline").count - 1 == 3, "JA has no data: no line")
     #expect(html.contains("t &lt;&amp;&gt;") && !html.contains("<script"))
+    #expect(html.contains("pre-sale day (as of)") && html.contains("lower is better") && html.contains("<title>40 items</title>"))
 }

@@ -95,7 +95,10 @@ struct TaobaoImportTests {
 
         let a = try #require(profile("A"))
         #expect(a.ids == ["market": "cn", "industry": "skincare_cream", "seller": "自然堂", "brand": "自然堂"])
-        #expect(a.sis == ["price": 100] && a.su == nil && a.promotionID == "double11-2016")
+        // The counters of the 11/05 snapshot, before the pre-sale; none for an item first seen later (C, D, E).
+        #expect(a.sis == ["price": 100, "sale_count": 1000, "comment_count": 5] && a.su == nil && a.promotionID == "double11-2016")
+        #expect(profile("B")?.sis == ["price": 200, "sale_count": 500, "comment_count": 1])
+        #expect(profile("C")?.sis == ["price": 50] && profile("E")?.sis == ["price": 100])
         #expect(sales("A") == [1: ["units": 2, "gmv": 200, "price": 100], 2: ["units": 3, "gmv": 300, "price": 100],
                                3: ["units": 1, "gmv": 90, "price": 90], 4: ["units": 4, "gmv": 400, "price": 100],
                                5: ["units": 2, "gmv": 200, "price": 100]])

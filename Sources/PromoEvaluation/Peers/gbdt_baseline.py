@@ -316,7 +316,8 @@ def train_task(lgb, task, kind, X, y, categorical, args, task_index):
 
     if kind == "regression":
         target = y
-        objective = {"objective": "regression", "metric": "l2"}
+        objective = ({"objective": "regression_l1", "metric": "l1"} if args.gmv_loss == "l1"
+                     else {"objective": "regression", "metric": "l2"})
     elif kind == "binary":
         target = y
         objective = {"objective": "binary", "metric": "binary_logloss"}
@@ -398,6 +399,8 @@ def parse_args(argv):
     parser.add_argument("--out", required=True, help="prediction CSV to write")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gmv-loss", choices=["l2", "l1"], default="l2",
+                        help="GMV objective on log1p(GMV): squared (l2) or absolute error (l1, the median)")
     parser.add_argument("--rounds", type=int, default=600)
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     args = parser.parse_args(argv)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `promo evaluate` over 5 seeds (release build), one table of means and spreads (population standard deviation).
+#   Deploy/local/seeds.sh [--seeds "1 2 3 4 5"] [--vary split|model] -- <promo evaluate arguments>
+# --vary model (default): the --test-fraction split stays fixed (--split-seed 1), each seed trains other models;
+# --vary split: each seed also draws another split (--split-seed = seed), so the spread includes the data's.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"   # arguments stay relative to the caller's folder
+seeds="1 2 3 4 5"; vary=model
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+  case "$1" in
+    --seeds) seeds="$2"; shift 2 ;;
+    --vary) vary="$2"; shift 2 ;;
+    *) echo "unknown option $1 (put promo evaluate's arguments after --)" >&2; exit 2 ;;
+  esac
+done
+[ "${1:-}" = "--" ] && shift
+swift build --package-path "$root" -c release --product promo 2>&1 | tail -1 >&2
+out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
+for seed in $seeds; do
+  split=1; [ "$vary" = split ] && split="$seed"
+  echo "seed $seed (split $split)" >&2
+  "$root/.build/release/promo" evaluate --json --seed "$seed" --split-seed "$split" "$@" > "$out/$seed.json" 2> "$out/$seed.log" \
+    || { tail -5 "$out/$seed.log" >&2; exit 1; }
+done
+python3 - "$out" $seeds <<'PY'
+import json, math, sys
+folder, seeds = sys.argv[1], sys.argv[2:]
+runs = [json.load(open(f"{folder}/{s}.json")) for s in seeds]
+metrics = [("gmv_mae", "GMV MAE"), ("bsp_auc", "BSP AUC"), ("ss_accuracy", "SS accuracy"), ("ja_auc", "JA AUC")]
+print(f"{runs[0]['title']}; mean ± spread over seeds {', '.join(seeds)}\n")
+print("| model | " + " | ".join(name for _, name in metrics) + " | seconds |")
+print("|---|" + "---:|" * (len(metrics) + 1))
+for i, row in enumerate(runs[0]["rows"]):
+    cells = []
+    for key, _ in metrics + [("seconds", "")]:
+        values = [run["rows"][i][key] for run in runs if run["rows"][i][key] is not None]
+        if not values:
+            cells.append("—"); continue
+        mean = sum(values) / len(values)
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        if key == "seconds": cells.append(f"{mean:.0f}")
+        elif key == "gmv_mae": cells.append(f"{mean:,.0f} ± {spread:,.0f}" if mean >= 1000 else f"{mean:.4g} ± {spread:.2g}")
+        else: cells.append(f"{mean:.4f} ± {spread:.4f}")
+    print(f"| {row['model']} | " + " | ".join(cells) + " |")
+PY

@@ -1,0 +1,90 @@
+import DINOP
+import PromoEvents
+
+/// A feature config file (`promo train|evaluate --config FILE`): the weight file's `config` object, every key optional.
+///
+/// `{"hidden": H, "attention": A, "sii_fields": [...], "features": {"sis": [...], ...}, "log1p": {"sis": [...]},
+///   "heads": [...]}`. A key that is present replaces the base's value; a group named under `features` replaces that
+/// group's names, and its `log1p` list, when not given, keeps the base's log1p names that are still features of the
+/// group. Unknown keys and groups are refused by name, so a typo never trains a model on the defaults.
+public struct ConfigFile: Sendable, Equatable {
+    public var hidden: Int?
+    public var attention: Int?
+    public var siiFields: [String]?
+    public var features: [String: [String]] = [:]
+    public var log1p: [String: [String]] = [:]
+    public var heads: [String]?
+
+    static let keys: Set<String> = ["hidden", "attention", "sii_fields", "features", "log1p", "heads"]
+
+    public init(bytes: [UInt8]) throws(ModelError) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw .invalidConfig("the config file is not JSON: \(error.description)")
+        }
+        guard let map = value.object else { throw .invalidConfig("the config file must hold a JSON object") }
+        for key in map.keys.sorted() where !Self.keys.contains(key) {
+            throw .invalidConfig("unknown key \"\(key)\" (known: \(Self.keys.sorted().joined(separator: ", ")))")
+        }
+        func integer(_ key: String) throws(ModelError) -> Int? {
+            guard let value = map[key] else { return nil }
+            guard let n = value.number, n == n.rounded(), abs(n) < 1e9 else {
+                throw .invalidConfig("\(key) must be an integer, got \(value.kind)")
+            }
+            return Int(n)
+        }
+        func strings(_ value: JSONValue, _ path: String) throws(ModelError) -> [String] {
+            guard let list = value.array else { throw .invalidConfig("\(path) must be a list of strings, got \(value.kind)") }
+            var names: [String] = []
+            for element in list {
+                guard let name = element.string, !name.isEmpty else {
+                    throw .invalidConfig("\(path) must hold non-empty strings, got \(element.kind)")
+                }
+                names.append(name)
+            }
+            return names
+        }
+        func groups(_ key: String) throws(ModelError) -> [String: [String]] {
+            guard let value = map[key] else { return [:] }
+            guard let object = value.object else { throw .invalidConfig("\(key) must be an object of groups, got \(value.kind)") }
+            var out: [String: [String]] = [:]
+            for (group, names) in object {
+                guard FeatureGroup(rawValue: group) != nil else {
+                    throw .invalidConfig("\(key).\(group): unknown group (known: sis, su, dis, du, act)")
+                }
+                out[group] = try strings(names, "\(key).\(group)")
+            }
+            return out
+        }
+        hidden = try integer("hidden")
+        attention = try integer("attention")
+        siiFields = try map["sii_fields"].map { v throws(ModelError) in try strings(v, "sii_fields") }
+        features = try groups("features")
+        log1p = try groups("log1p")
+        heads = try map["heads"].map { v throws(ModelError) in try strings(v, "heads") }
+    }
+
+    /// `base` with this file's keys applied; validated.
+    public func applied(to base: ModelConfig) throws(ModelError) -> ModelConfig {
+        var config = base
+        if let hidden { config.hidden = hidden }
+        if let attention { config.attention = attention }
+        if let siiFields { config.siiFields = siiFields }
+        if let heads { config.heads = heads }
+        for (group, names) in features {
+            config.features[group] = names
+            if log1p[group] == nil { config.log1p[group] = (base.log1p[group] ?? []).filter(names.contains) }
+        }
+        for (group, names) in log1p { config.log1p[group] = names }
+        do {
+            try config.validate()
+        } catch let error as ModelError {
+            throw error
+        } catch {
+            throw .invalidConfig("\(error)")
+        }
+        return config
+    }
+}
