@@ -72,5 +72,5 @@ done
 
 echo
 echo "== 4. backtest: replay the topics, accuracy per pre-sale day"
-$promo backtest --model "$demo/world/model.safetensors" --out "$demo/backtest" --grace-seconds 5
+$promo backtest --model "$demo/world/model.safetensors" --out "$demo/backtest" --grace-seconds 5 --naive-train "$demo/world/double11-2025"
 echo "chart: $demo/backtest/backtest.html"

@@ -25,6 +25,8 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Leave out the DINOP-u ablation.") var noAblation = false
     @Option(help: "Title of the printed table.") var title = "Offline evaluation"
     @Flag(help: "Print the rows as JSON with full precision instead of the table.") var json = false
+    @Flag(help: "Also say, per model, the GMV MAE of the largest 5% of test items against the rest, and how its best-seller probabilities are calibrated.")
+    var breakdown = false
     @OptionGroup var shape: ModelShapeOptions
     @OptionGroup var training: TrainingFlags
 
@@ -43,13 +45,18 @@ struct EvaluateCommand: ParsableCommand {
             testItems = try training.load(testPaths, label: "test events").labelled
         }
         report("evaluate: \(trainingItems.count) training items, \(testItems.count) test items")
-        var rows: [EvaluationRow] = []
+        var rows: [EvaluationRow] = [], breakdowns: [String] = []
         func timed(_ name: String, _ body: () throws -> ItemScores) rethrows {
             let start = ContinuousClock.now
             let scores = try body()
             let row = EvaluationRow(name: name, scores: scores, labels: testItems.labels, seconds: (ContinuousClock.now - start).seconds)
             report(EvaluationRow.table([row], title: "").split(separator: "\n").last.map(String.init) ?? "")
             rows.append(row)
+            if breakdown {
+                // The naive baseline ranks best sellers by its GMV, not a probability: no calibration.
+                breakdowns.append(ErrorBreakdown(scores: scores, labels: testItems.labels,
+                                                 bspIsProbability: !name.hasPrefix("naive")).line(name))
+            }
         }
 
         timed("naive (fitted multiple of recent pre-sale GMV)") {
@@ -65,7 +72,6 @@ struct EvaluateCommand: ParsableCommand {
             try timed("gradient-boosted trees (LightGBM, flattened features)") {
                 var trees = GradientBoostedTrees(config: start.config)
                 trees.seed = training.seed
-                trees.gmvLoss = training.gmvLoss
                 return try trees.scores(training: trainingItems, test: testItems, log: report)
             }
         }
@@ -91,5 +97,6 @@ struct EvaluateCommand: ParsableCommand {
         }
         let heading = "\(title): \(trainingItems.count) training items, \(testItems.count) test items"
         print(json ? EvaluationRow.json(rows, title: heading) : EvaluationRow.table(rows, title: heading))
+        if !breakdowns.isEmpty && !json { print("\n" + breakdowns.joined(separator: "\n")) }
     }
 }

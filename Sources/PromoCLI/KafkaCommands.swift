@@ -292,6 +292,8 @@ struct BacktestCommand: ParsableCommand {
     @Option(help: "Folder for the report.") var out = "backtest"
     @Option(help: "Seconds the latest day waits for its buyer profile (as live).") var graceSeconds = 7200.0
     @Option(help: "Days of the pre-sale window.") var presaleDays = 20
+    @Option(parsing: .upToNextOption, help: "Fit the naive baseline's multiple on these events (files or folders of an earlier promotion); without it, the multiple is fitted in hindsight on the replayed promotion's own outcomes (a baseline that knows more than it could have).")
+    var naiveTrain: [String] = []
 
     func validate() throws {
         try FlagCheck.seconds(graceSeconds, "--grace-seconds")
@@ -313,8 +315,19 @@ struct BacktestCommand: ParsableCommand {
         replay.processor.presaleDays = presaleDays
         let result = try replay.run(model: model, from: try time(from, Date(timeIntervalSince1970: 0)),
                                     to: try time(to, Date()), log: { report("promo backtest: \($0)") })
-        let backtest = BacktestReport(asOf: result.asOf, outcomes: result.outcomes, industries: result.industries,
+        var backtest = BacktestReport(asOf: result.asOf, outcomes: result.outcomes, industries: result.industries,
                                       replayed: result.messages)
+        var naive = NaiveBaseline()
+        var records = result.records
+        for outcome in result.outcomes { records.apply(.outcome(outcome)) }
+        if naiveTrain.isEmpty {
+            naive.fit(LabelledItems(records: records.records).labelled)
+            backtest.addNaive(naive, records: records, note: String(format: "multiple %.2f fitted in hindsight on these outcomes", naive.multiple))
+        } else {
+            let training = try LabelledItems.load(naiveTrain, decoder: EventDecoder(presaleDays: presaleDays)) { _ in }
+            naive.fit(training.labelled)
+            backtest.addNaive(naive, records: records, note: String(format: "multiple %.2f fitted on %d items of --naive-train", naive.multiple, training.labelled.count))
+        }
         let folder = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try Data((backtest.text + "\n").utf8).write(to: folder.appendingPathComponent("backtest.txt"))

@@ -62,7 +62,7 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Share of the training items held out for validation (by item id).") var validation = 0.1
     @Option(help: "Dropout on the representation before the heads.") var dropout = 0.1
     @Option(help: "L2 penalty on the weight matrices.") var l2 = 1e-5
-    @Option(help: "The GMV head's loss on log1p(GMV): squared (MODEL.md) or absolute (its minimiser is the median GMV, which minimises the GMV MAE); evaluate gives the LightGBM baseline the same.")
+    @Option(help: "The GMV head's loss on log1p(GMV): squared (MODEL.md) or absolute (its minimiser is the median GMV, which minimises the GMV MAE).")
     var gmvLoss = GMVLoss.squared
     @Option(help: "Keep an exponential moving average of each epoch's weights with this β in [0, 1) and validate and keep it instead of the raw weights.")
     var average: Double?

@@ -17,6 +17,11 @@ public struct BacktestReport: Sendable {
     public var itemsWithDay: [Int]
     public var items: Int
     public var replayed: Int
+    /// The naive baseline as of each day (same items and labels), once `addNaive` ran, and how it was fitted.
+    public private(set) var naiveRows: [EvaluationRow] = []
+    public private(set) var naiveNote = ""
+    private let keys: [ItemKey]
+    private let labels: [ItemLabels]
 
     public init(asOf: [[PredictionEvent]], outcomes: [Outcome], industries: [ItemKey: String], replayed: Int) {
         var outcome: [ItemKey: Outcome] = [:]
@@ -49,11 +54,35 @@ public struct BacktestReport: Sendable {
         }
         items = keys.count
         self.replayed = replayed
+        self.keys = keys
+        self.labels = labels
     }
 
-    /// The table, one row per day.
+    /// Scores `baseline` as of each day of the report on the replayed `records` (an item's days up to that day),
+    /// so the charts show DINOP beside what a planner's spreadsheet would have said that day.
+    public mutating func addNaive(_ baseline: NaiveBaseline, records: ItemRecords, note: String) {
+        let byKey = Dictionary(records.records.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+        naiveRows = rows.indices.map { day in
+            let asOf = keys.map { key -> ItemRecord in
+                var record = byKey[key] ?? ItemRecord(key: key)
+                record.sales = record.sales.filter { $0.key <= day }
+                return record
+            }
+            let scores = baseline.scores(LabelledItems(records: asOf, labels: labels))
+            return EvaluationRow(name: "day \(day)", scores: scores, labels: labels, seconds: 0)
+        }
+        naiveNote = note
+    }
+
+    /// The table, one row per day (and the naive baseline's, when added).
     public var text: String {
-        EvaluationRow.table(rows, title: "Backtest: \(items) items with an outcome, \(replayed) input messages replayed")
+        let dinop = Self.dayTable(rows, title: "Backtest: \(items) items with an outcome, \(replayed) input messages replayed")
+        guard !naiveRows.isEmpty else { return dinop }
+        return dinop + "\n\n" + Self.dayTable(naiveRows, title: "Naive baseline, same items (\(naiveNote))")
+    }
+
+    private static func dayTable(_ rows: [EvaluationRow], title: String) -> String {
+        EvaluationRow.table(rows, title: title)
             .replacingOccurrences(of: "| model |", with: "| as of |")
             .split(separator: "\n", omittingEmptySubsequences: false).map { line in
                 // The seconds column means nothing per day.
@@ -71,13 +100,17 @@ public struct BacktestReport: Sendable {
         ]
         var charts = ""
         for (name, value) in metrics {
-            charts += chart(name, rows.map(value))
+            charts += chart(name, rows.map(value), naive: naiveRows.map(value))
         }
-        let table = rows.map { r in
-            "<tr><td>\(r.name)</td>" + [r.gmvMAE, r.bspAUC, r.ssAccuracy, r.jaAUC].map { v in
-                "<td>\(v.isNaN ? "—" : String(format: v > 10 ? "%.1f" : "%.4f", v))</td>"
-            }.joined() + "</tr>"
-        }.joined(separator: "\n")
+        func table(_ rows: [EvaluationRow], _ caption: String) -> String {
+            "<table><caption>\(escape(caption))</caption><tr><th>as of</th><th>GMV MAE</th><th>BSP AUC</th><th>SS accuracy</th><th>JA AUC</th></tr>\n"
+                + rows.map { r in
+                    "<tr><td>\(escape(r.name))</td>" + [r.gmvMAE, r.bspAUC, r.ssAccuracy, r.jaAUC].map { v in
+                        "<td>\(v.isNaN ? "—" : String(format: v > 10 ? "%.1f" : "%.4f", v))</td>"
+                    }.joined() + "</tr>"
+                }.joined(separator: "\n") + "\n</table>"
+        }
+        let tables = table(rows, "DINOP") + (naiveRows.isEmpty ? "" : "\n" + table(naiveRows, "naive baseline (\(naiveNote))"))
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
@@ -86,24 +119,30 @@ public struct BacktestReport: Sendable {
             <h1>\(escape(title))</h1>
             <p>\(items) items with an outcome; \(replayed) input messages replayed. Each point: the predictions as of that pre-sale day (x axis); the grey bars: how many items had data that day (the others carry their latest earlier prediction).</p>
             \(charts)
-            <table><tr><th>as of</th><th>GMV MAE</th><th>BSP AUC</th><th>SS accuracy</th><th>JA AUC</th></tr>
-            \(table)
-            </table></body></html>
+            \(tables)
+            </body></html>
 
             """
     }
 
-    private func chart(_ name: String, _ values: [Double]) -> String {
-        let (width, height, margin) = (360.0, 220.0, 40.0)
-        let finite = values.filter { $0.isFinite }
+    private func chart(_ name: String, _ values: [Double], naive: [Double]) -> String {
+        let (width, height, margin) = (480.0, 240.0, 44.0)
+        let finite = (values + naive).filter { $0.isFinite }
         guard let low = finite.min(), let high = finite.max() else {
             return "<svg width=\"\(Int(width))\" height=\"\(Int(height))\"><text x=\"10\" y=\"20\">\(escape(name)): no data</text></svg>\n"
         }
         let span = high > low ? high - low : max(abs(high), 1)
         func x(_ i: Int) -> Double { margin + Double(i) * (width - 2 * margin) / Double(max(values.count - 1, 1)) }
         func y(_ v: Double) -> Double { height - margin - (v - low) / span * (height - 2 * margin) }
-        let points = values.indices.filter { values[$0].isFinite }
-            .map { String(format: "%.1f,%.1f", x($0), y(values[$0])) }.joined(separator: " ")
+        func points(_ values: [Double]) -> String {
+            values.indices.filter { values[$0].isFinite }
+                .map { String(format: "%.1f,%.1f", x($0), y(values[$0])) }.joined(separator: " ")
+        }
+        let naiveLine = naive.contains { $0.isFinite } ? """
+            <polyline fill="none" stroke="#d9822b" stroke-width="2" stroke-dasharray="5,3" points="\(points(naive))"/>
+            <text x="\(width - margin)" y="\(margin - 2)" font-size="10" text-anchor="end" fill="#1f6feb">— DINOP</text>
+            <text x="\(width - margin)" y="\(margin + 10)" font-size="10" text-anchor="end" fill="#d9822b">- - naive</text>
+            """ : ""
         let format = high > 10 ? "%.0f" : "%.3f"
         // Items with data per day, as bars up to a quarter of the plot's height.
         let most = Double(max(itemsWithDay.max() ?? 1, 1))
@@ -123,7 +162,8 @@ public struct BacktestReport: Sendable {
             <text x="\(margin)" y="\(height - margin + 14)" font-size="10">day 0</text>
             <text x="\(width / 2)" y="\(height - margin + 26)" font-size="10" text-anchor="middle">pre-sale day (as of)</text>
             <text x="\(width - margin)" y="\(height - margin + 14)" font-size="10" text-anchor="end">day \(values.count - 1)</text>
-            <polyline fill="none" stroke="#1f6feb" stroke-width="2" points="\(points)"/>
+            <polyline fill="none" stroke="#1f6feb" stroke-width="2" points="\(points(values))"/>
+            \(naiveLine)
             </svg>
 
             """

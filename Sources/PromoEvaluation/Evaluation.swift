@@ -60,7 +60,7 @@ public struct EvaluationRow: Sendable {
 
     /// At least four significant digits and at least one decimal: a GMV MAE of 2.271 and one of 195,344.2 both keep
     /// what tells two models apart.
-    static func atLeastFourDigits(_ v: Double) -> String {
+    public static func atLeastFourDigits(_ v: Double) -> String {
         let integerDigits = v == 0 || !v.isFinite ? 1 : max(1, Int(Foundation.log10(abs(v)).rounded(.down)) + 1)
         return String(format: "%.\(max(1, 4 - integerDigits))f", v)
     }
@@ -144,5 +144,51 @@ public enum DINOPRun {
         }
         return Trainer.train(model, training: fit.examples(pipeline), validation: validation.examples(pipeline),
                              options: options, fitNormalisation: fitNormalisation, progress: progress)
+    }
+}
+
+/// Where a model's errors come from: the GMV MAE of the largest items (by actual GMV) against the rest — on the
+/// money scale a few large items dominate — and how well its best-seller probabilities are calibrated.
+public struct ErrorBreakdown: Sendable {
+    /// Share of the test items counted as large (by actual GMV).
+    public static let largeShare = 0.05
+    public var largeMAE: Double, restMAE: Double
+    /// The large items' share of the total absolute GMV error.
+    public var largeErrorShare: Double
+    /// Five bins of predicted best-seller probability: items, mean prediction, observed rate.
+    public var calibration: [(items: Int, predicted: Double, observed: Double)]
+
+    public init(scores: ItemScores, labels: [ItemLabels], bspIsProbability: Bool) {
+        let withGMV = labels.indices.filter { labels[$0].gmv != nil }.sorted { labels[$0].gmv! > labels[$1].gmv! }
+        let cut = Int((Double(withGMV.count) * Self.largeShare).rounded(.up))
+        let large = withGMV.prefix(cut), rest = withGMV.dropFirst(cut)
+        func errors(_ items: some Collection<Int>) -> [Double] { items.map { abs(scores.gmv[$0] - labels[$0].gmv!) } }
+        let (largeErrors, restErrors) = (errors(large), errors(rest))
+        func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
+        largeMAE = mean(largeErrors)
+        restMAE = mean(restErrors)
+        let total = largeErrors.reduce(0, +) + restErrors.reduce(0, +)
+        largeErrorShare = total > 0 ? largeErrors.reduce(0, +) / total : .nan
+        calibration = []
+        guard bspIsProbability, let bsp = scores.bsp else { return }
+        let withBest = labels.indices.filter { labels[$0].bestSeller != nil }
+        for bin in 0..<5 {
+            let members = withBest.filter { min(Int(bsp[$0] * 5), 4) == bin }
+            calibration.append((members.count, mean(members.map { bsp[$0] }),
+                                mean(members.map { labels[$0].bestSeller! ? 1 : 0 })))
+        }
+    }
+
+    /// One line: the segments, then the calibration bins that hold items.
+    public func line(_ name: String) -> String {
+        var text = String(format: "%@: GMV MAE %@ on the largest %.0f%% of items (%.0f%% of the error), %@ on the rest",
+                          name, EvaluationRow.atLeastFourDigits(largeMAE), Self.largeShare * 100, largeErrorShare * 100,
+                          EvaluationRow.atLeastFourDigits(restMAE))
+        let bins = calibration.enumerated().filter { $0.element.items > 0 }.map { bin, c in
+            String(format: "[%.1f, %.1f): %d items, predicted %.3f, observed %.3f", Double(bin) / 5, Double(bin + 1) / 5,
+                   c.items, c.predicted, c.observed)
+        }
+        if !bins.isEmpty { text += "; BSP calibration " + bins.joined(separator: "; ") }
+        return text
     }
 }

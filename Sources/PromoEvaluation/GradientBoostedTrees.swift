@@ -11,8 +11,9 @@ public struct GradientBoostedTrees {
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers/gbdt_baseline.py").path
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     public var seed: UInt64 = 1
-    /// The GMV objective on log1p(GMV), matched to DINOP's (a baseline keeps its best setting too).
-    public var gmvLoss = GMVLoss.squared
+    /// The GMV objective on log1p(GMV); nil: the peer fits both and keeps the one with the lower validation GMV MAE
+    /// (a baseline keeps its best setting too).
+    public var gmvLoss: GMVLoss?
     let config: ModelConfig
 
     public init(config: ModelConfig) { self.config = config }
@@ -36,7 +37,7 @@ public struct GradientBoostedTrees {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, script, "--train", trainFile.path, "--test", testFile.path, "--out", outFile.path,
                              "--seed", String(seed), "--threads", String(threads)]
-                                 + ["--gmv-loss", gmvLoss == .absolute ? "l1" : "l2"]
+                                 + ["--gmv-loss", gmvLoss.map { $0 == .absolute ? "l1" : "l2" } ?? "auto"]
         let errors = Pipe()
         process.standardError = errors
         try process.run()

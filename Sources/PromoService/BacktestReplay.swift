@@ -15,6 +15,8 @@ public struct BacktestReplay {
         public var predictions: [PredictionEvent] = []
         public var outcomes: [Outcome] = []
         public var industries: [ItemKey: String] = [:]
+        /// The replayed profiles and daily sales per item (the naive baseline's input).
+        public var records = ItemRecords()
         public var messages = 0
         public var deadLetters = 0
     }
@@ -64,8 +66,11 @@ public struct BacktestReplay {
                 }
                 guard let time = m.timestamp, time <= to else { continue }
                 clock = max(clock, time)
-                if m.topic == topics.profiles, case .profile(let p)? = try? decoder.decode(m.value) {
-                    result.industries[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p.ids["industry"] ?? ""
+                if m.topic == topics.profiles || m.topic == topics.sales, let event = try? decoder.decode(m.value) {
+                    if case .profile(let p) = event {
+                        result.industries[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p.ids["industry"] ?? ""
+                    }
+                    result.records.apply(event)
                 }
                 inputs.append(InputMessage(topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value))
             }

@@ -80,3 +80,19 @@ func evaluationTableAndJSON() throws {
     #expect(rows[1]["ja_auc"] is NSNull)
     #expect(rows.map { $0["model"] as? String } == ["naive", "DINOP"])
 }
+
+@Test("the error breakdown splits the GMV error between the largest 5% of items and the rest, and bins BSP")
+func errorBreakdown() {
+    // 40 items: GMV 1…40; every prediction 1 too high, except the two largest (40 and 39), 100 too low.
+    let gmv = (1...40).map(Double.init)
+    let labels = gmv.map { ItemLabels(gmv: $0, bestSeller: $0 >= 39, slot: nil, joinedActivity: nil) }
+    let predicted = gmv.map { $0 >= 39 ? $0 - 100 : $0 + 1 }
+    let bsp = gmv.map { $0 >= 39 ? 0.9 : 0.1 }
+    let breakdown = ErrorBreakdown(scores: ItemScores(gmv: predicted, bsp: bsp, slot: nil, ja: nil), labels: labels,
+                                   bspIsProbability: true)
+    #expect(breakdown.largeMAE == 100 && breakdown.restMAE == 1)
+    #expect(abs(breakdown.largeErrorShare - 200.0 / 238.0) < 1e-12)
+    #expect(breakdown.calibration.map(\.items) == [38, 0, 0, 0, 2])
+    #expect(breakdown.calibration[0].observed == 0 && breakdown.calibration[4].observed == 1)
+    #expect(breakdown.line("m").contains("on the largest 5% of items (84% of the error)"))
+}

@@ -200,11 +200,13 @@ func backtestReplays() throws {
     let table = try String(contentsOf: out.appendingPathComponent("backtest.txt"), encoding: .utf8)
     let html = try String(contentsOf: out.appendingPathComponent("backtest.html"), encoding: .utf8)
     #expect(html.contains("<svg"))
-    // | day 20 | <GMV MAE> | …
-    let cells = try #require(table.split(separator: "\n").first { $0.hasPrefix("| day 20 |") }).split(separator: "|")
+    // | day 20 (150 items) | <GMV MAE> | … (DINOP's table; then the naive baseline's, rows "| day 20 |")
+    let cells = try #require(table.split(separator: "\n").first { $0.hasPrefix("| day 20 (") }).split(separator: "|")
     let replayedMAE = try #require(Double(cells[1].trimmingCharacters(in: .whitespaces)))
     let keys = world.offline.keys.filter { world.actualGMV[$0] != nil }
     let offlineMAE = keys.map { abs(world.offline[$0]!.gmv - world.actualGMV[$0]!) }.reduce(0, +) / Double(keys.count)
     #expect(abs(replayedMAE - offlineMAE) <= 0.05 + 1e-4 * offlineMAE, "backtest \(replayedMAE), offline \(offlineMAE)")
-    #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") }.count == 21)
+    #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") && $0.contains(" items) |") }.count == 21)
+    #expect(table.contains("Naive baseline, same items (multiple ") && table.contains("fitted in hindsight"))
+    #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") && !$0.contains(" items) |") }.count == 21)
 }
