@@ -159,6 +159,7 @@ public struct BacktestReport: Sendable {
             <text x="\(margin - 4)" y="\(y(high) + 4)" font-size="10" text-anchor="end">\(String(format: format, high))</text>
             <text x="\(margin - 4)" y="\(y(low) + 4)" font-size="10" text-anchor="end">\(String(format: format, low))</text>
             \(bars)
+            <text x="\(width - margin)" y="\(height - margin - (height - 2 * margin) / 4 - 4)" font-size="9" text-anchor="end" fill="#999">bars: items with that day's data (\(Int(most)) at most)</text>
             <text x="\(margin)" y="\(height - margin + 14)" font-size="10">day 0</text>
             <text x="\(width / 2)" y="\(height - margin + 26)" font-size="10" text-anchor="middle">pre-sale day (as of)</text>
             <text x="\(width - margin)" y="\(height - margin + 14)" font-size="10" text-anchor="end">day \(values.count - 1)</text>
