@@ -11,6 +11,12 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Operations: logs, metrics (Prometheus text on /metrics), lifecycle, the HTTP endpoints.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
     ],
     targets: [
         // System libraries. Deploy/setup.sh installs their Debian -dev packages.
@@ -52,7 +58,20 @@ let package = Package(
         .target(name: "PromoModels", dependencies: ["DINOP", "PromoEvents", "COpenSSL"]),
 
         // The service: the processor driven by Kafka (transactions, restore on assignment, rewind on abort).
-        .target(name: "PromoService", dependencies: ["PromoKafka", "PromoStream", "PromoModels", "DINOP"]),
+        .target(name: "PromoService", dependencies: [
+            "PromoKafka", "PromoStream", "PromoModels", "DINOP", .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+
+        // The running service's skeleton: the member and the fine-tuner as lifecycle services in one group, the
+        // HTTP endpoints (/metrics, /health, /ready), log and metric backends. New stream roles plug in here.
+        .target(name: "PromoServer", dependencies: [
+            "PromoService", "PromoEvaluation", "PromoKafka", "PromoModels", "PromoEvents", "PromoFeatures", "DINOP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
 
         // Offline evaluation: metrics, the naive and gradient-boosted-trees baselines, DINOP runs.
         .target(name: "PromoEvaluation", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"],
@@ -61,8 +80,10 @@ let package = Package(
         // Offline commands (init, inspect, predict, train) as a library, so tests drive them directly.
         .target(name: "PromoCLI", dependencies: [
             "DINOP", "PromoEvents", "PromoFeatures", "PromoWorld", "PromoEvaluation", "PromoKafka", "PromoStream",
-            "PromoService", "PromoModels", "CJemalloc",
+            "PromoService", "PromoServer", "PromoModels", "CJemalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
         .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),

@@ -35,20 +35,33 @@ trap cleanup EXIT
 # Tansu holds a fetch for the whole fetch.wait.max.ms even when data arrives: keep it short locally.
 kafka=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 -X fetch.wait.max.ms=10)
 $promo model publish "$demo/world/model.safetensors" --trained-on "double11-2025 (demo)"
+port=9464
 for member in demo-1 demo-2; do
     $promo run --model "$demo/world/model.safetensors" --member "$member" --grace-seconds 5 --state-dir "$demo/state" "${kafka[@]}" \
-        >"$demo/$member.log" 2>&1 &
+        --http-port "$port" >"$demo/$member.log" 2>&1 &
     members+=($!)
+    echo "$member: metrics on http://127.0.0.1:$port/metrics, probes /health and /ready"
+    port=$((port + 1))
 done
+# A member's log line, without its timestamp, level, logger and metadata.
+message() { sed -E 's/^[^ ]+ [a-z]+ promo\.[a-z]+: //; s/ group=[^ ]+ member=[^ ]+$//'; }
 for member in demo-1 demo-2; do
     until grep -q "assigned partitions" "$demo/$member.log"; do sleep 0.2; done
-    echo "$member: $(grep "assigned partitions" "$demo/$member.log" | tail -1 | sed 's/.*: assigned/assigned/')"
+    echo "$member: $(grep "assigned partitions" "$demo/$member.log" | tail -1 | message)"
 done
 $promo produce "$demo/world/double11-2026" --rate 20000 &
 producer=$!
 echo "first predictions as they arrive (then a count per second):"
 $promo watch --topic promo.predictions --show 3 --idle-seconds 8
 wait "$producer"
+echo "demo-1's /metrics now (a few series; histograms and per-partition lag left out):"
+python3 - <<'PY'
+import urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
+shown = [l for l in text.splitlines() if l.startswith("promo_") and "_bucket" not in l and "consumer_lag" not in l]
+lag = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("promo_consumer_lag"))
+print("\n".join("  " + l for l in sorted(shown)[:24]) + f"\n  (consumer lag over all partitions: {lag:.0f})")
+PY
 
 echo
 echo "== 3. fine-tune: the 2026 outcomes are on the topic; tune the served version on them and publish it"
@@ -59,7 +72,7 @@ if ((published)); then
     for member in demo-1 demo-2; do
         # A member logs the switch between two batches, then again when every item is recomputed.
         for _ in $(seq 300); do grep -q -e "items under model version 2" -e "refused model" "$demo/$member.log" && break; sleep 0.1; done
-        grep -e "switched from" -e "refused model" -e "items under model" "$demo/$member.log" | sed "s/.*\]: /$member: /"
+        grep -e "switched from" -e "refused model" -e "items under model" "$demo/$member.log" | message | sed "s/^/$member: /"
     done
 fi
 $promo model list
@@ -67,7 +80,7 @@ for pid in "${members[@]}"; do kill -TERM "$pid"; done
 for pid in "${members[@]}"; do wait "$pid"; done
 members=()
 for member in demo-1 demo-2; do
-    echo "$member: $(grep -m1 "messages/s" "$demo/$member.log" | sed 's/.*\]: //'); $(grep "stopped after" "$demo/$member.log" | sed 's/.*\]: //')"
+    echo "$member: $(grep -m1 "messages/s" "$demo/$member.log" | message); $(grep "stopped after" "$demo/$member.log" | message)"
 done
 
 echo

@@ -116,12 +116,13 @@ public struct Trainer {
         }
     }
 
-    /// One pass over `examples` in a seeded random order; returns the mean training loss.
-    public mutating func epoch(_ examples: [TrainingExample]) -> LossBreakdown {
+    /// One pass over `examples` in a seeded random order; returns the mean training loss. Ends early, after the
+    /// batch in progress, when `shouldStop` says so.
+    public mutating func epoch(_ examples: [TrainingExample], shouldStop: () -> Bool = { false }) -> LossBreakdown {
         var order = Array(examples.indices)
         order.shuffle(using: &rng)
         var total = LossBreakdown(), batches = 0
-        for start in stride(from: 0, to: order.count, by: options.batchSize) {
+        for start in stride(from: 0, to: order.count, by: options.batchSize) where !shouldStop() {
             let batch = order[start..<Swift.min(start + options.batchSize, order.count)].map { examples[$0] }
             // The network and pass hold the parameters' buffer: they end before the update, which would otherwise
             // copy every tensor (embedding tables included) once per batch.
@@ -211,7 +212,7 @@ public struct Trainer {
     /// Trains until `maxEpochs` or early stopping; returns the best model by validation loss.
     public static func train(
         _ model: DINOPModel, training: [TrainingExample], validation: [TrainingExample], options: TrainingOptions,
-        fitNormalisation: Bool = true, progress: (EpochReport) -> Void = { _ in }
+        fitNormalisation: Bool = true, shouldStop: () -> Bool = { false }, progress: (EpochReport) -> Void = { _ in }
     ) -> DINOPModel {
         var start = model
         if fitNormalisation {
@@ -225,7 +226,8 @@ public struct Trainer {
         var averaged: Parameters<Float>?
         for epoch in 1...Swift.max(options.maxEpochs, 1) {
             let clock = ContinuousClock.now
-            let trainingLoss = trainer.epoch(training)
+            if shouldStop() { break }
+            let trainingLoss = trainer.epoch(training, shouldStop: shouldStop)
             var candidate = trainer.parameters
             if let beta = options.weightAverage {
                 // The first epoch starts the average: the random start is not a point worth keeping.

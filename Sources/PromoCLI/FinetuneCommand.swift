@@ -6,6 +6,7 @@ import PromoEvents
 import PromoFeatures
 import PromoKafka
 import PromoModels
+import PromoServer
 import PromoService
 
 /// How a fine-tune runs and when its candidate may be published.
@@ -45,113 +46,6 @@ struct FineTuneFlags: ParsableArguments {
     }
 }
 
-/// One fine-tune: the current version, the labelled items, the candidate, the gate, and (when asked and
-/// accepted) the candidate on the model topic.
-struct FineTuneJob: Sendable {
-    var kafka: KafkaConfig?
-    var topics = ServiceTopics()
-    /// Event files or folders; empty: the topics.
-    var events: [String] = []
-    var baseFile: String?
-    /// Used when the model topic announces no version yet (a member's `--model`).
-    var fallbackFile: String?
-    var options: FineTuneOptions
-    var presaleDays = 20
-    var out: String?
-    var publish = false
-    var log: @Sendable (String) -> Void
-
-    enum Outcome: Equatable {
-        case published(Int), accepted(Int), rejected(Int, labelled: Int), skipped
-    }
-
-    /// `onlyIfNew`: skip when the current version was tuned on as many labelled items as there are now, or when
-    /// a candidate was rejected on `rejectedWith` labelled items (as many as now) before.
-    func run(onlyIfNew: Bool = true, rejectedWith: Int? = nil) throws -> Outcome {
-        let modelTopic = kafka.map { ModelTopic(kafka: $0, topic: topics.models) }
-        var current: DINOPModel
-        var announcement: ModelAnnouncement?
-        if let baseFile {
-            current = try loadModel(baseFile)
-        } else {
-            guard let modelTopic else { throw ValidationError("give --model, or brokers to read the current version from") }
-            let (log, _) = try modelTopic.readLog()
-            if let served = try modelTopic.current(log).served {
-                (current, announcement) = served
-            } else if let fallbackFile {
-                current = try loadModel(fallbackFile)
-            } else {
-                throw ValidationError("the model topic announces no version that verifies: give --model")
-            }
-        }
-        // MODEL.md: a fine-tuned version is its parent's plus one. After a rollback to N that number may be taken;
-        // say so before training rather than after.
-        if publish, let modelTopic {
-            try checkUnpublished(current.version + 1, in: try modelTopic.readLog().log)
-        }
-        let items: LabelledItems
-        if events.isEmpty {
-            guard let kafka else { throw ValidationError("give event files, or brokers to read the topics from") }
-            // In item order, not in the order the partitions were read: the same topics give the same fine-tune.
-            items = LabelledItems(records: try TopicRecords.read(kafka: kafka, topics: topics, presaleDays: presaleDays, log: log)
-                .records.sorted { $0.key < $1.key })
-        } else {
-            var rejected = 0
-            items = try LabelledItems.load(events, decoder: EventDecoder(presaleDays: presaleDays)) { _ in rejected += 1 }
-            if rejected > 0 { log("\(rejected) event lines rejected") }
-        }
-        let labelled = items.labelled.count
-        if onlyIfNew, let tunedOn = announcement?.metrics["labelled_items"], Int(exactly: tunedOn) == labelled {
-            log("no new labels since version \(current.version) (\(labelled) labelled items): nothing to do")
-            return .skipped
-        }
-        if onlyIfNew, rejectedWith == labelled {
-            log("no new labels since the last rejected candidate (\(labelled) labelled items): nothing to do")
-            return .skipped
-        }
-        log("fine-tuning version \(current.version) (\(options.method.rawValue.uppercased())) on \(labelled) labelled items")
-        let result = try FineTuner.run(current, on: items, options: options) { epoch in
-            log(String(format: "epoch %d: train %.4f, validation %.4f%@", epoch.epoch, epoch.training.total,
-                       epoch.validation.total, epoch.improved ? " *" : ""))
-        }
-        log(result.table)
-        if let out {
-            try result.candidate.write(to: URL(fileURLWithPath: out))
-            log("wrote the candidate to \(out)")
-        }
-        let version = result.candidate.version
-        guard result.accepted else {
-            log("rejected version \(version): \(result.rejections.joined(separator: "; "))")
-            return .rejected(version, labelled: labelled)
-        }
-        guard publish, let modelTopic else {
-            log("accepted version \(version) (not published)")
-            return .accepted(version)
-        }
-        let (log2, _) = try modelTopic.readLog()
-        try checkUnpublished(version, in: log2)
-        let promotions = Set(items.labelled.records.map(\.key.promotionID)).sorted()
-        try modelTopic.publish(ModelPackage(model: result.candidate, metrics: result.metrics,
-                                            trainedOn: "\(options.method.rawValue.uppercased()) from version \(current.version) on \(labelled) labelled items of \(promotions.joined(separator: ", "))"))
-        log("published version \(version)")
-        return .published(version)
-    }
-
-    /// Runs every `interval` seconds until `stop`; a failed run is logged and the schedule goes on.
-    func repeatEvery(_ interval: Double, until stop: StopSignal) {
-        var rejectedWith: Int?
-        while !stop.isStopped {
-            do {
-                if case .rejected(_, let labelled) = try run(rejectedWith: rejectedWith) { rejectedWith = labelled }
-            } catch {
-                log("fine-tune failed: \(error)")
-            }
-            let next = Date().addingTimeInterval(interval)
-            while !stop.isStopped && Date() < next { Thread.sleep(forTimeInterval: min(0.5, max(0, next.timeIntervalSinceNow))) }
-        }
-    }
-}
-
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
@@ -180,16 +74,24 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         BLAS.setThreads(1)
         let usesKafka = events.isEmpty || model == nil || publish
-        let job = FineTuneJob(kafka: usesKafka ? try kafka.config() : nil, events: events, baseFile: model,
-                              options: try flags.options(), presaleDays: presaleDays, out: out, publish: publish,
+        var job = FineTuneJob(kafka: usesKafka ? try kafka.config() : nil, options: try flags.options(),
                               log: { report("promo finetune: \($0)") })
+        job.events = events
+        job.baseFile = model
+        job.presaleDays = presaleDays
+        job.out = out
+        job.publish = publish
+        // SIGTERM/SIGINT abandon a fine-tune in progress (nothing is published) and end the schedule.
+        let signals = StopOnSignals(job.stop)
+        defer { withExtendedLifetime(signals) {} }
         if let every {
-            let stop = StopSignal()
-            let signals = StopOnSignals(stop)
-            job.repeatEvery(every, until: stop)
-            withExtendedLifetime(signals) {}
-        } else if case .rejected = try job.run(onlyIfNew: !force) {
-            throw ExitCode(2)
+            job.repeatEvery(every)
+        } else {
+            switch try job.run(onlyIfNew: !force) {
+            case .rejected: throw ExitCode(2)
+            case .stopped: throw ExitCode(130)
+            default: break
+            }
         }
     }
 }

@@ -2,6 +2,9 @@ import ArgumentParser
 import DINOP
 import Dispatch
 import Foundation
+import ServiceLifecycle
+import PromoServer
+import Logging
 import PromoEvaluation
 import PromoEvents
 import PromoKafka
@@ -30,7 +33,7 @@ struct KafkaOptions: ParsableArguments {
     }
 }
 
-struct RunCommand: ParsableCommand {
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a stream-processor member: consume the input topics, publish predictions, rollups and dead letters.",
@@ -70,10 +73,15 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Also fine-tune every this many seconds, when new labels arrived, and publish accepted versions.")
     var finetuneEvery: Double?
     @OptionGroup var tuning: FineTuneFlags
+    @Option(help: "Port of the HTTP endpoints /metrics, /health and /ready (0: none).") var httpPort = 9464
+    @Option(help: "Address the HTTP endpoints listen on.") var httpHost = "0.0.0.0"
+    @Option(help: "Log lines as text or as one JSON object per line (for log shippers).") var logFormat = LogFormat.text
+    @Option(help: "Lowest level logged: trace, debug, info, notice, warning, error, critical.") var logLevel = Logger.Level.info
 
     func validate() throws {
         try FlagCheck.seconds(graceSeconds, "--grace-seconds")
         try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
+        try FlagCheck.inRange(httpPort, 0...65_535, "--http-port")
         try FlagCheck.inRange(maxBatch, 1...1_000_000, "--max-batch")
         try FlagCheck.inRange(pollMs, 0...60_000, "--poll-ms")
         try FlagCheck.seconds(rollupSeconds, "--rollup-seconds")
@@ -84,7 +92,7 @@ struct RunCommand: ParsableCommand {
         guard !member.isEmpty, !group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
     }
 
-    func run() throws {
+    func run() async throws {
         guard let mode = DeliveryMode(rawValue: mode) else {
             throw ValidationError("--mode must be one of \(DeliveryMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -103,25 +111,44 @@ struct RunCommand: ParsableCommand {
         options.assignmentTimeoutSeconds = assignmentTimeout
         if let changelogTopic { options.topics.changelog = changelogTopic }
         let model = try loadModel(model)
-        let member = member
+        Observability.bootstrap(format: logFormat, level: logLevel)
+        var logger = Logger(label: "promo.member")
+        logger[metadataKey: "member"] = "\(member)"
+        logger[metadataKey: "group"] = "\(group)"
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
         // client's threads on the same cores.
         BLAS.setThreads(1)
-        let service = StreamService(model: model, options: options) { report("promo run [\(member)]: \($0)") }
-        let stop = StopSignal()
-        let signals = StopOnSignals(stop)
-        withExtendedLifetime(signals) {}
-        if let finetuneEvery {
-            // Its own thread: a fine-tune takes minutes and must not hold up the batches.
-            let job = FineTuneJob(kafka: options.kafka, topics: options.topics, fallbackFile: self.model, options: try tuning.options(),
-                                  presaleDays: presaleDays, publish: true,
-                                  log: { report("promo run [\(member)] fine-tuner: \($0)") })
-            Thread { job.repeatEvery(finetuneEvery, until: stop) }.start()
+        let service = StreamService(model: model, options: options) { [logger] in logger.info("\($0)") }
+        // Started in this order, stopped in the reverse one: the fine-tuner first, then the member (it finishes
+        // its batch, commits and leaves the group), the HTTP endpoints last, so the probes answer to the end.
+        var services: [any Service] = []
+        if httpPort > 0 {
+            services.append(OperationsServer.application(host: httpHost, port: httpPort, registry: Observability.registry,
+                                                         health: service.health, logger: Logger(label: "promo.http")))
         }
-        try service.run(until: stop)
-        withExtendedLifetime(signals) {}
+        services.append(MemberService(service))
+        if let finetuneEvery {
+            var fineTunerLog = Logger(label: "promo.finetune")
+            fineTunerLog[metadataKey: "member"] = "\(member)"
+            var job = FineTuneJob(kafka: options.kafka, options: try tuning.options()) { [fineTunerLog] in fineTunerLog.info("\($0)") }
+            job.topics = options.topics
+            job.fallbackFile = self.model
+            job.presaleDays = presaleDays
+            job.publish = true
+            services.append(FineTunerService(job, every: finetuneEvery))
+        }
+        // Any service ending, normally or not, stops the others: a member without its endpoints (or the reverse)
+        // is not what the orchestrator thinks is running.
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                                           failureTerminationBehavior: .gracefullyShutdownGroup) },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "promo.lifecycle")))
+        try await group.run()
     }
 }
+
+extension LogFormat: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Turns SIGTERM and SIGINT into a stop request instead of an exit.
 final class StopOnSignals {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DINOP
 import Foundation
+import PromoServer
 
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -84,8 +85,8 @@ public func describe(_ model: DINOPModel) -> String {
 /// Loads a weight file, turning a model error into a clear command-line error.
 func loadModel(_ path: String) throws -> DINOPModel {
     do {
-        return try DINOPModel(contentsOf: URL(fileURLWithPath: path))
-    } catch let error as ModelError {
-        throw ValidationError("\(path): \(error.description)")
+        return try WeightFile.load(path)
+    } catch let error as PromoServerError {
+        throw ValidationError(error.description)
     }
 }

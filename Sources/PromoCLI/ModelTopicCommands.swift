@@ -1,6 +1,7 @@
 import ArgumentParser
 import DINOP
 import Foundation
+import PromoServer
 import PromoEvents
 import PromoModels
 import PromoService
@@ -20,12 +21,6 @@ struct ModelTopicOptions: ParsableArguments {
 }
 
 /// Refuses a version number the topic already holds: a version names one weight file, for good.
-func checkUnpublished(_ version: Int, in log: ModelLog) throws {
-    if !log.chunkOffsets(of: version).isEmpty || log.announcements.contains(where: { $0.announcement.version == version }) {
-        throw ValidationError("version \(version) is already on the model topic; a version names one weight file for good (fine-tune from the latest version, or promote an existing one)")
-    }
-}
-
 struct PublishCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "publish",

@@ -1,7 +1,8 @@
 import ArgumentParser
 
 /// The `promo` command line.
-public struct PromoCommand: ParsableCommand {
+@available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
+public struct PromoCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "promo",
         abstract: "Predicts promotion-day sales of items from their pre-sale days (DINOP).",

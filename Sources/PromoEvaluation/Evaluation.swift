@@ -137,13 +137,14 @@ public enum DINOPRun {
     /// scratch), or keep the model's (fine-tuning).
     public static func train(_ model: DINOPModel, _ training: LabelledItems, pipeline: FeaturePipeline,
                              options: TrainingOptions, validationFraction: Double = 0.1, fitNormalisation: Bool = true,
+                             shouldStop: () -> Bool = { false },
                              progress: (EpochReport) -> Void) throws -> DINOPModel {
         let (fit, validation) = training.split(fraction: validationFraction, salt: "validation-\(options.seed)")
         guard !validation.records.isEmpty, !fit.records.isEmpty else {
             throw TrainingDataError(description: "\(training.count) items are too few to hold out \(validationFraction) for validation")
         }
         return Trainer.train(model, training: fit.examples(pipeline), validation: validation.examples(pipeline),
-                             options: options, fitNormalisation: fitNormalisation, progress: progress)
+                             options: options, fitNormalisation: fitNormalisation, shouldStop: shouldStop, progress: progress)
     }
 }
 

@@ -58,7 +58,9 @@ public struct FineTuneResult: Sendable {
 
 /// Fine-tunes the current version on newly labelled items and gates the result on a holdout of them.
 public enum FineTuner {
+    /// `shouldStop`, asked between minibatches: ends training early (the caller then discards the result).
     public static func run(_ current: DINOPModel, on items: LabelledItems, options: FineTuneOptions,
+                           shouldStop: () -> Bool = { false },
                            progress: (EpochReport) -> Void = { _ in }) throws -> FineTuneResult {
         let labelled = items.labelled
         let (rest, holdout) = labelled.split(fraction: options.holdoutFraction, salt: "holdout-\(options.training.seed)")
@@ -74,7 +76,7 @@ public enum FineTuner {
         let started = ContinuousClock.now
         let candidate = try DINOPRun.train(start, rest, pipeline: pipeline, options: training,
                                            validationFraction: options.validationFraction, fitNormalisation: false,
-                                           progress: progress)
+                                           shouldStop: shouldStop, progress: progress)
         let seconds = (ContinuousClock.now - started).seconds
         let before = EvaluationRow(name: "version \(current.version) (current)",
                                    scores: DINOPRun.scores(current, holdout, pipeline: pipeline),

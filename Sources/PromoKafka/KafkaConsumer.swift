@@ -212,6 +212,24 @@ public final class KafkaConsumer: @unchecked Sendable {
         return (low, high)
     }
 
+    /// Per assigned partition, the messages between the consumer's position and the high watermark librdkafka last
+    /// saw in a fetch (its cache: no request to the broker). Partitions without a position or a watermark yet are
+    /// left out. Under read_committed the high watermark includes records of open transactions.
+    public func lag() -> [TopicPartition: Int64] {
+        guard !assignment.isEmpty else { return [:] }
+        let list = PartitionList.make(Array(assignment))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        var out: [TopicPartition: Int64] = [:]
+        for (tp, position, err) in PartitionList.entries(list) where err == RD_KAFKA_RESP_ERR_NO_ERROR && position >= 0 {
+            var low: Int64 = -1, high: Int64 = -1
+            guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            out[tp] = max(high - position, 0)
+        }
+        return out
+    }
+
     /// The group's metadata, for a transactional producer's `sendOffsets`. The caller destroys it.
     func groupMetadata() -> OpaquePointer { rd_kafka_consumer_group_metadata(handle) }
 

@@ -6,12 +6,27 @@ import PromoModels
 import PromoStream
 import Synchronization
 
-/// Set from a signal handler or another thread; the service's loop reads it between batches.
+/// Set from a signal handler or another thread; the service's loop reads it between batches, and a waiting
+/// thread wakes as soon as it is set.
 public final class StopSignal: Sendable {
     private let stopped = Atomic<Bool>(false)
+    private let condition = NSCondition()
     public init() {}
-    public func stop() { stopped.store(true, ordering: .relaxed) }
+    public func stop() {
+        condition.lock()
+        stopped.store(true, ordering: .relaxed)
+        condition.broadcast()
+        condition.unlock()
+    }
     public var isStopped: Bool { stopped.load(ordering: .relaxed) }
+
+    /// Blocks for `duration`, or until stopped, whichever comes first.
+    public func wait(upTo duration: Duration) {
+        let deadline = Date().addingTimeInterval(Double(duration.nanoseconds) / 1e9)
+        condition.lock()
+        while !isStopped && condition.wait(until: deadline) {}
+        condition.unlock()
+    }
 }
 
 /// A consumer-group member: consume a batch → process → publish outputs, changelog records and offsets
@@ -26,6 +41,9 @@ public final class StreamService: @unchecked Sendable {
     private var consumer: KafkaConsumer!
     private var producer: KafkaProducer!
     public private(set) var processedMessages = 0
+    /// What the probes answer (`/health`, `/ready`).
+    public let health = ServiceHealth()
+    private let metrics = ServiceMetrics()
     /// Called on the service's thread after each batch is durable, with the messages processed so far.
     public var onCommitted: ((Int) -> Void)?
     private var transactionOpen = false
@@ -53,6 +71,10 @@ public final class StreamService: @unchecked Sendable {
     /// and before it commits (environment `PROMO_FAULT_TRANSACTION_PAUSE_MS`), as over a slow link, so that a kill
     /// from outside lands inside transactions often (the chaos campaign).
     private let transactionPause = ProcessInfo.processInfo.environment["PROMO_FAULT_TRANSACTION_PAUSE_MS"]
+        .flatMap(UInt32.init).map { min($0, 60_000) }
+    /// A fault hook for tests: each restore takes this many milliseconds longer (environment
+    /// `PROMO_FAULT_RESTORE_PAUSE_MS`), as a large changelog would, so that readiness can be seen to wait for it.
+    private let restorePause = ProcessInfo.processInfo.environment["PROMO_FAULT_RESTORE_PAUSE_MS"]
         .flatMap(UInt32.init).map { min($0, 60_000) }
 
     public init(model: DINOPModel, options: ServiceOptions, log: @escaping (String) -> Void) {
@@ -95,7 +117,12 @@ public final class StreamService: @unchecked Sendable {
             for announcement in announcements.reversed() where adopt(announcement, atStart: true) { break }
         }
         log("serving model version \(processor.model.version)")
+        metrics.modelVersion.record(processor.model.version)
         try consumer.subscribe(options.topics.inputs)
+        health.update {
+            $0.alive = true
+            $0.waitingFor = "the group to assign partitions"
+        }
         log("member \(options.member) of group \(options.group) subscribed (\(options.mode.rawValue), librdkafka \(librdkafkaVersion), transactions named …/\(instance)/<n>)")
         rebalance = RebalanceWatch(since: .now)
 
@@ -116,6 +143,7 @@ public final class StreamService: @unchecked Sendable {
                 } else {
                     try processAndCommit(messages)
                 }
+                updateGauges()
                 failures = 0
             } catch let error as KafkaError where !error.isFatal {
                 // The batch's effects are not durable: forget them and read the inputs again from the committed
@@ -123,16 +151,20 @@ public final class StreamService: @unchecked Sendable {
                 failures += 1
                 log("batch failed (\(failures) in a row), will rewind to the committed state: \(error)")
                 needsRewind = true
+                metrics.failedBatches.increment()
+                health.update { $0.waitingFor = "the cluster, to rewind after a failed batch" }
                 // Not a crash: what was in flight is not suspect.
                 do { try crashGuard?.end() } catch { log("crash marker: \(error)") }
                 Thread.sleep(forTimeInterval: min(0.1 * Double(failures), 2))
             }
         }
+        health.update { $0.waitingFor = "nothing: stopping" }
         log("stopping: leaving the group")
         follower?.close()
         try consumer.close()
         if options.mode == .atLeastOnce { try producer.flush() }
         log("stopped after \(processedMessages) messages")
+        health.update { $0.alive = false }
     }
 
     /// Makes the group consumer: partitions are restored on assignment and forgotten on revocation.
@@ -148,13 +180,32 @@ public final class StreamService: @unchecked Sendable {
         return try KafkaConsumer(config, handlers: .init(
             assigned: { [unowned self] partitions in
                 rebalance = nil
+                metrics.rebalance("assigned")
+                let numbers = Set(partitions.map(\.partition)).sorted()
+                health.update {
+                    $0.assigned = numbers
+                    $0.restored = []
+                    $0.waitingFor = "restoring partitions \(numbers)"
+                }
                 // Consumption starts exactly where the restored state ends.
-                return try restoreState(Set(partitions.map(\.partition))).committed.filter { $0.value >= 0 }
+                let committed = try restoreState(Set(numbers)).committed.filter { $0.value >= 0 }
+                health.update {
+                    $0.restored = numbers
+                    $0.waitingFor = ""
+                }
+                return committed
             },
             revoked: { [unowned self] partitions in
                 // Every batch is committed before the next poll, so nothing of these partitions is in flight.
                 let numbers = Set(partitions.map(\.partition))
                 processor.remove(partitions: numbers)
+                metrics.rebalance("revoked")
+                for tp in partitions { metrics.lag(0, of: tp) }
+                health.update {
+                    $0.assigned.removeAll(where: numbers.contains)
+                    $0.restored.removeAll(where: numbers.contains)
+                    $0.waitingFor = "the group to assign partitions"
+                }
                 log("revoked partitions \(numbers.sorted())")
                 rebalance = RebalanceWatch(since: .now)
             }))
@@ -253,6 +304,7 @@ public final class StreamService: @unchecked Sendable {
             // number would mix two models under one name. Only before the first batch (the --model file is not
             // what the group serves) may the member take them.
             guard atStart else {
+                metrics.refusals.increment()
                 log("refused model version \(version): its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…); still serving it")
                 return false
             }
@@ -263,12 +315,15 @@ public final class StreamService: @unchecked Sendable {
             try processor.swap(to: model)
             servingDigest = announcement.sha256
             swapStarted = (ContinuousClock.now, processor.staleCount)
+            metrics.swaps.increment()
+            metrics.modelVersion.record(version)
             log("switched from model version \(previous) to \(version) (parent \(announcement.parent.map(String.init) ?? "none"), sha256 \(announcement.sha256.prefix(12))…); \(processor.staleCount) items to recompute in the background")
             return true
         } catch let error as KafkaError where !error.isFatal {
             log("model version \(version): cannot read its chunks yet (\(error)); will try again")
             pendingAnnouncement = announcement
         } catch {
+            metrics.refusals.increment()
             log("refused model version \(version): \(error); still serving version \(processor.model.version)")
         }
         return false
@@ -298,6 +353,7 @@ public final class StreamService: @unchecked Sendable {
         }
         guard !messages.isEmpty || !outputs.isEmpty else { return }
         let processed = clock.now
+        metrics.processing.recordNanoseconds((processed - started).nanoseconds)
         var offsets: [TopicPartition: Int64] = [:]
         for m in messages { offsets[m.topicPartition] = max(offsets[m.topicPartition] ?? 0, m.offset + 1) }
         transactionCount += 1
@@ -322,6 +378,9 @@ public final class StreamService: @unchecked Sendable {
             transactionOpen = false
             changelogEnds.merge(ends.map { ($0.key.partition, $0.value) }) { $1 }
             stats.transactions(publish: published - processed, offsets: offsetsSent - published, commit: clock.now - offsetsSent)
+            metrics.transactionPhase("produce", published - processed)
+            metrics.transactionPhase("send_offsets", offsetsSent - published)
+            metrics.transactionPhase("commit", clock.now - offsetsSent)
         case .atLeastOnce:
             try publish(outputs, links: touched, transaction: transaction)
             let ends = try linkEnds(touched)
@@ -333,8 +392,45 @@ public final class StreamService: @unchecked Sendable {
         stats.add(messages: messages.count, outputs: outputs.count, process: processed - started,
                   commit: clock.now - processed)
         let committedMs = Int64(Date().timeIntervalSince1970 * 1000)
-        for m in messages { if let written = m.timestamp { stats.latency.add(milliseconds: committedMs - written) } }
+        for m in messages {
+            guard let written = m.timestamp else { continue }
+            stats.latency.add(milliseconds: committedMs - written)
+            metrics.eventToCommit.recordMilliseconds(max(committedMs - written, 0))
+        }
+        record(messages, outputs)
         onCommitted?(processedMessages)
+    }
+
+    /// Counts a committed batch: inputs per topic, outputs per kind, dead letters per cause.
+    private func record(_ messages: [KafkaMessage], _ outputs: [OutputRecord]) {
+        if !messages.isEmpty { metrics.batchMessages.record(messages.count) }
+        for (topic, count) in Dictionary(grouping: messages, by: \.topic).mapValues(\.count) { metrics.inputs(count, topic: topic) }
+        var kinds: [OutputKind: Int] = [:]
+        for record in outputs {
+            kinds[record.kind, default: 0] += 1
+            if let cause = record.deadLetterCause { metrics.deadLetter(cause: cause.rawValue) }
+        }
+        for (kind, count) in kinds {
+            let name = switch kind {
+            case .prediction: "prediction"
+            case .changelog: "changelog"
+            case .deadLetter: "dead_letter"
+            case .rollup: "rollup"
+            }
+            metrics.outputs(count, kind: name)
+        }
+    }
+
+    /// Gauges that are read rather than counted: lag per owned partition (from the watermarks librdkafka keeps from
+    /// its fetches, no request), the state's sizes, the recompute backlog. Every `statsIntervalSeconds`, and cheap.
+    private var gaugesUpdated: ContinuousClock.Instant?
+    private func updateGauges() {
+        let now = ContinuousClock.now
+        if let last = gaugesUpdated, (now - last).seconds < min(options.statsIntervalSeconds, 5) { return }
+        gaugesUpdated = now
+        for (tp, lag) in consumer.lag() { metrics.lag(lag, of: tp) }
+        metrics.state(processor)
+        metrics.modelVersion.record(processor.model.version)
     }
 
     /// The outputs, each with the transaction's id in a header, then a `CommitLink` to each touched changelog
@@ -376,6 +472,7 @@ public final class StreamService: @unchecked Sendable {
         let committed = try restoreState(Set(owned.map(\.partition))).committed.filter { owned.contains($0.key) }
         try consumer.seek(committed.mapValues { $0 < 0 ? KafkaOffset.beginning : $0 })
         needsRewind = false
+        health.update { $0.waitingFor = "" }
         log("rewound \(owned.count) partitions to their committed offsets")
     }
 
@@ -392,6 +489,7 @@ public final class StreamService: @unchecked Sendable {
     func restoreState(_ partitions: Set<Int32>) throws -> (records: Int, committed: [TopicPartition: Int64]) {
         guard !partitions.isEmpty else { return (0, [:]) }
         let started = Date()
+        if let restorePause { usleep(restorePause * 1000) }
         let inputs = options.topics.inputs
         // Outside `run` (the benchmark restores records that carry no positions) there is no group to ask.
         let changelogs = partitions.map { TopicPartition(options.topics.changelog, $0) }
@@ -460,6 +558,9 @@ public final class StreamService: @unchecked Sendable {
         try reader.close()
         for p in partitions { processor.finishRestore(partition: p) }
         fence(unfinished.subtracting([options.member]))
+        metrics.restores.increment()
+        metrics.restoredRecords.increment(by: count)
+        metrics.restoreDuration.recordNanoseconds(Int64(Date().timeIntervalSince(started) * 1e9))
         log(String(format: "assigned partitions %@: restored %d changelog records (%d items) in %.2f s",
                    partitions.sorted().description, count, processor.itemCount, Date().timeIntervalSince(started))
             + skipped.summary)

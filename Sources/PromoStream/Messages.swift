@@ -37,4 +37,20 @@ public struct OutputRecord: Sendable {
     /// The state partition the record comes from (the input partition of its item or message): its transaction's
     /// commit link goes to this partition of the changelog (`CommitLink`).
     public var statePartition: Int32
+    /// Why a dead letter is one (a bounded set, for metrics; the record's `reason` says it in full).
+    public var deadLetterCause: DeadLetterCause? = nil
+}
+
+/// What kind of problem made an input a dead letter.
+public enum DeadLetterCause: String, Sendable, CaseIterable {
+    /// Not valid JSON, not a known schema, or a field's type or range (the reason names the field).
+    case invalidEvent = "invalid_event"
+    /// A valid event of a schema that is not an input (a prediction on an input topic, say).
+    case notAnInput = "not_an_input"
+    /// The message key is not the event's item id.
+    case wrongKey = "wrong_key"
+    /// It crashed the member twice (CrashGuard).
+    case poisonPill = "poison_pill"
+    /// The item's prediction is not finite with it.
+    case notFinite = "not_finite"
 }

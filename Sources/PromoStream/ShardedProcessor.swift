@@ -26,6 +26,13 @@ public final class ShardedProcessor: @unchecked Sendable {
     public let options: ProcessorOptions
     public var itemCount: Int { shards.reduce(0) { $0 + $1.itemCount } }
     public var staleCount: Int { shards.reduce(0) { $0 + $1.staleCount } }
+    public var stateSizes: StateSizes {
+        shards.map(\.stateSizes).reduce(into: StateSizes()) {
+            $0.hot += $1.hot
+            $0.compact += $1.compact
+            $0.compactBytes += $1.compactBytes
+        }
+    }
     public var withheldCount: Int { shards.reduce(0) { $0 + $1.withheldCount } }
 
     /// `StreamProcessor.process` of each shard's messages, in parallel; the outputs shard by shard.

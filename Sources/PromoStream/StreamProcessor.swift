@@ -77,6 +77,14 @@ public final class StreamProcessor {
     }
 
     public var itemCount: Int { partitions.values.reduce(0) { $0 + $1.count } }
+    /// Items kept whole and compact, and the compact ones' bytes (O(items): for periodic metrics, not per batch).
+    public var stateSizes: StateSizes {
+        partitions.values.reduce(into: StateSizes()) { sizes, table in
+            sizes.hot += table.hotCount
+            sizes.compact += table.count - table.hotCount
+            sizes.compactBytes += table.compactBytes
+        }
+    }
 
     public func state(partition: Int32, key: ItemKey) -> ItemState? { partitions[partition]?.state(key) }
 
@@ -217,7 +225,8 @@ public final class StreamProcessor {
             do {
                 try apply(message, nowMs: nowMs, changes: &changes)
             } catch {
-                out.append(deadLetter(message, reason: "\(error)", nowMs: nowMs))
+                out.append(deadLetter(message, reason: "\(error)", cause: (error as? ApplyError)?.cause ?? .invalidEvent,
+                                      nowMs: nowMs))
             }
         }
         expirePending(nowMs: nowMs, changes: &changes)
@@ -230,7 +239,7 @@ public final class StreamProcessor {
     /// A message dead-lettered without being applied (a poison pill); its partition's position moves past it.
     public func skip(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
         advancePosition(message)
-        return deadLetter(message, reason: reason, nowMs: nowMs)
+        return deadLetter(message, reason: reason, cause: .poisonPill, nowMs: nowMs)
     }
 
     /// The partition's position in the message's topic moves past it (what the batch commits).
@@ -266,7 +275,8 @@ public final class StreamProcessor {
         for message in messages {
             guard let items = reasons[message.partition], let (key, _) = try? decode(message),
                   let reason = items[key] else { continue }
-            out.append(deadLetter(message, reason: "\(reason); the item's inputs are kept, and no prediction is published until they change", nowMs: nowMs))
+            out.append(deadLetter(message, reason: "\(reason); the item's inputs are kept, and no prediction is published until they change",
+                                  cause: .notFinite, nowMs: nowMs))
         }
         return out
     }
@@ -306,6 +316,7 @@ public final class StreamProcessor {
 
     struct ApplyError: Error, CustomStringConvertible {
         let description: String
+        var cause = DeadLetterCause.invalidEvent
     }
 
     /// What an input event changes of its item.
@@ -336,7 +347,7 @@ public final class StreamProcessor {
         case .activity(let e): input = .activity(e)
         // Outcomes are labels: read by the backtest and the fine-tuner, not by the processor.
         case .outcome: return nil
-        default: throw ApplyError(description: "schema: \(event.schema) is not an input event")
+        default: throw ApplyError(description: "schema: \(event.schema) is not an input event", cause: .notAnInput)
         }
         return (event.itemKey!, input)
     }
@@ -346,7 +357,8 @@ public final class StreamProcessor {
         let itemID = itemKey.itemID
         // The key places the item's state in this partition; a mismatch would split it across partitions.
         guard let key = message.key, key.elementsEqual(itemID.utf8) else {
-            throw ApplyError(description: "key: must equal item_id \(quoted(itemID)), got \(message.key.map { quoted($0) } ?? "none")")
+            throw ApplyError(description: "key: must equal item_id \(quoted(itemID)), got \(message.key.map { quoted($0) } ?? "none")",
+                             cause: .wrongKey)
         }
         let partition = message.partition
         // Changed in place: one lookup per table, no copies.
@@ -626,12 +638,12 @@ public final class StreamProcessor {
 
     public static func changelogKey(_ key: ItemKey) -> [UInt8] { Array("\(key.promotionID)/\(key.itemID)".utf8) }
 
-    func deadLetter(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
+    func deadLetter(_ message: InputMessage, reason: String, cause: DeadLetterCause, nowMs: Int64) -> OutputRecord {
         let letter = DeadLetter(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,
                                 key: message.key, value: message.value, reason: reason,
                                 failedAt: Self.timestamp(nowMs), consumer: options.consumer)
         return OutputRecord(kind: .deadLetter, partition: nil, key: message.key ?? [], value: Event.deadLetter(letter).encoded(),
-                            statePartition: message.partition)
+                            statePartition: message.partition, deadLetterCause: cause)
     }
 
     static func timestamp(_ ms: Int64) -> String {
@@ -639,6 +651,10 @@ public final class StreamProcessor {
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
+}
+
+public struct StateSizes: Sendable, Equatable {
+    public var hot = 0, compact = 0, compactBytes = 0
 }
 
 /// The items of one input partition: recently changed items whole ("hot"), the others as their changelog bytes
@@ -655,6 +671,7 @@ struct PartitionState {
 
     var count: Int { hot.count + cold.count }
     var hotCount: Int { hot.count }
+    var compactBytes: Int { cold.values.reduce(0) { $0 + $1.count } }
 
     func state(_ key: ItemKey) -> ItemState? {
         hot[key] ?? cold[key].map { try! StateCodec.decode($0) }

@@ -60,7 +60,7 @@ func startMember(_ broker: LocalBroker, _ world: World, name: String, mode: Stri
         "--mode", mode, "--max-batch", "500", "--grace-seconds", "2",
         "--state-dir", world.folder.appendingPathComponent("state").path,
         "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", "-X", "transaction.timeout.ms=10000",
-        "-X", "fetch.wait.max.ms=10",
+        "-X", "fetch.wait.max.ms=10", "--http-port", "0",  // none: several members share the machine
     ] + extra, name: name, environment: environment)
 }
 

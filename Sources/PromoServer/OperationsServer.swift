@@ -1,0 +1,45 @@
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import PromoService
+
+/// The HTTP endpoints an operator and the orchestrator read: `/metrics` (Prometheus text), `/health` (the member's
+/// loop runs), `/ready` (its assigned partitions are restored and consuming; 503 with the reason otherwise).
+public enum OperationsServer {
+    public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry,
+                                   health: ServiceHealth, logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        router.get("health") { _, _ in
+            let alive = health.snapshot.alive
+            return Response(status: alive ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"alive\":\(alive)}\n")))
+        }
+        router.get("ready") { _, _ in
+            let state = health.snapshot
+            let body = "{\"ready\":\(state.ready),\"assigned\":\(state.assigned),\"restored\":\(state.restored),"
+                + "\"waiting_for\":\(jsonString(state.waitingFor))}\n"
+            return Response(status: state.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        }
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "promo"),
+                           logger: logger)
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,30 @@
+import Synchronization
+
+/// What the member's probes answer: alive while its loop runs; ready once it has joined its group and every
+/// partition it was assigned is restored from the changelog and consuming (false again while a rebalance restores,
+/// while it rewinds after a failed batch, and once it stops). Written by the member's thread, read by the HTTP
+/// server's.
+public final class ServiceHealth: Sendable {
+    private let state = Mutex(Snapshot())
+
+    public struct Snapshot: Sendable, Equatable {
+        public var alive = false
+        public var ready = false
+        /// Assigned partitions of the input topics (by number), and those of them restored.
+        public var assigned: [Int32] = []
+        public var restored: [Int32] = []
+        /// Why it is not ready, when it is not.
+        public var waitingFor = "starting"
+    }
+
+    public init() {}
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    func update(_ change: (inout Snapshot) -> Void) {
+        state.withLock { snapshot in
+            change(&snapshot)
+            snapshot.ready = snapshot.alive && snapshot.waitingFor.isEmpty
+        }
+    }
+}

@@ -1,0 +1,8 @@
+import PromoCLI
+
+@main
+struct Promo {
+    static func main() async {
+        await PromoCommand.main()
+    }
+}

@@ -1,3 +1,0 @@
-import PromoCLI
-
-PromoCommand.main()
