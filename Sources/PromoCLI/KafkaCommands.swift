@@ -118,7 +118,15 @@ struct RunCommand: AsyncParsableCommand {
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
         // client's threads on the same cores.
         BLAS.setThreads(1)
-        let service = StreamService(model: model, options: options) { [logger] in logger.info("\($0)") }
+        let service = StreamService(model: model, options: options) { [logger] event in
+            var metadata: Logger.Metadata = ["event": "\(event.name)"]
+            for (key, value) in event.fields { metadata[key] = "\(value)" }
+            switch event.level {
+            case .info: logger.info("\(event.message)", metadata: metadata)
+            case .warning: logger.warning("\(event.message)", metadata: metadata)
+            case .error: logger.error("\(event.message)", metadata: metadata)
+            }
+        }
         // Started in this order, stopped in the reverse one: the fine-tuner first, then the member (it finishes
         // its batch, commits and leaves the group), the HTTP endpoints last, so the probes answer to the end.
         var services: [any Service] = []
@@ -167,17 +175,18 @@ final class StopOnSignals {
 
 struct TopicsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "topics", abstract: "Create the topics of Topics/topics/ that do not exist yet.")
+        commandName: "topics", abstract: "Create the topics of Topics/topics/ (compiled into the binary) that do not exist yet.")
 
     @OptionGroup var kafka: KafkaOptions
-    @Option(help: "Folder of topic specs.") var specs = "Topics/topics"
+    @Option(help: "A folder of topic specs to use instead of the built-in ones (Topics/topics/ of the repository).")
+    var specs: String?
     @Option(help: "The consumer group (application) whose internal topics to create: `{group}` in a spec's name.")
     var group = "promo-stream"
     @Flag(help: "One replica and min.insync.replicas=1, for a single-broker development cluster.")
     var singleBroker = false
 
     func run() throws {
-        var topics = try TopicSpec.load(folder: URL(fileURLWithPath: specs), group: group)
+        var topics = try specs.map { try TopicSpec.load(folder: URL(fileURLWithPath: $0), group: group) } ?? TopicSpec.builtIn(group: group)
         if singleBroker { topics = topics.map(\.singleBroker) }
         let created = try KafkaAdmin(try kafka.config()).createTopics(topics)
         report("promo topics: \(created.count) created, \(topics.count - created.count) already there")

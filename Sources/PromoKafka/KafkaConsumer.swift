@@ -29,6 +29,19 @@ public final class KafkaConsumer: @unchecked Sendable {
     private var handlerError: Error?
     private var closed = false
     public private(set) var assignment: Set<TopicPartition> = []
+    /// Errors that librdkafka reported and retries by itself (a broker unreachable, a fetch failed), since the last
+    /// `takeErrors`; at most 100 kept.
+    private var transientErrors: [KafkaError] = []
+
+    func keep(_ error: KafkaError) {
+        if transientErrors.count < 100 { transientErrors.append(error) }
+    }
+
+    public func takeErrors() -> [KafkaError] {
+        defer { transientErrors = [] }
+        return transientErrors
+    }
+
     /// Partitions whose end was reached since the last `takeEndsReached` (needs `enable.partition.eof=true`).
     private var endsReached: Set<TopicPartition> = []
 
@@ -46,6 +59,13 @@ public final class KafkaConsumer: @unchecked Sendable {
             } else {
                 rd_kafka_assign(rk, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? partitions : nil)
             }
+        }
+        // Client-level errors (a broker unreachable, every broker down): librdkafka retries them itself and says
+        // so here, served by the consumer's queue like the rebalances; kept for `takeErrors`.
+        rd_kafka_conf_set_error_cb(conf) { _, err, reason, opaque in
+            let box = Unmanaged<OpaqueBox>.fromOpaque(opaque!).takeUnretainedValue()
+            let text = reason.map { String(cString: $0) } ?? ""
+            box.consumer?.keep(KafkaError(code: rd_kafka_resp_err_t(rawValue: err), text))
         }
         // librdkafka copies the opaque when the handle is made, before `self` may be referenced: hence a box.
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
@@ -109,8 +129,10 @@ public final class KafkaConsumer: @unchecked Sendable {
             }
             if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 let error = KafkaError(code: m.err, "consume \(topic)[\(m.partition)]")
-                // Transport errors are retried inside librdkafka; only a fatal one ends the consumer.
+                // Transport errors are retried inside librdkafka; only a fatal one ends the consumer. The others
+                // are kept for the caller to count and report (`takeErrors`).
                 if m.err == RD_KAFKA_RESP_ERR__FATAL { throw error }
+                keep(error)
                 continue
             }
             let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }

@@ -39,14 +39,14 @@ final class CrashGuard {
 
     /// Reads the ledger left by the last run (none: a clean start) and turns what was in flight into suspects or
     /// crash counts. Throws when the folder cannot hold the file: better a clear error at start than no guard.
-    init(file: URL, log: (String) -> Void) throws {
+    init(file: URL, events: (ServiceEvent) -> Void) throws {
         self.file = file
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         if let data = try? Data(contentsOf: file) {
             do {
                 ledger = try JSONDecoder().decode(Ledger.self, from: data)
             } catch {
-                log("crash marker \(file.path) is unreadable (\(error)); starting without it")
+                events(.note("crash marker \(file.path) is unreadable (\(error)); starting without it", level: .warning))
                 ledger = Ledger()
             }
         } else {
@@ -56,11 +56,13 @@ final class CrashGuard {
         ledger.inflight = []
         if inflight.count == 1, let only = inflight.first, only.first == only.last {
             ledger.crashes[only, default: 0] += 1
-            log("the last run died processing \(only.topic) partition \(only.partition) offset \(only.first) alone; it has been alone in flight at \(crashCount(only)) crashes")
+            events(.crashSuspect("the last run died processing \(only.topic) partition \(only.partition) offset \(only.first) alone; it has been alone in flight at \(crashCount(only)) crashes",
+                                 offsets: 1, aloneCrashes: crashCount(only)))
         } else if !inflight.isEmpty {
             ledger.suspects += inflight
             let count = inflight.reduce(0) { $0 + Int($1.last - $1.first + 1) }
-            log("the last run died processing a batch of \(count) offsets (\(inflight.map { "\($0.topic)[\($0.partition)] \($0.first)...\($0.last)" }.joined(separator: ", "))); they are processed one at a time until they commit")
+            events(.crashSuspect("the last run died processing a batch of \(count) offsets (\(inflight.map { "\($0.topic)[\($0.partition)] \($0.first)...\($0.last)" }.joined(separator: ", "))); they are processed one at a time until they commit",
+                                 offsets: count, aloneCrashes: nil))
         }
         try save()
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// What the member's probes answer: alive while its loop runs; ready once it has joined its group and every
@@ -6,6 +7,7 @@ import Synchronization
 /// server's.
 public final class ServiceHealth: Sendable {
     private let state = Mutex(Snapshot())
+    private let readyGauge = Gauge(label: "promo_ready")
 
     public struct Snapshot: Sendable, Equatable {
         public var alive = false
@@ -22,9 +24,11 @@ public final class ServiceHealth: Sendable {
     public var snapshot: Snapshot { state.withLock { $0 } }
 
     func update(_ change: (inout Snapshot) -> Void) {
-        state.withLock { snapshot in
+        let ready = state.withLock { snapshot in
             change(&snapshot)
             snapshot.ready = snapshot.alive && snapshot.waitingFor.isEmpty
+            return snapshot.ready
         }
+        readyGauge.record(ready ? 1 : 0)
     }
 }

@@ -18,6 +18,7 @@ struct ServiceMetrics {
     let swaps = Counter(label: "promo_model_swaps_total")
     let refusals = Counter(label: "promo_model_refusals_total")
     let failedBatches = Counter(label: "promo_failed_batches_total")
+    let clusterErrors = Counter(label: "promo_kafka_errors_total")
     let hotItems = Gauge(label: "promo_state_items", dimensions: [("form", "hot")])
     let compactItems = Gauge(label: "promo_state_items", dimensions: [("form", "compact")])
     let compactBytes = Gauge(label: "promo_state_compact_bytes")

@@ -37,7 +37,8 @@ public final class StopSignal: Sendable {
 public final class StreamService: @unchecked Sendable {
     public let options: ServiceOptions
     let processor: ShardedProcessor
-    let log: (String) -> Void
+    /// Where the member says what it did (`ServiceEvent`): `promo run` logs each, tests and the benchmark wait on them.
+    let events: @Sendable (ServiceEvent) -> Void
     private var consumer: KafkaConsumer!
     private var producer: KafkaProducer!
     public private(set) var processedMessages = 0
@@ -77,10 +78,13 @@ public final class StreamService: @unchecked Sendable {
     private let restorePause = ProcessInfo.processInfo.environment["PROMO_FAULT_RESTORE_PAUSE_MS"]
         .flatMap(UInt32.init).map { min($0, 60_000) }
 
-    public init(model: DINOPModel, options: ServiceOptions, log: @escaping (String) -> Void) {
+    /// A line with nothing to wait for.
+    func log(_ message: String) { events(.note(message)) }
+
+    public init(model: DINOPModel, options: ServiceOptions, events: @escaping @Sendable (ServiceEvent) -> Void) {
         self.options = options
         self.processor = ShardedProcessor(model: model, options: options.processor)
-        self.log = log
+        self.events = events
         servingDigest = sha256Hex(model.safetensors())
     }
 
@@ -91,7 +95,7 @@ public final class StreamService: @unchecked Sendable {
         if let folder = options.stateDirectory {
             let file = folder.appendingPathComponent(options.group).appendingPathComponent("\(options.member).inflight.json")
             do {
-                crashGuard = try CrashGuard(file: file, log: log)
+                crashGuard = try CrashGuard(file: file, events: events)
             } catch {
                 throw ServiceError("cannot keep the crash marker at \(file.path): \(error.localizedDescription) (give --state-dir a writable folder that outlives the process)")
             }
@@ -116,14 +120,15 @@ public final class StreamService: @unchecked Sendable {
             // later one is refused).
             for announcement in announcements.reversed() where adopt(announcement, atStart: true) { break }
         }
-        log("serving model version \(processor.model.version)")
+        events(.servingModel(processor.model.version))
         metrics.modelVersion.record(processor.model.version)
         try consumer.subscribe(options.topics.inputs)
         health.update {
             $0.alive = true
             $0.waitingFor = "the group to assign partitions"
         }
-        log("member \(options.member) of group \(options.group) subscribed (\(options.mode.rawValue), librdkafka \(librdkafkaVersion), transactions named …/\(instance)/<n>)")
+        events(.subscribed(member: options.member, group: options.group, mode: options.mode.rawValue,
+                           librdkafka: librdkafkaVersion, instance: instance))
         rebalance = RebalanceWatch(since: .now)
 
         var failures = 0
@@ -136,6 +141,7 @@ public final class StreamService: @unchecked Sendable {
                 let messages = try consumer.poll(maxMessages: options.maxBatch,
                                                  timeoutMs: processor.staleCount > 0 ? 0 : options.pollTimeoutMs)
                     .filter { consumer.assignment.contains($0.topicPartition) }
+                reportClusterErrors(consumer.takeErrors())
                 if let crashGuard, crashGuard.needsIsolation(messages) {
                     // Records that were in flight when the member died: one transaction each, so that the one
                     // that kills it is found, and skipped once it has done so twice.
@@ -149,7 +155,7 @@ public final class StreamService: @unchecked Sendable {
                 // The batch's effects are not durable: forget them and read the inputs again from the committed
                 // offsets, once the cluster answers again.
                 failures += 1
-                log("batch failed (\(failures) in a row), will rewind to the committed state: \(error)")
+                events(.batchFailed(failures, error))
                 needsRewind = true
                 metrics.failedBatches.increment()
                 health.update { $0.waitingFor = "the cluster, to rewind after a failed batch" }
@@ -159,11 +165,11 @@ public final class StreamService: @unchecked Sendable {
             }
         }
         health.update { $0.waitingFor = "nothing: stopping" }
-        log("stopping: leaving the group")
+        events(.stopping())
         follower?.close()
         try consumer.close()
         if options.mode == .atLeastOnce { try producer.flush() }
-        log("stopped after \(processedMessages) messages")
+        events(.stopped(messages: processedMessages))
         health.update { $0.alive = false }
     }
 
@@ -206,7 +212,7 @@ public final class StreamService: @unchecked Sendable {
                     $0.restored.removeAll(where: numbers.contains)
                     $0.waitingFor = "the group to assign partitions"
                 }
-                log("revoked partitions \(numbers.sorted())")
+                events(.revoked(numbers))
                 rebalance = RebalanceWatch(since: .now)
             }))
     }
@@ -228,17 +234,18 @@ public final class StreamService: @unchecked Sendable {
         let waited = (ContinuousClock.now - watch.since).seconds
         let every = min(10, options.assignmentTimeoutSeconds / 2)
         if watch.lastReport.map({ (ContinuousClock.now - $0).seconds >= every }) ?? (waited >= every) {
-            log(String(format: "waiting %.0f s for group %@ to assign partitions (a member that left uncleanly keeps its partitions until its session.timeout.ms runs out; rejoining after %.0f s)",
-                       waited, options.group, options.assignmentTimeoutSeconds))
+            events(.waitingForAssignment(seconds: waited, group: options.group, rejoinAfter: options.assignmentTimeoutSeconds))
             watch.lastReport = .now
         }
         if waited >= options.assignmentTimeoutSeconds {
             guard watch.rejoins < options.maxRejoins else {
                 consumer.abandon()
-                throw ServiceError(String(format: "no partitions assigned by group %@ after %d rejoins of %.0f s each: its coordinator does not complete the rebalance; stopping for the supervisor to restart the member",
-                                          options.group, watch.rejoins, options.assignmentTimeoutSeconds))
+                let reason = String(format: "no partitions assigned by group %@ after %d rejoins of %.0f s each: its coordinator does not complete the rebalance; stopping for the supervisor to restart the member",
+                                    options.group, watch.rejoins, options.assignmentTimeoutSeconds)
+                events(.gaveUpWaiting(rejoins: watch.rejoins, reason: reason))
+                throw ServiceError(reason)
             }
-            log("no assignment after \(Int(waited)) s: leaving and joining group \(options.group) again (attempt \(watch.rejoins + 1) of \(options.maxRejoins))")
+            events(.rejoining(after: Int(waited), group: options.group, attempt: watch.rejoins + 1, of: options.maxRejoins))
             // Not `close`: leaving waits on the coordinator that is stuck.
             consumer.abandon()
             consumer = try makeConsumer()
@@ -271,7 +278,7 @@ public final class StreamService: @unchecked Sendable {
         }
         try admin.createTopics([TopicSpec(name: changelog, partitions: inputs, replicationFactor: -1,
                                           config: ["cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"])])
-        log("created the changelog topic \(changelog) (\(inputs) partitions, compacted) for application \(options.group)")
+        events(.createdChangelog(changelog, partitions: inputs, group: options.group))
     }
 
     /// Applies what arrived on the model topic since the last batch, in order.
@@ -288,8 +295,8 @@ public final class StreamService: @unchecked Sendable {
             _ = adopt(announcement)
         }
         if let started = swapStarted, processor.staleCount == 0 {
-            log(String(format: "recomputed %d items under model version %d in %.2f s", started.items,
-                       processor.model.version, (ContinuousClock.now - started.at).seconds))
+            events(.recomputed(items: started.items, version: processor.model.version,
+                               seconds: (ContinuousClock.now - started.at).seconds))
             swapStarted = nil
         }
     }
@@ -305,7 +312,7 @@ public final class StreamService: @unchecked Sendable {
             // what the group serves) may the member take them.
             guard atStart else {
                 metrics.refusals.increment()
-                log("refused model version \(version): its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…); still serving it")
+                events(.refusedModel(version, reason: "its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…)", serving: version))
                 return false
             }
         }
@@ -317,14 +324,15 @@ public final class StreamService: @unchecked Sendable {
             swapStarted = (ContinuousClock.now, processor.staleCount)
             metrics.swaps.increment()
             metrics.modelVersion.record(version)
-            log("switched from model version \(previous) to \(version) (parent \(announcement.parent.map(String.init) ?? "none"), sha256 \(announcement.sha256.prefix(12))…); \(processor.staleCount) items to recompute in the background")
+            events(.switchedModel(from: previous, to: version, parent: announcement.parent, sha256: announcement.sha256,
+                                  recompute: processor.staleCount))
             return true
         } catch let error as KafkaError where !error.isFatal {
-            log("model version \(version): cannot read its chunks yet (\(error)); will try again")
+            events(.modelUnreadable(version, error))
             pendingAnnouncement = announcement
         } catch {
             metrics.refusals.increment()
-            log("refused model version \(version): \(error); still serving version \(processor.model.version)")
+            events(.refusedModel(version, reason: "\(error)", serving: processor.model.version))
         }
         return false
     }
@@ -336,7 +344,7 @@ public final class StreamService: @unchecked Sendable {
     private func processAndCommit(_ messages: [KafkaMessage], poison: String? = nil) throws {
         let clock = ContinuousClock()
         let started = clock.now
-        defer { stats.report(every: options.statsIntervalSeconds, log) }
+        defer { stats.report(every: options.statsIntervalSeconds) { [events] in events(.stats($0)) } }
         let inputs = messages.map {
             InputMessage(topic: $0.topic, partition: $0.partition, offset: $0.offset, key: $0.key, value: $0.value)
         }
@@ -345,7 +353,7 @@ public final class StreamService: @unchecked Sendable {
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
         let outputs: [OutputRecord]
         if let poison, let message = inputs.first {
-            log("dead-lettering \(message.topic) partition \(message.partition) offset \(message.offset): \(poison)")
+            events(.poisonPill(topic: message.topic, partition: message.partition, offset: message.offset, reason: poison))
             outputs = [processor.skip(message, reason: poison, nowMs: nowMs)]
         } else {
             if let crashOn, messages.contains(where: { $0.value.contains(crashOn) }) { abort() }
@@ -399,6 +407,21 @@ public final class StreamService: @unchecked Sendable {
         }
         record(messages, outputs)
         onCommitted?(processedMessages)
+    }
+
+    /// Errors librdkafka retries by itself (an unreachable broker, failed fetches): counted always, reported as an
+    /// event at most every 5 s, so that an outage is visible while the member waits it out.
+    private var clusterErrorsReported: ContinuousClock.Instant?
+    private var clusterErrorsSince = 0
+    private func reportClusterErrors(_ errors: [KafkaError]) {
+        guard !errors.isEmpty else { return }
+        metrics.clusterErrors.increment(by: errors.count)
+        clusterErrorsSince += errors.count
+        let now = ContinuousClock.now
+        if let last = clusterErrorsReported, (now - last).seconds < 5 { return }
+        clusterErrorsReported = now
+        events(.clusterErrors(count: clusterErrorsSince, latest: errors[errors.count - 1]))
+        clusterErrorsSince = 0
     }
 
     /// Counts a committed batch: inputs per topic, outputs per kind, dead letters per cause.
@@ -473,7 +496,7 @@ public final class StreamService: @unchecked Sendable {
         try consumer.seek(committed.mapValues { $0 < 0 ? KafkaOffset.beginning : $0 })
         needsRewind = false
         health.update { $0.waitingFor = "" }
-        log("rewound \(owned.count) partitions to their committed offsets")
+        events(.rewound(owned.count))
     }
 
     /// Rebuilds the state of these input partitions from their changelog partitions; returns how many records it
@@ -561,9 +584,8 @@ public final class StreamService: @unchecked Sendable {
         metrics.restores.increment()
         metrics.restoredRecords.increment(by: count)
         metrics.restoreDuration.recordNanoseconds(Int64(Date().timeIntervalSince(started) * 1e9))
-        log(String(format: "assigned partitions %@: restored %d changelog records (%d items) in %.2f s",
-                   partitions.sorted().description, count, processor.itemCount, Date().timeIntervalSince(started))
-            + skipped.summary)
+        events(.assigned(partitions, records: count, items: processor.itemCount, seconds: Date().timeIntervalSince(started),
+                         skipped: skipped))
         do { try crashGuard?.forget(below: committed) } catch { log("crash marker: \(error)") }
         return (count, committed)
     }
@@ -588,7 +610,7 @@ public final class StreamService: @unchecked Sendable {
             config["transactional.id"] = "\(options.group)-\(member)"
             do {
                 try KafkaProducer(config).initTransactions(timeoutMs: 10_000)
-                log("ended the transaction member \(member) left open on partitions this member owns now")
+                events(.fenced(member: member))
             } catch {
                 log("could not end member \(member)'s open transaction: \(error)")
             }

@@ -245,9 +245,9 @@ final class Member: @unchecked Sendable {
         options.processor.gracePeriodMs = 1_000
         options.processor.threads = memberThreads
         let assigned = self.assigned
-        let service = StreamService(model: model, options: options, log: { line in
-            if line.contains("assigned partitions") { assigned.signal() }
-            if line.contains("messages/s") { log("member: \(line)") }
+        let service = StreamService(model: model, options: options, events: { event in
+            if event.name == "assigned" { assigned.signal() }
+            if event.name == "stats" { log("member: \(event.message)") }
         })
         self.service = service
         let (stop, processed, done) = (self.stop, self.processed, self.done)
@@ -386,7 +386,7 @@ do {
     log(String(format: "wrote %d changelog records of %d bytes in %.1f s", stateItems, recordBytes, now() - start))
 
     // A member's restore, as on assignment, without running the member.
-    let service = StreamService(model: model, options: ServiceOptions(kafka: kafka, member: "restore"), log: { _ in })
+    let service = StreamService(model: model, options: ServiceOptions(kafka: kafka, member: "restore"), events: { _ in })
     let before = residentBytes()
     let restoreStart = now()
     let restored = try service.restore(Set(0..<12))

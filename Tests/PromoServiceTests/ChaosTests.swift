@@ -46,13 +46,13 @@ func chaosKills() throws {
     // broker transactions take a few milliseconds, and kills would seldom find one open.
     let slowLink = ["PROMO_FAULT_TRANSACTION_PAUSE_MS": "40"]
     var members = try names.map { try startMember(broker, world, name: $0, extra: chaosFlags, environment: slowLink) }
-    for m in members { #expect(m.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil, "\(m.name) got no partitions") }
+    for m in members { #expect(m.awaitEvent("assigned") != nil, "\(m.name) got no partitions") }
     let producing = Thread.detachNewProducer(broker: broker, events: events, seconds: seconds, burst: burst)
 
     var random = SystemRandomNumberGenerator()
     var kills = 0, inBatch = 0, starting = 0, swapping = 0
     var restarted: Int?
-    func switched(_ m: ChildProcess) -> Bool { m.output.contains { $0.contains("switched from model version 1 to 2") } }
+    func switched(_ m: ChildProcess) -> Bool { m.events("switched_model").contains { $0["from"] == "1" && $0["to"] == "2" } }
     for round in 0..<rounds {
         var victim: Int?
         if round == rounds / 2 {
@@ -77,7 +77,7 @@ func chaosKills() throws {
         } else {
             Thread.sleep(forTimeInterval: Double.random(in: 3...6, using: &random))
             // A member that is up, when there is one.
-            let up = members.indices.filter { i in members[i].output.contains { $0.contains("assigned partitions") } }
+            let up = members.indices.filter { i in !members[i].events("assigned").isEmpty }
             let i = up.randomElement(using: &random) ?? Int.random(in: 0..<members.count, using: &random)
             victim = i
             // Every other kill waits (up to 8 s) for the victim to be inside a batch, and then a moment more, so
@@ -91,8 +91,7 @@ func chaosKills() throws {
             }
         }
         let i = victim ?? Int.random(in: 0..<members.count, using: &random)
-        let output = members[i].output
-        if !output.contains(where: { $0.contains("assigned partitions") }) {
+        if members[i].events("assigned").isEmpty {
             starting += 1
         } else if round == rounds / 2 && switched(members[i]) {
             swapping += 1

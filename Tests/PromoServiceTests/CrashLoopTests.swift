@@ -18,7 +18,7 @@ func crashLoopBroken() throws {
     var reader = try TopicReader(broker, topics: ["promo.predictions", "promo.dead-letter"])
 
     let first = try startMember(broker, world, name: "m", environment: hook)
-    #expect(first.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    #expect(first.awaitEvent("assigned") != nil)
     let half = world.events.count / 2
     try produce(broker, world.events[..<half] + [("promo.item-profiles", poison.itemID, Event.profile(poison).encoded())]
                 + world.events[half...])
@@ -26,12 +26,12 @@ func crashLoopBroken() throws {
 
     // Restarted, it processes what was in flight one record per transaction, and dies on the record alone.
     let second = try startMember(broker, world, name: "m", environment: hook)
-    #expect(second.awaitLine(timeout: 60, { $0.contains("the last run died processing") }) != nil)
+    #expect(second.awaitEvent("crash_suspect") != nil)
     #expect(second.wait(timeout: 180) != 0, "the record kills it again")
 
     // Alone in flight at one crash only: the third start processes it alone once more, and dies again.
     let third = try startMember(broker, world, name: "m", environment: hook)
-    #expect(third.awaitLine(timeout: 60, { $0.contains("alone in flight at 1 crashes") }) != nil)
+    #expect(third.awaitEvent("crash_suspect", where: { $0["alone_crashes"] == "1" }) != nil)
     #expect(third.wait(timeout: 180) != 0, "the record kills it a third time")
 
     // The fourth start skips it: a dead letter with the reason, and every other item as offline.
@@ -61,7 +61,7 @@ func killInsideTransaction() throws {
     var reader = try TopicReader(broker, topics: ["promo.predictions"])
 
     let first = try startMember(broker, world, name: "t", environment: hook)
-    #expect(first.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    #expect(first.awaitEvent("assigned") != nil)
     let half = world.events.count / 2
     try produce(broker, world.events[..<half])
     #expect(try reader.read(timeout: 60) { predictions($0).count >= 50 }, "some batches committed first")
@@ -69,8 +69,8 @@ func killInsideTransaction() throws {
     #expect(first.wait(timeout: 120) != 0, "the hook kills the member inside the transaction")
 
     let second = try startMember(broker, world, name: "t", environment: hook)
-    let restored = try #require(second.awaitLine(timeout: 60, { $0.contains("assigned partitions") }))
-    #expect(restored.line.contains("of transactions that did not commit"), "the aborted changelog records are skipped: \(restored.line)")
+    let restored = try #require(second.awaitEvent("assigned"))
+    #expect((Int(restored["skipped_uncommitted"] ?? "") ?? 0) > 0, "the aborted changelog records are skipped: \(restored.fields)")
     let converged = try reader.read(timeout: 180) { mismatches($0, world.offline).isEmpty }
     #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
     #expect(try reader.read(timeout: 60) { predictions($0).contains { $0.itemID == item.itemID && $0.sequence == 1 } })
@@ -99,12 +99,12 @@ func abandonedTransaction() throws {
     let marker = "abandoned-transaction-marker"
     let item = ItemProfile(itemID: "abandoned-item", promotionID: "p-abandoned", title: marker)
     let dead = try startMember(broker, world, name: "gone", environment: ["PROMO_FAULT_CRASH_IN_TRANSACTION": marker])
-    #expect(dead.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    #expect(dead.awaitEvent("assigned") != nil)
     try produce(broker, [("promo.item-profiles", item.itemID, Event.profile(item).encoded())])
     #expect(dead.wait(timeout: 120) != 0, "the hook kills the member inside the transaction")
 
     let survivor = try startMember(broker, world, name: "survivor")
-    #expect(survivor.awaitLine(timeout: 60, { $0.contains("ended the transaction member gone left open") }) != nil,
+    #expect(survivor.awaitEvent("fenced_transaction", where: { $0["of_member"] == "gone" }) != nil,
             "\(survivor.output.suffix(5))")
     try produce(broker, world.events + malformed)
     var reader = try TopicReader(broker, topics: ["promo.predictions", "promo.dead-letter"])

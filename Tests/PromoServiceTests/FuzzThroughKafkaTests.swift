@@ -19,7 +19,7 @@ func mutatedEventsThroughKafka() throws {
     defer { try? FileManager.default.removeItem(at: world.folder) }
     let broker = try LocalBroker.tansu()
     let member = try startMember(broker, world, name: "f", extra: ["--max-batch", "5000"])
-    #expect(member.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    #expect(member.awaitEvent("assigned") != nil)
 
     var mutator = EventMutator(seed: 12)
     var kinds: [String: Int] = [:]

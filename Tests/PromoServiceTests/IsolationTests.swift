@@ -11,7 +11,7 @@ func twoApplications() throws {
     defer { try? FileManager.default.removeItem(at: world.folder) }
     let broker = try LocalBroker.tansu()
     let a = try startMember(broker, world, name: "a")
-    #expect(a.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    #expect(a.awaitEvent("assigned") != nil)
     try produce(broker, world.events)
     var reader = try TopicReader(broker, topics: ["promo.predictions"])
     #expect(try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty })
@@ -21,10 +21,10 @@ func twoApplications() throws {
     // A second application: a changelog of its own (created on start), nothing of the first restored, every
     // input read and predicted again.
     let b = try startMember(broker, world, name: "b", group: "other-app")
-    let created = b.awaitLine(timeout: 60, { $0.contains("created the changelog topic other-app.state-changelog") })
+    let created = b.awaitEvent("created_changelog", where: { $0["topic"] == "other-app.state-changelog" })
     #expect(created != nil, "\(b.output.suffix(5))")
-    let restored = try #require(b.awaitLine(timeout: 60, { $0.contains("assigned partitions") }))
-    #expect(restored.line.contains("restored 0 changelog records (0 items)"), "\(restored.line)")
+    let restored = try #require(b.awaitEvent("assigned"))
+    #expect(restored["records"] == "0" && restored["items"] == "0", "\(restored.fields)")
     let marker = reader.messages.count
     #expect(try reader.read(timeout: 120) { mismatches(Array($0[marker...]), world.offline).isEmpty },
             "the second application predicts every item itself")
@@ -33,8 +33,9 @@ func twoApplications() throws {
 
     // The first application restarted restores its own state only.
     let again = try startMember(broker, world, name: "a")
-    let line = try #require(again.awaitLine(timeout: 60, { $0.contains("assigned partitions") }))
-    #expect(line.line.contains("(\(world.offline.count) items)") && !line.line.contains("skipped"), "\(line.line)")
+    let line = try #require(again.awaitEvent("assigned"))
+    #expect(line["items"] == "\(world.offline.count)" && line["skipped_other_application"] == "0"
+            && line["skipped_uncommitted"] == "0" && line["skipped_inconsistent"] == "0", "\(line.fields)")
     again.signal(SIGTERM)
     #expect(again.wait() == 0)
 }
@@ -48,7 +49,7 @@ func assignmentWatch() throws {
     let broker = try LocalBroker.tansu()
     // A member that holds every partition and then freezes, with a session longer than the test.
     let holder = try startMember(broker, world, name: "holder", extra: ["-X", "session.timeout.ms=60000"])
-    #expect(holder.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil)
+    #expect(holder.awaitEvent("assigned") != nil)
     holder.signal(SIGSTOP)
     defer {
         holder.signal(SIGCONT)
@@ -58,7 +59,7 @@ func assignmentWatch() throws {
     let status = waiting.wait(timeout: 120)
     let output = waiting.output
     #expect(status != 0, "\(output.suffix(5))")
-    #expect(output.contains { $0.contains("waiting 3 s for group e2e to assign partitions") }, "\(output.suffix(8))")
-    #expect(output.contains { $0.contains("joining group e2e again (attempt 1 of 3)") })
-    #expect(output.contains { $0.contains("no partitions assigned by group e2e after 3 rejoins") })
+    #expect(waiting.events("waiting_for_assignment").contains { $0["seconds"] == "3" }, "\(output.suffix(8))")
+    #expect(waiting.events("rejoining").contains { $0["attempt"] == "1" && $0["of"] == "3" })
+    #expect(waiting.events("gave_up_waiting").contains { $0["rejoins"] == "3" })
 }

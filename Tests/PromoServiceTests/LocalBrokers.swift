@@ -58,6 +58,39 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// A `ServiceEvent` as a member logs it with `--log-format json`: its name and fields, and its line's index.
+    struct Event {
+        let index: Int
+        let name: String
+        let fields: [String: String]
+        subscript(_ key: String) -> String? { fields[key] }
+    }
+
+    static func event(_ line: String, index: Int) -> Event? {
+        guard line.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let name = object["event"] as? String else { return nil }
+        return Event(index: index, name: name, fields: object.compactMapValues { $0 as? String })
+    }
+
+    /// Every event named `name` so far.
+    func events(_ name: String) -> [Event] {
+        output.enumerated().compactMap { Self.event($1, index: $0) }.filter { $0.name == name }
+    }
+
+    /// Waits for the first event named `name` (from line `after` on) whose fields satisfy `match`; nil on timeout
+    /// or exit.
+    func awaitEvent(_ name: String, after: Int = 0, timeout: TimeInterval = 60,
+                    where match: (Event) -> Bool = { _ in true }) -> Event? {
+        awaitLine(after: after, timeout: timeout) { line in
+            Self.event(line, index: 0).map { $0.name == name && match($0) } ?? false
+        }.flatMap { Self.event($0.line, index: $0.index) }
+    }
+
+    /// Whether the process ended by this signal (SIGKILL from a test, say) rather than exiting.
+    func killed(by number: Int32) -> Bool {
+        !process.isRunning && process.terminationReason == .uncaughtSignal && process.terminationStatus == number
+    }
+
     var output: [String] {
         lock.lock()
         defer { lock.unlock() }

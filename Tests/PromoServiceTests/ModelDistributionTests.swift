@@ -43,8 +43,8 @@ func modelDistribution() throws {
 
     let members = [try startMember(broker, world, name: "d1"), try startMember(broker, world, name: "d2")]
     for m in members {
-        #expect(m.awaitLine(timeout: 60, { $0.contains("assigned partitions") }) != nil, "\(m.name) got no partitions")
-        #expect(m.output.contains { $0.contains("serving model version 1") })
+        #expect(m.awaitEvent("assigned") != nil, "\(m.name) got no partitions")
+        #expect(m.events("serving_model").contains { $0["version"] == "1" })
     }
     try produce(broker, world.events + world.outcomes)
     var reader = try TopicReader(broker, topics: ["promo.predictions"])
@@ -54,9 +54,10 @@ func modelDistribution() throws {
     // (the gate has its own tests).
     let tuned = try promo(["finetune", "--publish", "--tune-epochs", "2", "--margin", "100"] + kafka)
     #expect(tuned.status == 0, "\(tuned.output.suffix(8))")
-    #expect(tuned.output.contains { $0.contains("published version 2") })
+    #expect(try ModelTopic(kafka: broker.config()).readLog().log.announcements.contains { $0.announcement.version == 2 },
+            "the fine-tune published version 2")
     for m in members {
-        #expect(m.awaitLine(timeout: 10, { $0.contains("switched from model version 1 to 2") }) != nil, "\(m.name) did not switch within 10 s")
+        #expect(m.awaitEvent("switched_model", timeout: 10, where: { $0["from"] == "1" && $0["to"] == "2" }) != nil, "\(m.name) did not switch within 10 s")
     }
     // Version 2 as a file, and offline predictions with it.
     let file2 = world.folder.appendingPathComponent("v2.safetensors")
@@ -65,7 +66,7 @@ func modelDistribution() throws {
     #expect(try reader.read(timeout: 120) { stale($0, offline2, version: 2).isEmpty },
             "items still not as version 2 predicts offline: \(stale(reader.messages, offline2, version: 2).prefix(5))")
     for m in members {
-        #expect(m.awaitLine(timeout: 30, { $0.contains("items under model version 2") }) != nil, "\(m.name) finished recomputing")
+        #expect(m.awaitEvent("recomputed", timeout: 30, where: { $0["version"] == "2" }) != nil, "\(m.name) finished recomputing")
     }
 
     // Version 3 with one chunk damaged on the way, version 4 announced with a wrong checksum: both refused.
@@ -83,10 +84,10 @@ func modelDistribution() throws {
     try modelTopic.publish(damaged, verify: false)
     try modelTopic.publish(misannounced, verify: false)
     for (m, mark) in zip(members, marks) {
-        let refused3 = m.awaitLine(after: mark, timeout: 10) { $0.contains("refused model version 3") }
-        let refused4 = m.awaitLine(after: mark, timeout: 10) { $0.contains("refused model version 4") }
-        #expect(refused3?.line.contains("SHA-256") == true && refused3?.line.contains("still serving version 2") == true, "\(m.name): \(refused3?.line ?? "no line")")
-        #expect(refused4?.line.contains("SHA-256") == true, "\(m.name): \(refused4?.line ?? "no line")")
+        let refused3 = m.awaitEvent("refused_model", after: mark, timeout: 10) { $0["version"] == "3" }
+        let refused4 = m.awaitEvent("refused_model", after: mark, timeout: 10) { $0["version"] == "4" }
+        #expect(refused3?["reason"]?.contains("SHA-256") == true && refused3?["serving"] == "2", "\(m.name): \(refused3?.fields ?? [:])")
+        #expect(refused4?["reason"]?.contains("SHA-256") == true, "\(m.name): \(refused4?.fields ?? [:])")
     }
     // Still version 2: a corrected day of one item is predicted by version 2.
     let sales = world.events.last { $0.topic == "promo.daily-sales" }!
@@ -103,7 +104,7 @@ func modelDistribution() throws {
     let promoted = try promo(["model", "promote", "1"] + kafka)
     #expect(promoted.status == 0, "\(promoted.output.suffix(3))")
     for m in members {
-        #expect(m.awaitLine(timeout: 10, { $0.contains("switched from model version 2 to 1") }) != nil, "\(m.name) did not roll back")
+        #expect(m.awaitEvent("switched_model", timeout: 10, where: { $0["from"] == "2" && $0["to"] == "1" }) != nil, "\(m.name) did not roll back")
     }
     var expected1 = world.offline
     expected1[correctedKey] = nil
@@ -130,7 +131,7 @@ func modelDistribution() throws {
     let promoted7 = try promo(["model", "promote", "7"] + kafka)
     #expect(promoted7.status == 0, "\(promoted7.output.suffix(3))")
     for m in members {
-        #expect(m.awaitLine(timeout: 10, { $0.contains("switched from model version 1 to 7") }) != nil, "\(m.name) did not follow")
+        #expect(m.awaitEvent("switched_model", timeout: 10, where: { $0["from"] == "1" && $0["to"] == "7" }) != nil, "\(m.name) did not follow")
     }
     for m in members {
         m.signal(SIGTERM)

@@ -55,6 +55,19 @@ func awaitValue<T>(timeout: TimeInterval = 90, _ probe: () throws -> T?) rethrow
     return nil
 }
 
+/// The metric names the Grafana dashboard (Deploy/grafana/promo-stream.json) queries, without histogram suffixes.
+func dashboardMetrics() throws -> Set<String> {
+    let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Deploy/grafana/promo-stream.json")
+    let text = try String(contentsOf: file, encoding: .utf8)
+    let names = text.matches(of: /promo_[a-z_]+/).map { String($0.output) }
+    return Set(names.map { $0.replacing(/_(bucket|sum|count)$/, with: "") })
+}
+
+/// Series names of a scrape, histogram suffixes removed.
+func seriesNames(_ values: [String: Double]) -> Set<String> {
+    Set(values.keys.map { String($0.prefix { $0 != "{" }).replacing(/_(bucket|sum|count)$/, with: "") })
+}
+
 @Suite("Operations: probes and metrics of a running member", .serialized)
 struct OperationsTests {
     @Test("/ready waits for the restore; /metrics counts inputs, outputs, dead letters, state and lag; SIGTERM exits 0",
@@ -109,6 +122,10 @@ struct OperationsTests {
         #expect((m["promo_transaction_phase_seconds_count{phase=\"commit\"}"] ?? 0) >= 1)
         #expect((m["promo_batch_messages_sum"] ?? 0) == inputsByTopic.values.reduce(0, +))
         #expect((m["promo_process_resident_bytes"] ?? 0) > 1_000_000)
+        #expect(m["promo_ready"] == 1)
+        // Every metric the dashboard draws exists (the fine-tuner's only where one runs: the next test).
+        let missing = try dashboardMetrics().filter { !$0.hasPrefix("promo_finetune") }.subtracting(seriesNames(m))
+        #expect(missing.isEmpty, "the dashboard queries metrics the member does not export: \(missing.sorted())")
 
         member.signal(SIGTERM)
         #expect(member.wait(timeout: 60) == 0)
@@ -131,11 +148,23 @@ struct OperationsTests {
             httpGet(port: port, "/metrics").flatMap { metricValues($0.body)["promo_finetune_running"] == 1 ? true : nil }
         }
         #expect(running == true, "the fine-tune never started: \(member.output.suffix(5))")
+        let scraped = seriesNames(metricValues(try #require(httpGet(port: port, "/metrics")).body))
+        #expect(scraped.contains("promo_finetune_running"))
         let stopped = Date()
         member.signal(SIGTERM)
         #expect(member.wait(timeout: 60) == 0)
         #expect(Date().timeIntervalSince(stopped) < 30, "the member waited for the whole fine-tune")
         let (log, _) = try ModelTopic(kafka: broker.config()).readLog()
         #expect(log.announcements.isEmpty, "an abandoned fine-tune published a version")
+    }
+}
+
+@Test("the topic specs compiled into the binary are the Topics/topics files, for any group")
+func builtInTopicSpecs() throws {
+    for group in ["promo-stream", "other-app"] {
+        let files = try TopicSpec.load(folder: LocalBroker.topicSpecs, group: group).sorted { $0.name < $1.name }
+        let builtIn = TopicSpec.builtIn(group: group).sorted { $0.name < $1.name }
+        #expect(builtIn == files, "differ: \(Set(builtIn.map(\.name)).symmetricDifference(files.map(\.name)))")
+        #expect(builtIn.filter(\.isInternal).map(\.name) == ["\(group).state-changelog"])
     }
 }
