@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        // `promo run`'s settings: flags, then PROMO_* environment variables, then a YAML file.
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),  // FilePath, for the config file
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),  // the config file's keys, to refuse typos
     ],
     targets: [
         // System libraries. Deploy/setup.sh installs their Debian -dev packages.
@@ -84,6 +88,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Configuration", package: "swift-configuration"),
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
         .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),

@@ -8,3 +8,6 @@ export OPENBLAS_NUM_THREADS=1
 # The topic specs, JSON Schemas and their examples agree (the Swift tests check the decoder against the same examples).
 python3 Tests/Fixtures/check_schemas.py
 swift test
+# Deploy/ as it would be applied: manifests valid against the Kubernetes schema, every promo flag they use known to
+# the binary just built.
+python3 Tests/Fixtures/check_deploy.py .build/debug/promo

@@ -59,6 +59,8 @@ struct FinetuneCommand: ParsableCommand {
     @Argument(help: "Event files or promotion folders with outcomes (default: read the topics).") var events: [String] = []
     @OptionGroup var kafka: KafkaOptions
     @Option(help: "Start from this weight file instead of the model topic's current version.") var model: String?
+    @Option(help: "Start from this weight file only while the model topic announces no version that verifies (a first deployment: the file the members serve).")
+    var fallbackModel: String?
     @OptionGroup var flags: FineTuneFlags
     @Option(help: "Days of the pre-sale window.") var presaleDays = 20
 
@@ -78,6 +80,7 @@ struct FinetuneCommand: ParsableCommand {
                               log: { report("promo finetune: \($0)") })
         job.events = events
         job.baseFile = model
+        job.fallbackFile = fallbackModel
         job.presaleDays = presaleDays
         job.out = out
         job.publish = publish

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import ServiceLifecycle
 import PromoServer
+import Configuration
 import Logging
 import PromoEvaluation
 import PromoEvents
@@ -45,73 +46,155 @@ struct RunCommand: AsyncParsableCommand {
             accepted versions (give one member of the group that role).
             """)
 
-    @OptionGroup var kafka: KafkaOptions
-    @Option(help: "A dinop/1 weight file: served until the model topic announces a version.") var model: String
-    @Option(help: "Consumer group of the members.") var group = "promo-stream"
-    @Option(help: "This member's name: unique in the group and the same across restarts (names its transactional id).")
-    var member = ProcessInfo.processInfo.hostName
-    @Option(help: "exactly-once (transactions) or at-least-once (idempotent producer, commit after flush).")
-    var mode = DeliveryMode.exactlyOnce.rawValue
-    @Option(help: "Seconds the latest day waits for its buyer profile before it is applied without one.")
-    var graceSeconds = 7200.0
-    @Option(help: "Days of the pre-sale window; daily events outside it are dead letters.") var presaleDays = 20
-    @Option(help: "At most this many input messages per transaction.") var maxBatch = 10_000
-    @Option(help: "How long a poll waits to fill a batch (ms): lower gives lower latency, higher bigger batches.")
-    var pollMs: Int32 = 100
-    @Option(help: "Seconds between a partition's rollup records for the sums that changed.") var rollupSeconds = 1.0
-    @Option(help: "Threads processing partitions in parallel (partition p on thread p mod N): one per core to spare.")
-    var threads = 1
-    @Flag(help: "Serve --model only; ignore the model topic.") var noFollowModels = false
-    @Option(help: "A folder that outlives the process (a volume in a container) for the crash marker that stops a poison pill from crashing the member in a loop (default: $PROMO_STATE_DIR, else .promo-state).")
-    var stateDir = ProcessInfo.processInfo.environment["PROMO_STATE_DIR"] ?? ".promo-state"
-    @Option(help: "Seconds to wait for the group to assign partitions before joining it again (three times, then the member stops with the reason).")
-    var assignmentTimeout = 120.0
+    // Every setting below may also come from PROMO_<NAME> or the --config file (RunSettings): hence no defaults here,
+    // which would always win; the defaults are in each help text and in RunSettings.
+    @Option(help: "A YAML file of settings, each keyed by its flag's name (grace-seconds: 7200); flags, then PROMO_<NAME> environment variables, win over it.")
+    var config: String?
+    @Flag(help: "Print the effective settings (secrets masked) as a --config file and exit.") var printConfig = false
+    @Option(help: "Bootstrap brokers, host:port[,host:port…] (default: 127.0.0.1:9092).") var bootstrap: String?
+    @Option(name: [.customShort("X"), .customLong("kafka")],
+            help: "A librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL; added to the file's.")
+    var properties: [String] = []
+    @Option(help: "A dinop/1 weight file: served until the model topic announces a version.") var model: String?
+    @Option(help: "Consumer group of the members (default: promo-stream).") var group: String?
+    @Option(help: "This member's name: unique in the group and the same across restarts (names its transactional id; default: the host name).")
+    var member: String?
+    @Option(help: "exactly-once (transactions, the default) or at-least-once (idempotent producer, commit after flush).")
+    var mode: String?
+    @Option(help: "Seconds the latest day waits for its buyer profile before it is applied without one (default: 7200).")
+    var graceSeconds: Double?
+    @Option(help: "Days of the pre-sale window; daily events outside it are dead letters (default: 20).") var presaleDays: Int?
+    @Option(help: "At most this many input messages per transaction (default: 10000).") var maxBatch: Int?
+    @Option(help: "How long a poll waits to fill a batch (ms; default: 100): lower gives lower latency, higher bigger batches.")
+    var pollMs: Int?
+    @Option(help: "Seconds between a partition's rollup records for the sums that changed (default: 1).") var rollupSeconds: Double?
+    @Option(help: "Threads processing partitions in parallel (partition p on thread p mod N): one per core to spare (default: 1).")
+    var threads: Int?
+    @Flag(help: "Serve --model only; ignore the model topic (setting follow-models: false).") var noFollowModels = false
+    @Option(help: "A folder that outlives the process (a volume in a container) for the crash marker that stops a poison pill from crashing the member in a loop (default: .promo-state).")
+    var stateDir: String?
+    @Option(help: "Seconds to wait for the group to assign partitions before joining it again (three times, then the member stops with the reason; default: 120).")
+    var assignmentTimeout: Double?
     @Option(help: "The state changelog topic (default: <group>.state-changelog). A deployment of a version that used the shared promo.state-changelog keeps its state by naming it here.")
     var changelogTopic: String?
-    @Option(help: "After a model switch, recompute at most this many items per batch in the background.")
-    var recomputePerBatch = 1_000
+    @Option(help: "After a model switch, recompute at most this many items per batch in the background (default: 1000).")
+    var recomputePerBatch: Int?
     @Option(help: "Also fine-tune every this many seconds, when new labels arrived, and publish accepted versions.")
     var finetuneEvery: Double?
     @OptionGroup var tuning: FineTuneFlags
-    @Option(help: "Port of the HTTP endpoints /metrics, /health and /ready (0: none).") var httpPort = 9464
-    @Option(help: "Address the HTTP endpoints listen on.") var httpHost = "0.0.0.0"
-    @Option(help: "Log lines as text or as one JSON object per line (for log shippers).") var logFormat = LogFormat.text
-    @Option(help: "Lowest level logged: trace, debug, info, notice, warning, error, critical.") var logLevel = Logger.Level.info
+    @Option(help: "Seconds a restore of assigned partitions may take before the member stops with the reason, for its supervisor to restart it (default: 1800).")
+    var restoreTimeout: Double?
+    @Option(help: "Port of the HTTP endpoints /metrics, /health and /ready (0: none; default: 9464).") var httpPort: Int?
+    @Option(help: "Address the HTTP endpoints listen on (default: 0.0.0.0).") var httpHost: String?
+    @Option(help: "Log lines as text (the default) or json (one object per line, for log shippers).") var logFormat: String?
+    @Option(help: "Lowest level logged: trace, debug, info (the default), notice, warning, error, critical.") var logLevel: String?
 
+    /// The flags given, by setting name.
+    var givenFlags: [String: ConfigContent] {
+        var flags: [String: ConfigContent] = [:]
+        func put(_ key: String, _ value: ConfigContent?) { if let value { flags[key] = value } }
+        put("bootstrap", bootstrap.map { .string($0) })
+        put("model", model.map { .string($0) })
+        put("group", group.map { .string($0) })
+        put("member", member.map { .string($0) })
+        put("mode", mode.map { .string($0) })
+        put("grace-seconds", graceSeconds.map { .double($0) })
+        put("presale-days", presaleDays.map { .int($0) })
+        put("max-batch", maxBatch.map { .int($0) })
+        put("poll-ms", pollMs.map { .int($0) })
+        put("rollup-seconds", rollupSeconds.map { .double($0) })
+        put("threads", threads.map { .int($0) })
+        if noFollowModels { flags["follow-models"] = .bool(false) }
+        put("state-dir", stateDir.map { .string($0) })
+        put("assignment-timeout", assignmentTimeout.map { .double($0) })
+        put("changelog-topic", changelogTopic.map { .string($0) })
+        put("recompute-per-batch", recomputePerBatch.map { .int($0) })
+        put("finetune-every", finetuneEvery.map { .double($0) })
+        put("restore-timeout", restoreTimeout.map { .double($0) })
+        put("http-port", httpPort.map { .int($0) })
+        put("http-host", httpHost.map { .string($0) })
+        put("log-format", logFormat.map { .string($0) })
+        put("log-level", logLevel.map { .string($0) })
+        return flags
+    }
+
+    /// The flags given are checked as they are parsed (the effective settings again in `run`, wherever from).
     func validate() throws {
-        try FlagCheck.seconds(graceSeconds, "--grace-seconds")
-        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
-        try FlagCheck.inRange(httpPort, 0...65_535, "--http-port")
-        try FlagCheck.inRange(maxBatch, 1...1_000_000, "--max-batch")
-        try FlagCheck.inRange(pollMs, 0...60_000, "--poll-ms")
-        try FlagCheck.seconds(rollupSeconds, "--rollup-seconds")
-        try FlagCheck.inRange(threads, 1...256, "--threads")
-        try FlagCheck.atLeast(recomputePerBatch, 0, "--recompute-per-batch")
-        try FlagCheck.seconds(assignmentTimeout, "--assignment-timeout", positive: true)
-        if let finetuneEvery { try FlagCheck.seconds(finetuneEvery, "--finetune-every", positive: true) }
-        guard !member.isEmpty, !group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
+        var s = RunSettings()
+        s.graceSeconds = graceSeconds ?? s.graceSeconds
+        s.presaleDays = presaleDays ?? s.presaleDays
+        s.httpPort = httpPort ?? s.httpPort
+        s.restoreTimeout = restoreTimeout ?? s.restoreTimeout
+        s.maxBatch = maxBatch ?? s.maxBatch
+        s.pollMs = pollMs ?? s.pollMs
+        s.rollupSeconds = rollupSeconds ?? s.rollupSeconds
+        s.threads = threads ?? s.threads
+        s.recomputePerBatch = recomputePerBatch ?? s.recomputePerBatch
+        s.assignmentTimeout = assignmentTimeout ?? s.assignmentTimeout
+        s.finetuneEvery = finetuneEvery
+        s.member = member ?? s.member
+        s.group = group ?? s.group
+        s.logFormat = logFormat ?? s.logFormat
+        s.logLevel = logLevel ?? s.logLevel
+        try Self.check(s, requireModel: false)
+    }
+
+    /// The checks apply to the effective settings, wherever each came from; the message names the flag.
+    static func check(_ s: RunSettings, requireModel: Bool = true) throws {
+        guard !requireModel || !s.model.isEmpty else { throw ValidationError("give --model (or model: in --config, or PROMO_MODEL)") }
+        try FlagCheck.seconds(s.graceSeconds, "--grace-seconds")
+        try FlagCheck.inRange(s.presaleDays, FlagCheck.presaleDays, "--presale-days")
+        try FlagCheck.inRange(s.httpPort, 0...65_535, "--http-port")
+        try FlagCheck.seconds(s.restoreTimeout, "--restore-timeout", positive: true)
+        try FlagCheck.inRange(s.maxBatch, 1...1_000_000, "--max-batch")
+        try FlagCheck.inRange(s.pollMs, 0...60_000, "--poll-ms")
+        try FlagCheck.seconds(s.rollupSeconds, "--rollup-seconds")
+        try FlagCheck.inRange(s.threads, 1...256, "--threads")
+        try FlagCheck.atLeast(s.recomputePerBatch, 0, "--recompute-per-batch")
+        try FlagCheck.seconds(s.assignmentTimeout, "--assignment-timeout", positive: true)
+        if let every = s.finetuneEvery { try FlagCheck.seconds(every, "--finetune-every", positive: true) }
+        guard !s.member.isEmpty, !s.group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
+        guard LogFormat(rawValue: s.logFormat) != nil else { throw ValidationError("--log-format must be text or json, got \(s.logFormat)") }
+        guard Logger.Level(rawValue: s.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \(s.logLevel)")
+        }
     }
 
     func run() async throws {
-        guard let mode = DeliveryMode(rawValue: mode) else {
+        let settings: RunSettings
+        do {
+            settings = try await RunSettings.resolve(flags: givenFlags, kafkaFlags: properties, configFile: config)
+        } catch let error as SettingsError {
+            throw ValidationError(error.description)
+        }
+        if printConfig {
+            print(settings.yaml, terminator: "")
+            return
+        }
+        try Self.check(settings)
+        guard let mode = DeliveryMode(rawValue: settings.mode) else {
             throw ValidationError("--mode must be one of \(DeliveryMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        var options = ServiceOptions(kafka: try kafka.config(), member: member)
+        let member = settings.member, group = settings.group
+        var options = ServiceOptions(kafka: try settings.kafkaConfig(), member: member)
         options.group = group
         options.mode = mode
-        options.maxBatch = maxBatch
-        options.pollTimeoutMs = pollMs
-        options.processor.rollupIntervalMs = Int64(rollupSeconds * 1000)
-        options.processor.gracePeriodMs = Int64(graceSeconds * 1000)
-        options.processor.presaleDays = presaleDays
-        options.processor.recomputePerCall = recomputePerBatch
-        options.processor.threads = threads
-        options.followModels = !noFollowModels
-        options.stateDirectory = URL(fileURLWithPath: stateDir)
-        options.assignmentTimeoutSeconds = assignmentTimeout
-        if let changelogTopic { options.topics.changelog = changelogTopic }
-        let model = try loadModel(model)
-        Observability.bootstrap(format: logFormat, level: logLevel)
+        options.maxBatch = settings.maxBatch
+        options.pollTimeoutMs = Int32(settings.pollMs)
+        options.processor.rollupIntervalMs = Int64(settings.rollupSeconds * 1000)
+        options.processor.gracePeriodMs = Int64(settings.graceSeconds * 1000)
+        options.processor.presaleDays = settings.presaleDays
+        options.processor.recomputePerCall = settings.recomputePerBatch
+        options.processor.threads = settings.threads
+        options.followModels = settings.followModels
+        options.stateDirectory = URL(fileURLWithPath: settings.stateDir)
+        options.assignmentTimeoutSeconds = settings.assignmentTimeout
+        options.restoreTimeoutSeconds = settings.restoreTimeout
+        if let changelogTopic = settings.changelogTopic { options.topics.changelog = changelogTopic }
+        let httpPort = settings.httpPort, httpHost = settings.httpHost, presaleDays = settings.presaleDays
+        let model = try loadModel(settings.model)
+        Observability.bootstrap(format: LogFormat(rawValue: settings.logFormat) ?? .text,
+                                level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         var logger = Logger(label: "promo.member")
         logger[metadataKey: "member"] = "\(member)"
         logger[metadataKey: "group"] = "\(group)"
@@ -135,28 +218,26 @@ struct RunCommand: AsyncParsableCommand {
                                                          health: service.health, logger: Logger(label: "promo.http")))
         }
         services.append(MemberService(service))
-        if let finetuneEvery {
+        if let finetuneEvery = settings.finetuneEvery {
             var fineTunerLog = Logger(label: "promo.finetune")
             fineTunerLog[metadataKey: "member"] = "\(member)"
             var job = FineTuneJob(kafka: options.kafka, options: try tuning.options()) { [fineTunerLog] in fineTunerLog.info("\($0)") }
             job.topics = options.topics
-            job.fallbackFile = self.model
+            job.fallbackFile = settings.model
             job.presaleDays = presaleDays
             job.publish = true
             services.append(FineTunerService(job, every: finetuneEvery))
         }
         // Any service ending, normally or not, stops the others: a member without its endpoints (or the reverse)
         // is not what the orchestrator thinks is running.
-        let group = ServiceGroup(configuration: .init(
+        let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
                                            failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "promo.lifecycle")))
-        try await group.run()
+        try await serviceGroup.run()
     }
 }
 
-extension LogFormat: ExpressibleByArgument {}
-extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Turns SIGTERM and SIGINT into a stop request instead of an exit.
 final class StopOnSignals {

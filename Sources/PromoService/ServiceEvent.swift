@@ -48,6 +48,11 @@ extension ServiceEvent {
                         + String(format: "%.2f s", seconds) + skipped.summary)
     }
 
+    static func restoreTimedOut(_ partitions: Set<Int32>, seconds: Double) -> ServiceEvent {
+        ServiceEvent("restore_timed_out", ["partitions": list(partitions), "seconds": String(format: "%.0f", seconds)],
+                     level: .error, "restoring partitions \(partitions.sorted()) took longer than " + String(format: "%.0f s", seconds))
+    }
+
     static func gaveUpWaiting(rejoins: Int, reason: String) -> ServiceEvent {
         ServiceEvent("gave_up_waiting", ["rejoins": "\(rejoins)"], level: .error, reason)
     }

@@ -91,6 +91,9 @@ public struct ServiceOptions: Sendable {
     /// and how often it does so before it stops with the reason.
     public var assignmentTimeoutSeconds = 120.0
     public var maxRejoins = 3
+    /// A restore (on assignment or rewind) that takes longer stops the member with the reason, for its supervisor to
+    /// restart it, rather than leaving it restoring forever out of sight.
+    public var restoreTimeoutSeconds = 1800.0
 
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka

@@ -48,6 +48,8 @@ public final class StreamService: @unchecked Sendable {
     /// Called on the service's thread after each batch is durable, with the messages processed so far.
     public var onCommitted: ((Int) -> Void)?
     private var transactionOpen = false
+    /// The stop request of `run`, which a long restore also honours.
+    private var stopSignal: StopSignal?
     private var needsRewind = false
     private var follower: ModelFollower?
     /// SHA-256 of the weight file being served.
@@ -92,6 +94,7 @@ public final class StreamService: @unchecked Sendable {
 
     /// Runs until `stop` is set; then finishes the batch in flight, commits, leaves the group and returns.
     public func run(until stop: StopSignal) throws {
+        stopSignal = stop
         if let folder = options.stateDirectory {
             let file = folder.appendingPathComponent(options.group).appendingPathComponent("\(options.member).inflight.json")
             do {
@@ -151,6 +154,9 @@ public final class StreamService: @unchecked Sendable {
                 }
                 updateGauges()
                 failures = 0
+            } catch is ServiceStopped {
+                // A stop during a restore: nothing of the partitions being restored was consumed.
+                break
             } catch let error as KafkaError where !error.isFatal {
                 // The batch's effects are not durable: forget them and read the inputs again from the committed
                 // offsets, once the cluster answers again.
@@ -512,7 +518,22 @@ public final class StreamService: @unchecked Sendable {
     func restoreState(_ partitions: Set<Int32>) throws -> (records: Int, committed: [TopicPartition: Int64]) {
         guard !partitions.isEmpty else { return (0, [:]) }
         let started = Date()
-        if let restorePause { usleep(restorePause * 1000) }
+        let deadline = ContinuousClock.now + .seconds(options.restoreTimeoutSeconds)
+        /// A stop request or the deadline ends a restore between two polls of the changelog.
+        func checkRestore() throws {
+            if stopSignal?.isStopped == true { throw ServiceStopped() }
+            guard ContinuousClock.now < deadline else {
+                events(.restoreTimedOut(partitions, seconds: options.restoreTimeoutSeconds))
+                throw ServiceError(String(format: "restoring partitions %@ took longer than %.0f s (--restore-timeout): stopping for the supervisor to restart the member",
+                                          partitions.sorted().description, options.restoreTimeoutSeconds))
+            }
+        }
+        if let restorePause {
+            // As a slow changelog would: the stop request and the deadline end it early.
+            let pause = min(Duration.milliseconds(Int64(restorePause)), deadline - ContinuousClock.now)
+            if let stopSignal { stopSignal.wait(upTo: pause) } else { usleep(restorePause * 1000) }
+        }
+        try checkRestore()
         let inputs = options.topics.inputs
         // Outside `run` (the benchmark restores records that carry no positions) there is no group to ask.
         let changelogs = partitions.map { TopicPartition(options.topics.changelog, $0) }
@@ -542,6 +563,7 @@ public final class StreamService: @unchecked Sendable {
         var links: [Int32: [Int64: CommitLink]] = [:]
         var count = 0, skipped = RestoreSkips()
         try reader.readToEnd(from: starts) { messages in
+            try checkRestore()
             for m in messages {
                 count += 1
                 if CommitLink.isLink(m.value) {
@@ -619,6 +641,9 @@ public final class StreamService: @unchecked Sendable {
 }
 
 /// A member cannot run as configured; the message says what to do.
+/// A stop request that ended a restore; the member then stops as it would between batches.
+struct ServiceStopped: Error {}
+
 public struct ServiceError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }

@@ -122,3 +122,80 @@ struct PipelineCommandTests {
         #expect(throws: (any Error).self) { try run(["train", "\(world)/nonexistent", "--out", model]) }
     }
 }
+
+@Suite("promo run's settings: flags, then PROMO_* variables, then the --config file")
+struct RunSettingsTests {
+    func file(_ text: String) throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).yaml")
+        try Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    @Test("each setting comes from its flag, else the environment, else the file, else the default; properties add up")
+    func precedence() async throws {
+        let path = try file("""
+            model: /models/m.safetensors
+            member: from-file
+            grace-seconds: 60
+            http-port: 9999
+            threads: 2
+            kafka:
+              - security.protocol=SASL_SSL
+              - sasl.password=hunter2
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let s = try await RunSettings.resolve(flags: ["http-port": .int(1234)], kafkaFlags: ["sasl.username=me"], configFile: path,
+                                              environment: ["PROMO_GRACE_SECONDS": "30", "PROMO_BOOTSTRAP": "env:9092",
+                                                            "GRACE_SECONDS": "1"])
+        #expect(s.httpPort == 1234)  // flag over file
+        #expect(s.graceSeconds == 30)  // environment over file (an unprefixed variable is not ours)
+        #expect(s.member == "from-file" && s.threads == 2 && s.model == "/models/m.safetensors")  // file over default
+        #expect(s.bootstrap == "env:9092" && s.group == "promo-stream" && s.restoreTimeout == 1800)  // defaults
+        #expect(s.kafka == ["security.protocol=SASL_SSL", "sasl.password=hunter2", "sasl.username=me"])
+        let config = try s.kafkaConfig()
+        #expect(config["sasl.password"] == "hunter2" && config["bootstrap.servers"] == "env:9092")
+        #expect(s.yaml.contains("\"sasl.password=******\"") && !s.yaml.contains("hunter2"))
+        #expect(s.yaml.contains("http-port: 1234") && s.yaml.contains("grace-seconds: 30.0"))
+    }
+
+    @Test("a typo or a value of the wrong type is refused naming the setting, never replaced by the default")
+    func refusals() async throws {
+        let typo = try file("model: m\nhttp-prot: 5\n")
+        let wrongType = try file("model: m\ngrace-seconds: soon\n")
+        defer { for path in [typo, wrongType] { try? FileManager.default.removeItem(atPath: path) } }
+        await #expect(throws: SettingsError.self) { _ = try await RunSettings.resolve(flags: [:], kafkaFlags: [], configFile: typo, environment: [:]) }
+        do {
+            _ = try await RunSettings.resolve(flags: [:], kafkaFlags: [], configFile: typo, environment: [:])
+        } catch let error as SettingsError {
+            #expect(error.description.contains("unknown setting \"http-prot\""))
+        }
+        do {
+            _ = try await RunSettings.resolve(flags: [:], kafkaFlags: [], configFile: wrongType, environment: [:])
+            Issue.record("accepted grace-seconds: soon")
+        } catch let error as SettingsError {
+            #expect(error.description.contains("grace-seconds") && error.description.contains("soon"))
+        }
+        do {
+            _ = try await RunSettings.resolve(flags: [:], kafkaFlags: [], configFile: nil, environment: ["PROMO_HTTP_PORT": "eighty"])
+            Issue.record("accepted PROMO_HTTP_PORT=eighty")
+        } catch let error as SettingsError {
+            #expect(error.description.contains("http-port"))
+        }
+        await #expect(throws: SettingsError.self) {
+            _ = try await RunSettings.resolve(flags: [:], kafkaFlags: [], configFile: "/nonexistent/run.yaml", environment: [:])
+        }
+    }
+
+    @Test("the effective settings pass the flags' own checks: a file's out-of-range value is refused by the flag's name")
+    func checkedWhereverFrom() async throws {
+        let path = try file("model: m\nthreads: 0\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let s = try await RunSettings.resolve(flags: [:], kafkaFlags: [], configFile: path, environment: [:])
+        #expect(throws: (any Error).self) { try RunCommand.check(s) }
+        do {
+            try RunCommand.check(s)
+        } catch {
+            #expect(PromoCommand.message(for: error).contains("--threads"))
+        }
+    }
+}

@@ -168,3 +168,25 @@ func builtInTopicSpecs() throws {
         #expect(builtIn.filter(\.isInternal).map(\.name) == ["\(group).state-changelog"])
     }
 }
+
+@Test("a restore honours SIGTERM (exit 0 at once) and its deadline (stop with the reason, for the supervisor)",
+      .timeLimit(.minutes(5)))
+func restoreStopsAndDeadline() throws {
+    let world = try World.make(items: 30)
+    defer { try? FileManager.default.removeItem(at: world.folder) }
+    let broker = try LocalBroker.tansu()
+    // Each restore takes 30 s longer (fault hook): a SIGTERM in it must not wait for it.
+    let slowRestore = ["PROMO_FAULT_RESTORE_PAUSE_MS": "30000"]
+    let port = try LocalBroker.freePort()
+    let stopped = try startMember(broker, world, name: "r1", extra: ["--http-port", "\(port)"], environment: slowRestore)
+    #expect(awaitValue { httpGet(port: port, "/ready").flatMap { $0.body.contains("restoring partitions") ? true : nil } } == true)
+    let asked = Date()
+    stopped.signal(SIGTERM)
+    #expect(stopped.wait(timeout: 60) == 0)
+    #expect(Date().timeIntervalSince(asked) < 15, "the stop waited for the restore")
+    #expect(stopped.events("assigned").isEmpty && !stopped.events("stopped").isEmpty)
+
+    let late = try startMember(broker, world, name: "r2", extra: ["--restore-timeout", "2"], environment: slowRestore)
+    #expect(late.wait(timeout: 90) != 0, "a restore past its deadline stops the member")
+    #expect(late.events("restore_timed_out").contains { $0["seconds"] == "2" })
+}
