@@ -24,12 +24,7 @@ struct KafkaOptions: ParsableArguments {
     func config() throws -> KafkaConfig {
         let servers = bootstrap ?? ProcessInfo.processInfo.environment["PROMO_BOOTSTRAP"] ?? "127.0.0.1:9092"
         var config = KafkaConfig(bootstrapServers: servers)
-        for property in properties {
-            guard let eq = property.firstIndex(of: "="), eq != property.startIndex else {
-                throw ValidationError("-X \(property): expected key=value")
-            }
-            config[String(property[..<eq])] = String(property[property.index(after: eq)...])
-        }
+        if let bad = config.apply(properties) { throw ValidationError("-X \(bad): expected key=value") }
         return config
     }
 }

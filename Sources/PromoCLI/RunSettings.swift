@@ -124,12 +124,7 @@ struct RunSettings: Sendable {
 
     func kafkaConfig() throws -> KafkaConfig {
         var config = KafkaConfig(bootstrapServers: bootstrap)
-        for property in kafka {
-            guard let eq = property.firstIndex(of: "="), eq != property.startIndex else {
-                throw SettingsError("kafka property \(property): expected key=value")
-            }
-            config[String(property[..<eq])] = String(property[property.index(after: eq)...])
-        }
+        if let bad = config.apply(kafka) { throw SettingsError("kafka property \(bad): expected key=value") }
         return config
     }
 

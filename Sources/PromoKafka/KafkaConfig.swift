@@ -14,6 +14,15 @@ public struct KafkaConfig: Sendable {
         set { properties[key] = newValue }
     }
 
+    /// Sets each `key=value` in order (a later one wins); returns the first entry that is not `key=value`, if any.
+    public mutating func apply(_ assignments: [String]) -> String? {
+        for assignment in assignments {
+            guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else { return assignment }
+            properties[String(assignment[..<eq])] = String(assignment[assignment.index(after: eq)...])
+        }
+        return nil
+    }
+
     /// Without the properties that only the other kind of client reads (librdkafka warns about each), so one
     /// configuration can serve a member's consumer and producer.
     func only(_ kind: ClientKind) -> KafkaConfig {

@@ -1,9 +1,13 @@
 import Foundation
 import Logging
+import PromoEvents
 
-/// `2026-12-02T03:01:07.123Z info promo.member: message key=value …`, to standard error, one line per call.
-struct TextLogHandler: LogHandler {
+/// Log lines to standard error, one per call, whole (threads never interleave within one): as text,
+/// `2026-12-02T03:01:07.123Z info promo.member: message key=value …`, or as one JSON object,
+/// `{"ts", "level", "logger", "message", …metadata}`, for log shippers.
+struct StandardErrorLogHandler: LogHandler {
     let label: String
+    let format: LogFormat
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
 
@@ -13,44 +17,28 @@ struct TextLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var line = "\(LogClock.timestamp()) \(event.level) \(label): \(event.message)"
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
-        LogClock.write(line)
-    }
-}
-
-/// One JSON object per line: `{"ts", "level", "logger", "message", …metadata}`, for log shippers.
-struct JSONLogHandler: LogHandler {
-    let label: String
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var fields: [(String, String)] = [("ts", LogClock.timestamp()), ("level", "\(event.level)"), ("logger", label),
-                                          ("message", "\(event.message)")]
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) { fields.append((key, "\(value)")) }
-        LogClock.write("{" + fields.map { "\(OperationsServer.jsonString($0)):\(OperationsServer.jsonString($1))" }
-            .joined(separator: ",") + "}")
-    }
-}
-
-enum LogClock {
-    static func timestamp() -> String {
-        Date().formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true)
-            .timeSeparator(.colon).timeZone(separator: .omitted))
-    }
-
-    /// Whole lines, so that threads never interleave within one.
-    static func write(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        bytes.withUnsafeBytes { buffer in
+        let fields = metadata.merging(event.metadata ?? [:]) { $1 }.sorted { $0.key < $1.key }
+        let time = Date().formatted(.iso8601.year().month().day().dateSeparator(.dash)
+            .time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+        var line: [UInt8]
+        switch format {
+        case .text:
+            var text = "\(time) \(event.level) \(label): \(event.message)"
+            for (key, value) in fields { text += " \(key)=\(value)" }
+            line = Array(text.utf8)
+        case .json:
+            var w = JSONWriter()
+            w.beginObject()
+            w.field("ts", time)
+            w.field("level", "\(event.level)")
+            w.field("logger", label)
+            w.field("message", "\(event.message)")
+            for (key, value) in fields { w.field(key, "\(value)") }
+            w.endObject()
+            line = w.bytes
+        }
+        line.append(10)
+        line.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
                 let n = Foundation.write(2, buffer.baseAddress! + offset, buffer.count - offset)

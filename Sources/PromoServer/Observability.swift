@@ -16,10 +16,7 @@ public enum Observability {
     /// swift-log to standard error in `format` at `level`; swift-metrics into `registry`. Call once, first.
     public static func bootstrap(format: LogFormat, level: Logger.Level) {
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = switch format {
-            case .text: TextLogHandler(label: label)
-            case .json: JSONLogHandler(label: label)
-            }
+            var handler = StandardErrorLogHandler(label: label, format: format)
             handler.logLevel = level
             return handler
         }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Prometheus
+import PromoEvents
 import PromoService
 
 /// The HTTP endpoints an operator and the orchestrator read: `/metrics` (Prometheus text), `/health` (the member's
@@ -21,25 +22,21 @@ public enum OperationsServer {
         }
         router.get("ready") { _, _ in
             let state = health.snapshot
-            let body = "{\"ready\":\(state.ready),\"assigned\":\(state.assigned),\"restored\":\(state.restored),"
-                + "\"waiting_for\":\(jsonString(state.waitingFor))}\n"
+            var w = JSONWriter()
+            w.beginObject()
+            w.field("ready", state.ready)
+            for (name, partitions) in [("assigned", state.assigned), ("restored", state.restored)] {
+                w.key(name)
+                w.beginArray()
+                for p in partitions { w.integer(Int64(p)) }
+                w.endArray()
+            }
+            w.field("waiting_for", state.waitingFor)
+            w.endObject()
             return Response(status: state.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes + [10])))
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "promo"),
                            logger: logger)
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
