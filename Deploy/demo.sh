@@ -44,7 +44,8 @@ for member in demo-1 demo-2; do
     port=$((port + 1))
 done
 # A member's log line, without its timestamp, level, logger and metadata.
-message() { sed -E 's/^[^ ]+ [a-z]+ promo\.[a-z]+: //; s/ group=[^ ]+ member=[^ ]+$//'; }
+# (Its metadata follow the message, sorted, from event= on.)
+message() { sed -E 's/^[^ ]+ [a-z]+ promo\.[a-z]+: //; s/ event=.*$//'; }
 for member in demo-1 demo-2; do
     until grep -q "assigned partitions" "$demo/$member.log"; do sleep 0.2; done
     echo "$member: $(grep "assigned partitions" "$demo/$member.log" | tail -1 | message)"
