@@ -79,6 +79,8 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var tuning: FineTuneFlags
     @Option(help: "Seconds a restore of assigned partitions may take before the member stops with the reason, for its supervisor to restart it (default: 1800).")
     var restoreTimeout: Double?
+    @Option(help: "Seconds between the stats lines (an idle member's heartbeat: lag, dead letters, what it waits for; default: 10).")
+    var statsSeconds: Double?
     @Option(help: "Port of the HTTP endpoints /metrics, /health and /ready (0: none; default: 9464).") var httpPort: Int?
     @Option(help: "Address the HTTP endpoints listen on (default: 0.0.0.0).") var httpHost: String?
     @Option(help: "Log lines as text (the default) or json (one object per line, for log shippers).") var logFormat: String?
@@ -106,6 +108,7 @@ struct RunCommand: AsyncParsableCommand {
         put("recompute-per-batch", recomputePerBatch.map { .int($0) })
         put("finetune-every", finetuneEvery.map { .double($0) })
         put("restore-timeout", restoreTimeout.map { .double($0) })
+        put("stats-seconds", statsSeconds.map { .double($0) })
         put("http-port", httpPort.map { .int($0) })
         put("http-host", httpHost.map { .string($0) })
         put("log-format", logFormat.map { .string($0) })
@@ -120,6 +123,7 @@ struct RunCommand: AsyncParsableCommand {
         s.presaleDays = presaleDays ?? s.presaleDays
         s.httpPort = httpPort ?? s.httpPort
         s.restoreTimeout = restoreTimeout ?? s.restoreTimeout
+        s.statsSeconds = statsSeconds ?? s.statsSeconds
         s.maxBatch = maxBatch ?? s.maxBatch
         s.pollMs = pollMs ?? s.pollMs
         s.rollupSeconds = rollupSeconds ?? s.rollupSeconds
@@ -141,6 +145,7 @@ struct RunCommand: AsyncParsableCommand {
         try FlagCheck.inRange(s.presaleDays, FlagCheck.presaleDays, "--presale-days")
         try FlagCheck.inRange(s.httpPort, 0...65_535, "--http-port")
         try FlagCheck.seconds(s.restoreTimeout, "--restore-timeout", positive: true)
+        try FlagCheck.seconds(s.statsSeconds, "--stats-seconds", positive: true)
         try FlagCheck.inRange(s.maxBatch, 1...1_000_000, "--max-batch")
         try FlagCheck.inRange(s.pollMs, 0...60_000, "--poll-ms")
         try FlagCheck.seconds(s.rollupSeconds, "--rollup-seconds")
@@ -185,6 +190,7 @@ struct RunCommand: AsyncParsableCommand {
         options.stateDirectory = URL(fileURLWithPath: settings.stateDir)
         options.assignmentTimeoutSeconds = settings.assignmentTimeout
         options.restoreTimeoutSeconds = settings.restoreTimeout
+        options.statsIntervalSeconds = settings.statsSeconds
         if let changelogTopic = settings.changelogTopic { options.topics.changelog = changelogTopic }
         let httpPort = settings.httpPort, httpHost = settings.httpHost, presaleDays = settings.presaleDays
         let model = try loadModel(settings.model)

@@ -26,6 +26,7 @@ struct RunSettings: Sendable {
     var recomputePerBatch = 1_000
     var finetuneEvery: Double?
     var restoreTimeout = 1800.0
+    var statsSeconds = 10.0
     var httpPort = 9464
     var httpHost = "0.0.0.0"
     var logFormat = "text"
@@ -84,6 +85,7 @@ struct RunSettings: Sendable {
         s.recomputePerBatch = try value("recompute-per-batch", s.recomputePerBatch) { try config.requiredInt(forKey: $0) }
         s.finetuneEvery = try optional("finetune-every") { try config.requiredDouble(forKey: $0) }
         s.restoreTimeout = try value("restore-timeout", s.restoreTimeout) { try config.requiredDouble(forKey: $0) }
+        s.statsSeconds = try value("stats-seconds", s.statsSeconds) { try config.requiredDouble(forKey: $0) }
         s.httpPort = try value("http-port", s.httpPort) { try config.requiredInt(forKey: $0) }
         s.httpHost = try value("http-host", s.httpHost) { try config.requiredString(forKey: $0) }
         s.logFormat = try value("log-format", s.logFormat) { try config.requiredString(forKey: $0) }
@@ -100,7 +102,7 @@ struct RunSettings: Sendable {
     static let keys: Set<String> = [
         "model", "member", "group", "mode", "grace-seconds", "presale-days", "max-batch", "poll-ms", "rollup-seconds",
         "threads", "follow-models", "state-dir", "assignment-timeout", "changelog-topic", "recompute-per-batch",
-        "finetune-every", "restore-timeout", "http-port", "http-host", "log-format", "log-level", "bootstrap", "kafka",
+        "finetune-every", "restore-timeout", "stats-seconds", "http-port", "http-host", "log-format", "log-level", "bootstrap", "kafka",
     ]
 
     static func checkKeys(of file: String) throws {
@@ -146,7 +148,7 @@ struct RunSettings: Sendable {
             ("max-batch", "\(maxBatch)"), ("poll-ms", "\(pollMs)"), ("rollup-seconds", "\(rollupSeconds)"),
             ("threads", "\(threads)"), ("follow-models", "\(followModels)"), ("state-dir", quoted(stateDir)),
             ("assignment-timeout", "\(assignmentTimeout)"), ("recompute-per-batch", "\(recomputePerBatch)"),
-            ("restore-timeout", "\(restoreTimeout)"), ("http-port", "\(httpPort)"), ("http-host", quoted(httpHost)),
+            ("restore-timeout", "\(restoreTimeout)"), ("stats-seconds", "\(statsSeconds)"), ("http-port", "\(httpPort)"), ("http-host", quoted(httpHost)),
             ("log-format", logFormat), ("log-level", logLevel),
         ]
         if let changelogTopic { lines.append(("changelog-topic", quoted(changelogTopic))) }

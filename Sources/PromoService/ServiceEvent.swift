@@ -132,6 +132,13 @@ extension ServiceEvent {
 
     static func stats(_ message: String) -> ServiceEvent { ServiceEvent("stats", message) }
 
+    static func heartbeat(seconds: Double, lag: Int64, partitions: Int, deadLetters: Int, waitingFor: String) -> ServiceEvent {
+        ServiceEvent("heartbeat", ["lag": "\(lag)", "partitions": "\(partitions)", "dead_letters": "\(deadLetters)",
+                                   "waiting_for": waitingFor],
+                     String(format: "idle for %.0f s: lag %lld over %d partitions, %d dead letters since start, waiting for %@",
+                            seconds, lag, partitions, deadLetters, waitingFor))
+    }
+
     static func clusterErrors(count: Int, latest: any Error) -> ServiceEvent {
         ServiceEvent("kafka_errors", ["count": "\(count)", "latest": "\(latest)"], level: .warning,
                      "\(count) errors from the cluster that librdkafka retries (latest: \(latest))")

@@ -350,7 +350,9 @@ public final class StreamService: @unchecked Sendable {
     private func processAndCommit(_ messages: [KafkaMessage], poison: String? = nil) throws {
         let clock = ContinuousClock()
         let started = clock.now
-        defer { stats.report(every: options.statsIntervalSeconds) { [events] in events(.stats($0)) } }
+        defer {
+            stats.report(every: options.statsIntervalSeconds, { [events] in events(.stats($0)) }, idle: heartbeat)
+        }
         let inputs = messages.map {
             InputMessage(topic: $0.topic, partition: $0.partition, offset: $0.offset, key: $0.key, value: $0.value)
         }
@@ -430,6 +432,17 @@ public final class StreamService: @unchecked Sendable {
         clusterErrorsSince = 0
     }
 
+    /// Dead letters committed since the member started.
+    private var deadLettersCommitted = 0
+
+    /// An interval without a batch: say so, with the lag, the dead letters so far and what the member waits for.
+    private func heartbeat(seconds: Double) {
+        let lags = consumer.lag()
+        let waiting = health.snapshot.waitingFor
+        events(.heartbeat(seconds: seconds, lag: lags.values.reduce(0, +), partitions: lags.count,
+                          deadLetters: deadLettersCommitted, waitingFor: waiting.isEmpty ? "input" : waiting))
+    }
+
     /// Counts a committed batch: inputs per topic, outputs per kind, dead letters per cause.
     private func record(_ messages: [KafkaMessage], _ outputs: [OutputRecord]) {
         if !messages.isEmpty { metrics.batchMessages.record(messages.count) }
@@ -437,7 +450,10 @@ public final class StreamService: @unchecked Sendable {
         var kinds: [OutputKind: Int] = [:]
         for record in outputs {
             kinds[record.kind, default: 0] += 1
-            if let cause = record.deadLetterCause { metrics.deadLetter(cause: cause.rawValue) }
+            if let cause = record.deadLetterCause {
+                metrics.deadLetter(cause: cause.rawValue)
+                deadLettersCommitted += 1
+            }
         }
         for (kind, count) in kinds {
             let name = switch kind {
@@ -724,7 +740,8 @@ struct LoopStats {
         endTransaction += commit
     }
 
-    mutating func report(every interval: Double, _ log: (String) -> Void) {
+    /// `idle`: the line of an interval with no batch at all (a heartbeat: the member is alive and says what it waits for).
+    mutating func report(every interval: Double, _ log: (String) -> Void, idle: (Double) -> Void = { _ in }) {
         let elapsed = ContinuousClock.now - since
         guard interval > 0, elapsed >= .seconds(interval) else { return }
         let seconds = elapsed.seconds
@@ -740,6 +757,8 @@ struct LoopStats {
         } else if batches > 0 {
             log(String(format: "no input; %d transactions of grace-period days and rollups, %.0f outputs/s", batches,
                        Double(outputs) / seconds))
+        } else {
+            idle(seconds)
         }
         self = LoopStats()
     }

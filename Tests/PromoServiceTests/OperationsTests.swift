@@ -190,3 +190,22 @@ func restoreStopsAndDeadline() throws {
     #expect(late.wait(timeout: 90) != 0, "a restore past its deadline stops the member")
     #expect(late.events("restore_timed_out").contains { $0["seconds"] == "2" })
 }
+
+@Test("an idle member keeps saying it is alive: a heartbeat with its lag, dead letters and what it waits for",
+      .timeLimit(.minutes(3)))
+func idleHeartbeat() throws {
+    let world = try World.make(items: 30)
+    defer { try? FileManager.default.removeItem(at: world.folder) }
+    let broker = try LocalBroker.tansu()
+    let member = try startMember(broker, world, name: "idle", extra: ["--stats-seconds", "1"])
+    let assigned = try #require(member.awaitEvent("assigned"))
+    // Nothing was produced: every interval after the assignment is idle.
+    let beat = try #require(member.awaitEvent("heartbeat", after: assigned.index, timeout: 30))
+    #expect(beat["lag"] == "0" && beat["dead_letters"] == "0" && beat["waiting_for"] == "input")
+    // One bad event: a batch, then idle again, and the heartbeat counts it.
+    try produce(broker, [("promo.daily-sales", "item-x", Array("{not json".utf8))])
+    let counted = member.awaitEvent("heartbeat", after: beat.index, timeout: 60) { $0["dead_letters"] == "1" }
+    #expect(counted != nil, "\(member.events("heartbeat").suffix(3).map(\.fields))")
+    member.signal(SIGTERM)
+    #expect(member.wait(timeout: 60) == 0)
+}
