@@ -150,13 +150,7 @@ struct BatchPass<T: DINOPScalar> {
         for head in net.layout.config.headSet {
             let c = net.outputColumn(head)!
             let labelled = order.indices.filter { p in
-                let l = labels[order[p]]
-                switch head {
-                case .gmv: return l.gmv != nil
-                case .bsp: return l.bestSeller != nil
-                case .ss: return l.slot != nil
-                case .ja: return l.joinedActivity != nil && items[order[p]].act != nil
-                }
+                labels[order[p]].isLabelled(for: head, hasActivity: items[order[p]].act != nil)
             }
             breakdown.labelled[head] = labelled.count
             guard !labelled.isEmpty else { continue }

@@ -15,6 +15,19 @@ public struct ItemLabels: Sendable, Equatable, Codable {
     }
 }
 
+extension ItemLabels {
+    /// Whether this item trains and scores `head`: it has the head's label, and for JA also an activity to score
+    /// (the head's input is the activity's features).
+    public func isLabelled(for head: Head, hasActivity: Bool) -> Bool {
+        switch head {
+        case .gmv: gmv != nil
+        case .bsp: bestSeller != nil
+        case .ss: slot != nil
+        case .ja: joinedActivity != nil && hasActivity
+        }
+    }
+}
+
 /// The best-seller and sale-slot labels of MODEL.md, from a promotion's item GMVs.
 public enum PromotionLabels {
     /// Item i is best-selling when the GMV of all items with GMV ≥ G_i sums to less than 20% of the total; its slot

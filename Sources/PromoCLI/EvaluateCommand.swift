@@ -46,20 +46,20 @@ struct EvaluateCommand: ParsableCommand {
         }
         report("evaluate: \(trainingItems.count) training items, \(testItems.count) test items")
         var rows: [EvaluationRow] = [], breakdowns: [String] = []
-        func timed(_ name: String, _ body: () throws -> ItemScores) rethrows {
+        /// `bspIsProbability`: false where the BSP score is a ranking (the naive baseline's GMV), not calibratable.
+        func timed(_ name: String, bspIsProbability: Bool = true, _ body: () throws -> ItemScores) rethrows {
             let start = ContinuousClock.now
             let scores = try body()
             let row = EvaluationRow(name: name, scores: scores, labels: testItems.labels, seconds: (ContinuousClock.now - start).seconds)
             report(EvaluationRow.table([row], title: "").split(separator: "\n").last.map(String.init) ?? "")
             rows.append(row)
             if breakdown {
-                // The naive baseline ranks best sellers by its GMV, not a probability: no calibration.
                 breakdowns.append(ErrorBreakdown(scores: scores, labels: testItems.labels,
-                                                 bspIsProbability: !name.hasPrefix("naive")).line(name))
+                                                 bspIsProbability: bspIsProbability).line(name))
             }
         }
 
-        timed("naive (fitted multiple of recent pre-sale GMV)") {
+        timed("naive (fitted multiple of recent pre-sale GMV)", bspIsProbability: false) {
             var naive = NaiveBaseline()
             naive.fit(trainingItems)
             report(String(format: "naive: promotion-day GMV = %.2f × mean daily GMV of the last %d pre-sale days",

@@ -118,24 +118,8 @@ struct RunCommand: AsyncParsableCommand {
 
     /// The flags given are checked as they are parsed (the effective settings again in `run`, wherever from).
     func validate() throws {
-        var s = RunSettings()
-        s.graceSeconds = graceSeconds ?? s.graceSeconds
-        s.presaleDays = presaleDays ?? s.presaleDays
-        s.httpPort = httpPort ?? s.httpPort
-        s.restoreTimeout = restoreTimeout ?? s.restoreTimeout
-        s.statsSeconds = statsSeconds ?? s.statsSeconds
-        s.maxBatch = maxBatch ?? s.maxBatch
-        s.pollMs = pollMs ?? s.pollMs
-        s.rollupSeconds = rollupSeconds ?? s.rollupSeconds
-        s.threads = threads ?? s.threads
-        s.recomputePerBatch = recomputePerBatch ?? s.recomputePerBatch
-        s.assignmentTimeout = assignmentTimeout ?? s.assignmentTimeout
-        s.finetuneEvery = finetuneEvery
-        s.member = member ?? s.member
-        s.group = group ?? s.group
-        s.logFormat = logFormat ?? s.logFormat
-        s.logLevel = logLevel ?? s.logLevel
-        try Self.check(s, requireModel: false)
+        let flagsOnly = try RunSettings.resolve(flags: givenFlags, kafkaFlags: [], file: nil, environment: [:])
+        try Self.check(flagsOnly, requireModel: false)
     }
 
     /// The checks apply to the effective settings, wherever each came from; the message names the flag.

@@ -38,6 +38,20 @@ struct RunSettings: Sendable {
     /// The flags a user gave (nil: not given), resolved against the environment and the file.
     static func resolve(flags: [String: ConfigContent], kafkaFlags: [String], configFile: String?,
                         environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> RunSettings {
+        var file: (any ConfigProvider)?
+        if let configFile {
+            guard FileManager.default.fileExists(atPath: configFile) else {
+                throw SettingsError("--config \(configFile): no such file")
+            }
+            try checkKeys(of: configFile)
+            file = try await FileProvider<YAMLSnapshot>(filePath: FilePath(configFile))
+        }
+        return try resolve(flags: flags, kafkaFlags: kafkaFlags, file: file, environment: environment)
+    }
+
+    /// The same with the file already read (none: flags, environment and defaults only).
+    static func resolve(flags: [String: ConfigContent], kafkaFlags: [String], file: (any ConfigProvider)?,
+                        environment: [String: String]) throws -> RunSettings {
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for (key, content) in flags { values[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(content, isSecret: false) }
         var providers: [any ConfigProvider] = [
@@ -46,13 +60,7 @@ struct RunSettings: Sendable {
                 key.prepending(["promo"])
             },
         ]
-        if let configFile {
-            guard FileManager.default.fileExists(atPath: configFile) else {
-                throw SettingsError("--config \(configFile): no such file")
-            }
-            try checkKeys(of: configFile)
-            providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(configFile)))
-        }
+        if let file { providers.append(file) }
         let config = ConfigReader(providers: providers)
         var s = RunSettings()
         /// The value wherever it is set, the default where it is not; a value that is set but not of the type is an

@@ -115,12 +115,7 @@ struct TrainingFlags: ParsableArguments {
         }
         for head in config.headSet {
             let labelled = zip(items.records, items.labels).filter { record, labels in
-                switch head {
-                case .gmv: labels.gmv != nil
-                case .bsp: labels.bestSeller != nil
-                case .ss: labels.slot != nil
-                case .ja: labels.joinedActivity != nil && record.activity != nil
-                }
+                labels.isLabelled(for: head, hasActivity: record.activity != nil)
             }.count
             if labelled == 0 {
                 report("warning: no training item has a \(head.rawValue) label: that head keeps its initial weights and its predictions mean nothing")

@@ -446,7 +446,9 @@ public final class StreamService: @unchecked Sendable {
     /// Counts a committed batch: inputs per topic, outputs per kind, dead letters per cause.
     private func record(_ messages: [KafkaMessage], _ outputs: [OutputRecord]) {
         if !messages.isEmpty { metrics.batchMessages.record(messages.count) }
-        for (topic, count) in Dictionary(grouping: messages, by: \.topic).mapValues(\.count) { metrics.inputs(count, topic: topic) }
+        var perTopic: [String: Int] = [:]
+        for m in messages { perTopic[m.topic, default: 0] += 1 }
+        for (topic, count) in perTopic { metrics.inputs(count, topic: topic) }
         var kinds: [OutputKind: Int] = [:]
         for record in outputs {
             kinds[record.kind, default: 0] += 1
@@ -468,6 +470,7 @@ public final class StreamService: @unchecked Sendable {
 
     /// Gauges that are read rather than counted: lag per owned partition (from the watermarks librdkafka keeps from
     /// its fetches, no request), the state's sizes, the recompute backlog. Every `statsIntervalSeconds`, and cheap.
+    /// (The model version is recorded where it changes: at start and at each switch.)
     private var gaugesUpdated: ContinuousClock.Instant?
     private func updateGauges() {
         let now = ContinuousClock.now
@@ -475,7 +478,6 @@ public final class StreamService: @unchecked Sendable {
         gaugesUpdated = now
         for (tp, lag) in consumer.lag() { metrics.lag(lag, of: tp) }
         metrics.state(processor)
-        metrics.modelVersion.record(processor.model.version)
     }
 
     /// The outputs, each with the transaction's id in a header, then a `CommitLink` to each touched changelog
@@ -619,11 +621,11 @@ public final class StreamService: @unchecked Sendable {
         try reader.close()
         for p in partitions { processor.finishRestore(partition: p) }
         fence(unfinished.subtracting([options.member]))
+        let seconds = Date().timeIntervalSince(started)
         metrics.restores.increment()
         metrics.restoredRecords.increment(by: count)
-        metrics.restoreDuration.recordNanoseconds(Int64(Date().timeIntervalSince(started) * 1e9))
-        events(.assigned(partitions, records: count, items: processor.itemCount, seconds: Date().timeIntervalSince(started),
-                         skipped: skipped))
+        metrics.restoreDuration.recordNanoseconds(Int64(seconds * 1e9))
+        events(.assigned(partitions, records: count, items: processor.itemCount, seconds: seconds, skipped: skipped))
         do { try crashGuard?.forget(below: committed) } catch { log("crash marker: \(error)") }
         return (count, committed)
     }
