@@ -120,3 +120,7 @@ public struct HotState: Sendable, Equatable {
 func sameBits<A: Collection, B: Collection>(_ a: A, _ b: B) -> Bool where A.Element == Float, B.Element == Float {
     a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
 }
+
+/// Works on a value in place: one dictionary access for several changes of an entry, and a state in an array
+/// read without the defensive copy a shared read of it would make.
+func inPlace<T, R>(_ value: inout T, _ body: (inout T) -> R) -> R { body(&value) }

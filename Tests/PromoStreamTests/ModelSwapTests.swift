@@ -32,14 +32,14 @@ func swapRecomputesEveryItem() throws {
         _ = processor.process(Array(stream.messages[start..<min(start + 500, stream.messages.count)]), nowMs: 0)
     }
     _ = processor.process([], nowMs: options.gracePeriodMs)
-    let compact = processor.partitions.values.reduce(0) { $0 + $1.count - $1.hotCount }
+    let compact = processor.partitions.all.values.reduce(0) { $0 + $1.count - $1.hotCount }
     #expect(compact > 0)
     let next = try nextVersion(of: stream.model)
     try processor.swap(to: next)
     #expect(processor.model.version == next.version)
     #expect(processor.staleCount == processor.itemCount)
     // The first call takes the hot items with the most predictions so far.
-    let hot = processor.partitions.values.flatMap { $0.hotStates }
+    let hot = processor.partitions.all.values.flatMap { $0.hotStates }
     var out = processor.process([], nowMs: options.gracePeriodMs)
     let firstBatch = try latestPredictions(out)
     #expect(firstBatch.count == 40 && firstBatch.values.allSatisfy { $0.modelVersion == next.version })
