@@ -63,7 +63,8 @@ let package = Package(
 
         // The service: the processor driven by Kafka (transactions, restore on assignment, rewind on abort).
         .target(name: "PromoService", dependencies: [
-            "PromoKafka", "PromoStream", "PromoModels", "DINOP", .product(name: "Metrics", package: "swift-metrics"),
+            "PromoKafka", "PromoStream", "PromoModels", "PromoEvents", "PromoFeatures", "DINOP",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
 
         // The running service's skeleton: the member and the fine-tuner as lifecycle services in one group, the
@@ -95,11 +96,18 @@ let package = Package(
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
         .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),
         .executableTarget(name: "promo-stream-bench", dependencies: [
-            "PromoStream", "PromoService", "PromoKafka", "PromoEvents", "PromoFeatures", "PromoWorld", "DINOP", "CJemalloc",
+            "PromoTesting", "PromoStream", "PromoService", "PromoKafka", "PromoEvents", "PromoFeatures", "PromoWorld", "DINOP",
+            "CJemalloc", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // What the service tests and the stream benchmark share: local broker processes (Tansu, the mock
+        // cluster), child processes with awaitable events, a generated world with its offline predictions, probes.
+        .target(name: "PromoTesting", dependencies: [
+            "PromoKafka", "PromoService", "PromoEvents", "PromoFeatures", "PromoWorld", "DINOP",
         ]),
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
-        .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents"]),
+        .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents", "DINOP"]),
         .testTarget(name: "PromoModelsTests", dependencies: ["PromoModels", "PromoEvents", "DINOP"]),
         .testTarget(name: "PromoEvaluationTests",
                     dependencies: ["PromoEvaluation", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
@@ -107,8 +115,10 @@ let package = Package(
                     dependencies: ["PromoStream", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         // Separate broker processes and `promo run` processes over TCP.
         .testTarget(name: "PromoServiceTests", dependencies: [
-            "PromoKafka", "PromoService", "PromoModels", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP",
+            "PromoTesting", "PromoKafka", "PromoService", "PromoModels", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP",
         ]),
+        // PromoKafka against librdkafka's mock cluster in its own process.
+        .testTarget(name: "PromoKafkaTests", dependencies: ["PromoKafka", "PromoTesting"]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: [
             "PromoCLI", "DINOP", "PromoEvents",

@@ -1,5 +1,7 @@
-import CBLAS
-import CKernels
+// Public imports, unlike the other C modules': the kernels below are `@inlinable`, so that the generic model
+// code of other modules is specialised for Float and Double, and inlined code may only call what its callers see.
+public import CBLAS
+public import CKernels
 import Foundation
 
 /// The element types the model math runs in: `Float` for serving and training, `Double` for gradient checks.

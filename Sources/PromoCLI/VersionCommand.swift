@@ -1,5 +1,5 @@
 import ArgumentParser
-import CJemalloc
+internal import CJemalloc
 import DINOP
 import Foundation
 import PromoKafka

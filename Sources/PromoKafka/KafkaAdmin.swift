@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 import Foundation
 
 /// A topic as the specs under `Topics/topics/` describe it.

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// librdkafka configuration properties (see librdkafka's CONFIGURATION.md), validated when a client is made.
 public struct KafkaConfig: Sendable {

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// A consumer-group member (or, with `assign`, a consumer of chosen partitions) with manual offset commits.
 ///

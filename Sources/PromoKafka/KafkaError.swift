@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// An error reported by librdkafka, with what the caller should do about it.
 public struct KafkaError: Error, Sendable, CustomStringConvertible {

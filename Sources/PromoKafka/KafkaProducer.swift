@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// An idempotent producer, or with `transactional.id` set, a transactional one for consume–transform–produce.
 ///

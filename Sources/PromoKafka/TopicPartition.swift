@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var topic: String

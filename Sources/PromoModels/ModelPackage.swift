@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 import DINOP
 import Foundation
 import PromoEvents

@@ -48,6 +48,18 @@ extension ServiceEvent {
                         + String(format: "%.2f s", seconds) + skipped.summary)
     }
 
+    /// A restore in progress (every `--stats-seconds`): changelog records read of those there were when it began,
+    /// the rate, and the time left at that rate.
+    static func restoring(_ partitions: Set<Int32>, read: Int, total: Int, seconds: Double) -> ServiceEvent {
+        let rate = seconds > 0 ? Double(read) / seconds : 0
+        let left = rate > 0 ? Double(max(total - read, 0)) / rate : 0
+        return ServiceEvent("restoring", ["partitions": list(partitions), "read": "\(read)", "total": "\(total)",
+                                          "records_per_second": String(format: "%.0f", rate),
+                                          "eta_seconds": String(format: "%.0f", left)],
+                            "restoring partitions \(partitions.sorted()): \(read) of \(total) changelog records, "
+                                + String(format: "%.0f records/s, about %.0f s left", rate, left))
+    }
+
     static func restoreTimedOut(_ partitions: Set<Int32>, seconds: Double) -> ServiceEvent {
         ServiceEvent("restore_timed_out", ["partitions": list(partitions), "seconds": String(format: "%.0f", seconds)],
                      level: .error, "restoring partitions \(partitions.sorted()) took longer than " + String(format: "%.0f s", seconds))

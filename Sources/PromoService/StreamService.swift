@@ -569,9 +569,11 @@ public final class StreamService: @unchecked Sendable {
         stableConfig["isolation.level"] = "read_committed"
         let stableView = try KafkaConsumer(stableConfig)
         var starts: [TopicPartition: Int64] = [:], openAt: [Int32: Int64] = [:]
+        var total = 0
         for tp in changelogs {
             let (low, high) = try reader.watermarks(tp)
             if high > low { starts[tp] = KafkaOffset.beginning }
+            total += Int(clamping: max(high - low, 0))
             let stable = try stableView.watermarks(tp).high
             if stable < high { openAt[tp.partition] = stable }
         }
@@ -580,8 +582,13 @@ public final class StreamService: @unchecked Sendable {
         var records: [Int32: [KafkaMessage]] = [:]
         var links: [Int32: [Int64: CommitLink]] = [:]
         var count = 0, skipped = RestoreSkips()
+        var reported = ContinuousClock.now
         try reader.readToEnd(from: starts) { messages in
             try checkRestore()
+            if options.statsIntervalSeconds > 0, reported.duration(to: .now) >= .seconds(options.statsIntervalSeconds) {
+                reported = .now
+                events(.restoring(partitions, read: count, total: total, seconds: Date().timeIntervalSince(started)))
+            }
             for m in messages {
                 count += 1
                 if CommitLink.isLink(m.value) {

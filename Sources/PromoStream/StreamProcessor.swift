@@ -234,7 +234,8 @@ public final class StreamProcessor {
         guard let (key, input) = try inputs.input(message) else { return }
         let table = partitions.table(message.partition)
         let applied = table.modify(key, make: { inputs.newState(key) }) { state in
-            inputs.apply(input, to: &state, nowMs: nowMs).map { (RollupTable.Contribution(state, fields: rollupFields), $0) }
+            let before = RollupTable.Contribution(state, fields: rollupFields)
+            return inputs.apply(input, to: &state, nowMs: nowMs).map { (before, $0) }
         }
         guard let (before, change) = applied else { return }
         if let since = change.startedWaiting { table.waiting.append((since, key)) }
@@ -343,7 +344,7 @@ public final class StreamProcessor {
             out.append(encoder.changelog(state, partition: job.partition, positions: table.positions))
             table.rollups.replace(befores[index], with: RollupTable.Contribution(state, fields: rollupFields),
                                   promotion: state.key.promotionID)
-            table.put(state)
+            table.put(state.moveOut())
         }
         publishRollups(nowMs: nowMs, timestamp: timestamp, out: &out)
         coolDown(keeping: changedKeys)

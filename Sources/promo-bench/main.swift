@@ -1,7 +1,7 @@
 // Throughput of the DINOP math, one core, release build: `swift run -c release promo-bench [--quick]`.
 // Prints item-days per second for the step alone and with all four heads (batches of 1 and 256), and seconds
 // per training epoch for 10,000 items × 20 days. See the README for the targets and what was measured.
-import CJemalloc
+internal import CJemalloc
 import DINOP
 import Foundation
 

@@ -1,13 +1,14 @@
-// The stream processor's benchmark (release build), against a running broker:
-//   Deploy/local/bench.sh            (starts a local Tansu broker, then runs this)
-//   promo-stream-bench --bootstrap HOST:PORT [--items 20000] [--state-items 1000000] [--threads 1]
+// The stream processor's benchmark (release build):
+//   Deploy/local/bench.sh            (builds, then runs this; it starts its own local Tansu broker)
+//   promo-stream-bench [--bootstrap HOST:PORT] [--items 20000] [--state-items 1000000] [--threads 1]
 //                      [--processor-only | --swap-only | --latency-rate EVENTS_PER_SECOND]
 // Prints: the processor alone (no Kafka), the broker's own produce → read latency, events per second end to end
 // for one member, the event-to-prediction latency p50/p99 at 1,000 events/s, a tenth and half of that rate,
 // resident memory per item with --state-items in state, the time to
 // restore them from the changelog, and what a model swap costs with them in state (no Kafka). The README's
 // "Benchmarks" section records what it printed on this machine.
-import CJemalloc
+import ArgumentParser
+internal import CJemalloc
 import DINOP
 import Foundation
 import PromoEvents
@@ -15,20 +16,43 @@ import PromoFeatures
 import PromoKafka
 import PromoService
 import PromoStream
+import PromoTesting
 import PromoWorld
 import Synchronization
 
-BLAS.setThreads(1)
+struct BenchOptions: ParsableArguments {
+    static let configuration = CommandConfiguration(
+        commandName: "promo-stream-bench",
+        abstract: "The stream processor's benchmark: the processor alone, one member end to end, latency, memory, restore, swap.")
 
-func option(_ name: String) -> String? {
-    CommandLine.arguments.firstIndex(of: name).map { CommandLine.arguments[$0 + 1] }
+    @Option(help: "A running broker (default: a local Tansu broker this benchmark starts and stops).")
+    var bootstrap: String?
+    @Option(help: "Items per promotion of the generated world.") var items = 20_000
+    @Option(help: "Items in state for the memory, restore and swap figures.") var stateItems = 1_000_000
+    @Option(help: "Processing threads of the member (`promo run --threads`).") var threads = 1
+    @Flag(help: "Only the processor alone (no broker).") var processorOnly = false
+    @Flag(help: "Only the model swap with --state-items in state (no broker).") var swapOnly = false
+    @Option(help: "Only the latency at this rate (events/s).") var latencyRate: Double?
+
+    func validate() throws {
+        guard items > 0, stateItems > 0, threads > 0 else { throw ValidationError("--items, --state-items and --threads must be positive") }
+        if let latencyRate, !(latencyRate > 0 && latencyRate.isFinite) { throw ValidationError("--latency-rate must be a positive number") }
+        if processorOnly && swapOnly { throw ValidationError("--processor-only and --swap-only exclude each other") }
+    }
 }
 
-let bootstrap = option("--bootstrap") ?? ProcessInfo.processInfo.environment["PROMO_BOOTSTRAP"] ?? "127.0.0.1:9092"
-let itemCount = Int(option("--items") ?? "") ?? 20_000
-let stateItems = Int(option("--state-items") ?? "") ?? 1_000_000
+BLAS.setThreads(1)
+let arguments = BenchOptions.parseOrExit()
+let needsBroker = !arguments.swapOnly && (!arguments.processorOnly || arguments.latencyRate != nil)
+// Started only when a phase needs one and none is given; stopped when the benchmark exits.
+let localBroker = needsBroker && arguments.bootstrap == nil ? try LocalBroker.tansu() : nil
+let bootstrap = arguments.bootstrap ?? localBroker?.bootstrap ?? "(none)"
+// `exit` runs no deinitialisers: stop the broker process on every exit path.
+atexit { localBroker?.stop() }
+let itemCount = arguments.items
+let stateItems = arguments.stateItems
 /// Processing threads of the member in 2. and 3. (`promo run --threads`).
-let memberThreads = Int(option("--threads") ?? "") ?? 1
+let memberThreads = arguments.threads
 // Tansu answers a new group's first join after about half the session timeout, and holds a fetch for the whole
 // fetch.wait.max.ms (librdkafka's default 500 ms) even when data arrives meanwhile.
 let kafka = KafkaConfig(bootstrapServers: bootstrap, ["session.timeout.ms": "6000", "fetch.wait.max.ms": "10"])
@@ -117,7 +141,7 @@ func swapPhase() throws {
                  processor.itemCount, seconds, Double(predictions) / seconds, seconds / Double(max(predictions, 1)) * 1e6, predictions))
 }
 
-if CommandLine.arguments.contains("--swap-only") {
+if arguments.swapOnly {
     try swapPhase()
     exit(0)
 }
@@ -125,7 +149,7 @@ if CommandLine.arguments.contains("--swap-only") {
 // MARK: 1. The processor alone
 
 /// `--latency-rate R`: only the latency at R events/s (phase 3), to look into it.
-let latencyRate = Double(option("--latency-rate") ?? "")
+let latencyRate = arguments.latencyRate
 
 for threads in [1, 2] where latencyRate == nil {
     var options = ProcessorOptions()
@@ -158,7 +182,7 @@ for threads in [1, 2] where latencyRate == nil {
                  threads, threads == 1 ? "" : "s", Double(inputs.count) / seconds, inputs.count, seconds))
 }
 
-if CommandLine.arguments.contains("--processor-only") { exit(0) }
+if arguments.processorOnly && latencyRate == nil { exit(0) }
 
 // MARK: 0. The broker alone
 
@@ -188,7 +212,7 @@ func brokerRoundTrip() throws -> (p50: Double, p99: Double) {
     return (latencies[latencies.count / 2] * 1000, latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 1000)
 }
 
-if latencyRate != nil || !CommandLine.arguments.contains("--processor-only") {
+if latencyRate != nil || !arguments.processorOnly {
     let (p50, p99) = try brokerRoundTrip()
     print(String(format: "0. the broker alone: produced → read at 1,000 messages/s, p50 %.1f ms, p99 %.1f ms (no member in between)", p50, p99))
 }

@@ -1,3 +1,4 @@
+import DINOP
 import Foundation
 import PromoEvents
 import Testing
@@ -187,7 +188,7 @@ func dailyFastPathAgrees() throws {
     for json in declined { #expect(!agree(json), "\(json)") }
 
     // Random events, valid and not: whatever the fast path reads agrees with the full decoder.
-    var random = SystemRandomNumberGenerator()
+    var random = SeededGenerator(seed: 11)
     var read = 0
     for _ in 0..<2_000 {
         let names = Vocabulary.sales.map(\.0).shuffled(using: &random).prefix(Int.random(in: 0...9, using: &random))
@@ -204,7 +205,7 @@ func dailyFastPathAgrees() throws {
 
 @Test("the writer formats numbers as Swift's shortest round-trip text, integers without a fraction")
 func writerNumbers() throws {
-    var random = SystemRandomNumberGenerator()
+    var random = SeededGenerator(seed: 12)
     for i in 0..<100_000 {
         let value: Double = switch i % 3 {
         case 0: Double(Float.random(in: 0...1, using: &random))
@@ -223,7 +224,7 @@ func writerNumbers() throws {
 
 @Test("the parser reads every decimal number as strtod does")
 func parserNumbersMatchStrtod() throws {
-    var random = SystemRandomNumberGenerator()
+    var random = SeededGenerator(seed: 13)
     func digits(_ count: Int) -> String { String((0..<count).map { _ in "0123456789".randomElement(using: &random)! }) }
     for i in 0..<100_000 {
         var text = (i % 2 == 0 ? "" : "-") + String(Int.random(in: 0...99_999_999, using: &random)).prefix(Int.random(in: 1...8, using: &random))

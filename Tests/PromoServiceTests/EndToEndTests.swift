@@ -4,106 +4,9 @@ import PromoEvents
 import PromoFeatures
 import PromoKafka
 import PromoService
+import PromoTesting
 import PromoWorld
 import Testing
-
-/// A generated promotion, a model trained on it, and `promo predict`'s offline predictions, all made with the
-/// `promo` command line, plus the promotion's input events in stream order (profiles and activities, then day
-/// by day).
-struct World {
-    let folder: URL
-    let model: URL
-    var events: [(topic: String, key: String, value: [UInt8])] = []
-    var offline: [ItemKey: PredictionEvent] = [:]
-    var outcomes: [(topic: String, key: String, value: [UInt8])] = []
-    var actualGMV: [ItemKey: Double] = [:]
-
-    static func make(items: Int = 300) throws -> World {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
-        let promo = builtProduct("promo")
-        func run(_ arguments: [String]) throws -> [String] {
-            let child = try ChildProcess(promo, arguments, name: "promo")
-            let status = child.wait(timeout: 300)
-            guard status == 0 else { throw BrokerError("promo \(arguments.joined(separator: " ")): \(child.output.suffix(5))") }
-            return child.output
-        }
-        _ = try run(["generate", "--out", folder.path, "--items", "\(items)", "--seed", "3"])
-        let promotion = folder.appendingPathComponent("double11-2025")
-        let model = folder.appendingPathComponent("model.safetensors")
-        _ = try run(["train", promotion.path, "--out", model.path, "--epochs", "1", "--hidden", "16", "--attention", "8",
-                     "--encoder-width", "8", "--head-hidden", "16", "--rows", "1009"])
-        var world = World(folder: folder, model: model)
-        let files = PromotionWorld.inputFiles.map { promotion.appendingPathComponent("\($0).jsonl") }
-        let predictions = folder.appendingPathComponent("offline.jsonl")
-        _ = try run(["predict", "--model", model.path, "--out", predictions.path] + files.map(\.path))
-        try EventFile.read(predictions, decoder: EventDecoder(), rejected: { _ in }) { event in
-            if case .prediction(let p) = event { world.offline[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p }
-        }
-        try EventFile.read(promotion.appendingPathComponent("outcomes.jsonl"), decoder: EventDecoder(), rejected: { _ in }) { event in
-            guard case .outcome(let o) = event else { return }
-            world.outcomes.append(("promo.outcomes", o.itemID, event.encoded()))
-            world.actualGMV[ItemKey(promotionID: o.promotionID, itemID: o.itemID)] = o.gmv
-        }
-        let topics = ServiceTopics()
-        world.events = try PromotionWorld.inputEvents(promotionFolder: promotion).map {
-            (topics.topic(schema: $0.schema)!, $0.itemID!, $0.encoded())
-        }
-        return world
-    }
-}
-
-/// A `promo run` process.
-func startMember(_ broker: LocalBroker, _ world: World, name: String, mode: String = "exactly-once", group: String = "e2e",
-                 extra: [String] = [], environment: [String: String] = [:]) throws -> ChildProcess {
-    try ChildProcess(builtProduct("promo"), [
-        "run", "--bootstrap", broker.bootstrap, "--model", world.model.path, "--group", group, "--member", name,
-        "--mode", mode, "--max-batch", "500", "--grace-seconds", "2",
-        "--state-dir", world.folder.appendingPathComponent("state").path,
-        "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", "-X", "transaction.timeout.ms=10000",
-        "-X", "fetch.wait.max.ms=10", "--http-port", "0",  // none: several members share the machine
-        "--log-format", "json",  // the tests wait on its events, not on its prose
-    ] + extra, name: name, environment: environment)
-}
-
-func produce(_ broker: LocalBroker, _ events: some Sequence<(topic: String, key: String, value: [UInt8])>) throws {
-    let producer = try KafkaProducer(broker.config(["partitioner": "murmur2_random"]))
-    for e in events { try producer.produce(topic: e.topic, key: Array(e.key.utf8), value: e.value) }
-    try producer.flush()
-}
-
-/// Every committed prediction, decoded.
-func predictions(_ messages: [KafkaMessage]) -> [PredictionEvent] {
-    messages.compactMap { m in
-        guard m.topic == "promo.predictions", case .prediction(let p)? = try? EventDecoder().decode(m.value) else { return nil }
-        return p
-    }
-}
-
-/// Every committed dead letter, decoded.
-func deadLetters(_ messages: [KafkaMessage]) -> [DeadLetter] {
-    messages.compactMap { m in
-        guard m.topic == "promo.dead-letter", case .deadLetter(let d)? = try? EventDecoder().decode(m.value) else { return nil }
-        return d
-    }
-}
-
-/// Items whose latest committed prediction (highest sequence) differs from the offline one.
-func mismatches(_ messages: [KafkaMessage], _ offline: [ItemKey: PredictionEvent]) -> [ItemKey] {
-    mismatches(predictions(messages), offline)
-}
-
-func mismatches(_ predictions: [PredictionEvent], _ offline: [ItemKey: PredictionEvent]) -> [ItemKey] {
-    var latest: [ItemKey: PredictionEvent] = [:]
-    for p in predictions {
-        let key = ItemKey(promotionID: p.promotionID, itemID: p.itemID)
-        if (latest[key]?.sequence ?? 0) < p.sequence! { latest[key] = p }
-    }
-    return offline.keys.filter { key in
-        guard let p = latest[key], let q = offline[key] else { return true }
-        return p.daysSeen != q.daysSeen || abs(p.gmv - q.gmv) > 1e-4 * max(1, q.gmv) || abs(p.bsp - q.bsp) > 1e-5
-            || zip(p.ssProbabilities, q.ssProbabilities).contains { abs($0 - $1) > 1e-5 }
-    }.sorted()
-}
 
 /// Malformed inputs of several kinds, each of which must come out on the dead-letter topic exactly once.
 let malformed: [(topic: String, key: String, value: [UInt8])] = [
@@ -113,97 +16,103 @@ let malformed: [(topic: String, key: String, value: [UInt8])] = [
     ("promo.item-profiles", "wrong-key", Array(#"{"schema":"item_profile/1","item_id":"bad-4","promotion_id":"p","ids":{},"sis":{}}"#.utf8)),
 ]
 
-@Test("two members in a group, one killed with SIGKILL mid-stream: the survivor ends with the offline predictions, exactly once")
-func killOneMember() throws {
-    // Tansu: the test needs transactional offset commits and read_committed, which the mock cluster only pretends.
-    var world = try World.make()
-    defer { try? FileManager.default.removeItem(at: world.folder) }
-    let broker = try LocalBroker.tansu()
-    let m1 = try startMember(broker, world, name: "m1"), m2 = try startMember(broker, world, name: "m2")
-    for m in [m1, m2] {
-        #expect(m.awaitEvent("assigned") != nil, "\(m.name) got no partitions")
+extension BrokerTests {
+    @Test("two members in a group, one killed with SIGKILL mid-stream: the survivor ends with the offline predictions, exactly once")
+    func killOneMember() throws {
+        // Tansu: the test needs transactional offset commits and read_committed, which the mock cluster only pretends.
+        var world = try World.make()
+        defer { try? FileManager.default.removeItem(at: world.folder) }
+        let broker = try LocalBroker.tansu()
+        let m1 = try startMember(broker, world, name: "m1"), m2 = try startMember(broker, world, name: "m2")
+        for m in [m1, m2] {
+            #expect(m.awaitEvent("assigned") != nil, "\(m.name) got no partitions")
+        }
+        // A late day (one item's day 3 sent last) and duplicates (twenty events sent twice) ride along.
+        let lateIndex = world.events.firstIndex { e in
+            e.topic == "promo.daily-sales" && (try? EventDecoder().decode(e.value)).map { if case .sales(let s) = $0 { s.day == 3 } else { false } } == true
+        }!
+        let late = world.events.remove(at: lateIndex)
+        let half = world.events.count / 2
+        try produce(broker, world.events[..<half] + malformed[..<2])
+        var reader = try TopicReader(broker, topics: ["promo.predictions", "promo.dead-letter"])
+        #expect(try reader.read(timeout: 60) { predictions($0).count >= 200 })
+
+        m1.signal(SIGKILL)
+        m1.wait()
+        #expect(m1.killed(by: SIGKILL))
+        try produce(broker, world.events[half...] + malformed[2...] + world.events[..<20] + [late])
+
+        let converged = try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty }
+        #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
+        #expect(m2.events("assigned").contains { $0["partitions"] == (0..<12).map(String.init).joined(separator: ",") },
+                "the survivor took every partition")
+
+        m2.signal(SIGTERM)
+        #expect(m2.wait() == 0, "SIGTERM ends a member cleanly")
+        // Exactly once, over committed records (Tansu also shows the records of the killed member's aborted
+        // transaction): no item's sequence number committed twice or skipped, each malformed input one dead letter.
+        var topics = ServiceTopics()
+        topics.changelog = ServiceTopics.changelog(group: "e2e")
+        let committed = try CommittedOutputs.read(kafka: broker.config(), topics: topics, group: "e2e")
+        #expect(committed.sequenceFaults.duplicates == 0 && committed.sequenceFaults.gaps == 0, "\(committed.sequenceFaults)")
+        #expect(mismatches(committed.predictions, world.offline).isEmpty)
+        let letters = committed.deadLetters
+        #expect(letters.map(\.value).sorted { $0.lexicographicallyPrecedes($1) } == malformed.map(\.value).sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(letters.allSatisfy { !$0.reason.isEmpty })
     }
-    // A late day (one item's day 3 sent last) and duplicates (twenty events sent twice) ride along.
-    let lateIndex = world.events.firstIndex { e in
-        e.topic == "promo.daily-sales" && (try? EventDecoder().decode(e.value)).map { if case .sales(let s) = $0 { s.day == 3 } else { false } } == true
-    }!
-    let late = world.events.remove(at: lateIndex)
-    let half = world.events.count / 2
-    try produce(broker, world.events[..<half] + malformed[..<2])
-    var reader = try TopicReader(broker, topics: ["promo.predictions", "promo.dead-letter"])
-    #expect(try reader.read(timeout: 60) { predictions($0).count >= 200 })
-
-    m1.signal(SIGKILL)
-    m1.wait()
-    #expect(m1.killed(by: SIGKILL))
-    try produce(broker, world.events[half...] + malformed[2...] + world.events[..<20] + [late])
-
-    let converged = try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty }
-    #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
-    #expect(m2.events("assigned").contains { $0["partitions"] == (0..<12).map(String.init).joined(separator: ",") },
-            "the survivor took every partition")
-
-    m2.signal(SIGTERM)
-    #expect(m2.wait() == 0, "SIGTERM ends a member cleanly")
-    // Exactly once, over committed records (Tansu also shows the records of the killed member's aborted
-    // transaction): no item's sequence number committed twice or skipped, each malformed input one dead letter.
-    var topics = ServiceTopics()
-    topics.changelog = ServiceTopics.changelog(group: "e2e")
-    let committed = try CommittedOutputs.read(kafka: broker.config(), topics: topics, group: "e2e")
-    #expect(committed.sequenceFaults.duplicates == 0 && committed.sequenceFaults.gaps == 0, "\(committed.sequenceFaults)")
-    #expect(mismatches(committed.predictions, world.offline).isEmpty)
-    let letters = committed.deadLetters
-    #expect(letters.map(\.value).sorted { $0.lexicographicallyPrecedes($1) } == malformed.map(\.value).sorted { $0.lexicographicallyPrecedes($1) })
-    #expect(letters.allSatisfy { !$0.reason.isEmpty })
 }
 
-@Test("stop every member, start one: it resumes from the committed offsets with the restored state")
-func restartResumes() throws {
-    let world = try World.make(items: 200)
-    defer { try? FileManager.default.removeItem(at: world.folder) }
-    let broker = try LocalBroker.tansu()
-    let first = try startMember(broker, world, name: "a")
-    #expect(first.awaitEvent("assigned") != nil)
-    let half = world.events.count / 2
-    try produce(broker, world.events[..<half])
-    var reader = try TopicReader(broker, topics: ["promo.predictions"])
-    #expect(try reader.read(timeout: 60) { predictions($0).count >= 100 })
-    first.signal(SIGTERM)
-    #expect(first.wait() == 0)
-    let processedFirst = try #require(first.events("stopped").last?["messages"].flatMap { Int($0) })
+extension BrokerTests {
+    @Test("stop every member, start one: it resumes from the committed offsets with the restored state")
+    func restartResumes() throws {
+        let world = try World.make(items: 200)
+        defer { try? FileManager.default.removeItem(at: world.folder) }
+        let broker = try LocalBroker.tansu()
+        let first = try startMember(broker, world, name: "a")
+        #expect(first.awaitEvent("assigned") != nil)
+        let half = world.events.count / 2
+        try produce(broker, world.events[..<half])
+        var reader = try TopicReader(broker, topics: ["promo.predictions"])
+        #expect(try reader.read(timeout: 60) { predictions($0).count >= 100 })
+        first.signal(SIGTERM)
+        #expect(first.wait() == 0)
+        let processedFirst = try #require(first.events("stopped").last?["messages"].flatMap { Int($0) })
 
-    let second = try startMember(broker, world, name: "b")
-    let restored = try #require(second.awaitEvent("assigned"))
-    #expect(restored["items"] != "0", "state restored from the changelog: \(restored.fields)")
-    try produce(broker, world.events[half...])
-    let converged = try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty }
-    #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
-    second.signal(SIGTERM)
-    #expect(second.wait() == 0)
-    let processedSecond = try #require(second.events("stopped").last?["messages"].flatMap { Int($0) })
-    #expect(processedFirst + processedSecond == world.events.count, "no input read twice, none skipped")
+        let second = try startMember(broker, world, name: "b")
+        let restored = try #require(second.awaitEvent("assigned"))
+        #expect(restored["items"] != "0", "state restored from the changelog: \(restored.fields)")
+        try produce(broker, world.events[half...])
+        let converged = try reader.read(timeout: 120) { mismatches($0, world.offline).isEmpty }
+        #expect(converged, "items still differing from offline: \(mismatches(reader.messages, world.offline).prefix(5))")
+        second.signal(SIGTERM)
+        #expect(second.wait() == 0)
+        let processedSecond = try #require(second.events("stopped").last?["messages"].flatMap { Int($0) })
+        #expect(processedFirst + processedSecond == world.events.count, "no input read twice, none skipped")
+    }
 }
 
-@Test("promo backtest replays the topics outside any group; its last day scores as offline promo predict does")
-func backtestReplays() throws {
-    let world = try World.make(items: 150)
-    defer { try? FileManager.default.removeItem(at: world.folder) }
-    let broker = try LocalBroker.tansu()
-    try produce(broker, world.events + world.outcomes)
-    let out = world.folder.appendingPathComponent("backtest")
-    let backtest = try ChildProcess(builtProduct("promo"), ["backtest", "--bootstrap", broker.bootstrap, "--model", world.model.path,
-                                                            "--out", out.path, "-X", "session.timeout.ms=6000"], name: "backtest")
-    #expect(backtest.wait(timeout: 300) == 0, "\(backtest.output.suffix(5))")
-    let table = try String(contentsOf: out.appendingPathComponent("backtest.txt"), encoding: .utf8)
-    let html = try String(contentsOf: out.appendingPathComponent("backtest.html"), encoding: .utf8)
-    #expect(html.contains("<svg"))
-    // | day 20 (150 items) | <GMV MAE> | … (DINOP's table; then the naive baseline's, rows "| day 20 |")
-    let cells = try #require(table.split(separator: "\n").first { $0.hasPrefix("| day 20 (") }).split(separator: "|")
-    let replayedMAE = try #require(Double(cells[1].trimmingCharacters(in: .whitespaces)))
-    let keys = world.offline.keys.filter { world.actualGMV[$0] != nil }
-    let offlineMAE = keys.map { abs(world.offline[$0]!.gmv - world.actualGMV[$0]!) }.reduce(0, +) / Double(keys.count)
-    #expect(abs(replayedMAE - offlineMAE) <= 0.05 + 1e-4 * offlineMAE, "backtest \(replayedMAE), offline \(offlineMAE)")
-    #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") && $0.contains(" items) |") }.count == 21)
-    #expect(table.contains("Naive baseline, same items (multiple ") && table.contains("fitted in hindsight"))
-    #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") && !$0.contains(" items) |") }.count == 21)
+extension BrokerTests {
+    @Test("promo backtest replays the topics outside any group; its last day scores as offline promo predict does")
+    func backtestReplays() throws {
+        let world = try World.make(items: 150)
+        defer { try? FileManager.default.removeItem(at: world.folder) }
+        let broker = try LocalBroker.tansu()
+        try produce(broker, world.events + world.outcomes)
+        let out = world.folder.appendingPathComponent("backtest")
+        let backtest = try ChildProcess(builtProduct("promo"), ["backtest", "--bootstrap", broker.bootstrap, "--model", world.model.path,
+                                                                "--out", out.path, "-X", "session.timeout.ms=6000"], name: "backtest")
+        #expect(backtest.wait(timeout: 300) == 0, "\(backtest.output.suffix(5))")
+        let table = try String(contentsOf: out.appendingPathComponent("backtest.txt"), encoding: .utf8)
+        let html = try String(contentsOf: out.appendingPathComponent("backtest.html"), encoding: .utf8)
+        #expect(html.contains("<svg"))
+        // | day 20 (150 items) | <GMV MAE> | … (DINOP's table; then the naive baseline's, rows "| day 20 |")
+        let cells = try #require(table.split(separator: "\n").first { $0.hasPrefix("| day 20 (") }).split(separator: "|")
+        let replayedMAE = try #require(Double(cells[1].trimmingCharacters(in: .whitespaces)))
+        let keys = world.offline.keys.filter { world.actualGMV[$0] != nil }
+        let offlineMAE = keys.map { abs(world.offline[$0]!.gmv - world.actualGMV[$0]!) }.reduce(0, +) / Double(keys.count)
+        #expect(abs(replayedMAE - offlineMAE) <= 0.05 + 1e-4 * offlineMAE, "backtest \(replayedMAE), offline \(offlineMAE)")
+        #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") && $0.contains(" items) |") }.count == 21)
+        #expect(table.contains("Naive baseline, same items (multiple ") && table.contains("fitted in hindsight"))
+        #expect(table.split(separator: "\n").filter { $0.hasPrefix("| day ") && !$0.contains(" items) |") }.count == 21)
+    }
 }

@@ -270,7 +270,7 @@ func changelogRecordRoundTrip() throws {
     #expect(throws: StateCodecError.self) { try StateCodec.decode([4] + bytes.dropFirst()) }
 }
 
-@Test("the latest rollup records of all partitions add up to the latest predicted GMVs per platform, industry and seller")
+@Test("the latest rollup records of all partitions add up to the latest predicted GMVs per platform, industry and seller, also after items change seller")
 func rollupsAddUp() throws {
     let stream = try SmallStream(items: 150)
     let processor = StreamProcessor(model: stream.model)
@@ -280,6 +280,18 @@ func rollupsAddUp() throws {
                                  nowMs: Int64(batch) * 300)
     }
     out += processor.process([], nowMs: 10_000_000)
+    // Three items move to another seller after their predictions: their GMV leaves the old seller's sum.
+    var movedSeller: [ItemKey: String] = [:]
+    var moves: [InputMessage] = []
+    for message in stream.messages where moves.count < 3 {
+        guard case .profile(var profile) = try EventDecoder().decode(message.value), profile.ids["seller"] != nil else { continue }
+        profile.ids["seller"] = "moved-seller"
+        movedSeller[ItemKey(promotionID: profile.promotionID, itemID: profile.itemID)] = "moved-seller"
+        moves.append(InputMessage(topic: message.topic, partition: message.partition, offset: Int64(stream.messages.count + moves.count),
+                                  key: message.key, value: Event.profile(profile).encoded()))
+    }
+    #expect(moves.count == 3)
+    out += processor.process(moves, nowMs: 10_000_000 + 5_000)
     var latest: [String: Rollup] = [:]
     for record in out where record.kind == .rollup {
         guard case .rollup(let r) = try EventDecoder().decode(record.value) else { continue }
@@ -295,7 +307,7 @@ func rollupsAddUp() throws {
         guard let gmv = predictions[record.key]?.gmv else { continue }
         expected["platform/all", default: 0] += gmv
         if let industry = record.profile?.ids["industry"] { expected["industry/\(industry)", default: 0] += gmv }
-        if let seller = record.profile?.ids["seller"] { expected["seller/\(seller)", default: 0] += gmv }
+        if let seller = movedSeller[record.key] ?? record.profile?.ids["seller"] { expected["seller/\(seller)", default: 0] += gmv }
     }
     #expect(Set(published.keys) == Set(expected.keys))
     for (key, value) in expected {
