@@ -76,8 +76,14 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         BLAS.setThreads(1)
         let usesKafka = events.isEmpty || model == nil || publish
+        let progress = EpochProgress(label: "promo finetune", maxEpochs: flags.tuneEpochs)
         var job = FineTuneJob(kafka: usesKafka ? try kafka.config() : nil, options: try flags.options(),
-                              log: { report("promo finetune: \($0)") })
+                              log: { line in
+                                  // The job says nothing while it trains: a line means training is over.
+                                  progress.finishIfRunning()
+                                  progress.reporter.note("promo finetune: \(line)")
+                              })
+        job.epochProgress = progress.epoch
         job.events = events
         job.baseFile = model
         job.fallbackFile = fallbackModel

@@ -378,6 +378,11 @@ struct WatchCommand: ParsableCommand {
 }
 
 struct BacktestCommand: ParsableCommand {
+    /// The replay's clock as a UTC day, e.g. 2026-10-21.
+    static func day(_ ms: Int64) -> String {
+        Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601.year().month().day())
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "backtest",
         abstract: "Replay the input topics between two times through the processor and report accuracy per pre-sale day.",
@@ -415,8 +420,15 @@ struct BacktestCommand: ParsableCommand {
         var replay = BacktestReplay(kafka: try kafka.config())
         replay.processor.gracePeriodMs = Int64(graceSeconds * 1000)
         replay.processor.presaleDays = presaleDays
+        let progress = ProgressReporter(label: "promo backtest", total: 0, unit: "message")
+        var lastRead = 0
         let result = try replay.run(model: model, from: try time(from, Date(timeIntervalSince1970: 0)),
-                                    to: try time(to, Date()), log: { report("promo backtest: \($0)") })
+                                    to: try time(to, Date()), log: { progress.note("promo backtest: \($0)") }) { read in
+            lastRead = read.read
+            // More may arrive while it replays: the total grows with it.
+            progress.update(read.read, total: max(read.total, read.read), detail: "replayed up to \(Self.day(read.clockMs))")
+        }
+        progress.finish(lastRead)
         var backtest = BacktestReport(asOf: result.asOf, outcomes: result.outcomes, industries: result.industries,
                                       replayed: result.messages)
         var naive = NaiveBaseline()
