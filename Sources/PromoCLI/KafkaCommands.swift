@@ -183,6 +183,10 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "promo.member")
         logger[metadataKey: "member"] = "\(member)"
         logger[metadataKey: "group"] = "\(group)"
+        // Every client of this member (consumer, producer, admin, model topic, fine-tuner) logs through swift-log.
+        var librdkafkaLogger = Logger(label: "rdkafka")
+        librdkafkaLogger[metadataKey: "member"] = "\(member)"
+        options.kafka.logHandler = LibrdkafkaLog.handler(librdkafkaLogger)
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
         // client's threads on the same cores.
         BLAS.setThreads(1)

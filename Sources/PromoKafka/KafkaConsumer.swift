@@ -22,7 +22,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     let handle: OpaquePointer
-    private let box = OpaqueBox()
+    private let box: OpaqueBox
     private let queue: OpaquePointer
     private let handlers: RebalanceHandlers
     /// An error thrown by a rebalance handler, rethrown from the `poll` that ran it.
@@ -50,7 +50,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         var config = config.only(.consumer)
         config["enable.auto.commit"] = "false"
         if config["group.id"] == nil { config["group.id"] = "promo-unassigned-\(UInt64.random(in: 0...UInt64.max))" }
-        let conf = try config.make()
+        box = OpaqueBox(log: config.logHandler)
+        let conf = try config.make(box)
         self.handlers = handlers
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             let box = Unmanaged<OpaqueBox>.fromOpaque(opaque!).takeUnretainedValue()
@@ -67,8 +68,8 @@ public final class KafkaConsumer: @unchecked Sendable {
             let text = reason.map { String(cString: $0) } ?? ""
             box.consumer?.keep(KafkaError(code: rd_kafka_resp_err_t(rawValue: err), text))
         }
-        // librdkafka copies the opaque when the handle is made, before `self` may be referenced: hence a box.
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
+        // librdkafka copies the opaque (set by `make`) when the handle is made, before `self` may be referenced:
+        // hence a box.
         handle = try makeClient(RD_KAFKA_CONSUMER, conf)
         rd_kafka_poll_set_consumer(handle)
         queue = rd_kafka_queue_get_consumer(handle)
@@ -288,6 +289,6 @@ public final class KafkaConsumer: @unchecked Sendable {
 }
 
 /// Lets the rebalance callback find the consumer during `rd_kafka_new`, before `self` can be referenced.
-private final class OpaqueBox {
+private final class OpaqueBox: ClientContext, @unchecked Sendable {
     weak var consumer: KafkaConsumer?
 }
