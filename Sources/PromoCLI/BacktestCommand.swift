@@ -36,7 +36,9 @@ struct BacktestCommand: ParsableCommand {
         try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
     }
 
-    func run() throws {
+    func run() throws { try kafka.namingBrokers(replay) }
+
+    private func replay() throws {
         func time(_ text: String?, _ fallback: Date) throws -> Int64 {
             guard let text else { return Int64(fallback.timeIntervalSince1970 * 1000) }
             guard let date = ISO8601DateFormatter().date(from: text) else {
@@ -46,7 +48,7 @@ struct BacktestCommand: ParsableCommand {
         }
         let model = try loadModel(model)
         BLAS.setThreads(1)
-        var replay = BacktestReplay(kafka: try kafka.config())
+        var replay = BacktestReplay(kafka: try kafka.readingConfig())
         replay.processor.gracePeriodMs = Int64(graceSeconds * 1000)
         replay.processor.presaleDays = presaleDays
         let progress = ProgressReporter(label: "promo backtest", total: 0, unit: "message")

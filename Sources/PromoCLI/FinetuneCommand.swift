@@ -73,7 +73,9 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Run again every this many seconds (only when new labels arrived) until SIGTERM.") var every: Double?
     @Flag(help: "Fine-tune even when no labels arrived since the served version was tuned.") var force = false
 
-    func run() throws {
+    func run() throws { try kafka.namingBrokers(fineTune) }
+
+    private func fineTune() throws {
         BLAS.setThreads(1)
         let usesKafka = events.isEmpty || model == nil || publish
         let progress = EpochProgress(label: "promo finetune", maxEpochs: flags.tuneEpochs)

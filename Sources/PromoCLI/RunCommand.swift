@@ -202,6 +202,10 @@ struct RunCommand: AsyncParsableCommand {
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
                                            failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "promo.lifecycle")))
-        try await serviceGroup.run()
+        do {
+            try await serviceGroup.run()
+        } catch let error as KafkaError {
+            throw BrokerError(error, servers: options.kafka["bootstrap.servers"] ?? "")
+        }
     }
 }

@@ -14,7 +14,9 @@ struct TopicsCommand: ParsableCommand {
     @Flag(help: "One replica and min.insync.replicas=1, for a single-broker development cluster.")
     var singleBroker = false
 
-    func run() throws {
+    func run() throws { try kafka.namingBrokers(createTopics) }
+
+    private func createTopics() throws {
         var topics = try specs.map { try TopicSpec.load(folder: URL(fileURLWithPath: $0), group: group) } ?? TopicSpec.builtIn(group: group)
         if singleBroker { topics = topics.map(\.singleBroker) }
         let created = try KafkaAdmin(try kafka.config()).createTopics(topics)
