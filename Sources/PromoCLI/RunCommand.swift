@@ -196,6 +196,10 @@ struct RunCommand: AsyncParsableCommand {
             job.publish = true
             services.append(FineTunerService(job, every: finetuneEvery))
         }
+        // Last, so it is the first to hear of a shutdown: systemd learns of it (STOPPING=1) before the member stops.
+        if let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment) {
+            services.append(SystemdNotifyService.member(service.health, notifier: notifier, logger: Logger(label: "promo.systemd")))
+        }
         // Any service ending, normally or not, stops the others: a member without its endpoints (or the reverse)
         // is not what the orchestrator thinks is running.
         let serviceGroup = ServiceGroup(configuration: .init(

@@ -136,6 +136,7 @@ public final class StreamService: @unchecked Sendable {
 
         var failures = 0
         while !stop.isStopped {
+            health.beat()
             do {
                 try watchRebalance()
                 if needsRewind { try rewind() }
@@ -582,6 +583,7 @@ public final class StreamService: @unchecked Sendable {
         var count = 0, skipped = RestoreSkips()
         try reader.readToEnd(from: starts) { messages in
             try checkRestore()
+            health.beat()  // a long restore is progress, not a stuck loop
             for m in messages {
                 count += 1
                 if CommitLink.isLink(m.value) {
