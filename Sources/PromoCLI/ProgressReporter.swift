@@ -123,7 +123,8 @@ final class ProgressReporter: Sendable {
     }
 
     static func percent(_ done: Int, _ total: Int) -> String {
-        String(format: "%.1f%%", total > 0 ? 100 * Double(done) / Double(total) : 100)
+        let share: Double = total > 0 ? 100 * Double(done) / Double(total) : 100
+        return String(format: "%.1f%%", share)
     }
 
     /// Per second when at least one a second ("1200 items/s", "2.5 epochs/s"), else seconds each ("3.2 s/epoch").

@@ -36,6 +36,7 @@ struct ProgressReporterTests {
                 == "train: 3/20 epochs (15.0%), 2.0 s/epoch, ETA 0:00:34, best 0.5")
         #expect(ProgressReporter.line(label: "x", unit: "message", done: 0, total: 10, elapsed: 3, detail: "")
                 == "x: 0/10 messages (0.0%), - messages/s, ETA -:--:--")
+        #expect(ProgressReporter.percent(0, 0) == "100.0%")  // nothing to do is all done
         #expect(ProgressReporter.rate(12_345.6, unit: "item") == "12346 items/s")
         #expect(ProgressReporter.clock(3725.2) == "1:02:06")
         #expect(ProgressReporter.clock(59.0) == "0:00:59")
