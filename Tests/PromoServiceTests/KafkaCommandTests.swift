@@ -33,3 +33,32 @@ func rawProduceAndWatch() throws {
     ])
     #expect(watch.output.contains("promo watch: 3 messages from promo.dead-letter"))
 }
+
+@Test("promo run with no broker to reach: librdkafka's lines come through swift-log, and the error names the brokers")
+func unreachableBrokers() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("promo-unreachable-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let model = folder.appendingPathComponent("m.safetensors").path
+    let initModel = try ChildProcess(builtProduct("promo"), ["model", "init", "--out", model, "--hidden", "8", "--attention", "4",
+                                                             "--embedding-rows", "11"], name: "init")
+    #expect(initModel.wait() == 0)
+    // A port nothing listens on: every connection is refused at once.
+    let bootstrap = "127.0.0.1:\(try LocalBroker.freePort())"
+    let member = try ChildProcess(builtProduct("promo"), ["run", "--bootstrap", bootstrap, "--model", model, "--member", "m1",
+                                                          "--http-port", "0", "--state-dir", folder.path, "--log-format", "json"],
+                                  name: "member")
+    #expect(member.wait(timeout: 120) != 0)
+    let output = member.output
+    #expect(!output.contains { $0.hasPrefix("%") }, "librdkafka wrote its own lines: \(output.filter { $0.hasPrefix("%") }.prefix(2))")
+    let librdkafka = output.compactMap { line -> [String: Any]? in
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              object["logger"] as? String == "rdkafka" else { return nil }
+        return object
+    }
+    #expect(librdkafka.contains { $0["facility"] as? String == "FAIL" && $0["level"] as? String == "error"
+                                  && $0["member"] as? String == "m1" && ($0["message"] as? String ?? "").contains(bootstrap) })
+    // librdkafka's reason (a transport failure, a timeout) may vary; the brokers' address may not.
+    #expect(output.last?.hasPrefix("Error: cannot reach the brokers at \(bootstrap): metadata of promo.item-profiles") == true,
+            "\(output.suffix(2))")
+}
