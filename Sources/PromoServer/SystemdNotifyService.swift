@@ -30,8 +30,8 @@ public struct SystemdNotifyService: Service {
     }
 
     public func run() async throws {
-        // Often enough to notice readiness promptly and to ping on time.
-        let tick = min(0.25, (notifier.pingInterval ?? 1) / 4)
+        // Often enough to notice readiness promptly and to ping on time; never a busy loop, whatever WATCHDOG_USEC says.
+        let tick = max(0.01, min(0.25, (notifier.pingInterval ?? 1) / 4))
         let start = ContinuousClock.now
         await cancelWhenGracefulShutdown {
             var schedule = NotifySchedule(pingInterval: notifier.pingInterval)
