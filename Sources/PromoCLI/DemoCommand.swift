@@ -31,7 +31,9 @@ struct DemoCommand: ParsableCommand {
         var options = PromotionWorld.Options()
         options.seed = seed
         options.itemsPerPromotion = items
-        let summaries = try PromotionWorld(options: options).write(to: folder)
+        let generating = ProgressReporter(label: "demo: generate", total: items * options.promotions.count, unit: "item")
+        let summaries = try PromotionWorld(options: options).write(to: folder) { done, _ in generating.update(done) }
+        generating.finish(items * options.promotions.count)
         let (trainYear, testYear) = (options.promotions[0].id, options.promotions[1].id)
         report("demo: generated \(items) items in each of \(trainYear) and \(testYear) into \(folder.path)")
         for (id, s) in summaries.sorted(by: { $0.key < $1.key }) {
@@ -45,7 +47,9 @@ struct DemoCommand: ParsableCommand {
         let test = try flags.load([folder.appendingPathComponent(testYear).path], label: testYear).labelled
         let start = try ModelShapeOptions.parse(["--rows", "4099"]).randomModel(seed: seed)
         let pipeline = FeaturePipeline(config: start.config)
-        let model = try DINOPRun.train(start, training, pipeline: pipeline, options: flags.options, progress: flags.progress("demo"))
+        let progress = flags.progress("demo")
+        let model = try DINOPRun.train(start, training, pipeline: pipeline, options: flags.options, progress: progress.epoch)
+        progress.finish()
         let modelFile = folder.appendingPathComponent("model.safetensors")
         try model.write(to: modelFile)
 

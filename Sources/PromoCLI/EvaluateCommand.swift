@@ -83,16 +83,24 @@ struct EvaluateCommand: ParsableCommand {
             try timed("DINOP-u (no buyer profiles)") {
                 var pipeline = FeaturePipeline(config: start.config)
                 pipeline.withoutBuyerProfiles = true
+                let progress = training.progress("DINOP-u")
                 let trained = try DINOPRun.train(start, trainingItems, pipeline: pipeline, options: training.options,
-                                             validationFraction: training.validation, progress: training.progress("DINOP-u"))
+                                             validationFraction: training.validation, progress: progress.epoch)
+                progress.finish()
                 return DINOPRun.scores(trained, testItems, pipeline: pipeline)
             }
         }
         try timed("DINOP") {
             let pipeline = FeaturePipeline(config: start.config)
-            let trained = try model.map(loadModel) ?? (try DINOPRun.train(
-                start, trainingItems, pipeline: pipeline, options: training.options,
-                validationFraction: training.validation, progress: training.progress("DINOP")))
+            let trained: DINOPModel
+            if let model {
+                trained = try loadModel(model)
+            } else {
+                let progress = training.progress("DINOP")
+                trained = try DINOPRun.train(start, trainingItems, pipeline: pipeline, options: training.options,
+                                             validationFraction: training.validation, progress: progress.epoch)
+                progress.finish()
+            }
             return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
         }
         let heading = "\(title): \(trainingItems.count) training items, \(testItems.count) test items"

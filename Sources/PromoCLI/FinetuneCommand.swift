@@ -73,11 +73,19 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Run again every this many seconds (only when new labels arrived) until SIGTERM.") var every: Double?
     @Flag(help: "Fine-tune even when no labels arrived since the served version was tuned.") var force = false
 
-    func run() throws {
+    func run() throws { try kafka.namingBrokers(fineTune) }
+
+    private func fineTune() throws {
         BLAS.setThreads(1)
         let usesKafka = events.isEmpty || model == nil || publish
+        let progress = EpochProgress(label: "promo finetune", maxEpochs: flags.tuneEpochs)
         var job = FineTuneJob(kafka: usesKafka ? try kafka.config() : nil, options: try flags.options(),
-                              log: { report("promo finetune: \($0)") })
+                              log: { line in
+                                  // The job says nothing while it trains: a line means training is over.
+                                  progress.finishIfRunning()
+                                  progress.reporter.note("promo finetune: \(line)")
+                              })
+        job.epochProgress = progress.epoch
         job.events = events
         job.baseFile = model
         job.fallbackFile = fallbackModel

@@ -27,17 +27,12 @@ struct GenerateCommand: ParsableCommand {
         options.presaleDays = days
         let world = PromotionWorld(options: options)
         let start = ContinuousClock.now
-        var lastReport = start
-        let summaries = try world.write(to: URL(fileURLWithPath: out), threads: threads) { done, total in
-            let now = ContinuousClock.now
-            guard now - lastReport > .seconds(2) || done == total else { return }
-            lastReport = now
-            let seconds = (now - start).seconds
-            report(String(format: "generate: %d/%d items (%.0f%%), %.0f items/s", done, total,
-                          100 * Double(done) / Double(total), Double(done) / max(seconds, 1e-9)))
-        }
+        let total = items * options.promotions.count
+        let progress = ProgressReporter(label: "generate", total: total, unit: "item")
+        let summaries = try world.write(to: URL(fileURLWithPath: out), threads: threads) { done, _ in progress.update(done) }
+        progress.finish(total)
         for promotion in options.promotions {
-            let s = summaries[promotion.id]!
+            guard let s = summaries[promotion.id] else { continue }
             print(String(format: "%@: %d items, %d events; promotion day = %.1f× a normal day's GMV, %.0f%% of its units from buyers with no pre-sale trace; %d activities, %.0f%% joined",
                          promotion.id, s.items, s.events, s.promotionMultiple, 100 * s.untracedShare, s.activities,
                          100 * Double(s.joined) / Double(max(s.activities, 1))))

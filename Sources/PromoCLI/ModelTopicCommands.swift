@@ -31,7 +31,9 @@ struct PublishCommand: ParsableCommand {
     @Option(help: "What the model was trained on (free text).") var trainedOn: String?
     @Option(help: "A metric name=value for the announcement (repeatable).") var metric: [String] = []
 
-    func run() throws {
+    func run() throws { try topicOptions.kafka.namingBrokers(publish) }
+
+    private func publish() throws {
         let model = try loadModel(file)
         var metrics: [String: Double] = [:]
         for item in metric {
@@ -55,7 +57,9 @@ struct PromoteCommand: ParsableCommand {
     @Argument(help: "The version to serve.") var version: Int
     @OptionGroup var topicOptions: ModelTopicOptions
 
-    func run() throws {
+    func run() throws { try topicOptions.kafka.namingBrokers(promote) }
+
+    private func promote() throws {
         let topic = try topicOptions.topic()
         let log = try topicOptions.readLog(topic)
         let chunks = try topic.chunks(of: version, log: log)
@@ -92,7 +96,9 @@ struct PullCommand: ParsableCommand {
     @Option(help: "Where to write the weight file.") var out: String
     @OptionGroup var topicOptions: ModelTopicOptions
 
-    func run() throws {
+    func run() throws { try topicOptions.kafka.namingBrokers(pull) }
+
+    private func pull() throws {
         let topic = try topicOptions.topic()
         let log = try topicOptions.readLog(topic)
         let model: DINOPModel
@@ -116,7 +122,9 @@ struct ListCommand: ParsableCommand {
 
     @OptionGroup var topicOptions: ModelTopicOptions
 
-    func run() throws {
+    func run() throws { try topicOptions.kafka.namingBrokers(list) }
+
+    private func list() throws {
         let topic = try topicOptions.topic()
         let log = try topicOptions.readLog(topic)
         let served = try topic.current(log).served?.1

@@ -127,17 +127,8 @@ struct TrainingFlags: ParsableArguments {
         }
     }
 
-    /// One progress line per epoch, with the losses per task.
-    func progress(_ label: String) -> (EpochReport) -> Void {
-        { epoch in
-            func task(_ head: Head) -> String {
-                epoch.validation.perTask[head].map { String(format: " %@ %.3f", head.rawValue, $0) } ?? ""
-            }
-            report(String(format: "%@ epoch %d: train %.4f, validation %.4f (%@ ) %.1fs%@", label, epoch.epoch,
-                          epoch.training.total, epoch.validation.total,
-                          Head.allCases.map(task).joined(), epoch.seconds, epoch.improved ? " *" : ""))
-        }
-    }
+    /// Training's progress on standard error: a line per epoch with the losses per task, and the status line.
+    func progress(_ label: String) -> EpochProgress { EpochProgress(label: label, maxEpochs: epochs) }
 
     /// Loads event files or folders, reporting rejected lines (the first few in full) and how many there were.
     func load(_ paths: [String], label: String) throws -> LabelledItems {
@@ -174,9 +165,11 @@ struct TrainCommand: ParsableCommand {
         guard items.count >= 10 else { throw ValidationError("only \(items.count) items have an outcome; need at least 10") }
         let start = try model.map(loadModel) ?? shape.randomModel(seed: training.seed)
         training.checkInputs(start.config, items)
+        let progress = training.progress("train")
         let trained = try DINOPRun.train(start, items, pipeline: FeaturePipeline(config: start.config),
                                      options: training.options, validationFraction: training.validation,
-                                     progress: training.progress("train"))
+                                     progress: progress.epoch)
+        progress.finish()
         var written = trained
         if let version, version != start.version {
             written.version = version

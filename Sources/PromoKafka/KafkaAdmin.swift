@@ -50,9 +50,11 @@ public struct TopicSpec: Sendable, Decodable, Equatable {
 /// Topic administration and cluster metadata.
 public final class KafkaAdmin: @unchecked Sendable {
     private let handle: OpaquePointer
+    private let context: ClientContext
 
     public init(_ config: KafkaConfig) throws {
-        handle = try makeClient(RD_KAFKA_PRODUCER, try config.only(.producer).make())
+        context = ClientContext(log: config.logHandler)
+        handle = try makeClient(RD_KAFKA_PRODUCER, try config.only(.producer).make(context))
     }
 
     deinit { rd_kafka_destroy(handle) }

@@ -3,6 +3,9 @@ internal import CRdKafka
 /// librdkafka configuration properties (see librdkafka's CONFIGURATION.md), validated when a client is made.
 public struct KafkaConfig: Sendable {
     public var properties: [String: String]
+    /// Where librdkafka's own log lines go, for every client made from this configuration; nil: librdkafka
+    /// writes them to standard error itself.
+    public var logHandler: KafkaLogHandler?
 
     public init(bootstrapServers: String, _ properties: [String: String] = [:]) {
         self.properties = properties
@@ -52,8 +55,9 @@ public struct KafkaConfig: Sendable {
         "request.timeout.ms", "message.timeout.ms", "delivery.timeout.ms",
     ]
 
-    /// A new `rd_kafka_conf_t`; the caller owns it until `rd_kafka_new` takes it.
-    func make() throws -> OpaquePointer {
+    /// A new `rd_kafka_conf_t` whose callbacks find `context`; the caller owns it until `rd_kafka_new` takes it,
+    /// and keeps `context` alive as long as the handle.
+    func make(_ context: ClientContext) throws -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
         var errstr = [CChar](repeating: 0, count: 512)
         for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
@@ -62,6 +66,7 @@ public struct KafkaConfig: Sendable {
                 throw KafkaError(configuration: "\(key)=\(value): \(text(errstr))")
             }
         }
+        context.install(on: conf)
         return conf
     }
 }

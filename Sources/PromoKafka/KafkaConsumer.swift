@@ -22,7 +22,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     let handle: OpaquePointer
-    private let box = OpaqueBox()
+    private let box: OpaqueBox
     private let queue: OpaquePointer
     private let handlers: RebalanceHandlers
     /// An error thrown by a rebalance handler, rethrown from the `poll` that ran it.
@@ -44,13 +44,17 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// Partitions whose end was reached since the last `takeEndsReached` (needs `enable.partition.eof=true`).
     private var endsReached: Set<TopicPartition> = []
+    /// Whether librdkafka reports partition ends: `readToEnd` would wait forever without them.
+    private let reportsEnds: Bool
 
     /// `group.id` is required for `subscribe` and `commit`; `enable.auto.commit` is forced off.
     public init(_ config: KafkaConfig, handlers: RebalanceHandlers = RebalanceHandlers()) throws {
         var config = config.only(.consumer)
         config["enable.auto.commit"] = "false"
         if config["group.id"] == nil { config["group.id"] = "promo-unassigned-\(UInt64.random(in: 0...UInt64.max))" }
-        let conf = try config.make()
+        box = OpaqueBox(log: config.logHandler)
+        let conf = try config.make(box)
+        reportsEnds = config["enable.partition.eof"] == "true"
         self.handlers = handlers
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             let box = Unmanaged<OpaqueBox>.fromOpaque(opaque!).takeUnretainedValue()
@@ -67,8 +71,8 @@ public final class KafkaConsumer: @unchecked Sendable {
             let text = reason.map { String(cString: $0) } ?? ""
             box.consumer?.keep(KafkaError(code: rd_kafka_resp_err_t(rawValue: err), text))
         }
-        // librdkafka copies the opaque when the handle is made, before `self` may be referenced: hence a box.
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
+        // librdkafka copies the opaque (set by `make`) when the handle is made, before `self` may be referenced:
+        // hence a box.
         handle = try makeClient(RD_KAFKA_CONSUMER, conf)
         rd_kafka_poll_set_consumer(handle)
         queue = rd_kafka_queue_get_consumer(handle)
@@ -169,6 +173,9 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func readToEnd(from starts: [TopicPartition: Int64], maxMessages: Int = 10_000,
                           _ body: ([KafkaMessage]) throws -> Void) throws {
         guard !starts.isEmpty else { return }
+        guard reportsEnds else {
+            throw KafkaError(code: RD_KAFKA_RESP_ERR__INVALID_ARG, "reading to the end needs a consumer made with enable.partition.eof=true")
+        }
         try assign(starts)
         var remaining = Set(starts.keys)
         while !remaining.isEmpty {
@@ -288,6 +295,6 @@ public final class KafkaConsumer: @unchecked Sendable {
 }
 
 /// Lets the rebalance callback find the consumer during `rd_kafka_new`, before `self` can be referenced.
-private final class OpaqueBox {
+private final class OpaqueBox: ClientContext, @unchecked Sendable {
     weak var consumer: KafkaConsumer?
 }

@@ -6,7 +6,7 @@ internal import CRdKafka
 /// librdkafka's delivery reports and thrown by `flush` (and, for transactions, by `commitTransaction`).
 public final class KafkaProducer: @unchecked Sendable {
     let handle: OpaquePointer
-    private let reports = DeliveryReports()
+    private let reports: DeliveryReports
     public let isTransactional: Bool
 
     /// `enable.idempotence` is forced on: a retried send is never written twice.
@@ -14,7 +14,8 @@ public final class KafkaProducer: @unchecked Sendable {
         var config = config.only(.producer)
         config["enable.idempotence"] = "true"
         isTransactional = config["transactional.id"] != nil
-        let conf = try config.make()
+        reports = DeliveryReports(log: config.logHandler)
+        let conf = try config.make(reports)
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
             let reports = Unmanaged<DeliveryReports>.fromOpaque(opaque).takeUnretainedValue()
@@ -25,7 +26,6 @@ public final class KafkaProducer: @unchecked Sendable {
                 reports.delivered(TopicPartition(topic, message.pointee.partition), offset: message.pointee.offset)
             }
         }
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(reports).toOpaque())
         handle = try makeClient(RD_KAFKA_PRODUCER, conf)
     }
 
@@ -123,8 +123,8 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 }
 
-/// Delivery failures, written by librdkafka's callback on the thread that polls.
-private final class DeliveryReports: @unchecked Sendable {
+/// Delivery failures, written by librdkafka's callback on the thread that polls; the producer's callback context.
+private final class DeliveryReports: ClientContext, @unchecked Sendable {
     private var first: KafkaError?
     private var offsets: [TopicPartition: Int64] = [:]
 

@@ -23,6 +23,8 @@ public struct FineTuneJob: Sendable {
     public var out: String?
     public var publish = false
     public var log: @Sendable (String) -> Void
+    /// Each epoch's losses, for a progress display; nil: a log line per epoch instead.
+    public var epochProgress: (@Sendable (EpochReport) -> Void)?
     /// Asked between minibatches and before publishing: a stop abandons the fine-tune (nothing is published).
     public var stop = StopSignal()
 
@@ -97,6 +99,7 @@ public struct FineTuneJob: Sendable {
         let pause = Self.epochPause
         let result = try FineTuner.run(current, on: items, options: options, shouldStop: { stop.isStopped }) { epoch in
             if let pause { stop.wait(upTo: .milliseconds(pause)) }
+            if let epochProgress { return epochProgress(epoch) }
             log(String(format: "epoch %d: train %.4f, validation %.4f%@", epoch.epoch, epoch.training.total,
                        epoch.validation.total, epoch.improved ? " *" : ""))
         }

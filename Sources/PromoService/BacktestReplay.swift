@@ -27,9 +27,19 @@ public struct BacktestReplay {
 
     public init(kafka: KafkaConfig) { self.kafka = kafka }
 
+    /// How far a replay has read: messages read of those to read (inputs from `from` and the whole outcome topic,
+    /// as the partitions' high watermarks stood at the start), and the replay's clock (milliseconds since the epoch).
+    public struct Progress: Sendable {
+        public var read: Int
+        public var total: Int
+        public var clockMs: Int64
+    }
+
     /// Inputs with timestamps in `from ... to` (milliseconds since the epoch). The processor's clock is the
     /// messages' own timestamps, so grace periods run as they did live; days still waiting at `to` are applied.
-    public func run(model: DINOPModel, from: Int64, to: Int64, log: (String) -> Void) throws -> Result {
+    /// `progress`, when given, is called after each poll's messages (it costs a watermark query per partition).
+    public func run(model: DINOPModel, from: Int64, to: Int64, log: (String) -> Void,
+                    progress: ((Progress) -> Void)? = nil) throws -> Result {
         var config = kafka
         config["group.id"] = "promo-backtest-\(UUID().uuidString)"
         config["enable.partition.eof"] = "true"
@@ -47,6 +57,10 @@ public struct BacktestReplay {
         let decoder = EventDecoder(presaleDays: processor.options.presaleDays)
         var result = Result()
         var clock = from
+        var read = Progress(read: 0, total: 0, clockMs: from)
+        if progress != nil {
+            for (tp, start) in starts { read.total += Int(max(try consumer.watermarks(tp).high - start, 0)) }
+        }
         func collect(_ outputs: [OutputRecord]) {
             for o in outputs {
                 switch o.kind {
@@ -76,6 +90,11 @@ public struct BacktestReplay {
             }
             result.messages += inputs.count
             collect(processor.process(inputs, nowMs: clock))
+            if let progress {
+                read.read += messages.count
+                read.clockMs = clock
+                progress(read)
+            }
         }
         collect(processor.process([], nowMs: max(clock, to) + processor.options.gracePeriodMs))
         try consumer.close()

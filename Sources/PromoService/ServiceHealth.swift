@@ -8,6 +8,8 @@ import Synchronization
 public final class ServiceHealth: Sendable {
     private let state = Mutex(Snapshot())
     private let readyGauge = Gauge(label: "promo_ready")
+    /// When the member's loop last went round (or a restore read a batch): what a watchdog checks for progress.
+    private let lastBeat = Mutex<ContinuousClock.Instant?>(nil)
 
     public struct Snapshot: Sendable, Equatable {
         public var alive = false
@@ -22,6 +24,19 @@ public final class ServiceHealth: Sendable {
     public init() {}
 
     public var snapshot: Snapshot { state.withLock { $0 } }
+
+    /// The loop made progress: called once per round and per batch a restore reads.
+    public func beat() {
+        let now = ContinuousClock.now
+        lastBeat.withLock { $0 = now }
+    }
+
+    /// Seconds since the loop's last `beat`; nil before its first (the member is still starting).
+    public var secondsSinceBeat: Double? {
+        guard let last = lastBeat.withLock({ $0 }) else { return nil }
+        let since = (ContinuousClock.now - last).components
+        return Double(since.seconds) + Double(since.attoseconds) / 1e18
+    }
 
     func update(_ change: (inout Snapshot) -> Void) {
         let ready = state.withLock { snapshot in

@@ -136,6 +136,7 @@ public final class StreamService: @unchecked Sendable {
 
         var failures = 0
         while !stop.isStopped {
+            health.beat()
             do {
                 try watchRebalance()
                 if needsRewind { try rewind() }
@@ -585,6 +586,7 @@ public final class StreamService: @unchecked Sendable {
         var reported = ContinuousClock.now
         try reader.readToEnd(from: starts) { messages in
             try checkRestore()
+            health.beat()  // a long restore is progress, not a stuck loop
             if options.statsIntervalSeconds > 0, reported.duration(to: .now) >= .seconds(options.statsIntervalSeconds) {
                 reported = .now
                 events(.restoring(partitions, read: count, total: total, seconds: Date().timeIntervalSince(started)))

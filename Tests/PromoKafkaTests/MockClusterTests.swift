@@ -55,10 +55,20 @@ struct MockClusterTests {
         #expect((read[TopicPartition(topic, 6)] ?? 0) < 0, "never committed: a logical offset, not a position")
     }
 
+    @Test("reading to the end with a consumer that is not told partition ends is refused, not a wait forever")
+    func readToEndNeedsEnds() throws {
+        let broker = try LocalBroker.mock()
+        let reader = try KafkaConsumer(broker.config())
+        #expect(throws: KafkaError.self) {
+            try reader.readToEnd(from: [TopicPartition(topic, 0): KafkaOffset.beginning]) { _ in }
+        }
+    }
+
     @Test("admin: an existing topic's partition count, none for an unknown topic")
     func partitionCounts() throws {
         let broker = try LocalBroker.mock()
-        let admin = try KafkaAdmin(broker.config())
+        // As `promo watch` asks: a producer-type handle's metadata request would otherwise create the topic.
+        let admin = try KafkaAdmin(broker.config(["allow.auto.create.topics": "false"]))
         #expect(try admin.partitionCount("promo.predictions") == 12)
         #expect(try admin.partitionCount("no.such.topic") == nil)
     }

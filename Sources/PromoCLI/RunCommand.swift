@@ -1,33 +1,12 @@
 import ArgumentParser
-import DINOP
-import Dispatch
-import Foundation
-import ServiceLifecycle
-import PromoServer
 import Configuration
+import DINOP
+import Foundation
 import Logging
-import PromoEvaluation
-import PromoEvents
 import PromoKafka
+import PromoServer
 import PromoService
-import PromoStream
-import PromoWorld
-
-/// Where the brokers are and any librdkafka property (CONFIGURATION.md), for every command that talks to Kafka.
-struct KafkaOptions: ParsableArguments {
-    @Option(help: "Bootstrap brokers, host:port[,host:port…] (default: $PROMO_BOOTSTRAP or 127.0.0.1:9092).")
-    var bootstrap: String?
-    @Option(name: [.customShort("X"), .customLong("kafka")],
-            help: "A librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL.")
-    var properties: [String] = []
-
-    func config() throws -> KafkaConfig {
-        let servers = bootstrap ?? ProcessInfo.processInfo.environment["PROMO_BOOTSTRAP"] ?? "127.0.0.1:9092"
-        var config = KafkaConfig(bootstrapServers: servers)
-        if let bad = config.apply(properties) { throw ValidationError("-X \(bad): expected key=value") }
-        return config
-    }
-}
+import ServiceLifecycle
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -183,6 +162,10 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "promo.member")
         logger[metadataKey: "member"] = "\(member)"
         logger[metadataKey: "group"] = "\(group)"
+        // Every client of this member (consumer, producer, admin, model topic, fine-tuner) logs through swift-log.
+        var librdkafkaLogger = Logger(label: "rdkafka")
+        librdkafkaLogger[metadataKey: "member"] = "\(member)"
+        options.kafka.logHandler = LibrdkafkaLog.handler(librdkafkaLogger)
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
         // client's threads on the same cores.
         BLAS.setThreads(1)
@@ -213,229 +196,20 @@ struct RunCommand: AsyncParsableCommand {
             job.publish = true
             services.append(FineTunerService(job, every: finetuneEvery))
         }
+        // Last, so it is the first to hear of a shutdown: systemd learns of it (STOPPING=1) before the member stops.
+        if let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment) {
+            services.append(SystemdNotifyService.member(service.health, notifier: notifier, logger: Logger(label: "promo.systemd")))
+        }
         // Any service ending, normally or not, stops the others: a member without its endpoints (or the reverse)
         // is not what the orchestrator thinks is running.
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
                                            failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "promo.lifecycle")))
-        try await serviceGroup.run()
-    }
-}
-
-
-/// Turns SIGTERM and SIGINT into a stop request instead of an exit.
-final class StopOnSignals {
-    private var sources: [DispatchSourceSignal] = []
-
-    init(_ stop: StopSignal) {
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.stop() }
-            source.resume()
-            sources.append(source)
-        }
-    }
-}
-
-struct TopicsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "topics", abstract: "Create the topics of Topics/topics/ (compiled into the binary) that do not exist yet.")
-
-    @OptionGroup var kafka: KafkaOptions
-    @Option(help: "A folder of topic specs to use instead of the built-in ones (Topics/topics/ of the repository).")
-    var specs: String?
-    @Option(help: "The consumer group (application) whose internal topics to create: `{group}` in a spec's name.")
-    var group = "promo-stream"
-    @Flag(help: "One replica and min.insync.replicas=1, for a single-broker development cluster.")
-    var singleBroker = false
-
-    func run() throws {
-        var topics = try specs.map { try TopicSpec.load(folder: URL(fileURLWithPath: $0), group: group) } ?? TopicSpec.builtIn(group: group)
-        if singleBroker { topics = topics.map(\.singleBroker) }
-        let created = try KafkaAdmin(try kafka.config()).createTopics(topics)
-        report("promo topics: \(created.count) created, \(topics.count - created.count) already there")
-    }
-}
-
-struct ProduceCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "produce",
-        abstract: "Produce events to their topics, keyed by item id (a line that does not decode is reported and skipped).",
-        discussion: """
-            A file is produced line by line. A promotion folder (as `promo generate` writes) is produced in the \
-            order a live stream brings it: profiles and activities, then day by day sales and buyer profiles, \
-            then the outcomes.
-            """)
-
-    @OptionGroup var kafka: KafkaOptions
-    @Argument(help: "JSON-lines event files or promotion folders, produced in order.") var paths: [String]
-    @Option(help: "Days of the pre-sale window.") var presaleDays = 20
-    @Option(help: "At most this many events per second (default: as fast as the broker takes them).") var rate: Double?
-
-    func validate() throws {
-        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
-        if let rate { try FlagCheck.finite(rate, 1e-3...1e9, "--rate") }
-    }
-
-    func run() throws {
-        var config = try kafka.config()
-        config["partitioner"] = config["partitioner"] ?? "murmur2_random"
-        config["linger.ms"] = config["linger.ms"] ?? "20"
-        let producer = try KafkaProducer(config)
-        let topics = ServiceTopics()
-        let start = Date()
-        var produced = 0
-        var perTopic: [String: Int] = [:]
-        // SIGTERM or SIGINT: stop after the event in hand, deliver what was produced and say how many.
-        let stop = StopSignal()
-        let signals = StopOnSignals(stop)
-        struct Stopped: Error {}
-        func send(_ event: Event) throws {
-            if stop.isStopped { throw Stopped() }
-            guard let topic = topics.topic(schema: event.schema) else { return }
-            if let rate, produced % 100 == 0 {
-                let due = Double(produced) / rate - Date().timeIntervalSince(start)
-                if due > 0 { Thread.sleep(forTimeInterval: due) }
-            }
-            try producer.produce(topic: topic, key: event.itemID.map { Array($0.utf8) }, value: event.encoded())
-            produced += 1
-            perTopic[topic, default: 0] += 1
-            if produced % 10_000 == 0 { producer.poll() }
-        }
         do {
-            try produceAll(send)
-        } catch is Stopped {}
-        withExtendedLifetime(signals) {}
-        try producer.flush(timeoutMs: 120_000)
-        report(String(format: "promo produce: %d events in %.1f s%@ (%@)", produced, Date().timeIntervalSince(start),
-                      stop.isStopped ? ", stopped by a signal" : "",
-                      perTopic.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
-    }
-
-    private func produceAll(_ send: (Event) throws -> Void) throws {
-        let decoder = EventDecoder(presaleDays: presaleDays)
-        for path in paths {
-            let url = URL(fileURLWithPath: path)
-            var isFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-                for event in try PromotionWorld.inputEvents(promotionFolder: url, decoder: decoder) { try send(event) }
-                let outcomes = url.appendingPathComponent("outcomes.jsonl")
-                if FileManager.default.fileExists(atPath: outcomes.path) {
-                    try EventFile.read(outcomes, decoder: decoder, rejected: { report("rejected \($0)") }, send)
-                }
-            } else {
-                try EventFile.read(url, decoder: decoder, rejected: { report("rejected \($0)") }, send)
-            }
+            try await serviceGroup.run()
+        } catch let error as KafkaError {
+            throw BrokerError(error, servers: options.kafka["bootstrap.servers"] ?? "")
         }
-    }
-}
-
-struct WatchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "watch",
-        abstract: "Print a topic's committed messages as they arrive (outside any group; commits nothing).")
-
-    @OptionGroup var kafka: KafkaOptions
-    @Option(help: "The topic.") var topic = "promo.predictions"
-    @Flag(help: "Start at the beginning instead of the end.") var fromBeginning = false
-    @Option(help: "Stop after this many messages.") var max: Int?
-    @Option(help: "Stop when nothing arrives for this many seconds.") var idleSeconds: Double?
-    @Option(help: "Print every message up to this many, then one count line per second.") var show = Int.max
-
-    func validate() throws {
-        if let max { try FlagCheck.atLeast(max, 0, "--max") }
-        if let idleSeconds { try FlagCheck.seconds(idleSeconds, "--idle-seconds") }
-        try FlagCheck.atLeast(show, 0, "--show")
-    }
-
-    func run() throws {
-        var config = try kafka.config()
-        config["isolation.level"] = "read_committed"
-        let consumer = try KafkaConsumer(config)
-        guard let partitions = try KafkaAdmin(try kafka.config()).partitionCount(topic) else {
-            throw ValidationError("no topic \(topic)")
-        }
-        try consumer.assign(Dictionary(uniqueKeysWithValues: (0..<Int32(partitions)).map {
-            (TopicPartition(topic, $0), fromBeginning ? KafkaOffset.beginning : KafkaOffset.end)
-        }))
-        var count = 0, lastMessage = Date(), lastLine = Date(), countAtLine = 0
-        while max.map({ count < $0 }) ?? true {
-            for m in try consumer.poll(maxMessages: 1_000, timeoutMs: 200) {
-                count += 1
-                if count <= show { print(String(decoding: m.value, as: UTF8.self)) }
-                lastMessage = Date()
-            }
-            if count > show, Date().timeIntervalSince(lastLine) >= 1 {
-                print("\(topic): \(count) messages (\(count - countAtLine) in the last second)")
-                (lastLine, countAtLine) = (Date(), count)
-            }
-            if let idle = idleSeconds, Date().timeIntervalSince(lastMessage) >= idle { break }
-        }
-        report("promo watch: \(count) messages from \(topic)")
-    }
-}
-
-struct BacktestCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "backtest",
-        abstract: "Replay the input topics between two times through the processor and report accuracy per pre-sale day.",
-        discussion: """
-            Outside any live group: nothing is committed and nothing is produced. Joins the outcome topic and \
-            writes DIR/backtest.txt (the table) and DIR/backtest.html (the table and SVG charts, self-contained).
-            """)
-
-    @OptionGroup var kafka: KafkaOptions
-    @Option(help: "A dinop/1 weight file.") var model: String
-    @Option(help: "Replay inputs from this time (RFC 3339, e.g. 2026-10-20T00:00:00Z; default: the beginning).")
-    var from: String?
-    @Option(help: "Replay inputs up to this time (RFC 3339; default: now).") var to: String?
-    @Option(help: "Folder for the report.") var out = "backtest"
-    @Option(help: "Seconds the latest day waits for its buyer profile (as live).") var graceSeconds = 7200.0
-    @Option(help: "Days of the pre-sale window.") var presaleDays = 20
-    @Option(parsing: .upToNextOption, help: "Fit the naive baseline's multiple on these events (files or folders of an earlier promotion); without it, the multiple is fitted in hindsight on the replayed promotion's own outcomes (a baseline that knows more than it could have).")
-    var naiveTrain: [String] = []
-
-    func validate() throws {
-        try FlagCheck.seconds(graceSeconds, "--grace-seconds")
-        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
-    }
-
-    func run() throws {
-        func time(_ text: String?, _ fallback: Date) throws -> Int64 {
-            guard let text else { return Int64(fallback.timeIntervalSince1970 * 1000) }
-            guard let date = ISO8601DateFormatter().date(from: text) else {
-                throw ValidationError("\(text): expected an RFC 3339 time such as 2026-10-20T00:00:00Z")
-            }
-            return Int64(date.timeIntervalSince1970 * 1000)
-        }
-        let model = try loadModel(model)
-        BLAS.setThreads(1)
-        var replay = BacktestReplay(kafka: try kafka.config())
-        replay.processor.gracePeriodMs = Int64(graceSeconds * 1000)
-        replay.processor.presaleDays = presaleDays
-        let result = try replay.run(model: model, from: try time(from, Date(timeIntervalSince1970: 0)),
-                                    to: try time(to, Date()), log: { report("promo backtest: \($0)") })
-        var backtest = BacktestReport(asOf: result.asOf, outcomes: result.outcomes, industries: result.industries,
-                                      replayed: result.messages)
-        var naive = NaiveBaseline()
-        var records = result.records
-        for outcome in result.outcomes { records.apply(.outcome(outcome)) }
-        if naiveTrain.isEmpty {
-            naive.fit(LabelledItems(records: records.records).labelled)
-            backtest.addNaive(naive, records: records, note: String(format: "multiple %.2f fitted in hindsight on these outcomes", naive.multiple))
-        } else {
-            let training = try LabelledItems.load(naiveTrain, decoder: EventDecoder(presaleDays: presaleDays)) { _ in }
-            naive.fit(training.labelled)
-            backtest.addNaive(naive, records: records, note: String(format: "multiple %.2f fitted on %d items of --naive-train", naive.multiple, training.labelled.count))
-        }
-        let folder = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try Data((backtest.text + "\n").utf8).write(to: folder.appendingPathComponent("backtest.txt"))
-        try Data(backtest.html(title: "promo-stream backtest, model version \(model.version)").utf8)
-            .write(to: folder.appendingPathComponent("backtest.html"))
-        print(backtest.text)
-        report("promo backtest: wrote \(folder.path)/backtest.txt and backtest.html")
     }
 }
