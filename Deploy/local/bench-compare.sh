@@ -30,7 +30,10 @@ python3 - "$results" "$commit" "$rounds" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 for threads in sorted({int(r[1]) for r in rows}):
-    rate = {side: statistics.median(int(r[2]) for r in rows if r[0] == side and int(r[1]) == threads) for side in ("before", "after")}
-    print(f"processor alone, {threads} thread{'s' if threads > 1 else ''}: before ({sys.argv[2]}) {rate['before']:,.0f} events/s, "
-          f"after (working tree) {rate['after']:,.0f} events/s, after/before {rate['after'] / rate['before']:.3f} (median of {sys.argv[3]} runs each, in turns)")
+    runs = {side: sorted(int(r[2]) for r in rows if r[0] == side and int(r[1]) == threads) for side in ("before", "after")}
+    median = {side: statistics.median(rates) for side, rates in runs.items()}
+    print(f"processor alone, {threads} thread{'s' if threads > 1 else ''}: before ({sys.argv[2]}) {median['before']:,.0f} events/s "
+          f"({runs['before'][0]:,}–{runs['before'][-1]:,}), after (working tree) {median['after']:,.0f} events/s "
+          f"({runs['after'][0]:,}–{runs['after'][-1]:,}), after/before {median['after'] / median['before']:.3f} "
+          f"(medians of {sys.argv[3]} runs each, in turns)")
 PY

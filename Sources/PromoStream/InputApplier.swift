@@ -18,7 +18,7 @@ struct ApplyError: Error, CustomStringConvertible {
 /// Input messages → item inputs → changed item states: the event decoding and the field → vector mapping of the
 /// stream, in one place, and the rules for what an input changes (a duplicate changes nothing; a corrected day
 /// or a new buyer profile needs a recomputation).
-struct InputApplier {
+final class InputApplier {
     let decoder: EventDecoder
     let mapper: FeatureMapper
     let nDis: Int, nU: Int

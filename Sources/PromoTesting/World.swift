@@ -95,7 +95,7 @@ public func mismatches(_ predictions: [PredictionEvent], _ offline: [ItemKey: Pr
     var latest: [ItemKey: PredictionEvent] = [:]
     for p in predictions {
         let key = ItemKey(promotionID: p.promotionID, itemID: p.itemID)
-        if (latest[key]?.sequence ?? 0) < p.sequence! { latest[key] = p }
+        if (latest[key]?.sequence ?? 0) < (p.sequence ?? 0) { latest[key] = p }
     }
     return offline.keys.filter { key in
         guard let p = latest[key], let q = offline[key] else { return true }

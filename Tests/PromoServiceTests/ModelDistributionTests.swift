@@ -21,7 +21,7 @@ func latestPredictions(_ messages: [KafkaMessage]) -> [ItemKey: PredictionEvent]
     var latest: [ItemKey: PredictionEvent] = [:]
     for p in predictions(messages) {
         let key = ItemKey(promotionID: p.promotionID, itemID: p.itemID)
-        if (latest[key]?.sequence ?? 0) < p.sequence! { latest[key] = p }
+        if (latest[key]?.sequence ?? 0) < (p.sequence ?? 0) { latest[key] = p }
     }
     return latest
 }
@@ -92,12 +92,12 @@ extension BrokerTests {
             #expect(refused4?["reason"]?.contains("SHA-256") == true, "\(m.name): \(refused4?.fields ?? [:])")
         }
         // Still version 2: a corrected day of one item is predicted by version 2.
-        let sales = world.events.last { $0.topic == "promo.daily-sales" }!
+        let sales = try #require(world.events.last { $0.topic == "promo.daily-sales" })
         guard case .sales(var corrected) = try EventDecoder().decode(sales.value) else { Issue.record("not a sales event"); return }
         corrected.sales["views"] = (corrected.sales["views"] ?? 0) + 1000
         try produce(broker, [(sales.topic, sales.key, Event.sales(corrected).encoded())])
         let correctedKey = ItemKey(promotionID: corrected.promotionID, itemID: corrected.itemID)
-        let before = latestPredictions(reader.messages)[correctedKey]!.sequence!
+        let before = try #require(latestPredictions(reader.messages)[correctedKey]?.sequence)
         #expect(try reader.read(timeout: 60) { (latestPredictions($0)[correctedKey]?.sequence ?? 0) > before })
         #expect(latestPredictions(reader.messages)[correctedKey]?.modelVersion == 2)
         #expect(!predictions(reader.messages).contains { $0.modelVersion > 2 })

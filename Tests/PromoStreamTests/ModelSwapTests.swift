@@ -44,7 +44,7 @@ func swapRecomputesEveryItem() throws {
     let firstBatch = try latestPredictions(out)
     #expect(firstBatch.count == 40 && firstBatch.values.allSatisfy { $0.modelVersion == next.version })
     let hottest = hot.filter { firstBatch[$0.key] == nil }.map(\.sequence).max() ?? 0
-    #expect(firstBatch.values.allSatisfy { $0.sequence! - 1 >= hottest }, "most active first")
+    #expect(firstBatch.values.allSatisfy { ($0.sequence ?? 0) - 1 >= hottest }, "most active first")
     var calls = 1
     while processor.staleCount > 0 {
         out += processor.process([], nowMs: options.gracePeriodMs)

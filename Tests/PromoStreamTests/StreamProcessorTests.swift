@@ -51,7 +51,7 @@ func latestPredictions(_ records: [OutputRecord]) throws -> [ItemKey: Prediction
     for record in records where record.kind == .prediction {
         guard case .prediction(let p) = try EventDecoder().decode(record.value) else { continue }
         let key = ItemKey(promotionID: p.promotionID, itemID: p.itemID)
-        if (latest[key]?.sequence ?? 0) < p.sequence! { latest[key] = p }
+        if (latest[key]?.sequence ?? 0) < (p.sequence ?? 0) { latest[key] = p }
     }
     return latest
 }
@@ -90,7 +90,7 @@ func streamingEqualsOffline(hotItems: Int) throws {
         #expect(p.daysWithoutBuyers == record.days.filter { record.buyers[$0] == nil })
     }
     // Some items took several batches, so they were advanced incrementally rather than computed at once.
-    #expect(latest.values.contains { $0.sequence! > 3 })
+    #expect(latest.values.contains { ($0.sequence ?? 0) > 3 })
 }
 
 @Test("a late day recomputes the item, a duplicate changes nothing, a corrected day recomputes it")
@@ -112,8 +112,8 @@ func lateDuplicateAndCorrectedDays() throws {
     #expect(withoutLate.daysSeen == item.days.count - 1)
     out = processor.process(mine.filter { day($0) == lateDay }, nowMs: 0)
     let afterLate = try #require(try latestPredictions(out)[item.key])
-    expectClose(afterLate, stream.offline[item.key]!)
-    #expect(afterLate.sequence! > withoutLate.sequence!)
+    expectClose(afterLate, try #require(stream.offline[item.key]))
+    #expect((afterLate.sequence ?? 0) > (withoutLate.sequence ?? 0))
 
     // The same events again: no prediction, no changelog record.
     #expect(processor.process(mine, nowMs: 0).isEmpty)
@@ -182,7 +182,8 @@ func restoreFromChangelog() throws {
     for (key, p) in a {
         #expect(p.sequence == b[key]?.sequence)
         // Restored items are kept compactly and recomputed from their stored days: equal up to float rounding.
-        #expect(abs(p.gmv - b[key]!.gmv) <= 1e-4 * max(1, p.gmv))
+        let reference = try #require(b[key])
+        #expect(abs(p.gmv - reference.gmv) <= 1e-4 * max(1, p.gmv))
     }
 }
 
