@@ -4,7 +4,7 @@
 
     dashboard-picture.py --ports 9464,9465 --out Docs/dashboard.png [--max-seconds 900]
 
-Scrapes every second while any member answers (waits up to 5 minutes for the first), then draws. Rates are over
+Scrapes every second while any member answers (waits up to 20 minutes for the first: the demo builds first), then draws. Rates are over
 10 s (the dashboard's 1m/5m windows are longer than the demo's stream); quantiles from the histogram buckets as
 Prometheus's histogram_quantile computes them."""
 import argparse, collections, re, sys, time, urllib.request
@@ -38,7 +38,7 @@ def collect(ports, max_seconds):
                 samples.append((t, p, values))
         if any(v is not None for v in answers.values()):
             seen = True
-        elif seen or t > 300:
+        elif seen or t > 1200:
             break
         time.sleep(1)
     return samples
