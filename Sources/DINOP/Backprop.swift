@@ -74,6 +74,8 @@ struct BatchPass<T: DINOPScalar> {
                                   with: item.dayInputs[(t * k)..<((t + 1) * k)])
             }
         }
+        // Each item's market, in batch order (row p of every day's block is item order[p]).
+        let markets = order.map { Int32(items[$0].market ?? -1) }
         z = Array(repeating: 0, count: rows * hd); r = z; n = z; h = z
         e = Array(repeating: 0, count: rows * a)
         score = Array(repeating: 0, count: rows)
@@ -88,7 +90,10 @@ struct BatchPass<T: DINOPScalar> {
                 let out = StepOutputs(z: z.baseAddress! + o * hd, r: r.baseAddress! + o * hd, n: n.baseAddress! + o * hd,
                                       h: h.baseAddress! + o * hd, e: e.baseAddress! + o * a, score: s.baseAddress! + o)
                 let hPrev = t == 0 ? zeros.baseAddress! : UnsafePointer(h.baseAddress! + offsets[t - 1] * hd)
-                net.step(rows: active[t], x: x.baseAddress! + o * k, hPrev: hPrev, out: out, workspace: &workspace)
+                markets.withUnsafeBufferPointer { markets in
+                    net.step(rows: active[t], x: x.baseAddress! + o * k, hPrev: hPrev,
+                             markets: net.marketBias.isEmpty ? nil : markets.baseAddress!, out: out, workspace: &workspace)
+                }
             }}}}}}}}
         }
 
@@ -411,6 +416,20 @@ struct BatchPass<T: DINOPScalar> {
                 let spec = layout.require(name)
                 for row in 0..<rows {
                     for j in 0..<spec.count { gradient.values[spec.offset + j] += dGates[row * g + start + j] }
+                }
+            }
+            // market-embedding: column m is a bias of market m's rows only.
+            let marketCount = layout.config.markets.count
+            for (name, start) in Network<T>.marketBlocks(layout) {
+                let spec = layout.require(name)
+                for t in active.indices {
+                    for p in 0..<active[t] {
+                        guard let m = items[order[p]].market else { continue }
+                        let row = offsets[t] + p
+                        for j in 0..<spec.shape[0] {
+                            gradient.values[spec.offset + j * marketCount + m] += dGates[row * g + start + j]
+                        }
+                    }
                 }
             }
         }

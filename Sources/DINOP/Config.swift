@@ -34,9 +34,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Per numeric group, the names that take `log1p`.
     public var log1p: [String: [String]]
     public var heads: [String]
+    /// MARKETS.md's extensions present (`market-embedding`, …); empty for MODEL.md's model (`dinop/1`).
+    public var extensions: [String] = []
+    /// The market ids an extension's market-indexed tensors have a column or row for, in order.
+    public var markets: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case hidden, attention, features, log1p, heads
+        case hidden, attention, features, log1p, heads, extensions, markets
         case siiFields = "sii_fields"
     }
 
@@ -58,7 +62,42 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         features = try c.decode([String: [String]].self, forKey: .features)
         log1p = try c.decodeIfPresent([String: [String]].self, forKey: .log1p) ?? [:]
         heads = try c.decodeIfPresent([String].self, forKey: .heads) ?? Head.allCases.map(\.rawValue)
+        extensions = try c.decodeIfPresent([String].self, forKey: .extensions) ?? []
+        markets = try c.decodeIfPresent([String].self, forKey: .markets) ?? []
     }
+
+    /// MODEL.md's keys always; the extension keys only when there is an extension, so that a `dinop/1` file's
+    /// config text stays what it was.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(hidden, forKey: .hidden)
+        try c.encode(attention, forKey: .attention)
+        try c.encode(siiFields, forKey: .siiFields)
+        try c.encode(features, forKey: .features)
+        try c.encode(log1p, forKey: .log1p)
+        try c.encode(heads, forKey: .heads)
+        if !extensions.isEmpty {
+            try c.encode(extensions, forKey: .extensions)
+            try c.encode(markets, forKey: .markets)
+        }
+    }
+
+    /// The extensions this reader implements (MARKETS.md); a file naming another is refused, by name.
+    public static let implementedExtensions: Set<String> = [ModelExtension.marketEmbedding]
+    /// Every extension MARKETS.md and BOP.md name.
+    public static let knownExtensions: Set<String> = ["market-embedding", "domain-attention", "competition", "bop"]
+
+    public func has(extension name: String) -> Bool { extensions.contains(name) }
+
+    /// Position of an item's market id in `markets` (exact, case-sensitive); nil for a missing, empty or unlisted
+    /// id, whose market-indexed terms are left out.
+    public func marketIndex(_ id: String?) -> Int? {
+        guard let id, !id.isEmpty else { return nil }
+        return markets.firstIndex(of: id)
+    }
+
+    /// The `market` field's position in `sii_fields`, which every market extension reads.
+    public var marketField: Int? { siiFields.firstIndex(of: "market") }
 
     /// The paper's sizes and the feature names the project's events carry.
     public static let `default` = ModelConfig(
@@ -116,7 +155,24 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw fail("unknown head \"\(name)\" (known: gmv, bsp, ss, ja)")
         }
         guard !heads.isEmpty else { throw fail("heads must not be empty") }
+        guard Set(extensions).count == extensions.count else { throw fail("extensions has duplicates") }
+        for name in extensions where !Self.knownExtensions.contains(name) {
+            throw fail("unknown extension \"\(name)\" (known: \(Self.knownExtensions.sorted().joined(separator: ", ")))")
+        }
+        for name in extensions where !Self.implementedExtensions.contains(name) {
+            throw fail("extension \"\(name)\" is not implemented by this reader (it implements \(Self.implementedExtensions.sorted().joined(separator: ", ")))")
+        }
+        guard Set(markets).count == markets.count else { throw fail("markets has duplicates") }
+        guard !markets.contains("") else { throw fail("markets has an empty id") }
+        if !extensions.isEmpty && extensions != ["bop"] {
+            guard marketField != nil else { throw fail("extensions \(extensions) read each item's market: sii_fields must list \"market\"") }
+        }
     }
+}
+
+/// The extension names of MARKETS.md.
+public enum ModelExtension {
+    public static let marketEmbedding = "market-embedding"
 }
 
 /// Layer sizes that the weight file's tensor shapes carry rather than its config.

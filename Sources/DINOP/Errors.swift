@@ -12,7 +12,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidConfig(let why): "invalid model config: \(why)"
         case .notSafetensors(let why): "not a safetensors file: \(why)"
-        case .wrongFormat(let why): "not a dinop/1 weight file: \(why)"
+        case .wrongFormat(let why): "not a DINOP weight file (dinop/1, or dinop/2 with extensions): \(why)"
         case .missingTensor(let name): "weight file lacks tensor \"\(name)\""
         case .shapeMismatch(let name, let expected, let found):
             "tensor \"\(name)\" has shape \(found), the config requires \(expected)"

@@ -125,6 +125,8 @@ public struct EncodedItem<T: DINOPScalar>: Sendable {
     public var dayInputs: [T]
     public var dayCount: Int
     public var act: [T]?
+    /// The item's position in `markets` (MARKETS.md `m`), nil when none: its market terms are left out.
+    public var market: Int? = nil
 }
 
 extension Network {
@@ -148,7 +150,8 @@ extension Network {
             }
         }
         let act = config.has(.ja) ? item.act.map { normaliser.normalise(.act, $0) } : nil
+        let market = config.extensions.isEmpty ? nil : config.marketField.flatMap { config.marketIndex(item.sii[$0]) }
         return EncodedItem(rows: rows, sis: normaliser.normalise(.sis, item.sis), su: su,
-                           dayInputs: inputs, dayCount: item.days.count, act: act)
+                           dayInputs: inputs, dayCount: item.days.count, act: act, market: market)
     }
 }

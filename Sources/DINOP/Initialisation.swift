@@ -33,7 +33,11 @@ extension DINOPModel {
         var rng = SeededGenerator(seed: seed)
         var values = [Float](repeating: 0, count: layout.count)
         for spec in layout.specs {
-            if spec.name.hasSuffix(".norm.std") {
+            if spec.name.hasPrefix("mkt.") {
+                // Market terms start at zero: the pre-trained model begins as the pooled one, and each market's
+                // columns move only as far as its items pull them.
+                continue
+            } else if spec.name.hasSuffix(".norm.std") {
                 for i in spec.range { values[i] = 1 }
             } else if spec.name.hasPrefix("sii.emb.") {
                 for i in spec.range { values[i] = Float(0.1 * rng.normal()) }

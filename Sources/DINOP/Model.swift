@@ -2,7 +2,9 @@ import Foundation
 
 /// A DINOP model: its float32 parameters and the version metadata of its weight file.
 public struct DINOPModel: Sendable {
+    /// MODEL.md's format; a file with any MARKETS.md extension is `formatWithExtensions`.
     public static let format = "dinop/1"
+    public static let formatWithExtensions = "dinop/2"
 
     public var parameters: Parameters<Float>
     public var version: Int
@@ -35,7 +37,9 @@ public struct DINOPModel: Sendable {
     public init(safetensors data: Data) throws {
         let (tensors, metadata) = try Safetensors.read(data)
         guard let format = metadata["format"] else { throw ModelError.wrongFormat("metadata has no \"format\"") }
-        guard format == Self.format else { throw ModelError.wrongFormat("format is \"\(format)\", expected \"\(Self.format)\"") }
+        guard format == Self.format || format == Self.formatWithExtensions else {
+            throw ModelError.wrongFormat("format is \"\(format)\", expected \"\(Self.format)\" or \"\(Self.formatWithExtensions)\"")
+        }
         guard let configText = metadata["config"] else { throw ModelError.wrongFormat("metadata has no \"config\"") }
         let config: ModelConfig
         do {
@@ -44,6 +48,17 @@ public struct DINOPModel: Sendable {
             throw ModelError.wrongFormat("metadata \"config\" does not decode: \(error)")
         }
         try config.validate()
+        if format == Self.format {
+            guard config.extensions.isEmpty else {
+                throw ModelError.wrongFormat("a \(Self.format) file lists extensions \(config.extensions); a file with extensions is \(Self.formatWithExtensions)")
+            }
+        } else {
+            guard !config.extensions.isEmpty else {
+                throw ModelError.wrongFormat("a \(Self.formatWithExtensions) file lists no extension (without one a file is \(Self.format))")
+            }
+            let keys = (try? JSONSerialization.jsonObject(with: Data(configText.utf8))) as? [String: Any]
+            guard keys?["markets"] != nil else { throw ModelError.wrongFormat("a \(Self.formatWithExtensions) config has no \"markets\"") }
+        }
         // Versions name what predictions were made by (`model_version` ≥ 1 in prediction/1).
         guard let version = Int(metadata["version"] ?? ""), version >= 1 else {
             throw ModelError.wrongFormat("metadata \"version\" is not a positive integer: \"\(metadata["version"] ?? "")\"")
@@ -87,8 +102,13 @@ public struct DINOPModel: Sendable {
             }
             parameters.values.replaceSubrange(spec.range, with: tensor.values)
         }
+        let extra = tensors.filter { layout.spec($0.key) == nil }
+        // MARKETS.md: a dinop/2 reader refuses tensors it does not implement (a dinop/1 file's are kept as they are).
+        if format == Self.formatWithExtensions, let unknown = extra.keys.sorted().first {
+            throw ModelError.wrongFormat("tensor \"\(unknown)\" is not part of extensions \(config.extensions) as this reader implements them")
+        }
         self.init(parameters: parameters, version: version, parent: parentText.isEmpty ? nil : Int(parentText),
-                  extraTensors: tensors.filter { layout.spec($0.key) == nil })
+                  extraTensors: extra)
         // Every reader of a weight file (the CLI, a member adopting a version, publishing) refuses weights that
         // cannot serve, instead of failing later on every item.
         try checkOrdinaryPredictions()
@@ -100,7 +120,7 @@ public struct DINOPModel: Sendable {
             tensors[spec.name] = StoredTensor(shape: spec.shape, values: Array(parameters.values[spec.range]))
         }
         return Safetensors.write(tensors: tensors, metadata: [
-            "format": Self.format,
+            "format": config.extensions.isEmpty ? Self.format : Self.formatWithExtensions,
             "config": config.jsonString,
             "version": String(version),
             "parent": parent.map(String.init) ?? "",

@@ -18,6 +18,9 @@ public struct Network<T: DINOPScalar>: Sendable {
     public let representationWidth: Int
 
     var inputWeight: [T], inputBias: [T]
+    /// Per market m, `inputBias` plus column m of `mkt.gru.{z,r,n}` and `mkt.att` (MARKETS.md `market-embedding`):
+    /// a row of market m starts its pre-activations from it, so the market term costs nothing per step.
+    var marketBias: [[T]]
     var recurrentZR: [T], recurrentN: [T]
     var attentionH: [T], attentionV: [T]
     /// Heads present, each with its column range in the fused hidden layer.
@@ -46,6 +49,18 @@ public struct Network<T: DINOPScalar>: Sendable {
         }
         inputWeight = fused
         inputBias = Array(parameters["gru.z.b"] + parameters["gru.r.b"] + parameters["gru.n.b"] + parameters["att.b"])
+        marketBias = []
+        if config.has(extension: ModelExtension.marketEmbedding) {
+            let markets = config.markets.count
+            let columns = Self.marketBlocks(layout).map { ($0.start, layout.require($0.name)) }
+            for m in 0..<markets {
+                var bias = inputBias
+                for (start, spec) in columns {
+                    for j in 0..<spec.shape[0] { bias[start + j] += parameters.values[spec.offset + j * markets + m] }
+                }
+                marketBias.append(bias)
+            }
+        }
         recurrentZR = Array(parameters["gru.z.u"] + parameters["gru.r.u"])
         recurrentN = Array(parameters["gru.n.u"])
         attentionH = Array(parameters["att.w_h"])
@@ -86,6 +101,13 @@ public struct Network<T: DINOPScalar>: Sendable {
         blocks.append(FusedBlock(spec: layout.require("att.w_du"), row: 3 * h, column: nDis))
         blocks.append(FusedBlock(spec: layout.require("att.w_su"), row: 3 * h, column: nDis + nU))
         return blocks
+    }
+
+    /// Each `market-embedding` tensor and the first row of its block in the fused pre-activations `[z | r | n | att]`.
+    static func marketBlocks(_ layout: ParameterLayout) -> [(name: String, start: Int)] {
+        guard layout.config.has(extension: ModelExtension.marketEmbedding) else { return [] }
+        let h = layout.config.hidden
+        return [("mkt.gru.z", 0), ("mkt.gru.r", h), ("mkt.gru.n", 2 * h), ("mkt.att", 3 * h)]
     }
 
     /// Total hidden units of all heads.
@@ -147,8 +169,10 @@ extension Network {
     ///
     /// `x` is `rows × inputWidth` (`[x_dis | x_du | x_su]`), `hPrev` `rows × H`. Writes z, r, n, h', tanh of the
     /// attention pre-activation and the score into `out`. Five GEMMs; the element-wise work is vectorised.
-    func step(rows: Int, x: UnsafePointer<T>, hPrev: UnsafePointer<T>, out: StepOutputs<T>,
-              workspace: inout StepWorkspace<T>) {
+    ///
+    /// `markets`: each row's market (MARKETS.md `m`, −1 for none), or nil when no row has one.
+    func step(rows: Int, x: UnsafePointer<T>, hPrev: UnsafePointer<T>, markets: UnsafePointer<Int32>? = nil,
+              out: StepOutputs<T>, workspace: inout StepWorkspace<T>) {
         let h = hidden, a = attention, g = gateWidth
         workspace.gates.withUnsafeMutableBufferPointer { gatesBuffer in
         workspace.recurrent.withUnsafeMutableBufferPointer { recurrentBuffer in
@@ -159,7 +183,10 @@ extension Network {
             let reset = resetBuffer.baseAddress!, candidate = candidateBuffer.baseAddress!
             let attentionIn = attentionBuffer.baseAddress!
             // Input projections of all gates and the attention, bias included.
-            for i in 0..<rows { (gates + i * g).update(from: inputBias, count: g) }
+            for i in 0..<rows {
+                let m = markets.map { Int($0[i]) } ?? -1
+                (gates + i * g).update(from: m >= 0 ? marketBias[m] : inputBias, count: g)
+            }
             inputWeight.withUnsafeBufferPointer {
                 T.linear(rows: rows, out: g, in: inputWidth, x, ldx: inputWidth, weight: $0.baseAddress!,
                          ldw: inputWidth, accumulate: true, gates, ldy: g)

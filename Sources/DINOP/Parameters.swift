@@ -88,6 +88,11 @@ public struct ParameterLayout: Equatable, Sendable {
             try add("head.\(head.rawValue).fc2.weight", [head.outputs, hk], decays: true)
             try add("head.\(head.rawValue).fc2.bias", [head.outputs])
         }
+        // MARKETS.md `market-embedding`: column m joins the pre-activations of z, r, n and the attention score.
+        if config.has(extension: ModelExtension.marketEmbedding) {
+            for gate in ["z", "r", "n"] { try add("mkt.gru.\(gate)", [h, config.markets.count]) }
+            try add("mkt.att", [a, config.markets.count])
+        }
         self.specs = specs
         self.count = offset
         self.index = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.name, $0) })

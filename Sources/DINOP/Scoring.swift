@@ -27,6 +27,8 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
     /// Encoded static inputs: `e_sii`, `e_sis`, `e_act` (zeros without an activity). `x_su` rides in each day's row.
     public var sii: [T] = [], sis: [T] = [], act: [T] = []
     public var hasActivity: [Bool] = []
+    /// Each item's market (MARKETS.md `m`, −1 for none).
+    public var markets: [Int32] = []
 
     public init(network: Network<T>) { hidden = network.hidden }
 
@@ -46,6 +48,7 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
         acc += repeatElement(0, count: n * hidden)
         maxScore += repeatElement(-.infinity, count: n)
         scoreSum += repeatElement(0, count: n)
+        markets += items.map { Int32($0.market ?? -1) }
         let embeddingWidth = dims.embeddingWidths.reduce(0, +)
         var embedding = [T](repeating: 0, count: n * embeddingWidth)
         var encoded = [T](repeating: 0, count: n * Swift.max(dSii, dSis, dAct))
@@ -112,7 +115,13 @@ public struct Scorer<T: DINOPScalar> {
             let out = StepOutputs(z: z.baseAddress!, r: r.baseAddress!, n: n.baseAddress!, h: hNew.baseAddress!,
                                   e: e.baseAddress!, score: scores.baseAddress!)
             let hPrev = hBuffer.baseAddress! + first * hd
-            network.step(rows: rows, x: x, hPrev: hPrev, out: out, workspace: &workspace)
+            if network.marketBias.isEmpty {
+                network.step(rows: rows, x: x, hPrev: hPrev, out: out, workspace: &workspace)
+            } else {
+                batch.markets.withUnsafeBufferPointer {
+                    network.step(rows: rows, x: x, hPrev: hPrev, markets: $0.baseAddress! + first, out: out, workspace: &workspace)
+                }
+            }
             hPrev.update(from: out.h, count: rows * hd)
         }}}}}}}
         batch.acc.withUnsafeMutableBufferPointer { acc in

@@ -4,7 +4,7 @@ import PromoEvents
 /// A feature config file (`promo train|evaluate --config FILE`): the weight file's `config` object, every key optional.
 ///
 /// `{"hidden": H, "attention": A, "sii_fields": [...], "features": {"sis": [...], ...}, "log1p": {"sis": [...]},
-///   "heads": [...]}`. A key that is present replaces the base's value; a group named under `features` replaces that
+///   "heads": [...], "extensions": [...], "markets": [...]}` (MARKETS.md's extensions). A key that is present replaces the base's value; a group named under `features` replaces that
 /// group's names, and its `log1p` list, when not given, keeps the base's log1p names that are still features of the
 /// group. Unknown keys and groups are refused by name, so a typo never trains a model on the defaults.
 public struct ConfigFile: Sendable, Equatable {
@@ -14,8 +14,10 @@ public struct ConfigFile: Sendable, Equatable {
     public var features: [String: [String]] = [:]
     public var log1p: [String: [String]] = [:]
     public var heads: [String]?
+    public var extensions: [String]?
+    public var markets: [String]?
 
-    static let keys: Set<String> = ["hidden", "attention", "sii_fields", "features", "log1p", "heads"]
+    static let keys: Set<String> = ["hidden", "attention", "sii_fields", "features", "log1p", "heads", "extensions", "markets"]
 
     public init(bytes: [UInt8]) throws(ModelError) {
         let value: JSONValue
@@ -64,6 +66,8 @@ public struct ConfigFile: Sendable, Equatable {
         features = try groups("features")
         log1p = try groups("log1p")
         heads = try map["heads"].map { v throws(ModelError) in try strings(v, "heads") }
+        extensions = try map["extensions"].map { v throws(ModelError) in try strings(v, "extensions") }
+        markets = try map["markets"].map { v throws(ModelError) in try strings(v, "markets") }
     }
 
     /// `base` with this file's keys applied; validated.
@@ -73,6 +77,8 @@ public struct ConfigFile: Sendable, Equatable {
         if let attention { config.attention = attention }
         if let siiFields { config.siiFields = siiFields }
         if let heads { config.heads = heads }
+        if let extensions { config.extensions = extensions }
+        if let markets { config.markets = markets }
         for (group, names) in features {
             config.features[group] = names
             if log1p[group] == nil { config.log1p[group] = (base.log1p[group] ?? []).filter(names.contains) }

@@ -93,7 +93,7 @@ public enum ModelPackageError: Error, CustomStringConvertible, Equatable {
             "version \(v): the chunks hold \(found) bytes, the announcement says \(announced)"
         case .checksumMismatch(let v, let announced, let found):
             "version \(v): SHA-256 of the chunks is \(found), the announcement says \(announced)"
-        case .notAModel(let v, let why): "version \(v): the chunks are not a dinop/1 weight file: \(why)"
+        case .notAModel(let v, let why): "version \(v): the chunks are not a DINOP weight file: \(why)"
         case .versionMismatch(let announced, let file): "announced as version \(announced), the weight file says \(file)"
         }
     }

@@ -5,13 +5,16 @@ import Testing
 @Suite("Backpropagation")
 struct GradientTests {
     /// Central finite differences in float64 against the analytic gradient, for every trainable tensor.
-    @Test("finite-difference check of every parameter group", arguments: GMVLoss.allCases)
-    func finiteDifferences(gmvLoss: GMVLoss) throws {
-        let config = smallConfig()
+    @Test("finite-difference check of every parameter group (also market-embedding's columns)",
+          arguments: GMVLoss.allCases, [false, true])
+    func finiteDifferences(gmvLoss: GMVLoss, markets: Bool) throws {
+        let config = markets ? smallMarketConfig() : smallConfig()
         let layout = try ParameterLayout(config: config, dims: smallDims(config))
         let parameters = randomParameters(layout, seed: 11, scale: 1.5).converted(to: Double.self)
         var rng = SeededGenerator(seed: 12)
-        let raw = [0, 1, 3, 6, 2, 6].map { randomItem(config, days: $0, rng: &rng, activity: $0 != 2) }
+        var raw = [0, 1, 3, 6, 2, 6].map { randomItem(config, days: $0, rng: &rng, activity: $0 != 2) }
+        // Four items of three listed markets (two share one), the others as drawn (mostly unlisted or none).
+        if markets { for (i, id) in ["id-1", "id-2", "id-2", "id-5"].enumerated() { raw[i + 1].sii[0] = id } }
         let labels = raw.indices.map { i in
             ItemLabels(gmv: exp(2 + rng.normal()), bestSeller: i % 2 == 0, slot: 1 + i % 10, joinedActivity: i % 3 == 0)
         }
@@ -45,6 +48,11 @@ struct GradientTests {
                 let f = config.siiFields.firstIndex(of: String(spec.name.dropFirst("sii.emb.".count)))!
                 let used = Set(pass.items.map { $0.rows[f] })
                 candidates = candidates.filter { used.contains(($0 - spec.offset) / spec.shape[1]) }
+            }
+            // A market's column moves only when an item of that market is in the batch.
+            if spec.name.hasPrefix("mkt.") {
+                let used = Set(pass.items.compactMap(\.market))
+                candidates = candidates.filter { used.contains(($0 - spec.offset) % spec.shape[1]) }
             }
             var sawNonZero = false
             for _ in 0..<min(6, candidates.count) {

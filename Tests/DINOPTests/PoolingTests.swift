@@ -5,13 +5,15 @@ import Testing
 @Suite("Attention pooling and batching")
 struct PoolingTests {
     /// MODEL.md: incremental (online-softmax) pooling agrees with the batch formula to 1e-5 relative.
-    @Test("incremental pooling equals the batch formula", arguments: [(16, 8, 1 as UInt64), (128, 64, 2)])
-    func incrementalMatchesBatch(hidden: Int, attention: Int, seed: UInt64) throws {
-        let config = smallConfig(hidden: hidden, attention: attention)
+    @Test("incremental pooling equals the batch formula (also with market-embedding)",
+          arguments: [(16, 8, 1 as UInt64, false), (128, 64, 2, false), (16, 8, 3, true)])
+    func incrementalMatchesBatch(hidden: Int, attention: Int, seed: UInt64, markets: Bool) throws {
+        let config = markets ? smallMarketConfig(hidden: hidden, attention: attention) : smallConfig(hidden: hidden, attention: attention)
         let layout = try ParameterLayout(config: config, dims: smallDims(config))
         let network = Network(randomParameters(layout, seed: seed, scale: 2))
         var rng = SeededGenerator(seed: seed + 100)
         let items = (0...30).map { days in network.encode(randomItem(config, days: days, rng: &rng)) }
+        if markets { #expect(items.contains { $0.market != nil } && items.contains { $0.market == nil }) }
 
         // The batch form, over all items at once.
         var pass = BatchPass(network: network, items: items, labels: items.map { _ in ItemLabels() })

@@ -10,6 +10,15 @@ func smallConfig(hidden: Int = 6, attention: Int = 4, heads: [Head] = Head.allCa
     return config
 }
 
+/// `smallConfig` with MARKETS.md's `market-embedding` over eight markets: of `randomItem`'s market ids ("id-0" …
+/// "id-19", or none) about 40% are listed, the others take the shared parts alone.
+func smallMarketConfig(hidden: Int = 6, attention: Int = 4) -> ModelConfig {
+    var config = smallConfig(hidden: hidden, attention: attention)
+    config.extensions = [ModelExtension.marketEmbedding]
+    config.markets = (0..<8).map { "id-\($0)" }
+    return config
+}
+
 func smallDims(_ config: ModelConfig, width: Int = 5, headHidden: Int = 4) -> ModelDimensions {
     ModelDimensions(
         embeddingRows: [7, 5, 11, 3], embeddingWidths: [3, 2, 3, 2], siiWidth: width, sisWidth: width,

@@ -58,9 +58,13 @@ struct WeightFileTests {
         let truncated = try model().safetensors().dropLast(4)
         #expect(throws: ModelError.self) { try DINOPModel(safetensors: Data(truncated)) }
 
-        let wrongFormat = try rewrite { _, metadata in metadata["format"] = "dinop/2" }
-        #expect(throws: ModelError.wrongFormat("format is \"dinop/2\", expected \"dinop/1\"")) {
+        let wrongFormat = try rewrite { _, metadata in metadata["format"] = "dinop/3" }
+        #expect(throws: ModelError.wrongFormat("format is \"dinop/3\", expected \"dinop/1\" or \"dinop/2\"")) {
             try DINOPModel(safetensors: wrongFormat)
+        }
+        let noExtension = try rewrite { _, metadata in metadata["format"] = "dinop/2" }
+        #expect(throws: ModelError.wrongFormat("a dinop/2 file lists no extension (without one a file is dinop/1)")) {
+            try DINOPModel(safetensors: noExtension)
         }
         let noFormat = try rewrite { _, metadata in metadata = [:] }
         #expect(throws: ModelError.wrongFormat("metadata has no \"format\"")) { try DINOPModel(safetensors: noFormat) }
@@ -96,5 +100,79 @@ struct WeightFileTests {
         #expect(throws: ModelError.self) {
             try DINOPModel(contentsOf: URL(fileURLWithPath: "/nonexistent/model.safetensors"))
         }
+    }
+}
+
+@Suite("Weight files with MARKETS.md extensions")
+struct ExtensionWeightFileTests {
+    func marketModel() throws -> DINOPModel {
+        let config = smallMarketConfig()
+        let layout = try ParameterLayout(config: config, dims: smallDims(config))
+        return DINOPModel(parameters: randomParameters(layout, seed: 21), version: 3)
+    }
+
+    /// The model's file with its metadata and tensors changed by `transform`.
+    func rewritten(_ model: DINOPModel, _ transform: (inout [String: StoredTensor], inout [String: String]) throws -> Void) throws -> Data {
+        var (tensors, metadata) = try Safetensors.read(model.safetensors())
+        try transform(&tensors, &metadata)
+        return Safetensors.write(tensors: tensors, metadata: metadata)
+    }
+
+    /// The config of a file as a JSON object, changed by `transform`, back as text.
+    func config(_ metadata: [String: String], _ transform: (inout [String: Any]) -> Void) throws -> String {
+        var object = try #require(JSONSerialization.jsonObject(with: Data((metadata["config"] ?? "").utf8)) as? [String: Any])
+        transform(&object)
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: .sortedKeys), as: UTF8.self)
+    }
+
+    @Test("a market-embedding model is dinop/2 with its market tensors, and reads back bit-identically")
+    func roundTrip() throws {
+        let original = try marketModel()
+        let bytes = original.safetensors()
+        let (tensors, metadata) = try Safetensors.read(bytes)
+        #expect(metadata["format"] == "dinop/2")
+        #expect(tensors["mkt.gru.z"]?.shape == [6, 8] && tensors["mkt.att"]?.shape == [4, 8])
+        let loaded = try DINOPModel(safetensors: bytes)
+        #expect(loaded.config == original.config && loaded.config.markets.count == 8)
+        #expect(loaded.parameters.values.map(\.bitPattern) == original.parameters.values.map(\.bitPattern))
+        #expect(loaded.safetensors() == bytes)
+    }
+
+    @Test("a file without extensions keeps MODEL.md's config text and format exactly")
+    func plainUnchanged() throws {
+        let config = smallConfig()
+        let model = try DINOPModel.random(config: config, dims: smallDims(config), seed: 4)
+        let (_, metadata) = try Safetensors.read(model.safetensors())
+        #expect(metadata["format"] == "dinop/1")
+        #expect(!(metadata["config"] ?? "").contains("extensions") && !(metadata["config"] ?? "").contains("markets"))
+    }
+
+    @Test("extension files that break MARKETS.md are refused, naming what is wrong")
+    func refusals() throws {
+        let model = try marketModel()
+        func refusal(_ transform: (inout [String: StoredTensor], inout [String: String]) throws -> Void) throws -> String {
+            let data = try rewritten(model, transform)
+            do {
+                _ = try DINOPModel(safetensors: data)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(try refusal { _, m in m["format"] = "dinop/1" }.contains("lists extensions"))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = ["market-embedding", "colour"] } }
+            .contains("unknown extension \"colour\""))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = ["market-embedding", "competition"] } }
+            .contains("extension \"competition\" is not implemented"))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = [String]() } }
+            .contains("lists no extension"))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["markets"] = nil } }.contains("has no \"markets\""))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["markets"] = ["cn", "cn"] } }.contains("markets has duplicates"))
+        #expect(try refusal { t, _ in t["mkt.gru.q"] = StoredTensor(shape: [1], values: [0]) }.contains("tensor \"mkt.gru.q\""))
+        #expect(try refusal { t, _ in t["mkt.att"] = StoredTensor(shape: [4, 7], values: Array(repeating: 0, count: 28)) }
+            .contains("mkt.att"))
+        #expect(try refusal { _, m in
+            m["config"] = try config(m) { $0["sii_fields"] = ["region", "industry", "seller", "brand"] }
+        }.contains("must list \"market\""))
     }
 }

@@ -3,8 +3,10 @@
 
     python3 dinop_reference.py --out DIR [--seed 7] [--items 40] [--hidden 16]
                                [--attention 8] [--max-days 12] [--check-incremental]
+                               [--markets cn,sea]
 
-Writes DIR/model.safetensors (random dinop/1 model), DIR/events.jsonl (shuffled
+Writes DIR/model.safetensors (random dinop/1 model; with --markets a dinop/2 model with
+MARKETS.md's market-embedding over those markets — items of other markets take the shared parts alone), DIR/events.jsonl (shuffled
 input events), DIR/expected.jsonl (float64 predictions per item) and
 DIR/labels.json (label-function cases). Predictions are computed from the
 weights as read back from the written file (float32 cast up to float64).
@@ -36,8 +38,9 @@ HEADS = {"gmv": 1, "bsp": 1, "ss": N_SLOTS, "ja": 1}
 
 
 # ---------------------------------------------------------------- model file
-def make_model(rng, H, A):
-    """Random weights with the names/shapes of MODEL.md 'Tensor names and shapes'."""
+def make_model(rng, H, A, markets=None):
+    """Random weights with the names/shapes of MODEL.md 'Tensor names and shapes' (and MARKETS.md's
+    market-embedding when `markets` lists market ids)."""
     n = {g: len(spec) for g, spec in GROUPS.items()}
     W = lambda *s: rng.normal(size=s) * 0.3
     B = lambda k: rng.normal(size=k) * 0.05
@@ -63,10 +66,16 @@ def make_model(rng, H, A):
         t["head.%s.fc1.weight" % k], t["head.%s.fc1.bias" % k] = W(H_K, in_k), B(H_K)
         t["head.%s.fc2.weight" % k], t["head.%s.fc2.bias" % k] = W(out, H_K), B(out)
     t["head.gmv.fc2.bias"] += 0.5  # most log-GMV outputs above the max(out, 0) clamp, a few below
+    if markets:  # MARKETS.md market-embedding: one column per market, drawn after MODEL.md's tensors
+        for gate in "zrn":
+            t["mkt.gru.%s" % gate] = W(H, len(markets))
+        t["mkt.att"] = W(A, len(markets))
     config = {"hidden": H, "attention": A, "sii_fields": SII_FIELDS,
               "features": {g: list(spec) for g, spec in GROUPS.items()},
               "log1p": {g: [k for k, s in spec.items() if s[1]] for g, spec in GROUPS.items()},
               "heads": list(HEADS)}
+    if markets:
+        config["extensions"], config["markets"] = ["market-embedding"], list(markets)
     return {k: v.astype(np.float32) for k, v in t.items()}, config
 
 
@@ -125,17 +134,31 @@ sig = lambda v: 1.0 / (1.0 + np.exp(-v))
 relu = lambda v: np.maximum(v, 0.0)
 
 
-def gru_step(m, h, x_dis, x_du):
-    """MODEL.md 'TUC-GRU': buyers steer z and r only; candidate uses r ⊙ h."""
-    z = sig(m["gru.z.w_dis"] @ x_dis + m["gru.z.w_du"] @ x_du + m["gru.z.u"] @ h + m["gru.z.b"])
-    r = sig(m["gru.r.w_dis"] @ x_dis + m["gru.r.w_du"] @ x_du + m["gru.r.u"] @ h + m["gru.r.b"])
-    n = np.tanh(m["gru.n.w_dis"] @ x_dis + m["gru.n.u"] @ (r * h) + m["gru.n.b"])
+def market_terms(m, cfg, item):
+    """MARKETS.md market-embedding: column m of mkt.gru.z/r/n and mkt.att for the item's market (the exact id's
+    position in `markets`); zeros when the model has no such extension or the market is missing, empty or unlisted."""
+    H, A = m["gru.z.b"].shape[0], m["att.b"].shape[0]
+    markets = cfg.get("markets", []) if "market-embedding" in cfg.get("extensions", []) else []
+    mid = item["profile"].get("market") or ""
+    if mid not in markets:
+        return {"z": np.zeros(H), "r": np.zeros(H), "n": np.zeros(H), "att": np.zeros(A)}
+    j = markets.index(mid)
+    return {"z": m["mkt.gru.z"][:, j], "r": m["mkt.gru.r"][:, j], "n": m["mkt.gru.n"][:, j], "att": m["mkt.att"][:, j]}
+
+
+def gru_step(m, h, x_dis, x_du, mk):
+    """MODEL.md 'TUC-GRU': buyers steer z and r only; candidate uses r ⊙ h; `mk` the market terms (inside each
+    nonlinearity)."""
+    z = sig(m["gru.z.w_dis"] @ x_dis + m["gru.z.w_du"] @ x_du + m["gru.z.u"] @ h + m["gru.z.b"] + mk["z"])
+    r = sig(m["gru.r.w_dis"] @ x_dis + m["gru.r.w_du"] @ x_du + m["gru.r.u"] @ h + m["gru.r.b"] + mk["r"])
+    n = np.tanh(m["gru.n.w_dis"] @ x_dis + m["gru.n.u"] @ (r * h) + m["gru.n.b"] + mk["n"])
     return (1 - z) * h + z * n
 
 
-def score(m, h, x_du, x_su):
-    """score_t = v · tanh(w_h h_t + w_du x_du[t] + w_su x_su + b)."""
-    return float(m["att.v"] @ np.tanh(m["att.w_h"] @ h + m["att.w_du"] @ x_du + m["att.w_su"] @ x_su + m["att.b"]))
+def score(m, h, x_du, x_su, mk):
+    """score_t = v · tanh(w_h h_t + w_du x_du[t] + w_su x_su + b (+ the market's mkt.att column))."""
+    return float(m["att.v"] @ np.tanh(m["att.w_h"] @ h + m["att.w_du"] @ x_du + m["att.w_su"] @ x_su + m["att.b"]
+                                      + mk["att"]))
 
 
 def item_inputs(m, cfg, item):
@@ -149,11 +172,12 @@ def item_inputs(m, cfg, item):
 def rep_d_batch(m, cfg, item, H):
     """Batch attention pooling: a_t = softmax(score)_t, rep_d = Σ a_t h_t (0 when T = 0)."""
     x_dis, x_du, x_su = item_inputs(m, cfg, item)
+    mk = market_terms(m, cfg, item)
     h, hs, sc = np.zeros(H), [], []
     for xd, xu in zip(x_dis, x_du):
-        h = gru_step(m, h, xd, xu)
+        h = gru_step(m, h, xd, xu, mk)
         hs.append(h)
-        sc.append(score(m, h, xu, x_su))
+        sc.append(score(m, h, xu, x_su, mk))
     if not hs:
         return np.zeros(H)
     sc = np.array(sc)
@@ -164,10 +188,11 @@ def rep_d_batch(m, cfg, item, H):
 def rep_d_incremental(m, cfg, item, H):
     """Online form: m' = max(m, s'), s' = s e^(m-m') + e^(s'-m'), acc' likewise, rep_d = acc/s."""
     x_dis, x_du, x_su = item_inputs(m, cfg, item)
+    mk = market_terms(m, cfg, item)
     h, mx, s, acc, reps = np.zeros(H), -math.inf, 0.0, np.zeros(H), [np.zeros(H)]
     for xd, xu in zip(x_dis, x_du):
-        h = gru_step(m, h, xd, xu)
-        sc = score(m, h, xu, x_su)
+        h = gru_step(m, h, xd, xu, mk)
+        sc = score(m, h, xu, x_su, mk)
         m2 = max(mx, sc)
         decay = math.exp(mx - m2) if mx > -math.inf else 0.0
         s = s * decay + math.exp(sc - m2)
@@ -301,12 +326,14 @@ def main():
     ap.add_argument("--attention", type=int, default=8)
     ap.add_argument("--max-days", type=int, default=12)
     ap.add_argument("--check-incremental", action="store_true")
+    ap.add_argument("--markets", default="", help="comma-separated market ids: a market-embedding model over them")
     a = ap.parse_args()
     rng = np.random.RandomState(a.seed)
     os.makedirs(a.out, exist_ok=True)
 
-    tensors, cfg = make_model(rng, a.hidden, a.attention)
-    meta = {"format": "dinop/1", "config": json.dumps(cfg, ensure_ascii=False), "version": "1", "parent": ""}
+    markets = [x for x in a.markets.split(",") if x]
+    tensors, cfg = make_model(rng, a.hidden, a.attention, markets)
+    meta = {"format": "dinop/2" if markets else "dinop/1", "config": json.dumps(cfg, ensure_ascii=False), "version": "1", "parent": ""}
     path = os.path.join(a.out, "model.safetensors")
     write_safetensors(path, tensors, meta)
     m, meta_back = read_safetensors(path)  # predictions use the weights as read back

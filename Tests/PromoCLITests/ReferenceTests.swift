@@ -6,14 +6,15 @@ import Testing
 
 /// Runs the numpy-only reference implementation (Tests/Fixtures/dinop_reference.py) into a fresh folder.
 /// Deploy/setup.sh installs numpy, so a missing numpy is a failed setup, not a skipped test.
-func referenceOutputs(hidden: Int, attention: Int, seed: Int) throws -> URL {
+func referenceOutputs(hidden: Int, attention: Int, seed: Int, markets: String = "") throws -> URL {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/dinop_reference.py")
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dinop-ref-\(UUID().uuidString)")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", script.path, "--out", folder.path, "--seed", String(seed), "--hidden", String(hidden),
-                         "--attention", String(attention), "--items", "60", "--max-days", "30", "--check-incremental"]
+                         "--attention", String(attention), "--items", "60", "--max-days", "30", "--check-incremental",
+                         "--markets", markets]
     try process.run()
     process.waitUntilExit()
     try #require(process.terminationStatus == 0, "the reference script failed; is numpy installed (Deploy/setup.sh)?")
@@ -32,12 +33,14 @@ func close(_ a: Double, _ b: Double, rtol: Double = 1e-4, atol: Double = 1e-6) -
 
 @Suite("Agreement with the independent numpy implementation of MODEL.md")
 struct ReferenceTests {
-    @Test("promo predict matches the reference to 1e-4 relative", arguments: [(16, 8, 7), (128, 64, 8)])
-    func predictions(hidden: Int, attention: Int, seed: Int) throws {
-        let folder = try referenceOutputs(hidden: hidden, attention: attention, seed: seed)
+    @Test("promo predict matches the reference to 1e-4 relative (also with market-embedding; eu unlisted)",
+          arguments: [(16, 8, 7, ""), (128, 64, 8, ""), (16, 8, 9, "cn,sea")])
+    func predictions(hidden: Int, attention: Int, seed: Int, markets: String) throws {
+        let folder = try referenceOutputs(hidden: hidden, attention: attention, seed: seed, markets: markets)
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = try DINOPModel(contentsOf: folder.appendingPathComponent("model.safetensors"))
         #expect(model.config.hidden == hidden && model.version == 1 && model.parent == nil)
+        #expect(model.config.markets == markets.split(separator: ",").map(String.init))
 
         let (records, rejected, _) = try predictOffline(model: model, eventFiles: [folder.appendingPathComponent("events.jsonl")],
                                                      decoder: EventDecoder(presaleDays: 30))
