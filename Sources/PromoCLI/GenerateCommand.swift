@@ -13,6 +13,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Pre-sale days.") var days = 20
     @Option(help: "Seed; the same seed gives the same bytes.") var seed: UInt64 = 1
     @Option(help: "Worker threads (the output does not depend on them).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "The four-market world (cn rich, latam poor; each market's promotion day answers to something else: Topics/README.md).")
+    var markets = false
 
     func validate() throws {
         try FlagCheck.inRange(items, 1...100_000_000, "--items")
@@ -25,6 +27,7 @@ struct GenerateCommand: ParsableCommand {
         options.seed = seed
         options.itemsPerPromotion = items
         options.presaleDays = days
+        if markets { options.markets = PromotionWorld.fourMarkets }
         let world = PromotionWorld(options: options)
         let start = ContinuousClock.now
         let total = items * options.promotions.count

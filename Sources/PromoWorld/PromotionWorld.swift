@@ -14,8 +14,33 @@ public struct PromotionWorld: Sendable {
             Promotion(id: "double11-2025", date: "2025-11-11", segmentShare: [0.15, 0.20, 0.25, 0.15, 0.15, 0.10]),
             Promotion(id: "double11-2026", date: "2026-11-11", segmentShare: [0.22, 0.22, 0.20, 0.10, 0.18, 0.08]),
         ]
+        /// Markets that respond differently on the promotion day (Topics/README.md, "The four-market world");
+        /// nil: the single-market world, whose markets are names only.
+        public var markets: [Market]? = nil
         public init() {}
     }
+
+    /// A market of the four-market world: its share of the items and how its promotion day responds.
+    public struct Market: Sendable {
+        public var id: String
+        public var share: Double
+        /// Multiplier of the untraced units, per promotion (training year, test year).
+        public var level: [Double]
+        /// Untraced units × (promotion price / the industry's typical price)^−priceElasticity.
+        public var priceElasticity = 0.0
+        /// Untraced units × exp(brandWeight × the brand's effect).
+        public var brandWeight = 0.0
+        /// Untraced units × conversion^mixExponent (the single-market world's 1.5).
+        public var mixExponent = 1.5
+    }
+
+    /// The four-market world of Topics/README.md: fixed before any ablation ran on it.
+    public static let fourMarkets = [
+        Market(id: "cn", share: 0.78, level: [1.0, 1.0]),
+        Market(id: "sea", share: 0.12, level: [0.8, 0.8], priceElasticity: 1.5),
+        Market(id: "eu", share: 0.06, level: [0.7, 0.7], brandWeight: 1.5),
+        Market(id: "latam", share: 0.04, level: [1.2, 1.5], mixExponent: 3),
+    ]
 
     /// One promotion day and the prevalence of each buyer segment among shoppers that year.
     public struct Promotion: Sendable {
@@ -195,10 +220,11 @@ public struct PromotionWorld: Sendable {
             let brand = Int(rng.next() % UInt64(brandEffect.count))
             let industry = rng.unit() < 0.9 ? brandIndustry[brand] : Int(rng.next() % UInt64(Self.industries.count))
             let seller = Int(rng.next() % UInt64(sellerEffect.count))
-            var market = Self.markets[0].0
+            let marketShares = options.markets.map { $0.map { ($0.id, $0.share) } } ?? Self.markets
+            var market = marketShares[0].0, marketIndex = 0
             var u = rng.unit()
-            for (name, weight) in Self.markets {
-                market = name
+            for (k, (name, weight)) in marketShares.enumerated() {
+                (market, marketIndex) = (name, k)
                 if u < weight { break }
                 u -= weight
             }
@@ -282,8 +308,19 @@ public struct PromotionWorld: Sendable {
             // The promotion day: most pre-orders convert, traced buyers return by their segments' conversion, and
             // more than half the units come from buyers with no pre-sale trace, at the rate their segment mix sets.
             let traced = rng.poisson(0.9 * Double(deposits) + 0.1 * tracedIntent)
-            let untraced = rng.poisson(17 * rate * pow(conversion, 1.5) * activityBoost * exp(0.35 * rng.normal() - 0.06))
-            let promoPrice = listPrice * (1 - min(discount + rng.uniform(0.05, 0.25), 0.7))
+            let untraced: Int, promoPrice: Double
+            if let markets = options.markets {
+                // The four-market world: the item's market decides what its promotion day answers to.
+                let m = markets[marketIndex]
+                promoPrice = listPrice * (1 - min(discount + rng.uniform(0.05, 0.25), 0.7))
+                let typicalPrice = exp(industryLogPrice[industry])
+                let response = m.level[min(year, m.level.count - 1)] * pow(promoPrice / typicalPrice, -m.priceElasticity)
+                    * exp(m.brandWeight * brandEffect[brand]) * pow(conversion, m.mixExponent)
+                untraced = rng.poisson(17 * rate * response * activityBoost * exp(0.35 * rng.normal() - 0.06))
+            } else {
+                untraced = rng.poisson(17 * rate * pow(conversion, 1.5) * activityBoost * exp(0.35 * rng.normal() - 0.06))
+                promoPrice = listPrice * (1 - min(discount + rng.uniform(0.05, 0.25), 0.7))
+            }
             let units = Double(traced + untraced)
             let gmv = (units * promoPrice * 100).rounded() / 100
             lines[4].append(.outcome(Outcome(itemID: itemID, promotionID: promotion.id, gmv: gmv, units: units,

@@ -76,6 +76,46 @@ struct PromotionWorldTests {
         #expect(correlation(ratio, share) > 0.1)
     }
 
+    @Test("the four-market world: shares as documented, brands shared across markets, each market answering to its own driver")
+    func fourMarkets() throws {
+        var options = PromotionWorld.Options()
+        options.seed = 5
+        options.itemsPerPromotion = 6_000
+        options.markets = PromotionWorld.fourMarkets
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("markets-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try PromotionWorld(options: options).write(to: folder, threads: 2)
+        struct Item { var market = "", brand = "", price = 0.0, presale = 0.0, gmv = 0.0 }
+        var items: [String: Item] = [:]
+        for file in ["item-profiles", "daily-sales", "outcomes"] {
+            try EventFile.read(folder.appendingPathComponent("double11-2025/\(file).jsonl"), decoder: EventDecoder(),
+                               rejected: { Issue.record("rejected \($0)") }) { event in
+                switch event {
+                case .profile(let e):
+                    items[e.itemID, default: Item()].market = e.ids["market"] ?? ""
+                    items[e.itemID, default: Item()].brand = e.ids["brand"] ?? ""
+                    items[e.itemID, default: Item()].price = e.sis["price"] ?? 0
+                case .sales(let e): items[e.itemID, default: Item()].presale += e.sales["gmv"] ?? 0
+                case .outcome(let e): items[e.itemID, default: Item()].gmv = e.gmv
+                default: break
+                }
+            }
+        }
+        let byMarket = Dictionary(grouping: items.values, by: \.market)
+        #expect(Set(byMarket.keys) == ["cn", "sea", "eu", "latam"])
+        let share = byMarket.mapValues { Double($0.count) / Double(items.count) }
+        #expect(abs((share["cn"] ?? 0) - 0.78) < 0.03 && (share["latam"] ?? 1) <= 0.05 && (share["latam"] ?? 0) > 0.02)
+        // Brands are not tied to a market: most brands of the poor market also sell in the rich one.
+        let cnBrands = Set(byMarket["cn", default: []].map(\.brand)), latamBrands = Set(byMarket["latam", default: []].map(\.brand))
+        #expect(Double(latamBrands.intersection(cnBrands).count) > 0.8 * Double(latamBrands.count))
+        // Price: in sea the promotion day's multiple of the pre-sale falls with the price far more than in cn.
+        func priceSlope(_ market: String) -> Double {
+            let sold = byMarket[market, default: []].filter { $0.presale > 0 && $0.gmv > 0 && $0.price > 0 }
+            return correlation(sold.map { log($0.price) }, sold.map { log($0.gmv) - log($0.presale) })
+        }
+        #expect(priceSlope("sea") < priceSlope("cn") - 0.1, "sea \(priceSlope("sea")), cn \(priceSlope("cn"))")
+    }
+
     func correlation(_ x: [Double], _ y: [Double]) -> Double {
         let mx = x.reduce(0, +) / Double(x.count), my = y.reduce(0, +) / Double(y.count)
         let cov = zip(x, y).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) }
