@@ -27,6 +27,8 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print the rows as JSON with full precision instead of the table.") var json = false
     @Flag(help: "Also say, per model, the GMV MAE of the largest 5% of test items against the rest, and how its best-seller probabilities are calibrated.")
     var breakdown = false
+    @Flag(help: "One table per market and an overall one, with DINOP trained per market alone, pooled, and with MARKETS.md's market-embedding.")
+    var byMarket = false
     @OptionGroup var shape: ModelShapeOptions
     @OptionGroup var training: TrainingFlags
 
@@ -59,6 +61,12 @@ struct EvaluateCommand: ParsableCommand {
             }
         }
 
+        let start = try shape.randomModel(seed: training.seed)
+        training.checkInputs(start.config, trainingItems)
+        if byMarket {
+            try evaluateByMarket(trainingItems, testItems, start: start)
+            return
+        }
         timed("naive (fitted multiple of recent pre-sale GMV)", bspIsProbability: false) {
             var naive = NaiveBaseline()
             naive.fit(trainingItems)
@@ -66,8 +74,6 @@ struct EvaluateCommand: ParsableCommand {
                           naive.multiple, naive.recentDays))
             return naive.scores(testItems)
         }
-        let start = try shape.randomModel(seed: training.seed)
-        training.checkInputs(start.config, trainingItems)
         if !noGbdt {
             try timed("gradient-boosted trees (LightGBM, flattened features)") {
                 var trees = GradientBoostedTrees(config: start.config)
@@ -106,5 +112,71 @@ struct EvaluateCommand: ParsableCommand {
         let heading = "\(title): \(trainingItems.count) training items, \(testItems.count) test items"
         print(json ? EvaluationRow.json(rows, title: heading) : EvaluationRow.table(rows, title: heading))
         if !breakdowns.isEmpty && !json { print("\n" + breakdowns.joined(separator: "\n")) }
+    }
+
+    /// `--by-market`: the rows MARKETS.md's ablation starts from, one table per market (the test items of that market)
+    /// and one overall.
+    func evaluateByMarket(_ trainingItems: LabelledItems, _ testItems: LabelledItems, start: DINOPModel) throws {
+        let trainSplit = MarketSplit(trainingItems), testSplit = MarketSplit(testItems)
+        let markets = trainSplit.markets
+        report("evaluate: markets by training items: " + markets.map { "\($0.isEmpty ? "(none)" : $0) \(trainSplit.indices(of: $0).count)" }
+            .joined(separator: ", "))
+        var models: [(name: String, scores: ItemScores, seconds: Double)] = []
+        func timed(_ name: String, _ body: () throws -> ItemScores) rethrows {
+            let begin = ContinuousClock.now
+            models.append((name, try body(), (ContinuousClock.now - begin).seconds))
+            report("evaluate: \(name) done")
+        }
+        func train(_ model: DINOPModel, _ items: LabelledItems, _ label: String) throws -> DINOPModel {
+            let progress = training.progress(label)
+            defer { progress.finish() }
+            return try DINOPRun.train(model, items, pipeline: FeaturePipeline(config: model.config), options: training.options,
+                                      validationFraction: training.validation, progress: progress.epoch)
+        }
+        timed("naive (fitted multiple of recent pre-sale GMV)") {
+            var naive = NaiveBaseline()
+            naive.fit(trainingItems)
+            return naive.scores(testItems)
+        }
+        if !noGbdt {
+            try timed("LightGBM, the market a feature") {
+                var trees = GradientBoostedTrees(config: start.config)
+                trees.seed = training.seed
+                return try trees.scores(training: trainingItems, test: testItems, log: report)
+            }
+        }
+        try timed("DINOP, each market alone") {
+            var parts: [(indices: [Int], scores: ItemScores)] = []
+            for market in testSplit.markets {
+                let trainIndices = trainSplit.indices(of: market), testIndices = testSplit.indices(of: market)
+                guard !trainIndices.isEmpty else {
+                    throw ValidationError("market \(market.isEmpty ? "(none)" : market) has test items but no training items")
+                }
+                let trained = try train(start, trainingItems.subset(trainIndices), "DINOP \(market)")
+                parts.append((testIndices, DINOPRun.scores(trained, testItems.subset(testIndices),
+                                                           pipeline: FeaturePipeline(config: trained.config))))
+            }
+            return ItemScores.assembled(count: testItems.count, parts)
+        }
+        try timed("DINOP pooled (no extension)") {
+            let trained = try train(start, trainingItems, "DINOP pooled")
+            return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
+        }
+        try timed("DINOP + market-embedding") {
+            let config = start.config.withMarketEmbedding(markets)
+            let initial = try DINOPModel.random(config: config, dims: start.layout.dims, seed: training.seed)
+            let trained = try train(initial, trainingItems, "DINOP + market-embedding")
+            return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
+        }
+        var tables: [String] = []
+        for market in testSplit.markets + [nil] {
+            let indices = market.map { testSplit.indices(of: $0) } ?? Array(testItems.records.indices)
+            let labels = indices.map { testItems.labels[$0] }
+            let rows = models.map { EvaluationRow(name: $0.name, scores: $0.scores.subset(indices), labels: labels, seconds: $0.seconds) }
+            let heading = market.map { "\(title), market \($0.isEmpty ? "(none)" : $0): \(trainSplit.indices(of: $0).count) training items, \(indices.count) test items" }
+                ?? "\(title), all markets: \(trainingItems.count) training items, \(testItems.count) test items"
+            tables.append(json ? EvaluationRow.json(rows, title: heading) : EvaluationRow.table(rows, title: heading))
+        }
+        print(tables.joined(separator: "\n\n"))
     }
 }

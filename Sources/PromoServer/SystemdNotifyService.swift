@@ -29,23 +29,42 @@ public struct SystemdNotifyService: Service {
                                     isLoopAlive: { health.secondsSinceBeat.map { $0 < period } ?? true })
     }
 
+    /// The notifications run on a thread of their own, never on the concurrency pool: whether systemd hears from
+    /// the member must depend on the member's loop alone, not on whether the pool's threads are free.
     public func run() async throws {
+        let stop = StopSignal()
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let thread = Thread {
+                    notify(until: stop)
+                    continuation.resume()
+                }
+                thread.name = "promo-systemd"
+                thread.start()
+            }
+        } onCancelOrGracefulShutdown: {
+            stop.stop()
+        }
+    }
+
+    /// The notifications until `stop`, then `STOPPING=1`; blocks the calling thread.
+    public func notify(until stop: StopSignal) {
         // Often enough to notice readiness promptly and to ping on time; never a busy loop, whatever WATCHDOG_USEC says.
         let tick = max(0.01, min(0.25, (notifier.pingInterval ?? 1) / 4))
         let start = ContinuousClock.now
-        await cancelWhenGracefulShutdown {
-            var schedule = NotifySchedule(pingInterval: notifier.pingInterval)
-            while !Task.isCancelled {
-                let elapsed = ContinuousClock.now - start
-                let now = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                for state in schedule.due(now: now, ready: isReady(), loopAlive: isLoopAlive()) { send(state) }
-                try? await Task.sleep(for: .seconds(tick))
+        var schedule = NotifySchedule(pingInterval: notifier.pingInterval)
+        while !stop.isStopped {
+            let elapsed = ContinuousClock.now - start
+            let now = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            for state in schedule.due(now: now, ready: isReady(), loopAlive: isLoopAlive()) {
+                Self.send(state, notifier, logger)
             }
+            stop.wait(upTo: .seconds(tick))
         }
-        send("STOPPING=1")
+        Self.send("STOPPING=1", notifier, logger)
     }
 
-    private func send(_ state: String) {
+    private static func send(_ state: String, _ notifier: SystemdNotifier, _ logger: Logger) {
         do {
             try notifier.send(state)
         } catch {

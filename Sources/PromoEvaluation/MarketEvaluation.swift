@@ -1,0 +1,55 @@
+import DINOP
+import PromoFeatures
+
+/// Evaluation across markets (MARKETS.md): which market each item is in, scores assembled from models that each
+/// saw some markets, and the rows of one market's table.
+public struct MarketSplit: Sendable {
+    /// The items' market ids, by `ItemRecord.profile` `market` (empty when missing).
+    public let marketOfItem: [String]
+    /// Market ids by number of items, most first (ties by id).
+    public let markets: [String]
+
+    public init(_ items: LabelledItems) {
+        marketOfItem = items.records.map { $0.profile?.ids["market"] ?? "" }
+        let counts = Dictionary(marketOfItem.map { ($0, 1) }, uniquingKeysWith: +)
+        markets = counts.keys.sorted { (counts[$0]!, $1) > (counts[$1]!, $0) }
+    }
+
+    /// Positions of the items of `market`.
+    public func indices(of market: String) -> [Int] { marketOfItem.indices.filter { marketOfItem[$0] == market } }
+}
+
+extension ItemScores {
+    /// The scores of the items at `indices`, in that order.
+    public func subset(_ indices: [Int]) -> ItemScores {
+        ItemScores(gmv: indices.map { gmv[$0] }, bsp: bsp.map { s in indices.map { s[$0] } },
+                   slot: slot.map { s in indices.map { s[$0] } }, ja: ja.map { s in indices.map { s[$0] } })
+    }
+
+    /// Scores of `count` items put together from parts, each the scores of the items at its indices (every item in
+    /// exactly one part). A head some part lacks is missing for all.
+    public static func assembled(count: Int, _ parts: [(indices: [Int], scores: ItemScores)]) -> ItemScores {
+        var gmv = [Double](repeating: .nan, count: count)
+        var bsp: [Double]? = [Double](repeating: .nan, count: count), slot: [Int]? = [Int](repeating: 0, count: count)
+        var ja: [Double?]? = [Double?](repeating: nil, count: count)
+        for (indices, scores) in parts {
+            for (k, i) in indices.enumerated() {
+                gmv[i] = scores.gmv[k]
+                if let s = scores.bsp { bsp?[i] = s[k] } else { bsp = nil }
+                if let s = scores.slot { slot?[i] = s[k] } else { slot = nil }
+                if let s = scores.ja { ja?[i] = s[k] } else { ja = nil }
+            }
+        }
+        return ItemScores(gmv: gmv, bsp: bsp, slot: slot, ja: ja)
+    }
+}
+
+extension ModelConfig {
+    /// This config with MARKETS.md `market-embedding` over `markets`.
+    public func withMarketEmbedding(_ markets: [String]) -> ModelConfig {
+        var config = self
+        config.extensions = [ModelExtension.marketEmbedding]
+        config.markets = markets.filter { !$0.isEmpty }
+        return config
+    }
+}
