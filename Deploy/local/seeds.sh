@@ -25,21 +25,24 @@ done
 python3 - "$out" $seeds <<'PY'
 import json, math, sys
 folder, seeds = sys.argv[1], sys.argv[2:]
-runs = [json.load(open(f"{folder}/{s}.json")) for s in seeds]
+# One JSON object per table (`--by-market` prints one per market and an overall one).
+runs = [[json.loads(line) for line in open(f"{folder}/{s}.json") if line.strip()] for s in seeds]
 metrics = [("gmv_mae", "GMV MAE"), ("bsp_auc", "BSP AUC"), ("ss_accuracy", "SS accuracy"), ("ja_auc", "JA AUC")]
-print(f"{runs[0]['title']}; mean ± spread over seeds {', '.join(seeds)}\n")
-print("| model | " + " | ".join(name for _, name in metrics) + " | seconds |")
-print("|---|" + "---:|" * (len(metrics) + 1))
-for i, row in enumerate(runs[0]["rows"]):
-    cells = []
-    for key, _ in metrics + [("seconds", "")]:
-        values = [run["rows"][i][key] for run in runs if run["rows"][i][key] is not None]
-        if not values:
-            cells.append("—"); continue
-        mean = sum(values) / len(values)
-        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        if key == "seconds": cells.append(f"{mean:.0f}")
-        elif key == "gmv_mae": cells.append(f"{mean:,.0f} ± {spread:,.0f}" if mean >= 1000 else f"{mean:.4g} ± {spread:.2g}")
-        else: cells.append(f"{mean:.4f} ± {spread:.4f}")
-    print(f"| {row['model']} | " + " | ".join(cells) + " |")
+for t, table in enumerate(runs[0]):
+    if t: print()
+    print(f"{table['title']}; mean ± spread over seeds {', '.join(seeds)}\n")
+    print("| model | " + " | ".join(name for _, name in metrics) + " | seconds |")
+    print("|---|" + "---:|" * (len(metrics) + 1))
+    for i, row in enumerate(table["rows"]):
+        cells = []
+        for key, _ in metrics + [("seconds", "")]:
+            values = [run[t]["rows"][i][key] for run in runs if run[t]["rows"][i][key] is not None]
+            if not values:
+                cells.append("—"); continue
+            mean = sum(values) / len(values)
+            spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+            if key == "seconds": cells.append(f"{mean:.0f}")
+            elif key == "gmv_mae": cells.append(f"{mean:,.0f} ± {spread:,.0f}" if mean >= 1000 else f"{mean:.4g} ± {spread:.2g}")
+            else: cells.append(f"{mean:.4f} ± {spread:.4f}")
+        print(f"| {row['model']} | " + " | ".join(cells) + " |")
 PY

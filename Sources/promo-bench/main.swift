@@ -29,10 +29,17 @@ func rate(perCall work: Double, budget: Double = quick ? 0.3 : 1.5, _ body: () -
 let config = ModelConfig.default
 let model = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 100_003), seed: 1)
 let network = Network(model.parameters)
+// The same model with MARKETS.md's market-embedding over 1,000 markets, every benchmark item in one of them (the
+// worst case: an item of no listed market costs nothing extra by construction).
+var marketConfig = config
+marketConfig.extensions = [ModelExtension.marketEmbedding]
+marketConfig.markets = (0..<1000).map { "id-\($0)" }
+let marketNetwork = Network(try DINOPModel.random(config: marketConfig, dims: .defaults(for: marketConfig, rows: 100_003),
+                                                  seed: 1).parameters)
 print("DINOP math benchmark: H = \(config.hidden), A = \(config.attention), one OpenBLAS thread")
 print(BLAS.configuration)
 print("")
-print("batch   step item-days/s   step+heads item-days/s")
+print("batch   step item-days/s   step+heads item-days/s   with market-embedding: step   step+heads")
 
 var rng = SeededGenerator(seed: 2)
 @MainActor func randomItem(days: Int) -> RawItem {
@@ -41,18 +48,25 @@ var rng = SeededGenerator(seed: 2)
                    days: (0..<days).map { _ in RawDay(dis: values(.dis), du: values(.du)) }, act: values(.act))
 }
 
-for batchSize in [1, 256] {
-    let items = (0..<batchSize).map { _ in network.encode(randomItem(days: 1)) }
+/// Item-days per second of the step alone and with the heads, for `network` and a batch of `raw` items.
+@MainActor func rates(_ network: Network<Float>, _ raw: [RawItem]) -> (step: Double, withHeads: Double) {
+    let items = raw.map { network.encode($0) }
     var batch = ItemBatch(network: network)
     for item in items { batch.append(item, network: network) }
     let x = items.flatMap(\.dayInputs)
-    var scorer = Scorer(network: network, capacity: batchSize)
-    let step = rate(perCall: Double(batchSize)) { scorer.advance(&batch, rows: batchSize, x: x) }
-    let withHeads = rate(perCall: Double(batchSize)) {
-        scorer.advance(&batch, rows: batchSize, x: x)
-        _ = scorer.outputs(batch, rows: batchSize)
+    var scorer = Scorer(network: network, capacity: raw.count)
+    let step = rate(perCall: Double(raw.count)) { scorer.advance(&batch, rows: raw.count, x: x) }
+    let withHeads = rate(perCall: Double(raw.count)) {
+        scorer.advance(&batch, rows: raw.count, x: x)
+        _ = scorer.outputs(batch, rows: raw.count)
     }
-    print(String(format: "%5d %20.0f %24.0f", batchSize, step, withHeads))
+    return (step, withHeads)
+}
+
+for batchSize in [1, 256] {
+    let raw = (0..<batchSize).map { _ in randomItem(days: 1) }
+    let plain = rates(network, raw), markets = rates(marketNetwork, raw)
+    print(String(format: "%5d %20.0f %24.0f %29.0f %12.0f", batchSize, plain.step, plain.withHeads, markets.step, markets.withHeads))
 }
 
 // The ceiling: OpenBLAS alone on the shapes of one batched day (B = 256).
