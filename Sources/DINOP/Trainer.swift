@@ -33,12 +33,27 @@ public struct TrainingOptions: Sendable, Equatable {
     public init() {}
 }
 
-public enum TrainingScope: String, Sendable, Equatable, CaseIterable {
+public enum TrainingScope: Sendable, Equatable {
     case all
     case headsOnly
+    /// MARKETS.md's fine-tune scope `market`: only the parts indexed by this market (its column of every `mkt.*`),
+    /// so that every other market's predictions stay exactly as they were.
+    case market(Int)
 
-    func trains(_ spec: TensorSpec) -> Bool {
-        spec.trainable && (self == .all || spec.name.hasPrefix("head."))
+    /// The elements of `spec` this scope trains, as ranges of the flat parameter buffer (empty: none).
+    func trainedRanges(_ spec: TensorSpec, markets: Int) -> [Range<Int>] {
+        guard spec.trainable else { return [] }
+        switch self {
+        case .all: return [spec.range]
+        case .headsOnly: return spec.name.hasPrefix("head.") ? [spec.range] : []
+        case .market(let m):
+            // `mkt.*` is [rows, n_M]: column m is one element per row.
+            guard spec.name.hasPrefix("mkt."), spec.shape.count == 2, m < markets else { return [] }
+            return (0..<spec.shape[0]).map { row in
+                let i = spec.offset + row * markets + m
+                return i..<(i + 1)
+            }
+        }
     }
 }
 
@@ -164,17 +179,18 @@ public struct Trainer {
         for (f, field) in layout.config.siiFields.enumerated() {
             tables["sii.emb.\(field)"] = (touchedRows[f], layout.dims.embeddingWidths[f])
         }
+        let markets = layout.config.markets.count
         for spec in layout.specs {
-            let ranges = tables[spec.name].map { table in
-                table.rows.map { (spec.offset + $0 * table.width)..<(spec.offset + ($0 + 1) * table.width) }
-            } ?? [spec.range]
-            for range in ranges {
-                // Tensors the scope does not train still took a gradient: clear it.
-                if options.scope.trains(spec) {
-                    step(range)
-                } else {
-                    for i in range { gradient.values[i] = 0 }
-                }
+            let trained = options.scope.trainedRanges(spec, markets: markets)
+            if trained == [spec.range] {
+                let ranges = tables[spec.name].map { table in
+                    table.rows.map { (spec.offset + $0 * table.width)..<(spec.offset + ($0 + 1) * table.width) }
+                } ?? [spec.range]
+                for range in ranges { step(range) }
+            } else {
+                for range in trained { step(range) }
+                // What the scope does not train still took a gradient: clear it.
+                for i in spec.range { gradient.values[i] = 0 }
             }
         }
     }

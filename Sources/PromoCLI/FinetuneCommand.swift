@@ -21,6 +21,10 @@ struct FineTuneFlags: ParsableArguments {
     @Option(help: "Adagrad learning rate of the fine-tune.") var tuneLearningRate = 0.01
     @Option(help: "Items per minibatch.") var tuneBatch = 128
     @Option(help: "Seed of shuffling and of the holdout and validation splits.") var tuneSeed: UInt64 = 1
+    @Option(help: "Fine-tune on this market's items only (MARKETS.md: pre-train on all markets, fine-tune on the target).")
+    var market: String?
+    @Option(help: "With --market: all (every tensor, for a deployment serving that market alone) or market (only the market's own tensors: every other market's predictions stay exactly the same).")
+    var scope = MarketScope.all.rawValue
 
     func validate() throws {
         try FlagCheck.share(holdout, "--holdout")
@@ -42,6 +46,12 @@ struct FineTuneFlags: ParsableArguments {
         options.training.learningRate = tuneLearningRate
         options.training.batchSize = tuneBatch
         options.training.seed = tuneSeed
+        guard let scope = MarketScope(rawValue: scope) else {
+            throw ValidationError("--scope must be one of \(MarketScope.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if market == nil && scope == .market { throw ValidationError("--scope market needs --market") }
+        options.market = market
+        options.marketScope = scope
         return options
     }
 }

@@ -10,8 +10,19 @@ public enum FineTuneMethod: String, Sendable, CaseIterable {
     case rt
 }
 
+/// MARKETS.md's fine-tune scopes, for a fine-tune on one market's items.
+public enum MarketScope: String, Sendable, CaseIterable {
+    /// Every tensor (ACMR's fine-tune; for a deployment that serves that market alone).
+    case all
+    /// Only the tensors indexed by the market: every other market's predictions stay exactly the same.
+    case market
+}
+
 public struct FineTuneOptions: Sendable {
     public var method = FineTuneMethod.ft
+    /// Fine-tune on this market's items only (ACMR's pre-train → fine-tune), with `marketScope`.
+    public var market: String?
+    public var marketScope = MarketScope.all
     /// Training options; `scope` follows `method`. Normalisation and output biases stay the current version's.
     public var training: TrainingOptions = {
         var options = TrainingOptions()
@@ -62,7 +73,23 @@ public enum FineTuner {
     public static func run(_ current: DINOPModel, on items: LabelledItems, options: FineTuneOptions,
                            shouldStop: () -> Bool = { false },
                            progress: (EpochReport) -> Void = { _ in }) throws -> FineTuneResult {
-        let labelled = items.labelled
+        var labelled = items.labelled
+        var scope: TrainingScope = options.method == .ft ? .all : .headsOnly
+        if let market = options.market {
+            labelled = labelled.subset(labelled.records.indices.filter { labelled.records[$0].profile?.ids["market"] == market })
+            if options.marketScope == .market {
+                guard current.config.has(extension: ModelExtension.marketEmbedding) else {
+                    throw TrainingDataError(description: "scope market needs a model with market-indexed tensors (extension market-embedding); this one has extensions \(current.config.extensions)")
+                }
+                guard let m = current.config.markets.firstIndex(of: market) else {
+                    throw TrainingDataError(description: "market \(market) is not one of the model's markets \(current.config.markets)")
+                }
+                guard options.method == .ft else {
+                    throw TrainingDataError(description: "scope market trains the market's own tensors; method rt (the heads) would change every market")
+                }
+                scope = .market(m)
+            }
+        }
         let (rest, holdout) = labelled.split(fraction: options.holdoutFraction, salt: "holdout-\(options.training.seed)")
         guard !holdout.records.isEmpty else {
             throw TrainingDataError(description: "\(labelled.count) labelled items are too few to hold out \(options.holdoutFraction) of them")
@@ -72,7 +99,7 @@ public enum FineTuner {
         start.version = current.version + 1
         start.parent = current.version
         var training = options.training
-        training.scope = options.method == .ft ? .all : .headsOnly
+        training.scope = scope
         let started = ContinuousClock.now
         let candidate = try DINOPRun.train(start, rest, pipeline: pipeline, options: training,
                                            validationFraction: options.validationFraction, fitNormalisation: false,

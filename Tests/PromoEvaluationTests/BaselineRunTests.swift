@@ -6,10 +6,11 @@ import PromoWorld
 import Testing
 
 /// A small generated world, loaded as the evaluation loads it.
-func smallWorld(items: Int, seed: UInt64 = 11) throws -> (training: LabelledItems, test: LabelledItems) {
+func smallWorld(items: Int, seed: UInt64 = 11, markets: [PromotionWorld.Market]? = nil) throws -> (training: LabelledItems, test: LabelledItems) {
     var options = PromotionWorld.Options()
     options.seed = seed
     options.itemsPerPromotion = items
+    options.markets = markets
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-world-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: folder) }
     _ = try PromotionWorld(options: options).write(to: folder, threads: 2)

@@ -2,6 +2,7 @@ import DINOP
 import Foundation
 @testable import PromoEvaluation
 import PromoFeatures
+import PromoWorld
 import Testing
 
 /// A small model trained elsewhere: on the first promotion of another generated world, whose sellers and brands
@@ -59,4 +60,58 @@ func holdoutGate() {
     let worse = FineTuner.rejections(current, row(102, 0.80, 0.48), margin: 0.01)
     #expect(worse.count == 2 && worse[0].hasPrefix("GMV MAE rose") && worse[1].hasPrefix("SS accuracy fell"))
     #expect(FineTuner.rejections(current, row(.nan, 0.8, 0.5), margin: 0.01).count == 1)
+}
+
+@Test("a fine-tune of scope market moves only that market's columns: every other market's predictions stay bit-identical")
+func marketScopedFineTune() throws {
+    let (first, _) = try smallWorld(items: 1_500, markets: PromotionWorld.fourMarkets)
+    var config = ModelConfig.default.withMarketEmbedding(["cn", "sea", "eu", "latam"])
+    config.hidden = 16
+    config.attention = 8
+    var current = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16), seed: 5)
+    let pipeline = FeaturePipeline(config: config)
+    Trainer.fitNormalisation(&current.parameters, to: first.records.map { TrainingExample(item: pipeline.raw($0), labels: ItemLabels()) })
+    var options = FineTuneOptions()
+    options.market = "sea"
+    options.marketScope = .market
+    options.training.maxEpochs = 3
+    options.training.learningRate = 0.05
+    let result = try FineTuner.run(current, on: first, options: options)
+    #expect(result.labelledItems < first.count / 5, "only sea's items: \(result.labelledItems)")
+
+    // Parameters: only mkt.*[:, 1] (sea) moved.
+    let markets = config.markets.count
+    var moved = 0
+    for spec in current.layout.specs {
+        for i in spec.range where result.candidate.parameters.values[i].bitPattern != current.parameters.values[i].bitPattern {
+            #expect(spec.name.hasPrefix("mkt.") && (i - spec.offset) % markets == 1, "\(spec.name)[\(i - spec.offset)] moved")
+            moved += 1
+        }
+    }
+    #expect(moved > 0, "the fine-tune moved nothing")
+    // Predictions: bit-identical for every other market, changed for sea.
+    let before = pipeline.predictions(current, for: first.records), after = pipeline.predictions(result.candidate, for: first.records)
+    var seaChanged = 0
+    for (i, record) in first.records.enumerated() {
+        if record.profile?.ids["market"] == "sea" {
+            if before[i] != after[i] { seaChanged += 1 }
+        } else {
+            #expect(before[i] == after[i], "\(record.key) of \(record.profile?.ids["market"] ?? "no market") changed")
+        }
+    }
+    #expect(seaChanged > 0)
+}
+
+@Test("scope market is refused for a model without market columns, or a market it does not list")
+func marketScopeRefusals() throws {
+    let (first, _) = try smallWorld(items: 300, markets: PromotionWorld.fourMarkets)
+    var options = FineTuneOptions()
+    options.market = "sea"
+    options.marketScope = .market
+    let plain = try modelTrainedElsewhere()
+    #expect(throws: TrainingDataError.self) { try FineTuner.run(plain, on: first, options: options) }
+    var config = plain.config.withMarketEmbedding(["cn", "eu"])
+    config.hidden = 16
+    let listed = try DINOPModel.random(config: config, dims: plain.layout.dims, seed: 1)
+    #expect(throws: TrainingDataError.self) { try FineTuner.run(listed, on: first, options: options) }
 }
