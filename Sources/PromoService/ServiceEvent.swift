@@ -104,9 +104,12 @@ extension ServiceEvent {
                      "created the changelog topic \(topic) (\(partitions) partitions, compacted) for application \(group)")
     }
 
-    static func recomputed(items: Int, version: Int, seconds: Double) -> ServiceEvent {
-        ServiceEvent("recomputed", ["items": "\(items)", "version": "\(version)"],
-                     String(format: "recomputed %d items under model version %d in %.2f s", items, version, seconds))
+    /// The background recomputation after a switch is over: `items` were queued, `skipped` of them left as they
+    /// were (a version that changed only other markets' columns predicts them bit-identically).
+    static func recomputed(items: Int, skipped: Int, version: Int, seconds: Double) -> ServiceEvent {
+        ServiceEvent("recomputed", ["items": "\(items - skipped)", "skipped": "\(skipped)", "version": "\(version)"],
+                     String(format: "recomputed %d items under model version %d in %.2f s", items - skipped, version, seconds)
+                        + (skipped > 0 ? " (\(skipped) left as they were: their markets' columns did not change)" : ""))
     }
 
     static func switchedModel(from previous: Int, to version: Int, parent: Int?, sha256: String, recompute: Int) -> ServiceEvent {

@@ -56,7 +56,8 @@ public final class StreamService: @unchecked Sendable {
     private var servingDigest: String
     /// An announcement whose chunks could not be read yet (the cluster did not answer): tried again.
     private var pendingAnnouncement: ModelAnnouncement?
-    private var swapStarted: (at: ContinuousClock.Instant, items: Int)?
+    /// When the last switch began, the items it queued, and those it left as they were at once.
+    private var swapStarted: (at: ContinuousClock.Instant, items: Int, skippedAtSwap: Int)?
     private var crashGuard: CrashGuard?
     /// Per owned partition, the changelog's committed end: where its last committed `CommitLink` ends.
     private var changelogEnds: [Int32: Int64] = [:]
@@ -302,7 +303,8 @@ public final class StreamService: @unchecked Sendable {
             _ = adopt(announcement)
         }
         if let started = swapStarted, processor.staleCount == 0 {
-            events(.recomputed(items: started.items, version: processor.model.version,
+            events(.recomputed(items: started.items + started.skippedAtSwap,
+                               skipped: processor.skippedRecomputes, version: processor.model.version,
                                seconds: (ContinuousClock.now - started.at).seconds))
             swapStarted = nil
         }
@@ -328,7 +330,7 @@ public final class StreamService: @unchecked Sendable {
             let previous = processor.model.version
             try processor.swap(to: model)
             servingDigest = announcement.sha256
-            swapStarted = (ContinuousClock.now, processor.staleCount)
+            swapStarted = (ContinuousClock.now, processor.staleCount, processor.skippedRecomputes)
             metrics.swaps.increment()
             metrics.modelVersion.record(version)
             events(.switchedModel(from: previous, to: version, parent: announcement.parent, sha256: announcement.sha256,

@@ -34,6 +34,8 @@ public final class ShardedProcessor: @unchecked Sendable {
         }
     }
     public var withheldCount: Int { shards.reduce(0) { $0 + $1.withheldCount } }
+    /// Items the last swap left as they were (`StreamProcessor.skippedRecomputes`).
+    public var skippedRecomputes: Int { shards.reduce(0) { $0 + $1.skippedRecomputes } }
 
     /// `StreamProcessor.process` of each shard's messages, in parallel; the outputs shard by shard.
     public func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {

@@ -30,6 +30,11 @@ public final class StreamProcessor {
     var restoring: [Int32: [ItemKey: (RollupTable.Contribution, Int64?)]] = [:]
     /// Items that may still carry a prediction of an older model version, to recompute in the background.
     var stale = FIFO<(partition: Int32, key: ItemKey)>()
+    /// After a swap to a version that differs from the previous one only in some markets' columns (a fine-tune of
+    /// scope `market`), those markets: the other items' predictions are bit-identical, so they are not recomputed.
+    var recomputeMarkets: Set<String>?
+    /// Items the last swap left as they were (their market's columns did not change), so far.
+    public private(set) var skippedRecomputes = 0
 
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
         self.model = model
@@ -62,13 +67,27 @@ public final class StreamProcessor {
         guard newModel.config.siiFields == model.config.siiFields, newModel.config.features == model.config.features else {
             throw ModelSwapError(description: "version \(newModel.version) reads other input features than version \(model.version) (the stored item inputs are kept by feature name); a change of features needs a new deployment")
         }
+        recomputeMarkets = newModel.marketsChanged(from: model)
+        skippedRecomputes = 0
         model = newModel
         stepper = BatchedStepper(model: newModel, batchRows: options.batchRows)
         stale = FIFO()
         var hot: [(sequence: Int, partition: Int32, key: ItemKey)] = []
+        var unchanged: [(partition: Int32, key: ItemKey)] = []
         for (p, table) in partitions.all {
-            for state in table.hotStates where state.predictedBy != newModel.version { hot.append((state.sequence, p, state.key)) }
+            for state in table.hotStates where state.predictedBy != newModel.version {
+                if needsRecompute(state) { hot.append((state.sequence, p, state.key)) } else { unchanged.append((p, state.key)) }
+            }
         }
+        // Their model state and prediction are the new version's as they stand: say so, so that their next event
+        // steps on from it instead of recomputing them from their days.
+        for (p, key) in unchanged {
+            partitions[p]?.modify(key, make: { inputs.newState(key) }) { state in
+                state.hot?.modelVersion = newModel.version
+                state.predictedBy = newModel.version
+            }
+        }
+        skippedRecomputes = unchanged.count
         hot.sort { ($0.sequence, $0.key) > ($1.sequence, $1.key) }
         for item in hot { stale.append((item.partition, item.key)) }
         for (p, table) in partitions.all {
@@ -246,14 +265,28 @@ public final class StreamProcessor {
         }
     }
 
+    /// Whether an item predicted by the previous version must be recomputed under the current one: always, unless
+    /// the swap changed only other markets' columns.
+    func needsRecompute(_ state: ItemState) -> Bool {
+        guard let markets = recomputeMarkets else { return true }
+        let market = model.config.marketField.flatMap { state.sii[$0] } ?? nil
+        return market.map { markets.contains($0) } ?? false
+    }
+
     /// Adds up to `count` queued items still predicted by another model version (skipping those recomputed
-    /// since, and those of partitions no longer owned).
+    /// since, those of partitions no longer owned, and those a market-scoped swap left unchanged; at most 50 ×
+    /// `count` looked at per call, so a long run of skipped compact items does not stall a batch).
     func takeStale(_ count: Int, changes: inout Changes) {
-        var taken = 0
-        while taken < count, let (p, key) = stale.first {
+        var taken = 0, looked = 0
+        while taken < count, looked < 50 * count, let (p, key) = stale.first {
             stale.removeFirst()
+            looked += 1
             guard changes.items[p]?[key] == nil, let state = partitions[p]?.state(key),
                   state.predictedBy != model.version else { continue }
+            guard needsRecompute(state) else {
+                skippedRecomputes += 1
+                continue
+            }
             var change = Changes.Change(before: RollupTable.Contribution(state, fields: rollupFields))
             change.recompute = true
             change.statics = true

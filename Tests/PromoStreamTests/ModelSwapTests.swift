@@ -95,3 +95,41 @@ func swapRefusesOtherFeatures() throws {
     #expect(throws: ModelSwapError.self) { try processor.swap(to: other) }
     #expect(processor.model.version == stream.model.version)
 }
+
+@Test("a version that changed only one market's columns recomputes that market's items; the others are left as they were")
+func marketScopedSwap() throws {
+    let stream = try SmallStream(items: 400, markets: true)
+    var options = ProcessorOptions()
+    options.recomputePerCall = 30
+    options.hotItems = 250  // some items compact: both kinds are left alone or recomputed
+    let processor = StreamProcessor(model: stream.model, options: options)
+    var out = processor.process(stream.messages, nowMs: 0)
+    out += processor.process([], nowMs: options.gracePeriodMs)
+    let before = try latestPredictions(out)
+    // As a fine-tune of scope market on sea: only column 1 of every mkt.* moves.
+    var next = stream.model
+    next.version += 1
+    let markets = next.config.markets.count, sea = try #require(next.config.markets.firstIndex(of: "sea"))
+    for spec in next.layout.specs where spec.name.hasPrefix("mkt.") {
+        for row in 0..<spec.shape[0] { next.parameters.values[spec.offset + row * markets + sea] += 0.7 }
+    }
+    #expect(next.marketsChanged(from: stream.model) == ["sea"])
+    try processor.swap(to: next)
+    var after: [OutputRecord] = []
+    while processor.staleCount > 0 { after += processor.process([], nowMs: options.gracePeriodMs) }
+    let recomputed = try latestPredictions(after)
+    let seaItems = Set(stream.records.filter { $0.profile?.ids["market"] == "sea" }.map(\.key))
+    #expect(!seaItems.isEmpty && Set(recomputed.keys) == seaItems.intersection(before.keys))
+    #expect(processor.skippedRecomputes == before.count - recomputed.count && processor.skippedRecomputes > 0)
+    // The sea items as the new version predicts them offline; the others' predictions bit-identical under it.
+    let offline = FeaturePipeline(config: next.config).predictions(next, for: stream.records)
+    let previous = FeaturePipeline(config: next.config).predictions(stream.model, for: stream.records)
+    for (i, record) in stream.records.enumerated() {
+        if let p = recomputed[record.key] {
+            #expect(p.modelVersion == next.version)
+            expectClose(p, offline[i], "\(record.key)")
+        } else {
+            #expect(offline[i] == previous[i], "\(record.key) of \(record.profile?.ids["market"] ?? "no market") predicts otherwise")
+        }
+    }
+}

@@ -13,10 +13,12 @@ struct SmallStream {
     var records: [ItemRecord] = []
     var model: DINOPModel
 
-    init(items: Int = 200, partitions: Int32 = 4) throws {
+    /// `markets`: the four-market world, and a model with MARKETS.md's market-embedding over its markets.
+    init(items: Int = 200, partitions: Int32 = 4, markets: Bool = false) throws {
         var options = PromotionWorld.Options()
         options.seed = 5
         options.itemsPerPromotion = items
+        if markets { options.markets = PromotionWorld.fourMarkets }
         options.promotions = [options.promotions[0]]
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -33,6 +35,10 @@ struct SmallStream {
         var config = ModelConfig.default
         config.hidden = 16
         config.attention = 8
+        if markets {
+            config.extensions = [ModelExtension.marketEmbedding]
+            config.markets = PromotionWorld.fourMarkets.map(\.id)
+        }
         var model = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16),
                                           seed: 3)
         let pipeline = FeaturePipeline(config: config)
