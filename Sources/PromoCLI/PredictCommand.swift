@@ -22,7 +22,7 @@ public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventD
         }
         events.append(PredictionEvent(p, key: record.key, modelVersion: model.version,
                                       activityID: record.activity?.activityID, producedAt: timestamp,
-                                      asOfDay: record.days.last))
+                                      asOfDay: record.days.last, market: record.profile?.ids["market"]))
     }
     return (events, rejected, withheld)
 }

@@ -108,7 +108,8 @@ public struct EventDecoder: Sendable {
             ssProbabilities: probabilities, ja: ja, activityID: activityID, producedAt: try f.nonEmptyString("produced_at"),
             asOfDay: try f.optionalInteger("as_of_day", in: 1...Int.max),
             sequence: try f.optionalInteger("sequence", in: 1...Int.max),
-            daysWithoutBuyers: try f.optionalIntegerArray("days_without_buyers", in: 1...Int.max))
+            daysWithoutBuyers: try f.optionalIntegerArray("days_without_buyers", in: 1...Int.max),
+            market: try f.optionalNonEmptyString("market"))
     }
 
     private func announcement(_ f: Fields) throws(EventError) -> ModelAnnouncement {
@@ -187,6 +188,11 @@ struct Fields {
     func optionalString(_ name: String) throws(EventError) -> String? {
         guard let value = map[name], value != .null else { return nil }
         return try string(name)
+    }
+
+    func optionalNonEmptyString(_ name: String) throws(EventError) -> String? {
+        guard let value = map[name], value != .null else { return nil }
+        return try nonEmptyString(name)
     }
 
     func optionalBool(_ name: String) throws(EventError) -> Bool? {

@@ -58,6 +58,7 @@ extension Event {
                 days.forEach { w.number(Double($0)) }
                 w.endArray()
             }
+            if let market = e.market { w.field("market", market) }
         case .announcement(let e):
             w.field("version", e.version)
             w.key("parent")

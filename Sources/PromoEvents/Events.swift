@@ -126,10 +126,12 @@ public struct PredictionEvent: Sendable, Equatable {
     /// Days applied without their buyer profile (after the grace period, or closed by a later day): their
     /// buyer features took the missing-value default. Empty when every day had one.
     public var daysWithoutBuyers: [Int]?
+    /// The item's market (its profile's `market` id), when it has one: for per-market views downstream.
+    public var market: String?
 
     public init(itemID: String, promotionID: String, modelVersion: Int, daysSeen: Int, gmv: Double, bsp: Double,
                 ss: Int, ssProbabilities: [Double], ja: Double? = nil, activityID: String? = nil, producedAt: String,
-                asOfDay: Int? = nil, sequence: Int? = nil, daysWithoutBuyers: [Int]? = nil) {
+                asOfDay: Int? = nil, sequence: Int? = nil, daysWithoutBuyers: [Int]? = nil, market: String? = nil) {
         self.itemID = itemID
         self.promotionID = promotionID
         self.modelVersion = modelVersion
@@ -144,6 +146,7 @@ public struct PredictionEvent: Sendable, Equatable {
         self.asOfDay = asOfDay
         self.sequence = sequence
         self.daysWithoutBuyers = daysWithoutBuyers
+        self.market = market
     }
 }
 
@@ -177,7 +180,7 @@ public struct ModelAnnouncement: Sendable, Equatable {
 /// a seller of a promotion. A reader adds the latest record of every partition for the scope's total.
 public struct Rollup: Sendable, Equatable {
     public static let schema = "rollup/1"
-    public static let scopes = ["platform", "industry", "seller"]
+    public static let scopes = ["platform", "market", "industry", "seller"]
     public var promotionID: String
     public var scope: String
     /// The industry or seller id; `all` for the platform.

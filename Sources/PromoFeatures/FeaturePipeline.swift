@@ -58,11 +58,12 @@ public enum OutcomeLabels {
 extension PredictionEvent {
     /// The event of a model's prediction for an item; a head the model lacks reads as its uninformed value.
     public init(_ p: Prediction, key: ItemKey, modelVersion: Int, activityID: String?, producedAt: String,
-                asOfDay: Int? = nil, sequence: Int? = nil, daysWithoutBuyers: [Int]? = nil) {
+                asOfDay: Int? = nil, sequence: Int? = nil, daysWithoutBuyers: [Int]? = nil, market: String? = nil) {
         self.init(itemID: key.itemID, promotionID: key.promotionID, modelVersion: modelVersion,
                   daysSeen: p.daysSeen, gmv: p.gmv ?? 0, bsp: p.bsp ?? 0, ss: p.slot ?? 10,
                   ssProbabilities: p.slotProbabilities ?? Array(repeating: 0.1, count: 10), ja: p.ja,
                   activityID: p.ja == nil ? nil : activityID, producedAt: producedAt,
-                  asOfDay: asOfDay, sequence: sequence, daysWithoutBuyers: daysWithoutBuyers)
+                  asOfDay: asOfDay, sequence: sequence, daysWithoutBuyers: daysWithoutBuyers,
+                  market: market.flatMap { $0.isEmpty ? nil : $0 })
     }
 }

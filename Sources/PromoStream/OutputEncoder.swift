@@ -10,11 +10,14 @@ final class OutputEncoder {
     let consumer: String
     /// Named in changelog records.
     let application: String
+    /// Where the item's market id sits among its `sii` ids, if the model reads one.
+    let marketField: Int?
     private let formatter = ISO8601DateFormatter()
 
-    init(consumer: String, application: String) {
+    init(consumer: String, application: String, marketField: Int?) {
         self.consumer = consumer
         self.application = application
+        self.marketField = marketField
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     }
 
@@ -25,7 +28,8 @@ final class OutputEncoder {
         let applied = (state.hot?.appliedDays ?? []).map { Int($0) }
         let event = PredictionEvent(p, key: state.key, modelVersion: version, activityID: state.activityID,
                                     producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
-                                    daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) })
+                                    daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) },
+                                    market: marketField.flatMap { state.sii[$0] })
         return OutputRecord(kind: .prediction, partition: nil, key: Array(state.key.itemID.utf8),
                             value: Event.prediction(event).encoded(), statePartition: partition)
     }

@@ -26,18 +26,21 @@ struct RollupTable {
 
     /// Where the model config keeps the ids that name an item's industry and seller.
     struct Fields {
+        var market: Int?
         var industry: Int?
         var seller: Int?
 
         init(_ siiFields: [String]) {
+            market = siiFields.firstIndex(of: "market")
             industry = siiFields.firstIndex(of: "industry")
             seller = siiFields.firstIndex(of: "seller")
         }
     }
 
-    /// What an item adds to the sums: its last predicted GMV and the industry and seller it belongs to.
+    /// What an item adds to the sums: its last predicted GMV and the market, industry and seller it belongs to.
     struct Contribution: Equatable {
         var gmv: Double?
+        var market: String?
         var industry: String?
         var seller: String?
 
@@ -45,12 +48,14 @@ struct RollupTable {
             gmv = state.lastGMV
             guard gmv != nil else { return }
             func id(_ i: Int?) -> String? { i.flatMap { state.sii[$0] }.flatMap { $0.isEmpty ? nil : $0 } }
+            market = id(fields.market)
             industry = id(fields.industry)
             seller = id(fields.seller)
         }
 
         func keys(promotion: String) -> [Key] {
             var keys = [Key(promotion: promotion, scope: "platform", id: "all")]
+            if let market { keys.append(Key(promotion: promotion, scope: "market", id: market)) }
             if let industry { keys.append(Key(promotion: promotion, scope: "industry", id: industry)) }
             if let seller { keys.append(Key(promotion: promotion, scope: "seller", id: seller)) }
             return keys

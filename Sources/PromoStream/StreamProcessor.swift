@@ -41,7 +41,8 @@ public final class StreamProcessor {
         self.options = options
         inputs = InputApplier(config: model.config, presaleDays: options.presaleDays)
         stepper = BatchedStepper(model: model, batchRows: options.batchRows)
-        encoder = OutputEncoder(consumer: options.consumer, application: options.application)
+        encoder = OutputEncoder(consumer: options.consumer, application: options.application,
+                                marketField: model.config.marketField)
         rollupFields = RollupTable.Fields(model.config.siiFields)
     }
 
@@ -440,7 +441,8 @@ public final class StreamProcessor {
             guard p.notFiniteReason == nil else { return }
             out.append(PredictionEvent(p, key: job.state.key, modelVersion: version, activityID: job.state.activityID,
                                        producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),
-                                       daysWithoutBuyers: hot.appliedDays.map(Int.init).filter { !job.state.hasBuyers(day: $0) }))
+                                       daysWithoutBuyers: hot.appliedDays.map(Int.init).filter { !job.state.hasBuyers(day: $0) },
+                                       market: encoder.marketField.flatMap { job.state.sii[$0] }))
         }
         return out
     }

@@ -126,7 +126,7 @@ func marketScopedSwap() throws {
     let previous = FeaturePipeline(config: next.config).predictions(stream.model, for: stream.records)
     for (i, record) in stream.records.enumerated() {
         if let p = recomputed[record.key] {
-            #expect(p.modelVersion == next.version)
+            #expect(p.modelVersion == next.version && p.market == record.profile?.ids["market"])
             expectClose(p, offline[i], "\(record.key)")
         } else {
             #expect(offline[i] == previous[i], "\(record.key) of \(record.profile?.ids["market"] ?? "no market") predicts otherwise")

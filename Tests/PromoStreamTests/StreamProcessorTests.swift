@@ -277,7 +277,7 @@ func changelogRecordRoundTrip() throws {
     #expect(throws: StateCodecError.self) { try StateCodec.decode([4] + bytes.dropFirst()) }
 }
 
-@Test("the latest rollup records of all partitions add up to the latest predicted GMVs per platform, industry and seller, also after items change seller")
+@Test("the latest rollup records of all partitions add up to the latest predicted GMVs per platform, market, industry and seller, also after items change seller")
 func rollupsAddUp() throws {
     let stream = try SmallStream(items: 150)
     let processor = StreamProcessor(model: stream.model)
@@ -313,6 +313,7 @@ func rollupsAddUp() throws {
     for record in stream.records {
         guard let gmv = predictions[record.key]?.gmv else { continue }
         expected["platform/all", default: 0] += gmv
+        if let market = record.profile?.ids["market"], !market.isEmpty { expected["market/\(market)", default: 0] += gmv }
         if let industry = record.profile?.ids["industry"] { expected["industry/\(industry)", default: 0] += gmv }
         if let seller = movedSeller[record.key] ?? record.profile?.ids["seller"] { expected["seller/\(seller)", default: 0] += gmv }
     }
