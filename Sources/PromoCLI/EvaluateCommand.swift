@@ -27,7 +27,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print the rows as JSON with full precision instead of the table.") var json = false
     @Flag(help: "Also say, per model, the GMV MAE of the largest 5% of test items against the rest, and how its best-seller probabilities are calibrated.")
     var breakdown = false
-    @Flag(help: "One table per market and an overall one, with DINOP trained per market alone, pooled, and with MARKETS.md's market-embedding.")
+    @Flag(help: "One table per market and an overall one, with DINOP trained per market alone, pooled, with MARKETS.md's market-embedding, and that model fine-tuned per market (scope market, scope all).")
     var byMarket = false
     @OptionGroup var shape: ModelShapeOptions
     @OptionGroup var training: TrainingFlags
@@ -127,6 +127,10 @@ struct EvaluateCommand: ParsableCommand {
             models.append((name, try body(), (ContinuousClock.now - begin).seconds))
             report("evaluate: \(name) done")
         }
+        // A fine-tune's training: `promo finetune`'s defaults (a tenth of the learning rate, ten epochs at most).
+        var fineTuneTraining = FineTuneOptions().training
+        fineTuneTraining.seed = training.seed
+        fineTuneTraining.loss = training.options.loss
         func train(_ model: DINOPModel, _ items: LabelledItems, _ label: String) throws -> DINOPModel {
             let progress = training.progress(label)
             defer { progress.finish() }
@@ -162,11 +166,42 @@ struct EvaluateCommand: ParsableCommand {
             let trained = try train(start, trainingItems, "DINOP pooled")
             return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
         }
+        var pretrained: DINOPModel?
         try timed("DINOP + market-embedding") {
             let config = start.config.withMarketEmbedding(markets)
             let initial = try DINOPModel.random(config: config, dims: start.layout.dims, seed: training.seed)
             let trained = try train(initial, trainingItems, "DINOP + market-embedding")
+            pretrained = trained
             return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
+        }
+        // ACMR's pre-train → fine-tune: the pre-trained model fine-tuned on each market's items, with each scope.
+        if let pretrained {
+            for (name, scope) in [("+ fine-tune scope market", MarketScope.market), ("+ fine-tune scope all", .all)] {
+                try timed(name) {
+                    var parts: [(indices: [Int], scores: ItemScores)] = []
+                    for market in testSplit.markets {
+                        let testIndices = testSplit.indices(of: market)
+                        guard let m = pretrained.config.markets.firstIndex(of: market),
+                              trainSplit.indices(of: market).count >= 20 else {
+                            // No column (no market id) or too few items to fine-tune on: the pre-trained model.
+                            parts.append((testIndices, DINOPRun.scores(pretrained, testItems.subset(testIndices),
+                                                                       pipeline: FeaturePipeline(config: pretrained.config))))
+                            continue
+                        }
+                        var options = fineTuneTraining
+                        options.scope = scope == .market ? .market(m) : .all
+                        let progress = training.progress("\(name) \(market)")
+                        let tuned = try DINOPRun.train(pretrained, trainingItems.subset(trainSplit.indices(of: market)),
+                                                       pipeline: FeaturePipeline(config: pretrained.config), options: options,
+                                                       validationFraction: training.validation, fitNormalisation: false,
+                                                       progress: progress.epoch)
+                        progress.finish()
+                        parts.append((testIndices, DINOPRun.scores(tuned, testItems.subset(testIndices),
+                                                                   pipeline: FeaturePipeline(config: tuned.config))))
+                    }
+                    return ItemScores.assembled(count: testItems.count, parts)
+                }
+            }
         }
         var tables: [String] = []
         for market in testSplit.markets + [nil] {
