@@ -67,19 +67,9 @@ struct EvaluateCommand: ParsableCommand {
             try evaluateByMarket(trainingItems, testItems, start: start)
             return
         }
-        timed("naive (fitted multiple of recent pre-sale GMV)", bspIsProbability: false) {
-            var naive = NaiveBaseline()
-            naive.fit(trainingItems)
-            report(String(format: "naive: promotion-day GMV = %.2f × mean daily GMV of the last %d pre-sale days",
-                          naive.multiple, naive.recentDays))
-            return naive.scores(testItems)
-        }
+        timed("naive (fitted multiple of recent pre-sale GMV)", bspIsProbability: false) { naiveScores(trainingItems, testItems) }
         if !noGbdt {
-            try timed("gradient-boosted trees (LightGBM, flattened features)") {
-                var trees = GradientBoostedTrees(config: start.config)
-                trees.seed = training.seed
-                return try trees.scores(training: trainingItems, test: testItems, log: report)
-            }
+            try timed("gradient-boosted trees (LightGBM, flattened features)") { try treeScores(trainingItems, testItems, start.config) }
         }
         let hasBuyers = trainingItems.records.contains { $0.profile?.su != nil || !$0.buyers.isEmpty }
         if !noAblation && !hasBuyers {
@@ -114,6 +104,22 @@ struct EvaluateCommand: ParsableCommand {
         if !breakdowns.isEmpty && !json { print("\n" + breakdowns.joined(separator: "\n")) }
     }
 
+    /// The naive baseline fitted on the training items.
+    func naiveScores(_ trainingItems: LabelledItems, _ testItems: LabelledItems) -> ItemScores {
+        var naive = NaiveBaseline()
+        naive.fit(trainingItems)
+        report(String(format: "naive: promotion-day GMV = %.2f × mean daily GMV of the last %d pre-sale days",
+                      naive.multiple, naive.recentDays))
+        return naive.scores(testItems)
+    }
+
+    /// The LightGBM peer on the same features (ids, the market among them, as categorical columns).
+    func treeScores(_ trainingItems: LabelledItems, _ testItems: LabelledItems, _ config: ModelConfig) throws -> ItemScores {
+        var trees = GradientBoostedTrees(config: config)
+        trees.seed = training.seed
+        return try trees.scores(training: trainingItems, test: testItems, log: report)
+    }
+
     /// `--by-market`: the rows MARKETS.md's ablation starts from, one table per market (the test items of that market)
     /// and one overall.
     func evaluateByMarket(_ trainingItems: LabelledItems, _ testItems: LabelledItems, start: DINOPModel) throws {
@@ -137,17 +143,9 @@ struct EvaluateCommand: ParsableCommand {
             return try DINOPRun.train(model, items, pipeline: FeaturePipeline(config: model.config), options: training.options,
                                       validationFraction: training.validation, progress: progress.epoch)
         }
-        timed("naive (fitted multiple of recent pre-sale GMV)") {
-            var naive = NaiveBaseline()
-            naive.fit(trainingItems)
-            return naive.scores(testItems)
-        }
+        timed("naive (fitted multiple of recent pre-sale GMV)") { naiveScores(trainingItems, testItems) }
         if !noGbdt {
-            try timed("LightGBM, the market a feature") {
-                var trees = GradientBoostedTrees(config: start.config)
-                trees.seed = training.seed
-                return try trees.scores(training: trainingItems, test: testItems, log: report)
-            }
+            try timed("LightGBM, the market a feature") { try treeScores(trainingItems, testItems, start.config) }
         }
         try timed("DINOP, each market alone") {
             var parts: [(indices: [Int], scores: ItemScores)] = []

@@ -115,3 +115,22 @@ func marketScopeRefusals() throws {
     let listed = try DINOPModel.random(config: config, dims: plain.layout.dims, seed: 1)
     #expect(throws: TrainingDataError.self) { try FineTuner.run(listed, on: first, options: options) }
 }
+
+@Test("markets are ordered by items; scores assembled from per-market parts read back per market as they were")
+func marketSplitAndAssembly() throws {
+    let (first, _) = try smallWorld(items: 600, markets: PromotionWorld.fourMarkets)
+    let split = MarketSplit(first)
+    #expect(split.markets.first == "cn" && Set(split.markets) == ["cn", "sea", "eu", "latam"])
+    #expect(split.markets.map { split.indices(of: $0).count }.reduce(0, +) == first.count)
+    let parts = split.markets.enumerated().map { k, market in
+        let indices = split.indices(of: market)
+        return (indices, ItemScores(gmv: indices.map { Double($0) + Double(k) / 10 }, bsp: indices.map { _ in Double(k) },
+                                    slot: indices.map { _ in k + 1 }, ja: indices.map { _ in nil }))
+    }
+    let whole = ItemScores.assembled(count: first.count, parts)
+    for (indices, scores) in parts {
+        let back = whole.subset(indices)
+        #expect(back.gmv == scores.gmv && back.bsp == scores.bsp && back.slot == scores.slot)
+    }
+    #expect(!whole.gmv.contains { $0.isNaN }, "every item in exactly one part")
+}
