@@ -68,7 +68,10 @@ public final class StreamProcessor {
         guard newModel.config.siiFields == model.config.siiFields, newModel.config.features == model.config.features else {
             throw ModelSwapError(description: "version \(newModel.version) reads other input features than version \(model.version) (the stored item inputs are kept by feature name); a change of features needs a new deployment")
         }
-        recomputeMarkets = newModel.marketsChanged(from: model)
+        // A version identical to the previous one (a re-publish, a rollback) is recomputed in full, so that every
+        // item's latest prediction names the version served; one that changed some markets' columns only, those.
+        let changed = newModel.marketsChanged(from: model)
+        recomputeMarkets = changed.flatMap { $0.isEmpty ? nil : $0 }
         skippedRecomputes = 0
         model = newModel
         stepper = BatchedStepper(model: newModel, batchRows: options.batchRows)

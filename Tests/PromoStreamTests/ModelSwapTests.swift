@@ -133,3 +133,19 @@ func marketScopedSwap() throws {
         }
     }
 }
+
+@Test("a version with the very same weights (a re-publish, a rollback) is recomputed in full: every latest prediction names it")
+func identicalVersionRecomputesAll() throws {
+    let stream = try SmallStream(items: 80, markets: true)
+    let processor = StreamProcessor(model: stream.model)
+    let before = try latestPredictions(processor.process(stream.messages, nowMs: 0))
+    var same = stream.model
+    same.version += 1
+    #expect(same.marketsChanged(from: stream.model) == [])
+    try processor.swap(to: same)
+    var out: [OutputRecord] = []
+    while processor.staleCount > 0 { out += processor.process([], nowMs: 0) }
+    let after = try latestPredictions(out)
+    #expect(Set(after.keys) == Set(before.keys) && after.values.allSatisfy { $0.modelVersion == same.version })
+    #expect(processor.skippedRecomputes == 0)
+}
