@@ -99,6 +99,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// The `market` field's position in `sii_fields`, which every market extension reads.
     public var marketField: Int? { siiFields.firstIndex(of: "market") }
 
+    /// An item's market id among its `sii` ids (in `sii_fields` order); nil when missing or empty.
+    public func marketID(_ sii: [String?]) -> String? {
+        guard let field = marketField, field < sii.count, let id = sii[field], !id.isEmpty else { return nil }
+        return id
+    }
+
     /// The paper's sizes and the feature names the project's events carry.
     public static let `default` = ModelConfig(
         hidden: 128, attention: 64,

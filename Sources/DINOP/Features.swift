@@ -150,7 +150,7 @@ extension Network {
             }
         }
         let act = config.has(.ja) ? item.act.map { normaliser.normalise(.act, $0) } : nil
-        let market = config.extensions.isEmpty ? nil : config.marketField.flatMap { config.marketIndex(item.sii[$0]) }
+        let market = config.extensions.isEmpty ? nil : config.marketIndex(config.marketID(item.sii))
         return EncodedItem(rows: rows, sis: normaliser.normalise(.sis, item.sis), su: su,
                            dayInputs: inputs, dayCount: item.days.count, act: act, market: market)
     }

@@ -137,67 +137,59 @@ struct EvaluateCommand: ParsableCommand {
         var fineTuneTraining = FineTuneOptions().training
         fineTuneTraining.seed = training.seed
         fineTuneTraining.loss = training.options.loss
-        func train(_ model: DINOPModel, _ items: LabelledItems, _ label: String) throws -> DINOPModel {
+        func train(_ model: DINOPModel, _ items: LabelledItems, _ label: String, options: TrainingOptions? = nil) throws -> DINOPModel {
             let progress = training.progress(label)
             defer { progress.finish() }
-            return try DINOPRun.train(model, items, pipeline: FeaturePipeline(config: model.config), options: training.options,
-                                      validationFraction: training.validation, progress: progress.epoch)
+            // A fine-tune (given options) keeps the model's normalisation; training from scratch fits it.
+            return try DINOPRun.train(model, items, pipeline: FeaturePipeline(config: model.config),
+                                      options: options ?? training.options, validationFraction: training.validation,
+                                      fitNormalisation: options == nil, progress: progress.epoch)
+        }
+        /// `model`'s scores of the test items at `indices` (all of them when nil).
+        func scores(_ model: DINOPModel, _ indices: [Int]? = nil) -> ItemScores {
+            DINOPRun.scores(model, indices.map { testItems.subset($0) } ?? testItems, pipeline: FeaturePipeline(config: model.config))
+        }
+        /// Scores of every test item, each market's from `body(market, its training items)`.
+        func perMarket(_ body: (String, [Int]) throws -> DINOPModel) throws -> ItemScores {
+            try ItemScores.assembled(count: testItems.count, testSplit.markets.map { market in
+                let testIndices = testSplit.indices(of: market)
+                return (testIndices, scores(try body(market, trainSplit.indices(of: market)), testIndices))
+            })
         }
         timed("naive (fitted multiple of recent pre-sale GMV)") { naiveScores(trainingItems, testItems) }
         if !noGbdt {
             try timed("LightGBM, the market a feature") { try treeScores(trainingItems, testItems, start.config) }
         }
         try timed("DINOP, each market alone") {
-            var parts: [(indices: [Int], scores: ItemScores)] = []
-            for market in testSplit.markets {
-                let trainIndices = trainSplit.indices(of: market), testIndices = testSplit.indices(of: market)
+            try perMarket { market, trainIndices in
                 guard !trainIndices.isEmpty else {
                     throw ValidationError("market \(market.isEmpty ? "(none)" : market) has test items but no training items")
                 }
-                let trained = try train(start, trainingItems.subset(trainIndices), "DINOP \(market)")
-                parts.append((testIndices, DINOPRun.scores(trained, testItems.subset(testIndices),
-                                                           pipeline: FeaturePipeline(config: trained.config))))
+                return try train(start, trainingItems.subset(trainIndices), "DINOP \(market)")
             }
-            return ItemScores.assembled(count: testItems.count, parts)
         }
-        try timed("DINOP pooled (no extension)") {
-            let trained = try train(start, trainingItems, "DINOP pooled")
-            return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
-        }
+        try timed("DINOP pooled (no extension)") { scores(try train(start, trainingItems, "DINOP pooled")) }
         var pretrained: DINOPModel?
         try timed("DINOP + market-embedding") {
             let config = start.config.withMarketEmbedding(markets)
             let initial = try DINOPModel.random(config: config, dims: start.layout.dims, seed: training.seed)
             let trained = try train(initial, trainingItems, "DINOP + market-embedding")
             pretrained = trained
-            return DINOPRun.scores(trained, testItems, pipeline: FeaturePipeline(config: trained.config))
+            return scores(trained)
         }
         // ACMR's pre-train → fine-tune: the pre-trained model fine-tuned on each market's items, with each scope.
         if let pretrained {
             for (name, scope) in [("+ fine-tune scope market", MarketScope.market), ("+ fine-tune scope all", .all)] {
                 try timed(name) {
-                    var parts: [(indices: [Int], scores: ItemScores)] = []
-                    for market in testSplit.markets {
-                        let testIndices = testSplit.indices(of: market)
-                        guard let m = pretrained.config.markets.firstIndex(of: market),
-                              trainSplit.indices(of: market).count >= 20 else {
-                            // No column (no market id) or too few items to fine-tune on: the pre-trained model.
-                            parts.append((testIndices, DINOPRun.scores(pretrained, testItems.subset(testIndices),
-                                                                       pipeline: FeaturePipeline(config: pretrained.config))))
-                            continue
+                    try perMarket { market, trainIndices in
+                        // No column (no market id) or too few items to fine-tune on: the pre-trained model.
+                        guard let m = pretrained.config.markets.firstIndex(of: market), trainIndices.count >= 20 else {
+                            return pretrained
                         }
                         var options = fineTuneTraining
                         options.scope = scope == .market ? .market(m) : .all
-                        let progress = training.progress("\(name) \(market)")
-                        let tuned = try DINOPRun.train(pretrained, trainingItems.subset(trainSplit.indices(of: market)),
-                                                       pipeline: FeaturePipeline(config: pretrained.config), options: options,
-                                                       validationFraction: training.validation, fitNormalisation: false,
-                                                       progress: progress.epoch)
-                        progress.finish()
-                        parts.append((testIndices, DINOPRun.scores(tuned, testItems.subset(testIndices),
-                                                                   pipeline: FeaturePipeline(config: tuned.config))))
+                        return try train(pretrained, trainingItems.subset(trainIndices), "\(name) \(market)", options: options)
                     }
-                    return ItemScores.assembled(count: testItems.count, parts)
                 }
             }
         }

@@ -10,14 +10,15 @@ final class OutputEncoder {
     let consumer: String
     /// Named in changelog records.
     let application: String
-    /// Where the item's market id sits among its `sii` ids, if the model reads one.
-    let marketField: Int?
+    /// The model's config, for where an item's market id sits among its `sii` ids (the same for every version a
+    /// processor may swap to: they read the same input features).
+    let config: ModelConfig
     private let formatter = ISO8601DateFormatter()
 
-    init(consumer: String, application: String, marketField: Int?) {
+    init(consumer: String, application: String, config: ModelConfig) {
         self.consumer = consumer
         self.application = application
-        self.marketField = marketField
+        self.config = config
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     }
 
@@ -29,7 +30,7 @@ final class OutputEncoder {
         let event = PredictionEvent(p, key: state.key, modelVersion: version, activityID: state.activityID,
                                     producedAt: timestamp, asOfDay: applied.last, sequence: state.sequence,
                                     daysWithoutBuyers: applied.filter { !state.hasBuyers(day: $0) },
-                                    market: marketField.flatMap { state.sii[$0] })
+                                    market: config.marketID(state.sii))
         return OutputRecord(kind: .prediction, partition: nil, key: Array(state.key.itemID.utf8),
                             value: Event.prediction(event).encoded(), statePartition: partition)
     }

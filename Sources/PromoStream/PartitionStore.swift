@@ -19,7 +19,6 @@ final class PartitionStore {
     func replace(_ partition: Int32, with table: PartitionTable) { tables[partition] = table }
     func remove(_ partition: Int32) { tables[partition] = nil }
 
-    var partitions: Dictionary<Int32, PartitionTable>.Keys { tables.keys }
     var all: Dictionary<Int32, PartitionTable> { tables }
 
     var itemCount: Int { tables.values.reduce(0) { $0 + $1.count } }
@@ -86,11 +85,8 @@ final class PartitionTable {
         cold[key] = bytes
     }
 
-    /// Every item, the cold ones decoded one at a time.
-    func allStates() -> some Sequence<ItemState> { Array(hot.values) + Array(coldStates()) }
-
-    /// Every cold item, decoded one at a time.
-    func coldStates() -> some Sequence<ItemState> { cold.values.lazy.map { try! StateCodec.decode($0) } }
+    /// Every item, the cold ones decoded.
+    func allStates() -> [ItemState] { Array(hot.values) + cold.values.map { try! StateCodec.decode($0) } }
 
     var hotStates: Dictionary<ItemKey, ItemState>.Values { hot.values }
     var coldKeys: Dictionary<ItemKey, [UInt8]>.Keys { cold.keys }

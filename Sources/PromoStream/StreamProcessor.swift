@@ -41,8 +41,7 @@ public final class StreamProcessor {
         self.options = options
         inputs = InputApplier(config: model.config, presaleDays: options.presaleDays)
         stepper = BatchedStepper(model: model, batchRows: options.batchRows)
-        encoder = OutputEncoder(consumer: options.consumer, application: options.application,
-                                marketField: model.config.marketField)
+        encoder = OutputEncoder(consumer: options.consumer, application: options.application, config: model.config)
         rollupFields = RollupTable.Fields(model.config.siiFields)
     }
 
@@ -72,7 +71,6 @@ public final class StreamProcessor {
         // item's latest prediction names the version served; one that changed some markets' columns only, those.
         let changed = newModel.marketsChanged(from: model)
         recomputeMarkets = changed.flatMap { $0.isEmpty ? nil : $0 }
-        skippedRecomputes = 0
         model = newModel
         stepper = BatchedStepper(model: newModel, batchRows: options.batchRows)
         stale = FIFO()
@@ -273,8 +271,7 @@ public final class StreamProcessor {
     /// the swap changed only other markets' columns.
     func needsRecompute(_ state: ItemState) -> Bool {
         guard let markets = recomputeMarkets else { return true }
-        let market = model.config.marketField.flatMap { state.sii[$0] } ?? nil
-        return market.map { markets.contains($0) } ?? false
+        return model.config.marketID(state.sii).map { markets.contains($0) } ?? false
     }
 
     /// Adds up to `count` queued items still predicted by another model version (skipping those recomputed
@@ -445,7 +442,7 @@ public final class StreamProcessor {
             out.append(PredictionEvent(p, key: job.state.key, modelVersion: version, activityID: job.state.activityID,
                                        producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),
                                        daysWithoutBuyers: hot.appliedDays.map(Int.init).filter { !job.state.hasBuyers(day: $0) },
-                                       market: encoder.marketField.flatMap { job.state.sii[$0] }))
+                                       market: model.config.marketID(job.state.sii)))
         }
         return out
     }
