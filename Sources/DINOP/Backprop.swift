@@ -8,8 +8,48 @@ public struct LossOptions: Sendable, Equatable {
     public var dropout: Double = 0.1
     /// The GMV head's loss on log1p(GMV).
     public var gmvLoss = GMVLoss.squared
+    /// MARKETS.md's domain terms (models with `domain-attention` only).
+    public var domain = DomainLossOptions()
 
     public init() {}
+}
+
+/// MARKETS.md's domain losses: the adversarial term on `rep` and the discrimination term on `o`.
+public struct DomainLossOptions: Sendable, Equatable {
+    public var adversarial = AdversarialTerm.none
+    /// `λ_adv`: the entropy term's weight, or the top of the reversal schedule.
+    public var adversarialWeight = 0.1
+    /// `λ_spec`: the weight of `dom.m`'s cross-entropy on `o`.
+    public var specWeight = 0.1
+    /// The run's progress `p = s / S` at this step (set by the trainer), for the reversal schedule.
+    public var progress = 1.0
+
+    public init() {}
+
+    /// The reversal layer's `λ = λ_adv · (2 / (1 + exp(−10 p)) − 1)` (the DANN schedule).
+    public var reversalScale: Double { adversarialWeight * (2 / (1 + Foundation.exp(-10 * progress)) - 1) }
+}
+
+/// Which adversarial term keeps `rep` market-invariant (MARKETS.md `domain-attention`).
+public enum AdversarialTerm: String, Sendable, Equatable, CaseIterable {
+    /// None: `dom.c` still learns to tell markets from `rep`, which measures how invariant `rep` is.
+    case none
+    /// CNAN-AT: `rep` maximises the fixed discriminator's entropy.
+    case entropy
+    /// CATN / DANN: the discriminator's gradient reaches `rep` reversed, scaled by the schedule's λ.
+    case reversal
+}
+
+/// MARKETS.md's domain terms over a batch's items with a listed market (each 0 when there are none): unweighted.
+public struct DomainLosses: Sendable, Equatable {
+    /// `dom.c`'s cross-entropy on `rep`, and how many of the items it names right.
+    public var discriminator = 0.0, discriminatorCorrect = 0
+    /// `(1/n) Σ_i Σ_d p(d|rep_i) log p(d|rep_i)` (minus the discriminator's entropy).
+    public var entropy = 0.0
+    /// `dom.m`'s cross-entropy on `o`.
+    public var spec = 0.0
+    /// Items with a listed market.
+    public var items = 0
 }
 
 /// The GMV head's training loss on `log1p(GMV)`: MODEL.md's squared error (its minimiser is the conditional mean of
@@ -24,6 +64,8 @@ public struct LossBreakdown: Sendable, Equatable {
     public var perTask: [Head: Double] = [:]
     public var labelled: [Head: Int] = [:]
     public var total: Double = 0
+    /// MARKETS.md's domain terms (training batches of a `domain-attention` model), outside `total`.
+    public var domain: DomainLosses?
 }
 
 /// Forward and backward pass of the whole network over a minibatch of items (backpropagation through time).
@@ -42,6 +84,10 @@ struct BatchPass<T: DINOPScalar> {
     var attentionWeights: [T] = [], pooled: [T] = []
     var embeddingIn: [T] = [], sii: [T] = [], sisIn: [T] = [], sis: [T] = [], actIn: [T] = [], act: [T] = []
     var rep: [T] = [], dropMask: [T] = [], headHidden: [T] = [], outputs: [T] = []
+    /// `rep` before dropout, which the domain discriminator reads.
+    var cleanRep: [T] = []
+    /// MARKETS.md `domain-attention`'s parts, nil without it.
+    var domain: DomainPass<T>?
 
     init(network: Network<T>, items: [EncodedItem<T>], labels: [ItemLabels]) {
         self.network = network
@@ -119,7 +165,14 @@ struct BatchPass<T: DINOPScalar> {
         // Static encoders.
         let embWidth = dims.embeddingWidths.reduce(0, +)
         embeddingIn = Array(repeating: 0, count: b * embWidth)
-        net.gatherEmbeddings(order.map { items[$0].rows }, into: &embeddingIn)
+        if let da = net.layout.domainAttention {
+            let pass = DomainPass(network: net, dims: da, rows: order.map { items[$0].rows },
+                                  specRows: order.map { items[$0].specRows }, markets: order.map { items[$0].market })
+            embeddingIn = pass.gatedEmbedding
+            domain = pass
+        } else {
+            net.gatherEmbeddings(order.map { items[$0].rows }, into: &embeddingIn)
+        }
         sii = Array(repeating: 0, count: b * dims.siiWidth)
         net.dense("sii.fc", rows: b, x: embeddingIn, ldx: embWidth, relu: true, out: &sii)
         sisIn = order.flatMap { items[$0].sis }
@@ -136,6 +189,7 @@ struct BatchPass<T: DINOPScalar> {
         let width = net.representationWidth
         rep = Array(repeating: 0, count: b * width)
         net.assembleRepresentation(rows: b, pooled: pooled, sii: sii, sis: sis, into: &rep)
+        if domain != nil { cleanRep = rep }
         dropMask = Array(repeating: 1, count: b * width)
         if dropout > 0 {
             let keep = T(1 / (1 - dropout))
@@ -144,7 +198,68 @@ struct BatchPass<T: DINOPScalar> {
         }
         headHidden = Array(repeating: 0, count: b * net.headHiddenWidth)
         outputs = Array(repeating: 0, count: b * net.outputWidth)
-        net.heads(rows: b, rep: rep, activity: act, hiddenOut: &headHidden, out: &outputs)
+        (domain?.headTerm ?? []).withUnsafeBufferPointer { term in
+            net.heads(rows: b, rep: rep, activity: act, hiddenTerm: term.isEmpty ? nil : term.baseAddress!,
+                      hiddenOut: &headHidden, out: &outputs)
+        }
+    }
+
+    /// MARKETS.md's domain terms on this batch (forward done): their values; the discriminators' gradients into
+    /// `gradient`; the gradients that reach `rep` (before dropout) and `o`, for `backward`.
+    func domainTerms(options: DomainLossOptions, into gradient: inout Parameters<T>) -> (DomainLosses, dRep: [T], dO: [T]) {
+        guard let domain, let da = network.layout.domainAttention else { return (DomainLosses(), [], []) }
+        let layout = network.layout, values = network.parameters.values
+        let b = batchSize, r = network.representationWidth, dm = da.width, nM = da.markets
+        var losses = DomainLosses()
+        var dRep = [T](repeating: 0, count: b * r), dO = [T](repeating: 0, count: b * dm)
+        let labelled = (0..<b).compactMap { p in items[order[p]].market.map { (p, $0) } }
+        losses.items = labelled.count
+        guard !labelled.isEmpty else { return (losses, dRep, dO) }
+        let n = T(labelled.count)
+        let (cw, cb) = (layout.require("dom.c.weight"), layout.require("dom.c.bias"))
+        let (mw, mb) = (layout.require("dom.m.weight"), layout.require("dom.m.bias"))
+        let reversal = T(options.reversalScale), adversarialWeight = T(options.adversarialWeight)
+        let specWeight = T(options.specWeight)
+        for (p, m) in labelled {
+            let x = cleanRep[(p * r)..<((p + 1) * r)]
+            let probs = network.discriminate("dom.c", x)
+            losses.discriminator -= Double(T.log(Swift.max(probs[m], T.leastNormalMagnitude))) / Double(n)
+            if probs.indices.max(by: { probs[$0] < probs[$1] }) == m { losses.discriminatorCorrect += 1 }
+            let plogp = probs.map { $0 > 0 ? $0 * T.log($0) : 0 }
+            let negativeEntropy = plogp.reduce(0, +)
+            losses.entropy += Double(negativeEntropy) / Double(n)
+            // d CE / d logits = (p − onehot) / n: the discriminator's own step, on a fixed rep.
+            var dLogits = probs.map { $0 / n }
+            dLogits[m] -= 1 / n
+            // What reaches rep: the reversed CE gradient, or the entropy term's (through a fixed discriminator).
+            var dRepLogits = [T](repeating: 0, count: nM)
+            switch options.adversarial {
+            case .none: break
+            case .reversal: dRepLogits = dLogits.map { -reversal * $0 }
+            case .entropy: dRepLogits = (0..<nM).map { adversarialWeight * probs[$0] * ((probs[$0] > 0 ? T.log(probs[$0]) : 0) - negativeEntropy) / n }
+            }
+            for d in 0..<nM {
+                gradient.values[cb.offset + d] += dLogits[d]
+                for (j, v) in x.enumerated() {
+                    gradient.values[cw.offset + d * r + j] += dLogits[d] * v
+                    dRep[p * r + j] += dRepLogits[d] * values[cw.offset + d * r + j]
+                }
+            }
+            // dom.m on o: λ_spec · its cross-entropy, for dom.m and what lies below o.
+            let o = domain.o[(p * dm)..<((p + 1) * dm)]
+            let specProbs = network.discriminate("dom.m", o)
+            losses.spec -= Double(T.log(Swift.max(specProbs[m], T.leastNormalMagnitude))) / Double(n)
+            var dSpec = specProbs.map { specWeight * $0 / n }
+            dSpec[m] -= specWeight / n
+            for d in 0..<nM {
+                gradient.values[mb.offset + d] += dSpec[d]
+                for (j, v) in o.enumerated() {
+                    gradient.values[mw.offset + d * dm + j] += dSpec[d] * v
+                    dO[p * dm + j] += dSpec[d] * values[mw.offset + d * dm + j]
+                }
+            }
+        }
+        return (losses, dRep, dO)
     }
 
     /// The multi-task loss, and its gradient with respect to the raw head outputs.
@@ -208,7 +323,11 @@ struct BatchPass<T: DINOPScalar> {
     // MARK: Backward
 
     /// Adds the gradient of the loss (given `dOutputs`, plus L2) to `gradient`, in the weight file's layout.
-    func backward(dOutputs: [T], options: LossOptions, into gradient: inout Parameters<T>) {
+    ///
+    /// `dRepExtra` (`batch × R`, or empty) adds to the gradient at `rep` before dropout, `dO` (`batch × D_m`) at `o`:
+    /// the domain terms' (`domainTerms`).
+    func backward(dOutputs: [T], options: LossOptions, dRepExtra: [T] = [], dO: [T] = [],
+                  into gradient: inout Parameters<T>) {
         let net = network, layout = net.layout, dims = layout.dims, config = layout.config
         let b = batchSize, hd = net.hidden, a = net.attention, k = net.inputWidth, g = net.gateWidth
         let width = net.representationWidth, hiddenWidth = net.headHiddenWidth, outWidth = net.outputWidth
@@ -275,6 +394,7 @@ struct BatchPass<T: DINOPScalar> {
             }
         }
         for j in dRep.indices { dRep[j] *= dropMask[j] }
+        for j in dRepExtra.indices { dRep[j] += dRepExtra[j] }
 
         // Static encoders.
         var dSii = [T](repeating: 0, count: b * dims.siiWidth)
@@ -290,14 +410,11 @@ struct BatchPass<T: DINOPScalar> {
         let embWidth = dims.embeddingWidths.reduce(0, +)
         var dEmbedding = [T](repeating: 0, count: b * embWidth)
         denseBackward("sii.fc", rows: b, x: embeddingIn, dOut: dSii, dX: &dEmbedding, gradient: &gradient)
-        for p in 0..<b {
-            var column = 0
-            for (f, field) in config.siiFields.enumerated() {
-                let table = layout.require("sii.emb.\(field)"), d = dims.embeddingWidths[f]
-                let row = items[order[p]].rows[f]
-                for j in 0..<d { gradient.values[table.offset + row * d + j] += dEmbedding[p * embWidth + column + j] }
-                column += d
-            }
+        if let domain {
+            domain.backward(network: net, rows: order.map { items[$0].rows }, specRows: order.map { items[$0].specRows },
+                            dGated: dEmbedding, dHeadHidden: dHidden, dO: dO, into: &gradient)
+        } else {
+            scatterEmbeddingGradient(dEmbedding, into: &gradient)
         }
         var unused: [T] = []
         denseBackward("sis.fc", rows: b, x: sisIn, dOut: dSis, dX: &unused, gradient: &gradient)
@@ -444,6 +561,20 @@ struct BatchPass<T: DINOPScalar> {
             let l2 = T(options.l2)
             for spec in layout.specs where spec.decays {
                 for i in spec.range { gradient.values[i] += l2 * net.parameters.values[i] }
+            }
+        }
+    }
+
+    /// Adds the gradient at the concatenated embeddings (`batch × Σ d_f`) to each item's row of every `sii.emb.<f>`.
+    private func scatterEmbeddingGradient(_ dEmbedding: [T], into gradient: inout Parameters<T>) {
+        let layout = network.layout, widths = layout.dims.embeddingWidths, total = widths.reduce(0, +)
+        for p in 0..<batchSize {
+            var column = 0
+            for (f, field) in layout.config.siiFields.enumerated() {
+                let table = layout.require("sii.emb.\(field)"), d = widths[f]
+                let row = items[order[p]].rows[f]
+                for j in 0..<d { gradient.values[table.offset + row * d + j] += dEmbedding[p * total + column + j] }
+                column += d
             }
         }
     }

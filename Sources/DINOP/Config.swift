@@ -38,10 +38,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var extensions: [String] = []
     /// The market ids an extension's market-indexed tensors have a column or row for, in order.
     public var markets: [String] = []
+    /// MARKETS.md `domain_attention` sizes; read and written only when that extension is listed.
+    public var domainAttention = DomainAttentionSizes()
 
     enum CodingKeys: String, CodingKey {
         case hidden, attention, features, log1p, heads, extensions, markets
         case siiFields = "sii_fields"
+        case domainAttention = "domain_attention"
     }
 
     public init(hidden: Int, attention: Int, siiFields: [String], features: [String: [String]],
@@ -64,6 +67,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         heads = try c.decodeIfPresent([String].self, forKey: .heads) ?? Head.allCases.map(\.rawValue)
         extensions = try c.decodeIfPresent([String].self, forKey: .extensions) ?? []
         markets = try c.decodeIfPresent([String].self, forKey: .markets) ?? []
+        domainAttention = try c.decodeIfPresent(DomainAttentionSizes.self, forKey: .domainAttention) ?? DomainAttentionSizes()
     }
 
     /// MODEL.md's keys always; the extension keys only when there is an extension, so that a `dinop/1` file's
@@ -80,10 +84,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             try c.encode(extensions, forKey: .extensions)
             try c.encode(markets, forKey: .markets)
         }
+        if has(extension: ModelExtension.domainAttention) { try c.encode(domainAttention, forKey: .domainAttention) }
     }
 
     /// The extensions this reader implements (MARKETS.md); a file naming another is refused, by name.
-    public static let implementedExtensions: Set<String> = [ModelExtension.marketEmbedding]
+    public static let implementedExtensions: Set<String> = [ModelExtension.marketEmbedding, ModelExtension.domainAttention]
     /// Every extension MARKETS.md and BOP.md name.
     public static let knownExtensions: Set<String> = ["market-embedding", "domain-attention", "competition", "bop"]
 
@@ -170,6 +175,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         guard Set(markets).count == markets.count else { throw fail("markets has duplicates") }
         guard !markets.contains("") else { throw fail("markets has an empty id") }
+        if has(extension: ModelExtension.domainAttention) {
+            let sizes = domainAttention
+            guard sizes.specRows > 0, sizes.specWidth > 0, sizes.width > 0, sizes.gate.count == 2, sizes.gate.allSatisfy({ $0 > 0 })
+            else { throw fail("domain_attention needs positive spec_rows, spec_width, width and two positive gate sizes, got \(sizes)") }
+        }
         if !extensions.isEmpty && extensions != ["bop"] {
             guard marketField != nil else { throw fail("extensions \(extensions) read each item's market: sii_fields must list \"market\"") }
         }
@@ -179,6 +189,45 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 /// The extension names of MARKETS.md.
 public enum ModelExtension {
     public static let marketEmbedding = "market-embedding"
+    public static let domainAttention = "domain-attention"
+}
+
+/// MARKETS.md's `domain_attention` object: the market-specific embedding tables' rows `V'` and width `d'`, the
+/// gate unit's two hidden sizes `[G0, G1]` and the market representation's width `D_m`. Each key defaults on its
+/// own; an unknown key is refused.
+public struct DomainAttentionSizes: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var specRows = 4099
+    public var specWidth = 8
+    public var gate = [32, 16]
+    public var width = 32
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case specRows = "spec_rows", specWidth = "spec_width", gate, width
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let known = Set(CodingKeys.allCases.map(\.stringValue))
+        let any = try decoder.container(keyedBy: AnyKey.self)
+        if let unknown = any.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+            throw ModelError.invalidConfig("domain_attention has an unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        specRows = try c.decodeIfPresent(Int.self, forKey: .specRows) ?? specRows
+        specWidth = try c.decodeIfPresent(Int.self, forKey: .specWidth) ?? specWidth
+        gate = try c.decodeIfPresent([Int].self, forKey: .gate) ?? gate
+        width = try c.decodeIfPresent(Int.self, forKey: .width) ?? width
+    }
+
+    public var description: String { "spec_rows \(specRows), spec_width \(specWidth), gate \(gate), width \(width)" }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
 }
 
 /// Layer sizes that the weight file's tensor shapes carry rather than its config.

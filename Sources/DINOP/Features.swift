@@ -127,6 +127,8 @@ public struct EncodedItem<T: DINOPScalar>: Sendable {
     public var act: [T]?
     /// The item's position in `markets` (MARKETS.md `m`), nil when none: its market terms are left out.
     public var market: Int? = nil
+    /// Per field, its row of `sii.spec.<f>` (MARKETS.md `domain-attention`); empty without that extension or a market.
+    public var specRows: [Int] = []
 }
 
 extension Network {
@@ -151,7 +153,14 @@ extension Network {
         }
         let act = config.has(.ja) ? item.act.map { normaliser.normalise(.act, $0) } : nil
         let market = config.extensions.isEmpty ? nil : config.marketIndex(config.marketID(item.sii))
+        var specRows: [Int] = []
+        if let market, let da = layout.domainAttention {
+            // Market m's block of V' rows; a missing or empty id takes the block's first.
+            specRows = item.sii.map { id in
+                market * da.specRows + (id.flatMap { $0.isEmpty ? nil : Int(fnv1a64($0) % UInt64(da.specRows)) } ?? 0)
+            }
+        }
         return EncodedItem(rows: rows, sis: normaliser.normalise(.sis, item.sis), su: su,
-                           dayInputs: inputs, dayCount: item.days.count, act: act, market: market)
+                           dayInputs: inputs, dayCount: item.days.count, act: act, market: market, specRows: specRows)
     }
 }

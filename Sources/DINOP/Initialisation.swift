@@ -33,16 +33,20 @@ extension DINOPModel {
         var rng = SeededGenerator(seed: seed)
         var values = [Float](repeating: 0, count: layout.count)
         for spec in layout.specs {
-            if spec.name.hasPrefix("mkt.") {
-                // Market terms start at zero: the pre-trained model begins as the pooled one, and each market's
-                // columns move only as far as its items pull them.
+            if spec.name.hasPrefix("mkt.") || spec.name.hasSuffix(".spec.weight") || spec.trainingOnly
+                || spec.name.hasSuffix(".bias") {
+                // Market terms (and the heads' weights on `o`) start at zero: the pre-trained model begins as the
+                // pooled one, and each market's parts move only as far as its items pull them. Discriminators
+                // start uniform.
                 continue
             } else if spec.name.hasSuffix(".norm.std") {
                 for i in spec.range { values[i] = 1 }
-            } else if spec.name.hasPrefix("sii.emb.") {
+            } else if spec.name.hasPrefix("sii.emb.") || spec.name.hasPrefix("sii.spec.") {
                 for i in spec.range { values[i] = Float(0.1 * rng.normal()) }
-            } else if spec.shape.count == 2 {
-                let limit = (6.0 / Double(spec.shape[0] + spec.shape[1])).squareRoot()
+            } else if spec.shape.count >= 2 {
+                // Glorot over each matrix (a market-indexed tensor is n_M matrices).
+                let (rows, columns) = (spec.shape[spec.shape.count - 2], spec.shape[spec.shape.count - 1])
+                let limit = (6.0 / Double(rows + columns)).squareRoot()
                 for i in spec.range { values[i] = Float((2 * rng.unit() - 1) * limit) }
             } else if spec.name == "att.v" {
                 let limit = (3.0 / Double(spec.count)).squareRoot()

@@ -42,10 +42,14 @@ extension Network {
 
     /// Every head's raw outputs (`rows × outputWidth`) from `rep` (`rows × R`) and `e_act` (`rows × D_act`).
     /// `hiddenOut` (`rows × headHiddenWidth`) receives the heads' first-layer activations after relu.
-    func heads(rows: Int, rep: UnsafePointer<T>, activity: UnsafePointer<T>?, hiddenOut: UnsafeMutablePointer<T>,
-               out: UnsafeMutablePointer<T>) {
+    /// `hiddenTerm` (`rows × headHiddenWidth`), when given, adds to their pre-activations (MARKETS.md's `o` term).
+    func heads(rows: Int, rep: UnsafePointer<T>, activity: UnsafePointer<T>?, hiddenTerm: UnsafePointer<T>? = nil,
+               hiddenOut: UnsafeMutablePointer<T>, out: UnsafeMutablePointer<T>) {
         let width = headHiddenWidth, r = representationWidth
         for i in 0..<rows { (hiddenOut + i * width).update(from: headHiddenBias, count: width) }
+        if let hiddenTerm {
+            for j in 0..<(rows * width) { hiddenOut[j] += hiddenTerm[j] }
+        }
         headHidden.withUnsafeBufferPointer {
             T.linear(rows: rows, out: width, in: r, rep, ldx: r, weight: $0.baseAddress!, ldw: r,
                      accumulate: true, hiddenOut, ldy: width)

@@ -90,7 +90,11 @@ public struct DINOPModel: Sendable {
 
         var parameters = Parameters<Float>.zeros(layout)
         for spec in layout.specs {
-            guard let tensor = tensors[spec.name] else { throw ModelError.missingTensor(spec.name) }
+            guard let tensor = tensors[spec.name] else {
+                // A file without its discriminators trains fresh ones, from zero.
+                if spec.trainingOnly { continue }
+                throw ModelError.missingTensor(spec.name)
+            }
             guard tensor.shape == spec.shape else {
                 throw ModelError.shapeMismatch(name: spec.name, expected: spec.shape, found: tensor.shape)
             }

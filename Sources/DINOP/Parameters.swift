@@ -18,6 +18,8 @@ public struct TensorSpec: Equatable, Sendable {
     public let trainable: Bool
     /// Weight matrices take the L2 penalty; biases, embeddings' and norms do not.
     public let decays: Bool
+    /// Used in training only (MARKETS.md's domain discriminators `dom.*`): optional in a file, ignored when serving.
+    public var trainingOnly = false
 
     public var count: Int { shape.reduce(1, *) }
     public var range: Range<Int> { offset..<(offset + count) }
@@ -47,11 +49,13 @@ public struct ParameterLayout: Equatable, Sendable {
         var specs: [TensorSpec] = []
         var offset = 0
         // Sizes come from files: refuse a tensor that could not exist (2³¹ floats at most) before it overflows.
-        func add(_ name: String, _ shape: [Int], trainable: Bool = true, decays: Bool = false) throws {
+        func add(_ name: String, _ shape: [Int], trainable: Bool = true, decays: Bool = false,
+                 trainingOnly: Bool = false) throws {
             guard let count = checkedProduct(shape), count < 1 << 31 else {
                 throw ModelError.invalidConfig("tensor \(name) of shape \(shape) is too large for a weight file")
             }
-            specs.append(TensorSpec(name: name, shape: shape, offset: offset, trainable: trainable, decays: decays))
+            specs.append(TensorSpec(name: name, shape: shape, offset: offset, trainable: trainable, decays: decays,
+                                    trainingOnly: trainingOnly))
             offset += count
         }
         let h = config.hidden, a = config.attention
@@ -93,6 +97,29 @@ public struct ParameterLayout: Equatable, Sendable {
             for gate in ["z", "r", "n"] { try add("mkt.gru.\(gate)", [h, config.markets.count]) }
             try add("mkt.att", [a, config.markets.count])
         }
+        // MARKETS.md `domain-attention`: market-specific embeddings, the gate units, the market representation `o`
+        // and its head weights; then the training-only discriminators.
+        if let da = try DomainAttentionDims(config: config, dims: dims) {
+            let nM = da.markets
+            for field in config.siiFields { try add("sii.spec.\(field)", [nM * da.specRows, da.specWidth]) }
+            for (unit, prefix, input) in [("c", [Int](), da.shared), ("m", [nM], da.fieldWidth)] {
+                try add("gate.\(unit).l0.weight", prefix + [da.gate0, input], decays: true)
+                try add("gate.\(unit).l0.bias", prefix + [da.gate0])
+                try add("gate.\(unit).l1.weight", prefix + [da.gate1, da.gate0], decays: true)
+                try add("gate.\(unit).l1.bias", prefix + [da.gate1])
+                try add("gate.\(unit).l2.weight", prefix + [1, da.gate1], decays: true)
+                try add("gate.\(unit).l2.bias", prefix + [1])
+            }
+            try add("spec.fc.weight", [nM, da.width, da.specInput], decays: true)
+            try add("spec.fc.bias", [nM, da.width])
+            for head in config.headSet {
+                try add("head.\(head.rawValue).spec.weight", [nM, dims.headHidden[head]!, da.width], decays: true)
+            }
+            try add("dom.c.weight", [nM, h + dims.siiWidth + dims.sisWidth], decays: true, trainingOnly: true)
+            try add("dom.c.bias", [nM], trainingOnly: true)
+            try add("dom.m.weight", [nM, da.width], decays: true, trainingOnly: true)
+            try add("dom.m.bias", [nM], trainingOnly: true)
+        }
         self.specs = specs
         self.count = offset
         self.index = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.name, $0) })
@@ -108,6 +135,41 @@ public struct ParameterLayout: Equatable, Sendable {
 
     /// Width of `rep = concat(rep_d, e_sii, e_sis)`.
     public var representationWidth: Int { config.hidden + dims.siiWidth + dims.sisWidth }
+
+    /// The `domain-attention` sizes, nil without that extension.
+    public var domainAttention: DomainAttentionDims? { try? DomainAttentionDims(config: config, dims: dims) }
+}
+
+/// The sizes of MARKETS.md's `domain-attention` parts of one model.
+public struct DomainAttentionDims: Equatable, Sendable {
+    public let markets: Int, fields: Int
+    /// `d` (every shared embedding's width), `d'`, `V'`.
+    public let shared: Int, specWidth: Int, specRows: Int
+    public let gate0: Int, gate1: Int
+    /// `D_m`, the width of the market representation `o`.
+    public let width: Int
+
+    /// `d + d'`: one field's `e_f`.
+    public var fieldWidth: Int { shared + specWidth }
+    /// `n_f · (d + d')`: the input of `spec.fc`.
+    public var specInput: Int { fields * fieldWidth }
+
+    /// Nil without the extension; throws when the embeddings differ in width.
+    init?(config: ModelConfig, dims: ModelDimensions) throws {
+        guard config.has(extension: ModelExtension.domainAttention) else { return nil }
+        guard let d = dims.embeddingWidths.first, dims.embeddingWidths.allSatisfy({ $0 == d }) else {
+            throw ModelError.invalidConfig("domain-attention needs every sii.emb.<f> of one width d, got \(dims.embeddingWidths)")
+        }
+        let sizes = config.domainAttention
+        markets = config.markets.count
+        fields = config.siiFields.count
+        shared = d
+        specWidth = sizes.specWidth
+        specRows = sizes.specRows
+        gate0 = sizes.gate[0]
+        gate1 = sizes.gate[1]
+        width = sizes.width
+    }
 }
 
 /// All tensors of a model in one flat buffer, addressed by name through the layout.

@@ -29,6 +29,9 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
     public var hasActivity: [Bool] = []
     /// Each item's market (MARKETS.md `m`, −1 for none).
     public var markets: [Int32] = []
+    /// Each item's `o` term in the heads' first layer (MARKETS.md `domain-attention`), `count × headHiddenWidth`;
+    /// empty without that extension. Static, like the encodings.
+    public var headTerm: [T] = []
 
     public init(network: Network<T>) { hidden = network.hidden }
 
@@ -52,7 +55,14 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
         let embeddingWidth = dims.embeddingWidths.reduce(0, +)
         var embedding = [T](repeating: 0, count: n * embeddingWidth)
         var encoded = [T](repeating: 0, count: n * Swift.max(dSii, dSis, dAct))
-        network.gatherEmbeddings(items.map(\.rows), into: &embedding)
+        if let da = network.layout.domainAttention {
+            let domain = DomainPass(network: network, dims: da, rows: items.map(\.rows), specRows: items.map(\.specRows),
+                                    markets: items.map(\.market))
+            embedding = domain.gatedEmbedding
+            headTerm += domain.headTerm
+        } else {
+            network.gatherEmbeddings(items.map(\.rows), into: &embedding)
+        }
         network.dense("sii.fc", rows: n, x: embedding, ldx: embeddingWidth, relu: true, out: &encoded)
         sii += encoded[0..<(n * dSii)]
         let sisInputs = items.flatMap(\.sis)
@@ -165,12 +175,13 @@ public struct Scorer<T: DINOPScalar> {
         headHidden.withUnsafeMutableBufferPointer { hidden in
         outputs.withUnsafeMutableBufferPointer { out in
         batch.sii.withUnsafeBufferPointer { sii in batch.sis.withUnsafeBufferPointer { sis in
-        batch.act.withUnsafeBufferPointer { act in
+        batch.act.withUnsafeBufferPointer { act in batch.headTerm.withUnsafeBufferPointer { term in
             network.assembleRepresentation(rows: rows, pooled: pooled, sii: sii.baseAddress! + first * dSii,
                                            sis: sis.baseAddress! + first * dSis, into: rep.baseAddress!)
             network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
+                          hiddenTerm: term.isEmpty ? nil : term.baseAddress! + first * network.headHiddenWidth,
                           hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
-        }}}}}}
+        }}}}}}}
         return outputs[0..<(rows * network.outputWidth)]
     }
 

@@ -47,12 +47,21 @@ public enum TrainingScope: Sendable, Equatable {
         case .all: return [spec.range]
         case .headsOnly: return spec.name.hasPrefix("head.") ? [spec.range] : []
         case .market(let m):
-            // `mkt.*` is [rows, n_M]: column m is one element per row.
-            guard spec.name.hasPrefix("mkt."), spec.shape.count == 2, m < markets else { return [] }
-            return (0..<spec.shape[0]).map { row in
-                let i = spec.offset + row * markets + m
-                return i..<(i + 1)
+            guard m < markets else { return [] }
+            if spec.name.hasPrefix("mkt."), spec.shape.count == 2 {
+                // `mkt.*` is [rows, n_M]: column m is one element per row.
+                return (0..<spec.shape[0]).map { row in
+                    let i = spec.offset + row * markets + m
+                    return i..<(i + 1)
+                }
             }
+            // domain-attention's market-major tensors: market m's rows of `sii.spec.<f>` and its slice of
+            // `gate.m.*`, `spec.fc.*`, `head.<k>.spec.weight` (the discriminators stay fixed).
+            let marketMajor = spec.name.hasPrefix("sii.spec.") || spec.name.hasPrefix("gate.m.")
+                || spec.name.hasPrefix("spec.fc.") || spec.name.hasSuffix(".spec.weight")
+            guard marketMajor, !spec.trainingOnly else { return [] }
+            let size = spec.count / markets
+            return [(spec.offset + m * size)..<(spec.offset + (m + 1) * size)]
         }
     }
 }
@@ -73,6 +82,9 @@ public struct Trainer {
     private var accumulator: [Float]
     private var gradient: Parameters<Float>
     private var rng: SeededGenerator
+    /// The optimiser step `s` and the run's total `S`, for the reversal schedule (MARKETS.md).
+    private var step = 0
+    public var totalSteps = 1
 
     public init(model: DINOPModel, options: TrainingOptions) {
         parameters = model.parameters
@@ -155,10 +167,16 @@ public struct Trainer {
         let items = batch.map { network.encode($0.item) }
         var pass = BatchPass(network: network, items: items, labels: batch.map(\.labels))
         pass.forward(dropout: options.loss.dropout, rng: &rng)
-        let (loss, dOutputs) = pass.loss(options: options.loss)
-        pass.backward(dOutputs: dOutputs, options: options.loss, into: &gradient)
+        var (loss, dOutputs) = pass.loss(options: options.loss)
+        var domainOptions = options.loss.domain
+        domainOptions.progress = Double(step) / Double(Swift.max(totalSteps, 1))
+        step += 1
+        let (domain, dRep, dO) = pass.domainTerms(options: domainOptions, into: &gradient)
+        if pass.domain != nil { loss.domain = domain }
+        pass.backward(dOutputs: dOutputs, options: options.loss, dRepExtra: dRep, dO: dO, into: &gradient)
         let fields = parameters.layout.config.siiFields.count
-        return (loss, (0..<fields).map { f in Set(items.map { $0.rows[f] }) })
+        return (loss, (0..<fields).map { f in Set(items.map { $0.rows[f] }) }
+                    + (0..<fields).map { f in Set(items.compactMap { $0.specRows.isEmpty ? nil : $0.specRows[f] }) })
     }
 
     /// Adagrad on every trained tensor; an embedding table moves only in the rows the batch touched (the others
@@ -176,8 +194,10 @@ public struct Trainer {
             }
         }
         var tables: [String: (rows: Set<Int>, width: Int)] = [:]
+        let fields = layout.config.siiFields.count
         for (f, field) in layout.config.siiFields.enumerated() {
             tables["sii.emb.\(field)"] = (touchedRows[f], layout.dims.embeddingWidths[f])
+            if let da = layout.domainAttention { tables["sii.spec.\(field)"] = (touchedRows[fields + f], da.specWidth) }
         }
         let markets = layout.config.markets.count
         for spec in layout.specs {
@@ -236,6 +256,7 @@ public struct Trainer {
             Self.fitOutputBiases(&start.parameters, to: training)
         }
         var trainer = Trainer(model: start, options: options)
+        trainer.totalSteps = Swift.max(options.maxEpochs, 1) * ((training.count + options.batchSize - 1) / Swift.max(options.batchSize, 1))
         var best = start.parameters
         var bestLoss = evaluate(best, on: validation, options: options.loss).total
         var sinceBest = 0
@@ -286,6 +307,15 @@ extension Parameters where T == Float {
 extension LossBreakdown {
     mutating func add(_ other: LossBreakdown) {
         total += other.total
+        if let more = other.domain {
+            var sum = domain ?? DomainLosses()
+            sum.discriminator += more.discriminator * Double(more.items)
+            sum.entropy += more.entropy * Double(more.items)
+            sum.spec += more.spec * Double(more.items)
+            sum.discriminatorCorrect += more.discriminatorCorrect
+            sum.items += more.items
+            domain = sum
+        }
         for (head, value) in other.perTask { perTask[head, default: 0] += value }
         for (head, value) in other.labelled { labelled[head, default: 0] += value }
     }
@@ -294,6 +324,13 @@ extension LossBreakdown {
         guard count > 0 else { return self }
         var out = self
         out.total /= Double(count)
+        if var domain = out.domain, domain.items > 0 {
+            // Summed per item in `add`: the mean per item.
+            domain.discriminator /= Double(domain.items)
+            domain.entropy /= Double(domain.items)
+            domain.spec /= Double(domain.items)
+            out.domain = domain
+        }
         for head in out.perTask.keys { out.perTask[head]! /= Double(count) }
         return out
     }

@@ -54,3 +54,21 @@ func randomItem(_ config: ModelConfig, days: Int, rng: inout SeededGenerator, ac
 func relativeClose(_ a: Double, _ b: Double, rtol: Double, atol: Double = 0) -> Bool {
     abs(a - b) <= rtol * max(abs(a), abs(b)) + atol
 }
+
+/// `smallMarketConfig` with MARKETS.md's `domain-attention` too, in small sizes (V' = 5, d' = 2, gates [3, 2],
+/// D_m = 4); `domainDims` gives every embedding the one width it needs.
+func smallDomainConfig(hidden: Int = 6, attention: Int = 4, marketEmbedding: Bool = true) -> ModelConfig {
+    var config = smallMarketConfig(hidden: hidden, attention: attention)
+    config.extensions = (marketEmbedding ? [ModelExtension.marketEmbedding] : []) + [ModelExtension.domainAttention]
+    config.domainAttention.specRows = 5
+    config.domainAttention.specWidth = 2
+    config.domainAttention.gate = [3, 2]
+    config.domainAttention.width = 4
+    return config
+}
+
+func domainDims(_ config: ModelConfig, width: Int = 5, headHidden: Int = 4) -> ModelDimensions {
+    var dims = smallDims(config, width: width, headHidden: headHidden)
+    dims.embeddingWidths = Array(repeating: 3, count: config.siiFields.count)
+    return dims
+}

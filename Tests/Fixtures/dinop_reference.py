@@ -3,13 +3,15 @@
 
     python3 dinop_reference.py --out DIR [--seed 7] [--items 40] [--hidden 16]
                                [--attention 8] [--max-days 12] [--check-incremental]
-                               [--markets cn,sea]
+                               [--markets cn,sea [--extensions market-embedding,domain-attention]]
 
-Writes DIR/model.safetensors (random dinop/1 model; with --markets a dinop/2 model with
-MARKETS.md's market-embedding over those markets — items of other markets take the shared parts alone), DIR/events.jsonl (shuffled
-input events), DIR/expected.jsonl (float64 predictions per item) and
-DIR/labels.json (label-function cases). Predictions are computed from the
-weights as read back from the written file (float32 cast up to float64).
+Writes DIR/model.safetensors (random dinop/1 model; with --markets a dinop/2 model over those markets with
+MARKETS.md's extensions listed by --extensions, default market-embedding — items of other markets take the
+shared parts alone), DIR/events.jsonl (shuffled input events), DIR/expected.jsonl (float64 predictions per
+item) and DIR/labels.json (label-function cases). With domain-attention also DIR/domain.jsonl (per item: rep,
+o, the gates, both discriminators' softmax) and DIR/domain_loss.json (MARKETS.md's training-only losses and
+the feature importance per market). Predictions are computed from the weights as read back from the written
+file (float32 cast up to float64).
 """
 import argparse, json, math, os, struct
 import numpy as np
@@ -35,12 +37,17 @@ ACT = {"discount_depth": (("u", 0.05, 0.7), 0, 0.35, 0.2), "min_price": (LN(3, 0
 USPEC = {u: (None, 0, 1.0 / k, 0.2) for u, k in zip(U, [k for k in U_DIMS for _ in range(k)])}
 GROUPS = {"sis": SIS, "su": USPEC, "dis": DIS, "du": USPEC, "act": ACT}
 HEADS = {"gmv": 1, "bsp": 1, "ss": N_SLOTS, "ja": 1}
+EXTENSIONS = ["market-embedding", "domain-attention"]  # MARKETS.md extensions this reference implements
+# MARKETS.md domain-attention settings (V', d', [G0, G1], D_m); every sii.emb.<f> has width d = D_F
+DOMAIN_ATTENTION = {"spec_rows": 13, "spec_width": 3, "gate": [6, 4], "width": 5}
 
 
 # ---------------------------------------------------------------- model file
-def make_model(rng, H, A, markets=None):
+def make_model(rng, H, A, markets=None, extensions=None):
     """Random weights with the names/shapes of MODEL.md 'Tensor names and shapes' (and MARKETS.md's
-    market-embedding when `markets` lists market ids)."""
+    `extensions` over the market ids `markets`; default market-embedding when `markets` is non-empty)."""
+    markets = list(markets or [])
+    extensions = list(extensions) if extensions is not None else ["market-embedding"] if markets else []
     n = {g: len(spec) for g, spec in GROUPS.items()}
     W = lambda *s: rng.normal(size=s) * 0.3
     B = lambda k: rng.normal(size=k) * 0.05
@@ -66,17 +73,68 @@ def make_model(rng, H, A, markets=None):
         t["head.%s.fc1.weight" % k], t["head.%s.fc1.bias" % k] = W(H_K, in_k), B(H_K)
         t["head.%s.fc2.weight" % k], t["head.%s.fc2.bias" % k] = W(out, H_K), B(out)
     t["head.gmv.fc2.bias"] += 0.5  # most log-GMV outputs above the max(out, 0) clamp, a few below
-    if markets:  # MARKETS.md market-embedding: one column per market, drawn after MODEL.md's tensors
+    if "market-embedding" in extensions:  # MARKETS.md market-embedding: one column per market, after MODEL.md's
         for gate in "zrn":
             t["mkt.gru.%s" % gate] = W(H, len(markets))
         t["mkt.att"] = W(A, len(markets))
+    if "domain-attention" in extensions:  # drawn after every other tensor, so files without it are unchanged
+        t.update(make_domain_attention(rng, len(markets), H + D_SII + D_SIS))
     config = {"hidden": H, "attention": A, "sii_fields": SII_FIELDS,
               "features": {g: list(spec) for g, spec in GROUPS.items()},
               "log1p": {g: [k for k, s in spec.items() if s[1]] for g, spec in GROUPS.items()},
               "heads": list(HEADS)}
-    if markets:
-        config["extensions"], config["markets"] = ["market-embedding"], list(markets)
+    if extensions:
+        config["extensions"], config["markets"] = list(extensions), list(markets)
+    if "domain-attention" in extensions:
+        config["domain_attention"] = json.loads(json.dumps(DOMAIN_ATTENTION))
     return {k: v.astype(np.float32) for k, v in t.items()}, config
+
+
+def make_domain_attention(rng, n_M, R):
+    """MARKETS.md domain-attention tensor table (with the training-only dom.* discriminators): weights normal * 0.5,
+    biases normal * 0.1. The gate units take weights normal * 2 and, after l0, biases centred on their input's
+    mean 0.5 (b = -0.5 Σ_row W + normal * 0.1), so the gates vary across fields and items (std ≈ 0.15) without
+    saturating; the head spec weights (normal * 1) make the o term clearly visible in the predictions; dom.c's
+    (normal * 3 / √R) keep p(·|rep) off 0 and 1 at any width."""
+    V, d2, (G0, G1), Dm = (DOMAIN_ATTENTION[k] for k in ("spec_rows", "spec_width", "gate", "width"))
+    W = lambda *s: rng.normal(size=s) * 0.5
+    B = lambda *s: rng.normal(size=s) * 0.1
+    t = {}
+    for f in SII_FIELDS:
+        t["sii.spec." + f] = W(n_M * V, d2)
+    G = lambda *s: rng.normal(size=s) * 2.0
+    centred = lambda w: -0.5 * w.sum(axis=-1) + B(*w.shape[:-1])  # a sigmoid layer's input has mean ≈ 0.5
+    for p, lead, d_in in (("gate.c.", (), D_F), ("gate.m.", (n_M,), D_F + d2)):  # the shared, then the market unit
+        t[p + "l0.weight"], t[p + "l0.bias"] = G(*lead, G0, d_in), B(*lead, G0)
+        t[p + "l1.weight"] = G(*lead, G1, G0)
+        t[p + "l1.bias"] = centred(t[p + "l1.weight"])
+        t[p + "l2.weight"] = G(*lead, 1, G1)
+        t[p + "l2.bias"] = centred(t[p + "l2.weight"])
+    t["spec.fc.weight"], t["spec.fc.bias"] = W(n_M, Dm, len(SII_FIELDS) * (D_F + d2)), B(n_M, Dm)
+    for k in HEADS:
+        t["head.%s.spec.weight" % k] = rng.normal(size=(n_M, H_K, Dm))
+    t["dom.c.weight"], t["dom.c.bias"] = rng.normal(size=(n_M, R)) * 3.0 / math.sqrt(R), B(n_M)
+    t["dom.m.weight"], t["dom.m.bias"] = W(n_M, Dm), B(n_M)
+    return t
+
+
+def check_domain_shapes(m, cfg):
+    """MARKETS.md domain-attention: every tensor's shape as its table says (d the common sii.emb width)."""
+    da, n_M, n_f = cfg["domain_attention"], len(cfg["markets"]), len(cfg["sii_fields"])
+    V, d2, (G0, G1), Dm = da["spec_rows"], da["spec_width"], da["gate"], da["width"]
+    widths = {m["sii.emb." + f].shape[1] for f in cfg["sii_fields"]}
+    assert len(widths) == 1, widths
+    d, R = widths.pop(), m["gru.z.b"].shape[0] + m["sii.fc.bias"].shape[0] + m["sis.fc.bias"].shape[0]
+    want = {"gate.c.l0.weight": (G0, d), "gate.c.l0.bias": (G0,), "gate.c.l1.weight": (G1, G0),
+            "gate.c.l1.bias": (G1,), "gate.c.l2.weight": (1, G1), "gate.c.l2.bias": (1,),
+            "gate.m.l0.weight": (n_M, G0, d + d2), "gate.m.l0.bias": (n_M, G0), "gate.m.l1.weight": (n_M, G1, G0),
+            "gate.m.l1.bias": (n_M, G1), "gate.m.l2.weight": (n_M, 1, G1), "gate.m.l2.bias": (n_M, 1),
+            "spec.fc.weight": (n_M, Dm, n_f * (d + d2)), "spec.fc.bias": (n_M, Dm),
+            "dom.c.weight": (n_M, R), "dom.c.bias": (n_M,), "dom.m.weight": (n_M, Dm), "dom.m.bias": (n_M,)}
+    want.update({"sii.spec." + f: (n_M * V, d2) for f in cfg["sii_fields"]})
+    want.update({"head.%s.spec.weight" % k: (n_M, m["head.%s.fc1.bias" % k].shape[0], Dm) for k in cfg["heads"]})
+    for name, shape in want.items():
+        assert m[name].shape == shape, (name, m[name].shape, shape)
 
 
 def write_safetensors(path, tensors, metadata):
@@ -202,33 +260,144 @@ def rep_d_incremental(m, cfg, item, H):
     return reps  # rep_d after 0, 1, ..., T days
 
 
-def head(m, k, x):
-    """out_k = fc2.W relu(fc1.W x + fc1.b) + fc2.b."""
+def head(m, k, x, extra=None):
+    """out_k = fc2.W relu(fc1.W x + fc1.b (+ `extra`, MARKETS.md's terms on the fc1 pre-activation)) + fc2.b."""
     p = "head.%s." % k
-    return m[p + "fc2.weight"] @ relu(m[p + "fc1.weight"] @ x + m[p + "fc1.bias"]) + m[p + "fc2.bias"]
+    pre = m[p + "fc1.weight"] @ x + m[p + "fc1.bias"]
+    if extra is not None:
+        pre = pre + extra
+    return m[p + "fc2.weight"] @ relu(pre) + m[p + "fc2.bias"]
 
 
-def predict(m, cfg, item, H):
-    prof = item["profile"]
+def sii_rows(m, cfg, item):
+    """MODEL.md 'Categorical ids': s_f = sii.emb.<f>[fnv1a64(s) mod V_f]; an empty or missing id -> row 0."""
     rows = []
-    for f in cfg["sii_fields"]:  # empty or missing id -> row 0
-        sid = prof.get(f) or ""
+    for f in cfg["sii_fields"]:
+        sid = item["profile"].get(f) or ""
         tab = m["sii.emb." + f]
         rows.append(tab[fnv1a64(sid) % tab.shape[0] if sid else 0])
-    e_sii = relu(m["sii.fc.weight"] @ np.concatenate(rows) + m["sii.fc.bias"])
+    return rows
+
+
+def market_index(cfg, item):
+    """MARKETS.md 'Config': m = 0-based position of the exact (case-sensitive) market id in `markets`;
+    None (m = none) when the id is not listed, empty or missing."""
+    mid = item["profile"].get("market") or ""
+    markets = cfg.get("markets", [])
+    return markets.index(mid) if mid and mid in markets else None
+
+
+def spec_rows(m, cfg, item, j):
+    """MARKETS.md domain-attention: p_f = sii.spec.<f>[m·V' + (fnv1a64(s) mod V')], offset 0 for an empty or
+    missing id."""
+    V, out = cfg["domain_attention"]["spec_rows"], []
+    for f in cfg["sii_fields"]:
+        sid = item["profile"].get(f) or ""
+        out.append(m["sii.spec." + f][j * V + (fnv1a64(sid) % V if sid else 0)])
+    return out
+
+
+def gate_unit(m, p, x, j=None):
+    """MARKETS.md domain-attention: gate(x; P) = σ(P.l2.W σ(P.l1.W σ(P.l0.W x + P.l0.b) + P.l1.b) + P.l2.b),
+    one scalar; P = gate.c (j None) or market j's slice of gate.m; the same unit serves every field."""
+    P = (lambda n: m[p + n]) if j is None else (lambda n: m[p + n][j])
+    g = sig(P("l0.weight") @ x + P("l0.bias"))
+    g = sig(P("l1.weight") @ g + P("l1.bias"))
+    return float(sig(P("l2.weight") @ g + P("l2.bias"))[0])
+
+
+def domain_attention(m, cfg, item, rows):
+    """MARKETS.md domain-attention: a_f = gate(s_f; gate.c) for every item; for a listed market m also
+    e_f = concat(s_f, p_f), a_f^m = gate(e_f; gate.m[m]) and o = relu(spec.fc.weight[m] concat_f(a_f^m e_f)
+    + spec.fc.bias[m]); for m = none o = 0 (D_m zeros) and there is no a^m."""
+    a = [gate_unit(m, "gate.c.", s) for s in rows]
+    j = market_index(cfg, item)
+    if j is None:
+        return {"m": None, "a": a, "am": None, "o": np.zeros(cfg["domain_attention"]["width"])}
+    e = [np.concatenate([s, p]) for s, p in zip(rows, spec_rows(m, cfg, item, j))]
+    am = [gate_unit(m, "gate.m.", x, j) for x in e]
+    o = relu(m["spec.fc.weight"][j] @ np.concatenate([g * x for g, x in zip(am, e)]) + m["spec.fc.bias"][j])
+    return {"m": j, "a": a, "am": am, "o": o}
+
+
+def forward(m, cfg, item, H, spec_heads=True):
+    """MODEL.md 'Encoders' / 'Representation and heads', with MARKETS.md domain-attention when listed: e_sii
+    reads concat_f(a_f s_f) and every head's fc1 pre-activation gains head.<k>.spec.weight[m] o (m listed;
+    `spec_heads` False drops that term, for the check that it matters). Returns (prediction, domain parts)."""
+    prof = item["profile"]
+    rows = sii_rows(m, cfg, item)
+    da = domain_attention(m, cfg, item, rows) if "domain-attention" in cfg.get("extensions", []) else None
+    x_sii = np.concatenate([a * s for a, s in zip(da["a"], rows)] if da else rows)
+    e_sii = relu(m["sii.fc.weight"] @ x_sii + m["sii.fc.bias"])
     e_sis = relu(m["sis.fc.weight"] @ normalise(m, cfg, "sis", prof.get("sis")) + m["sis.fc.bias"])
     rep = np.concatenate([rep_d_batch(m, cfg, item, H), e_sii, e_sis])
-    ss = head(m, "ss", rep)
+    use = da is not None and da["m"] is not None and spec_heads
+    spec = lambda k: m["head.%s.spec.weight" % k][da["m"]] @ da["o"] if use else None
+    ss = head(m, "ss", rep, spec("ss"))
     ss = np.exp(ss - ss.max())
     ss /= ss.sum()
     ja = None
     if item["act"] is not None:
         e_act = relu(m["act.fc.weight"] @ normalise(m, cfg, "act", item["act"]) + m["act.fc.bias"])
-        ja = float(sig(head(m, "ja", np.concatenate([rep, e_act]))[0]))
-    return {"item_id": item["id"], "days_seen": len(item["sales"]),
-            "gmv": float(np.expm1(max(head(m, "gmv", rep)[0], 0.0))),
-            "bsp": float(sig(head(m, "bsp", rep)[0])),
+        ja = float(sig(head(m, "ja", np.concatenate([rep, e_act]), spec("ja"))[0]))
+    pred = {"item_id": item["id"], "days_seen": len(item["sales"]),
+            "gmv": float(np.expm1(max(head(m, "gmv", rep, spec("gmv"))[0], 0.0))),
+            "bsp": float(sig(head(m, "bsp", rep, spec("bsp"))[0])),
             "slot": int(np.argmax(ss)) + 1, "slot_probs": [float(p) for p in ss], "ja": ja}
+    return pred, (dict(da, rep=rep) if da else None)
+
+
+def predict(m, cfg, item, H):
+    """MODEL.md prediction of one item (with every extension term the model lists)."""
+    return forward(m, cfg, item, H)[0]
+
+
+# ---------------------------------------------------------------- domain-attention (training-only parts)
+def softmax(v):
+    e = np.exp(v - v.max())
+    return e / e.sum()
+
+
+def domain_record(m, item, da):
+    """One domain.jsonl line: MARKETS.md 'Training only' p(·|x) = softmax(W x + b) of dom.c on rep and of dom.m
+    on o, with rep (gates applied), o and the gates."""
+    p_rep = softmax(m["dom.c.weight"] @ da["rep"] + m["dom.c.bias"])
+    p_o = softmax(m["dom.m.weight"] @ da["o"] + m["dom.m.bias"])
+    fl = lambda v: [float(x) for x in v]
+    return {"item_id": item["id"], "market": da["m"], "rep": fl(da["rep"]), "o": fl(da["o"]),
+            "gate_shared": fl(da["a"]), "gate_market": None if da["am"] is None else fl(da["am"]),
+            "p_rep": fl(p_rep), "p_o": fl(p_o)}
+
+
+def domain_losses(records, markets, fields):
+    """MARKETS.md 'Training only', per item over the n items with a listed market (every term 0 when n = 0):
+    discriminator −(1/n) Σ log p(m_i|rep_i); entropy (1/n) Σ_i Σ_d p(d|rep_i) log p(d|rep_i) (no λ); spec
+    −(1/n) Σ log p(m_i|o_i) (no λ); importance of field f in market m = mean of a_f^m over m's items."""
+    listed = [r for r in records if r["market"] is not None]
+    n = len(listed)
+    plogp = lambda p: p * math.log(p) if p > 0 else 0.0
+    out = {"n": n, "discriminator": 0.0, "entropy": 0.0, "spec": 0.0}
+    if n:
+        out["discriminator"] = -sum(math.log(r["p_rep"][r["market"]]) for r in listed) / n
+        out["entropy"] = sum(sum(plogp(p) for p in r["p_rep"]) for r in listed) / n
+        out["spec"] = -sum(math.log(r["p_o"][r["market"]]) for r in listed) / n
+    importance = {}
+    for j, mid in enumerate(markets):
+        gates = [r["gate_market"] for r in listed if r["market"] == j]
+        if gates:
+            importance[mid] = [sum(g[f] for g in gates) / len(gates) for f in range(len(fields))]
+    out["importance"] = importance
+    return out
+
+
+def discriminator_loss_batch(m, reps, ms):
+    """The discriminator term vectorised: −mean_i log_softmax(R W^T + b)[i, m_i] via log-sum-exp (0 when n = 0)."""
+    if len(ms) == 0:
+        return 0.0
+    Z = np.asarray(reps) @ m["dom.c.weight"].T + m["dom.c.bias"]
+    zmax = Z.max(axis=1, keepdims=True)
+    lse = zmax[:, 0] + np.log(np.exp(Z - zmax).sum(axis=1))
+    return float(np.mean(lse - Z[np.arange(len(ms)), ms]))
 
 
 # ---------------------------------------------------------------- events
@@ -256,7 +425,9 @@ def shares(rng, p_omit):
     return out
 
 
-def make_items(rng, n_items, max_days):
+def make_items(rng, n_items, max_days, empty_ids=False):
+    """Random items; `empty_ids` (domain-attention only, so other outputs stay unchanged) sets an empty market id ""
+    on every item i with i % 13 == 7 and an empty brand "" on i % 17 == 9 (no extra draws)."""
     inds = ["apparel", "beauty", "electronics", "home"]
     brands = ["brand-%d" % i for i in range(20)] + ["品牌-ñ", ""]
     items = []
@@ -269,6 +440,10 @@ def make_items(rng, n_items, max_days):
             del prof["seller"]
         if i % 11 == 5:
             del prof["su"]
+        if empty_ids and i % 13 == 7:
+            prof["market"] = ""
+        if empty_ids and i % 17 == 9:
+            prof["brand"] = ""
         T = 0 if i == 0 else max_days if i == 1 else int(rng.randint(max_days + 1))
         sales = {d: numeric(rng, DIS, 0.05) for d in range(1, T + 1)}
         buyers = {d: shares(rng, 0.03) for d in sales if rng.rand() >= 0.2}
@@ -317,6 +492,33 @@ def label_cases(rng, n=60):
 
 
 # ---------------------------------------------------------------- main
+def write_domain(out, m, cfg, items, outs, H):
+    """MARKETS.md domain-attention outputs: DIR/domain.jsonl (one line per item, expected.jsonl's order) and
+    DIR/domain_loss.json, with two self-checks: the discriminator loss per item equals its vectorised form, and
+    the head spec term visibly moves the predictions of most items with a listed market."""
+    records = [domain_record(m, it, da) for it, (_, da) in zip(items, outs)]
+    with open(os.path.join(out, "domain.jsonl"), "w", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in records))
+    loss = domain_losses(records, cfg["markets"], cfg["sii_fields"])
+    with open(os.path.join(out, "domain_loss.json"), "w", encoding="utf-8") as fh:
+        json.dump(loss, fh, ensure_ascii=False)
+
+    listed = [(it, p, da) for it, (p, da) in zip(items, outs) if da["m"] is not None]
+    batch = discriminator_loss_batch(m, [da["rep"] for _, _, da in listed], [da["m"] for _, _, da in listed])
+    assert abs(batch - loss["discriminator"]) <= 1e-12 * max(1.0, abs(batch)), (batch, loss["discriminator"])
+    vec = lambda p: np.array([p["gmv"], p["bsp"]] + p["slot_probs"] + ([p["ja"]] if p["ja"] is not None else []))
+    moved = 0
+    for it, p, _ in listed:
+        a, b = vec(p), vec(forward(m, cfg, it, H, spec_heads=False)[0])
+        moved += float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))) > 1e-2
+    assert 2 * moved > len(listed) or not listed, (moved, len(listed))
+    print("domain-attention: %d of %d items in a listed market (%s); discriminator loss per item %.12g, "
+          "vectorised %.12g; the head spec term moves %d of them by > 1e-2 relative"
+          % (loss["n"], len(items), ", ".join("%s %d" % (k, sum(da["m"] == j for _, _, da in listed))
+                                               for j, k in enumerate(cfg["markets"])),
+             loss["discriminator"], batch, moved))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -326,27 +528,45 @@ def main():
     ap.add_argument("--attention", type=int, default=8)
     ap.add_argument("--max-days", type=int, default=12)
     ap.add_argument("--check-incremental", action="store_true")
-    ap.add_argument("--markets", default="", help="comma-separated market ids: a market-embedding model over them")
+    ap.add_argument("--markets", default="", help="comma-separated market ids: a dinop/2 model over them")
+    ap.add_argument("--extensions", default=None,
+                    help="comma-separated MARKETS.md extensions (%s); default market-embedding when --markets is "
+                         "non-empty, else none" % ", ".join(EXTENSIONS))
     a = ap.parse_args()
+
+    markets = [x for x in a.markets.split(",") if x]
+    if a.extensions is None:
+        extensions = ["market-embedding"] if markets else []
+    else:
+        extensions = [x for x in a.extensions.split(",") if x]
+    bad = [x for x in extensions if x not in EXTENSIONS]
+    if bad or len(set(extensions)) != len(extensions):
+        ap.error("--extensions: unknown or repeated %s (allowed: %s)" % (bad or extensions, ", ".join(EXTENSIONS)))
+    if bool(extensions) != bool(markets) or len(set(markets)) != len(markets):
+        ap.error("--extensions needs --markets (unique, non-empty ids) and --markets needs an extension")
+    domain = "domain-attention" in extensions
     rng = np.random.RandomState(a.seed)
     os.makedirs(a.out, exist_ok=True)
 
-    markets = [x for x in a.markets.split(",") if x]
-    tensors, cfg = make_model(rng, a.hidden, a.attention, markets)
-    meta = {"format": "dinop/2" if markets else "dinop/1", "config": json.dumps(cfg, ensure_ascii=False), "version": "1", "parent": ""}
+    tensors, cfg = make_model(rng, a.hidden, a.attention, markets, extensions)
+    meta = {"format": "dinop/2" if extensions else "dinop/1", "config": json.dumps(cfg, ensure_ascii=False),
+            "version": "1", "parent": ""}
     path = os.path.join(a.out, "model.safetensors")
     write_safetensors(path, tensors, meta)
     m, meta_back = read_safetensors(path)  # predictions use the weights as read back
     assert meta_back == meta and all(np.array_equal(m[k], tensors[k]) for k in tensors)
     cfg = json.loads(meta_back["config"])
+    if domain:
+        check_domain_shapes(m, cfg)
 
-    items = make_items(rng, a.items, a.max_days)
+    items = make_items(rng, a.items, a.max_days, empty_ids=domain)
     lines = [json.dumps(e, ensure_ascii=False) for e in events(items)]
     rng.shuffle(lines)  # consumers must order days themselves
     with open(os.path.join(a.out, "events.jsonl"), "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
 
-    preds = [predict(m, cfg, it, a.hidden) for it in items]
+    outs = [forward(m, cfg, it, a.hidden) for it in items]
+    preds = [p for p, _ in outs]
     for p in preds:
         vals = [p["gmv"], p["bsp"]] + p["slot_probs"] + ([p["ja"]] if p["ja"] is not None else [])
         assert all(math.isfinite(v) for v in vals) and abs(sum(p["slot_probs"]) - 1) < 1e-12
@@ -355,6 +575,9 @@ def main():
 
     with open(os.path.join(a.out, "labels.json"), "w", encoding="utf-8") as fh:
         json.dump(label_cases(rng), fh)
+
+    if domain:
+        write_domain(a.out, m, cfg, items, outs, a.hidden)
 
     if a.check_incremental:
         worst = 0.0

@@ -2,11 +2,12 @@ import DINOP
 import Foundation
 import PromoCLI
 import PromoEvents
+import PromoFeatures
 import Testing
 
 /// Runs the numpy-only reference implementation (Tests/Fixtures/dinop_reference.py) into a fresh folder.
 /// Deploy/setup.sh installs numpy, so a missing numpy is a failed setup, not a skipped test.
-func referenceOutputs(hidden: Int, attention: Int, seed: Int, markets: String = "") throws -> URL {
+func referenceOutputs(hidden: Int, attention: Int, seed: Int, markets: String = "", extensions: String? = nil) throws -> URL {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/dinop_reference.py")
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dinop-ref-\(UUID().uuidString)")
@@ -14,7 +15,7 @@ func referenceOutputs(hidden: Int, attention: Int, seed: Int, markets: String = 
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", script.path, "--out", folder.path, "--seed", String(seed), "--hidden", String(hidden),
                          "--attention", String(attention), "--items", "60", "--max-days", "30", "--check-incremental",
-                         "--markets", markets]
+                         "--markets", markets] + (extensions.map { ["--extensions", $0] } ?? [])
     try process.run()
     process.waitUntilExit()
     try #require(process.terminationStatus == 0, "the reference script failed; is numpy installed (Deploy/setup.sh)?")
@@ -33,10 +34,11 @@ func close(_ a: Double, _ b: Double, rtol: Double = 1e-4, atol: Double = 1e-6) -
 
 @Suite("Agreement with the independent numpy implementation of MODEL.md")
 struct ReferenceTests {
-    @Test("promo predict matches the reference to 1e-4 relative (also with market-embedding; eu unlisted)",
-          arguments: [(16, 8, 7, ""), (128, 64, 8, ""), (16, 8, 9, "cn,sea")])
-    func predictions(hidden: Int, attention: Int, seed: Int, markets: String) throws {
-        let folder = try referenceOutputs(hidden: hidden, attention: attention, seed: seed, markets: markets)
+    @Test("promo predict matches the reference to 1e-4 relative (also with MARKETS.md's extensions; eu unlisted)",
+          arguments: [(16, 8, 7, "", nil), (128, 64, 8, "", nil), (16, 8, 9, "cn,sea", nil),
+                      (16, 8, 10, "cn,sea", "market-embedding,domain-attention"), (32, 8, 11, "cn,sea", "domain-attention")])
+    func predictions(hidden: Int, attention: Int, seed: Int, markets: String, extensions: String?) throws {
+        let folder = try referenceOutputs(hidden: hidden, attention: attention, seed: seed, markets: markets, extensions: extensions)
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = try DINOPModel(contentsOf: folder.appendingPathComponent("model.safetensors"))
         #expect(model.config.hidden == hidden && model.version == 1 && model.parent == nil)
@@ -73,6 +75,66 @@ struct ReferenceTests {
         let again = try DINOPModel(safetensors: model.safetensors())
         #expect(again.parameters.values.map(\.bitPattern) == model.parameters.values.map(\.bitPattern))
         #expect(again.config == model.config)
+    }
+
+    /// MARKETS.md `domain-attention`: every item's gates, `rep`, `o` and both discriminators' probabilities, the
+    /// domain losses and the feature importance per market, against the reference's float64 figures.
+    @Test("domain-attention's gates, rep, o, discriminators, losses and feature importance match the reference")
+    func domainViews() throws {
+        let folder = try referenceOutputs(hidden: 16, attention: 8, seed: 12, markets: "cn,sea",
+                                          extensions: "market-embedding,domain-attention")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = try DINOPModel(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        let records = try ItemRecords.read([folder.appendingPathComponent("events.jsonl")],
+                                           decoder: EventDecoder(presaleDays: 30)) { Issue.record("rejected \($0)") }.records
+        let pipeline = FeaturePipeline(config: model.config)
+        let views = model.domainViews(records.map { pipeline.raw($0) })
+        let byID = Dictionary(uniqueKeysWithValues: zip(records.map(\.key.itemID), views))
+        let expected = try readLines(folder.appendingPathComponent("domain.jsonl"), as: ReferenceDomainView.self)
+        #expect(byID.count == expected.count)
+        func same(_ got: [Float], _ want: [Double], _ what: String) {
+            #expect(got.count == want.count, "\(what): \(got.count) values, the reference \(want.count)")
+            for (a, b) in zip(got, want) { #expect(close(Double(a), b), "\(what): \(a) vs \(b)") }
+        }
+        var withMarket = 0, without = 0
+        for want in expected {
+            let got = try #require(byID[want.itemID])
+            #expect(got.market == want.market, "\(want.itemID) market")
+            same(got.rep, want.rep, "\(want.itemID) rep")
+            same(got.o, want.o, "\(want.itemID) o")
+            same(got.sharedGates, want.gateShared, "\(want.itemID) shared gates")
+            #expect((got.marketGates == nil) == (want.gateMarket == nil), "\(want.itemID) market gates presence")
+            if let gates = want.gateMarket { same(got.marketGates ?? [], gates, "\(want.itemID) market gates") }
+            same(got.repProbabilities, want.pRep, "\(want.itemID) p(market | rep)")
+            same(got.oProbabilities, want.pO, "\(want.itemID) p(market | o)")
+            if want.market == nil { without += 1 } else { withMarket += 1 }
+        }
+        #expect(withMarket > 10 && without > 10)
+
+        let losses = try JSONDecoder().decode(ReferenceDomainLoss.self,
+                                              from: Data(contentsOf: folder.appendingPathComponent("domain_loss.json")))
+        let summary = DomainSummary(views: views, markets: model.config.markets)
+        #expect(summary.losses.items == losses.n)
+        #expect(close(summary.losses.discriminator, losses.discriminator))
+        #expect(close(summary.losses.entropy, losses.entropy))
+        #expect(close(summary.losses.spec, losses.spec))
+        #expect(summary.importance.keys.sorted() == losses.importance.keys.sorted())
+        for (market, want) in losses.importance {
+            for (a, b) in zip(summary.importance[market] ?? [], want) { #expect(close(a, b), "importance \(market): \(a) vs \(b)") }
+        }
+    }
+
+    struct ReferenceDomainView: Decodable {
+        let itemID: String, market: Int?, rep: [Double], o: [Double], gateShared: [Double], gateMarket: [Double]?
+        let pRep: [Double], pO: [Double]
+        enum CodingKeys: String, CodingKey {
+            case market, rep, o, itemID = "item_id", gateShared = "gate_shared", gateMarket = "gate_market"
+            case pRep = "p_rep", pO = "p_o"
+        }
+    }
+
+    struct ReferenceDomainLoss: Decodable {
+        let n: Int, discriminator: Double, entropy: Double, spec: Double, importance: [String: [Double]]
     }
 
     /// A line of the reference's expected.jsonl.
