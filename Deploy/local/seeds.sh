@@ -28,9 +28,19 @@ folder, seeds = sys.argv[1], sys.argv[2:]
 # One JSON object per table (`--by-market` prints one per market and an overall one).
 runs = [[json.loads(line) for line in open(f"{folder}/{s}.json") if line.strip()] for s in seeds]
 metrics = [("gmv_mae", "GMV MAE"), ("bsp_auc", "BSP AUC"), ("ss_accuracy", "SS accuracy"), ("ja_auc", "JA AUC")]
+def spread(values):
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 for t, table in enumerate(runs[0]):
     if t: print()
     print(f"{table['title']}; mean ± spread over seeds {', '.join(seeds)}\n")
+    if "columns" in table:  # a table of figures (MARKETS.md's discriminator accuracies, feature importance)
+        print("| | " + " | ".join(table["columns"]) + " |")
+        print("|---|" + "---:|" * len(table["columns"]))
+        for i, row in enumerate(table["rows"]):
+            cells = [spread([run[t]["rows"][i]["values"][c] for run in runs]) for c in range(len(table["columns"]))]
+            print(f"| {row['name']} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in cells) + " |")
+        continue
     print("| model | " + " | ".join(name for _, name in metrics) + " | seconds |")
     print("|---|" + "---:|" * (len(metrics) + 1))
     for i, row in enumerate(table["rows"]):

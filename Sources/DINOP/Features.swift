@@ -126,14 +126,16 @@ public struct EncodedItem<T: DINOPScalar>: Sendable {
     public var dayCount: Int
     public var act: [T]?
     /// The item's position in `markets` (MARKETS.md `m`), nil when none: its market terms are left out.
-    public var market: Int? = nil
+    public var market: Int?
     /// Per field, its row of `sii.spec.<f>` (MARKETS.md `domain-attention`); empty without that extension or a market.
-    public var specRows: [Int] = []
+    public var specRows: [Int]
 }
 
 extension Network {
     /// Normalises and hashes an item's raw inputs (MODEL.md, "Inputs of one item").
-    @_specialize(exported: true, where T == Float)
+    // Not `exported`: this compiler (6.3.1) then leaves the Float specialization out of the release object while
+    // callers link to it. The generic entry dispatches to the specialization at run time.
+    @_specialize(where T == Float)
     public func encode(_ item: RawItem) -> EncodedItem<T> {
         let config = layout.config
         precondition(item.sii.count == config.siiFields.count)
@@ -153,13 +155,7 @@ extension Network {
         }
         let act = config.has(.ja) ? item.act.map { normaliser.normalise(.act, $0) } : nil
         let market = config.extensions.isEmpty ? nil : config.marketIndex(config.marketID(item.sii))
-        var specRows: [Int] = []
-        if let market, let da = layout.domainAttention {
-            // Market m's block of V' rows; a missing or empty id takes the block's first.
-            specRows = item.sii.map { id in
-                market * da.specRows + (id.flatMap { $0.isEmpty ? nil : Int(fnv1a64($0) % UInt64(da.specRows)) } ?? 0)
-            }
-        }
+        let specRows = market.flatMap { m in layout.domainAttention?.specRows(market: m, ids: item.sii) } ?? []
         return EncodedItem(rows: rows, sis: normaliser.normalise(.sis, item.sis), su: su,
                            dayInputs: inputs, dayCount: item.days.count, act: act, market: market, specRows: specRows)
     }

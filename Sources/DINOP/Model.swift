@@ -84,20 +84,23 @@ public struct DINOPModel: Sendable {
             actWidth: config.has(.ja) ? try shape("act.fc.weight", rank: 2)[0] : 64,
             headHidden: headHidden)
         let layout = try ParameterLayout(config: config, dims: dims)
+        // Names and shapes first, so that a config that disagrees with its tensors says which.
+        for spec in layout.specs {
+            guard let tensor = tensors[spec.name] else {
+                if spec.trainingOnly { continue }  // a file without its discriminators trains fresh ones, from zero
+                throw ModelError.missingTensor(spec.name)
+            }
+            guard tensor.shape == spec.shape else {
+                throw ModelError.shapeMismatch(name: spec.name, expected: spec.shape, found: tensor.shape)
+            }
+        }
         guard layout.count <= data.count / 4 else {
             throw ModelError.wrongFormat("the config needs \(layout.count) parameters, the file holds fewer")
         }
 
         var parameters = Parameters<Float>.zeros(layout)
         for spec in layout.specs {
-            guard let tensor = tensors[spec.name] else {
-                // A file without its discriminators trains fresh ones, from zero.
-                if spec.trainingOnly { continue }
-                throw ModelError.missingTensor(spec.name)
-            }
-            guard tensor.shape == spec.shape else {
-                throw ModelError.shapeMismatch(name: spec.name, expected: spec.shape, found: tensor.shape)
-            }
+            guard let tensor = tensors[spec.name] else { continue }
             if let bad = tensor.values.firstIndex(where: { !$0.isFinite }) {
                 throw ModelError.wrongFormat("tensor \"\(spec.name)\" holds \(tensor.values[bad]) at index \(bad)")
             }

@@ -32,6 +32,8 @@ public struct ParameterLayout: Equatable, Sendable {
     public let specs: [TensorSpec]
     public let count: Int
     private let index: [String: Int]
+    /// The `domain-attention` sizes, nil without that extension.
+    public let domainAttention: DomainAttentionDims?
 
     public init(config: ModelConfig, dims: ModelDimensions) throws {
         try config.validate()
@@ -99,7 +101,8 @@ public struct ParameterLayout: Equatable, Sendable {
         }
         // MARKETS.md `domain-attention`: market-specific embeddings, the gate units, the market representation `o`
         // and its head weights; then the training-only discriminators.
-        if let da = try DomainAttentionDims(config: config, dims: dims) {
+        domainAttention = try DomainAttentionDims(config: config, dims: dims)
+        if let da = domainAttention {
             let nM = da.markets
             for field in config.siiFields { try add("sii.spec.\(field)", [nM * da.specRows, da.specWidth]) }
             for (unit, prefix, input) in [("c", [Int](), da.shared), ("m", [nM], da.fieldWidth)] {
@@ -136,8 +139,7 @@ public struct ParameterLayout: Equatable, Sendable {
     /// Width of `rep = concat(rep_d, e_sii, e_sis)`.
     public var representationWidth: Int { config.hidden + dims.siiWidth + dims.sisWidth }
 
-    /// The `domain-attention` sizes, nil without that extension.
-    public var domainAttention: DomainAttentionDims? { try? DomainAttentionDims(config: config, dims: dims) }
+
 }
 
 /// The sizes of MARKETS.md's `domain-attention` parts of one model.
@@ -153,6 +155,15 @@ public struct DomainAttentionDims: Equatable, Sendable {
     public var fieldWidth: Int { shared + specWidth }
     /// `n_f · (d + d')`: the input of `spec.fc`.
     public var specInput: Int { fields * fieldWidth }
+
+    /// An item's row of each `sii.spec.<f>`: market m's block of V' rows, and in it the id's hash (the block's
+    /// first row for a missing or empty id).
+    public func specRows(market m: Int, ids: [String?]) -> [Int] {
+        ids.map { id in
+            guard let id, !id.isEmpty else { return m * specRows }
+            return m * specRows + Int(fnv1a64(id) % UInt64(specRows))
+        }
+    }
 
     /// Nil without the extension; throws when the embeddings differ in width.
     init?(config: ModelConfig, dims: ModelDimensions) throws {

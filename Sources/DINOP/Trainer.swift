@@ -29,6 +29,10 @@ public struct TrainingOptions: Sendable, Equatable {
     /// that is validated and kept instead of the raw weights (Polyak averaging; on a small data set it steadies the
     /// result across seeds). Training itself continues from the raw weights.
     public var weightAverage: Double?
+    /// The domain discriminators' (`dom.*`) learning rate, as a multiple of `learningRate`: an adversary that lags
+    /// far behind `rep` gives the adversarial terms nothing to push against, and from zero Adagrad needs many steps
+    /// at the base rate just to learn the markets' shares.
+    public var discriminatorRate = 10.0
 
     public init() {}
 }
@@ -183,9 +187,10 @@ public struct Trainer {
     /// have a zero gradient, which would leave them and their accumulators unchanged anyway), so a step costs the
     /// batch's rows rather than whole 100,003-row tables. Clears the gradient it used.
     private mutating func applyAdagrad(touchedRows: [Set<Int>]) {
-        let lr = Float(options.learningRate), eps = Float(options.epsilon)
+        let eps = Float(options.epsilon)
         let layout = parameters.layout
-        func step(_ range: Range<Int>) {
+        func step(_ range: Range<Int>, rate: Double) {
+            let lr = Float(rate)
             for i in range {
                 let g = gradient.values[i]
                 accumulator[i] += g * g
@@ -202,13 +207,14 @@ public struct Trainer {
         let markets = layout.config.markets.count
         for spec in layout.specs {
             let trained = options.scope.trainedRanges(spec, markets: markets)
+            let rate = options.learningRate * (spec.trainingOnly ? options.discriminatorRate : 1)
             if trained == [spec.range] {
                 let ranges = tables[spec.name].map { table in
                     table.rows.map { (spec.offset + $0 * table.width)..<(spec.offset + ($0 + 1) * table.width) }
                 } ?? [spec.range]
-                for range in ranges { step(range) }
+                for range in ranges { step(range, rate: rate) }
             } else {
-                for range in trained { step(range) }
+                for range in trained { step(range, rate: rate) }
                 // What the scope does not train still took a gradient: clear it.
                 for i in spec.range { gradient.values[i] = 0 }
             }

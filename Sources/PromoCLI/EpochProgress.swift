@@ -34,8 +34,14 @@ final class EpochProgress: Sendable {
         func task(_ head: Head) -> String {
             report.validation.perTask[head].map { String(format: " %@ %.3f", head.rawValue, $0) } ?? ""
         }
-        reporter.note(String(format: "%@ epoch %d: train %.4f, validation %.4f (%@ ) %.1fs%@", reporter.label, report.epoch,
-                             report.training.total, report.validation.total, Head.allCases.map(task).joined(),
+        // MARKETS.md: how well the discriminator tells the markets from rep in training, against always naming the
+        // largest market, and its loss on o.
+        let domain = report.training.domain.map { d in
+            String(format: "; markets from rep %.1f%% (discriminator loss %.3f), from o: loss %.3f", 100 * Double(d.discriminatorCorrect) / Double(Swift.max(d.items, 1)),
+                   d.discriminator, d.spec)
+        } ?? ""
+        reporter.note(String(format: "%@ epoch %d: train %.4f, validation %.4f (%@ )%@ %.1fs%@", reporter.label, report.epoch,
+                             report.training.total, report.validation.total, Head.allCases.map(task).joined(), domain,
                              report.seconds, report.improved ? " *" : ""))
         reporter.update(report.epoch, detail: best)
     }

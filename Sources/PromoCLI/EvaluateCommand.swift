@@ -27,7 +27,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print the rows as JSON with full precision instead of the table.") var json = false
     @Flag(help: "Also say, per model, the GMV MAE of the largest 5% of test items against the rest, and how its best-seller probabilities are calibrated.")
     var breakdown = false
-    @Flag(help: "One table per market and an overall one, with DINOP trained per market alone, pooled, with MARKETS.md's market-embedding, and that model fine-tuned per market (scope market, scope all).")
+    @Flag(help: "One table per market and an overall one, with DINOP trained per market alone, pooled, with MARKETS.md's market-embedding, + domain-attention, + its entropy or reversal adversarial term, and the last fine-tuned per market (scope market, scope all); then the discriminators' accuracy and the feature importance per market.")
     var byMarket = false
     @OptionGroup var shape: ModelShapeOptions
     @OptionGroup var training: TrainingFlags
@@ -137,13 +137,14 @@ struct EvaluateCommand: ParsableCommand {
         var fineTuneTraining = FineTuneOptions().training
         fineTuneTraining.seed = training.seed
         fineTuneTraining.loss = training.options.loss
-        func train(_ model: DINOPModel, _ items: LabelledItems, _ label: String, options: TrainingOptions? = nil) throws -> DINOPModel {
+        /// Trains from scratch (fitting the normalisation), or fine-tunes with `fineTune`'s options (keeping it).
+        func train(_ model: DINOPModel, _ items: LabelledItems, _ label: String, options: TrainingOptions? = nil,
+                   fineTune: TrainingOptions? = nil) throws -> DINOPModel {
             let progress = training.progress(label)
             defer { progress.finish() }
-            // A fine-tune (given options) keeps the model's normalisation; training from scratch fits it.
             return try DINOPRun.train(model, items, pipeline: FeaturePipeline(config: model.config),
-                                      options: options ?? training.options, validationFraction: training.validation,
-                                      fitNormalisation: options == nil, progress: progress.epoch)
+                                      options: fineTune ?? options ?? training.options, validationFraction: training.validation,
+                                      fitNormalisation: fineTune == nil, progress: progress.epoch)
         }
         /// `model`'s scores of the test items at `indices` (all of them when nil).
         func scores(_ model: DINOPModel, _ indices: [Int]? = nil) -> ItemScores {
@@ -177,7 +178,23 @@ struct EvaluateCommand: ParsableCommand {
             pretrained = trained
             return scores(trained)
         }
-        // ACMR's pre-train → fine-tune: the pre-trained model fine-tuned on each market's items, with each scope.
+        // CNAN-AT's domain attention on top, then each adversarial term (MARKETS.md); each row trains afresh.
+        var domainModels: [(name: String, model: DINOPModel)] = []
+        for (name, adversarial) in [("+ domain-attention", AdversarialTerm.none), ("+ entropy adversarial", .entropy),
+                                    ("+ reversal adversarial", .reversal)] {
+            try timed(name) {
+                let initial = try DINOPModel.random(config: start.config.withDomainAttention(markets), dims: start.layout.dims,
+                                                    seed: training.seed)
+                var options = training.options
+                options.loss.domain.adversarial = adversarial
+                let trained = try train(initial, trainingItems, "DINOP \(name)", options: options)
+                domainModels.append((name, trained))
+                pretrained = trained
+                return scores(trained)
+            }
+        }
+        // ACMR's pre-train → fine-tune: the full model (the last row's) fine-tuned on each market's items, with each
+        // scope.
         if let pretrained {
             for (name, scope) in [("+ fine-tune scope market", MarketScope.market), ("+ fine-tune scope all", .all)] {
                 try timed(name) {
@@ -188,7 +205,7 @@ struct EvaluateCommand: ParsableCommand {
                         }
                         var options = fineTuneTraining
                         options.scope = scope == .market ? .market(m) : .all
-                        return try train(pretrained, trainingItems.subset(trainIndices), "\(name) \(market)", options: options)
+                        return try train(pretrained, trainingItems.subset(trainIndices), "\(name) \(market)", fineTune: options)
                     }
                 }
             }
@@ -202,6 +219,30 @@ struct EvaluateCommand: ParsableCommand {
                 ?? "\(title), all markets: \(trainingItems.count) training items, \(testItems.count) test items"
             tables.append(json ? EvaluationRow.json(rows, title: heading) : EvaluationRow.table(rows, title: heading))
         }
+        for table in domainTables(domainModels, testItems) { tables.append(json ? table.json : table.text) }
         print(tables.joined(separator: "\n\n"))
+    }
+
+    /// MARKETS.md's checks on the test items: how well each domain-attention model's discriminators tell the
+    /// markets apart from `rep` (which the adversarial terms push toward chance) and from `o`; and the full model's
+    /// feature importance per market.
+    func domainTables(_ models: [(name: String, model: DINOPModel)], _ testItems: LabelledItems) -> [FigureTable] {
+        guard let full = models.last else { return [] }
+        var accuracy = FigureTable(title: "\(title): markets told apart, test items with a listed market",
+                                   columns: ["from rep (dom.c)", "chance (largest market)", "from o (dom.m)"])
+        var importance: FigureTable?
+        for (name, model) in models {
+            let pipeline = FeaturePipeline(config: model.config)
+            let views = model.domainViews(testItems.records.map { pipeline.raw($0) })
+            let summary = DomainSummary(views: views, markets: model.config.markets)
+            accuracy.rows.append((name, [summary.discriminatorAccuracy, summary.chance, summary.specAccuracy]))
+            if name == full.name {
+                var table = FigureTable(title: "\(title): feature importance (mean gate a_f^m of each field over a market's test items, model \(name))",
+                                        columns: model.config.siiFields)
+                for market in model.config.markets { if let gates = summary.importance[market] { table.rows.append((market, gates)) } }
+                importance = table
+            }
+        }
+        return [accuracy] + (importance.map { [$0] } ?? [])
     }
 }

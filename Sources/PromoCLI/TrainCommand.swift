@@ -6,6 +6,7 @@ import PromoEvents
 import PromoFeatures
 
 extension GMVLoss: ExpressibleByArgument {}
+extension AdversarialTerm: ExpressibleByArgument {}
 
 /// The config and sizes of a model `promo train` and `promo evaluate` start from.
 struct ModelShapeOptions: ParsableArguments {
@@ -66,6 +67,12 @@ struct TrainingFlags: ParsableArguments {
     var gmvLoss = GMVLoss.squared
     @Option(help: "Keep an exponential moving average of each epoch's weights with this β in [0, 1) and validate and keep it instead of the raw weights.")
     var average: Double?
+    @Option(help: "MARKETS.md domain-attention: the adversarial term that keeps rep market-invariant (none, entropy, reversal).")
+    var adversarial = AdversarialTerm.none
+    @Option(name: .customLong("lambda-adv"), help: "MARKETS.md λ_adv: the entropy term's weight, or the top of the reversal's DANN schedule.")
+    var lambdaAdv = DomainLossOptions().adversarialWeight
+    @Option(name: .customLong("lambda-spec"), help: "MARKETS.md λ_spec: the weight of the market discriminator's loss on o.")
+    var lambdaSpec = DomainLossOptions().specWeight
     @Option(help: "Seed of initialisation, shuffling and splits.") var seed: UInt64 = 1
     @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
 
@@ -78,6 +85,8 @@ struct TrainingFlags: ParsableArguments {
         try FlagCheck.share(dropout, "--dropout", zero: true)
         try FlagCheck.finite(l2, 0...1e3, "--l2")
         if let average { try FlagCheck.finite(average, 0...0.999, "--average") }
+        try FlagCheck.finite(lambdaAdv, 0...1e3, "--lambda-adv")
+        try FlagCheck.finite(lambdaSpec, 0...1e3, "--lambda-spec")
         try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
     }
 
@@ -92,6 +101,9 @@ struct TrainingFlags: ParsableArguments {
         options.loss.l2 = l2
         options.loss.gmvLoss = gmvLoss
         options.weightAverage = average
+        options.loss.domain.adversarial = adversarial
+        options.loss.domain.adversarialWeight = lambdaAdv
+        options.loss.domain.specWeight = lambdaSpec
         return options
     }
 

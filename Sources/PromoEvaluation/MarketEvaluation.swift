@@ -1,4 +1,6 @@
 import DINOP
+import Foundation
+import PromoEvents
 import PromoFeatures
 
 /// Evaluation across markets (MARKETS.md): which market each item is in, scores assembled from models that each
@@ -51,5 +53,60 @@ extension ModelConfig {
         config.extensions = [ModelExtension.marketEmbedding]
         config.markets = markets.filter { !$0.isEmpty }
         return config
+    }
+}
+
+extension ModelConfig {
+    /// This config with MARKETS.md `market-embedding` and `domain-attention` over `markets`.
+    public func withDomainAttention(_ markets: [String]) -> ModelConfig {
+        var config = withMarketEmbedding(markets)
+        config.extensions.append(ModelExtension.domainAttention)
+        return config
+    }
+}
+
+/// A table of named figures per row (MARKETS.md's discriminator accuracies, the feature importance), as text or
+/// as JSON (`{"title", "columns": [...], "rows": [{"name", "values": [...]}]}`) for scripts that average seeds.
+public struct FigureTable: Sendable {
+    public var title: String
+    public var columns: [String]
+    public var rows: [(name: String, values: [Double])] = []
+
+    public init(title: String, columns: [String]) {
+        self.title = title
+        self.columns = columns
+    }
+
+    public var text: String {
+        var lines = [title, "", "| | " + columns.joined(separator: " | ") + " |",
+                     "|---|" + String(repeating: "---:|", count: columns.count)]
+        for row in rows {
+            lines.append("| \(row.name) | " + row.values.map { $0.isNaN ? "—" : String(format: "%.3f", $0) }.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public var json: String {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("title", title)
+        w.key("columns")
+        w.beginArray()
+        for column in columns { w.string(column) }
+        w.endArray()
+        w.key("rows")
+        w.beginArray()
+        for row in rows {
+            w.beginObject()
+            w.field("name", row.name)
+            w.key("values")
+            w.beginArray()
+            for v in row.values { w.number(v) }
+            w.endArray()
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 }

@@ -4,7 +4,7 @@ import PromoEvents
 /// A feature config file (`promo train|evaluate --config FILE`): the weight file's `config` object, every key optional.
 ///
 /// `{"hidden": H, "attention": A, "sii_fields": [...], "features": {"sis": [...], ...}, "log1p": {"sis": [...]},
-///   "heads": [...], "extensions": [...], "markets": [...]}` (MARKETS.md's extensions). A key that is present replaces the base's value; a group named under `features` replaces that
+///   "heads": [...], "extensions": [...], "markets": [...], "domain_attention": {...}}` (MARKETS.md's extensions). A key that is present replaces the base's value; a group named under `features` replaces that
 /// group's names, and its `log1p` list, when not given, keeps the base's log1p names that are still features of the
 /// group. Unknown keys and groups are refused by name, so a typo never trains a model on the defaults.
 public struct ConfigFile: Sendable, Equatable {
@@ -16,8 +16,10 @@ public struct ConfigFile: Sendable, Equatable {
     public var heads: [String]?
     public var extensions: [String]?
     public var markets: [String]?
+    public var domainAttention: DomainAttentionSizes?
 
-    static let keys: Set<String> = ["hidden", "attention", "sii_fields", "features", "log1p", "heads", "extensions", "markets"]
+    static let keys: Set<String> = ["hidden", "attention", "sii_fields", "features", "log1p", "heads", "extensions", "markets",
+                                    "domain_attention"]
 
     public init(bytes: [UInt8]) throws(ModelError) {
         let value: JSONValue
@@ -30,13 +32,14 @@ public struct ConfigFile: Sendable, Equatable {
         for key in map.keys.sorted() where !Self.keys.contains(key) {
             throw .invalidConfig("unknown key \"\(key)\" (known: \(Self.keys.sorted().joined(separator: ", ")))")
         }
-        func integer(_ key: String) throws(ModelError) -> Int? {
-            guard let value = map[key] else { return nil }
+        func integer(_ value: JSONValue?, _ key: String) throws(ModelError) -> Int? {
+            guard let value else { return nil }
             guard let n = value.number, n == n.rounded(), abs(n) < 1e9 else {
                 throw .invalidConfig("\(key) must be an integer, got \(value.kind)")
             }
             return Int(n)
         }
+        func integer(_ key: String) throws(ModelError) -> Int? { try integer(map[key], key) }
         func strings(_ value: JSONValue, _ path: String) throws(ModelError) -> [String] {
             guard let list = value.array else { throw .invalidConfig("\(path) must be a list of strings, got \(value.kind)") }
             var names: [String] = []
@@ -68,6 +71,27 @@ public struct ConfigFile: Sendable, Equatable {
         heads = try map["heads"].map { v throws(ModelError) in try strings(v, "heads") }
         extensions = try map["extensions"].map { v throws(ModelError) in try strings(v, "extensions") }
         markets = try map["markets"].map { v throws(ModelError) in try strings(v, "markets") }
+        if let value = map["domain_attention"] {
+            guard let object = value.object else { throw .invalidConfig("domain_attention must be an object, got \(value.kind)") }
+            let known: Set<String> = ["spec_rows", "spec_width", "gate", "width"]
+            for key in object.keys.sorted() where !known.contains(key) {
+                throw .invalidConfig("domain_attention has an unknown key \"\(key)\" (known: \(known.sorted().joined(separator: ", ")))")
+            }
+            var sizes = DomainAttentionSizes()
+            if let n = try integer(object["spec_rows"], "domain_attention.spec_rows") { sizes.specRows = n }
+            if let n = try integer(object["spec_width"], "domain_attention.spec_width") { sizes.specWidth = n }
+            if let n = try integer(object["width"], "domain_attention.width") { sizes.width = n }
+            if let gate = object["gate"] {
+                guard let list = gate.array else { throw .invalidConfig("domain_attention.gate must be a list of two integers, got \(gate.kind)") }
+                var sizesList: [Int] = []
+                for element in list {
+                    guard let n = try integer(element, "domain_attention.gate") else { continue }
+                    sizesList.append(n)
+                }
+                sizes.gate = sizesList
+            }
+            domainAttention = sizes
+        }
     }
 
     /// `base` with this file's keys applied; validated.
@@ -79,6 +103,7 @@ public struct ConfigFile: Sendable, Equatable {
         if let heads { config.heads = heads }
         if let extensions { config.extensions = extensions }
         if let markets { config.markets = markets }
+        if let domainAttention { config.domainAttention = domainAttention }
         for (group, names) in features {
             config.features[group] = names
             if log1p[group] == nil { config.log1p[group] = (base.log1p[group] ?? []).filter(names.contains) }

@@ -175,4 +175,68 @@ struct ExtensionWeightFileTests {
             m["config"] = try config(m) { $0["sii_fields"] = ["region", "industry", "seller", "brand"] }
         }.contains("must list \"market\""))
     }
+
+    func domainModel() throws -> DINOPModel {
+        let config = smallDomainConfig()
+        let layout = try ParameterLayout(config: config, dims: domainDims(config))
+        return DINOPModel(parameters: randomParameters(layout, seed: 22), version: 2, parent: 1)
+    }
+
+    @Test("a domain-attention model reads back bit-identically; its discriminators are optional in a file")
+    func domainRoundTrip() throws {
+        let original = try domainModel()
+        let bytes = original.safetensors()
+        let (tensors, metadata) = try Safetensors.read(bytes)
+        #expect(metadata["format"] == "dinop/2")
+        #expect((metadata["config"] ?? "").contains("\"domain_attention\":{\"gate\":[3,2],\"spec_rows\":5,\"spec_width\":2,\"width\":4}"))
+        #expect(tensors["sii.spec.brand"]?.shape == [8 * 5, 2] && tensors["gate.m.l0.weight"]?.shape == [8, 3, 5])
+        #expect(tensors["spec.fc.weight"]?.shape == [8, 4, 4 * 5] && tensors["head.ss.spec.weight"]?.shape == [8, 4, 4])
+        #expect(tensors["dom.c.weight"]?.shape == [8, 6 + 5 + 5] && tensors["dom.m.bias"]?.shape == [8])
+        let loaded = try DINOPModel(safetensors: bytes)
+        #expect(loaded.config == original.config)
+        #expect(loaded.parameters.values.map(\.bitPattern) == original.parameters.values.map(\.bitPattern))
+        #expect(loaded.safetensors() == bytes)
+
+        // Without its discriminators: the same predictions, discriminators at zero (training starts them fresh).
+        let bare = try DINOPModel(safetensors: try rewritten(original) { t, _ in
+            for name in ["dom.c.weight", "dom.c.bias", "dom.m.weight", "dom.m.bias"] { t[name] = nil }
+        })
+        #expect(bare.parameters["dom.c.weight"].allSatisfy { $0 == 0 })
+        var rng = SeededGenerator(seed: 3)
+        let items = (0..<20).map { randomItem(original.config, days: $0 % 5, rng: &rng) }
+        func predictions(_ model: DINOPModel) -> [Prediction] {
+            let network = Network(model.parameters)
+            var scorer = Scorer(network: network, capacity: 8)
+            return scorer.predict(items.map { network.encode($0) })
+        }
+        #expect(predictions(bare) == predictions(original))
+    }
+
+    @Test("domain-attention files that break MARKETS.md are refused, naming what is wrong")
+    func domainRefusals() throws {
+        let model = try domainModel()
+        func refusal(_ transform: (inout [String: StoredTensor], inout [String: String]) throws -> Void) throws -> String {
+            do {
+                _ = try DINOPModel(safetensors: try rewritten(model, transform))
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(try refusal { t, _ in t["dom.x.weight"] = StoredTensor(shape: [1], values: [0]) }.contains("tensor \"dom.x.weight\""))
+        #expect(try refusal { t, _ in t["dom.c.bias"] = StoredTensor(shape: [7], values: Array(repeating: 0, count: 7)) }
+            .contains("dom.c.bias"))
+        #expect(try refusal { t, _ in t["gate.c.l0.weight"] = nil }.contains("lacks tensor \"gate.c.l0.weight\""))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["domain_attention"] = ["spec_rows": 5, "colour": 1] } }
+            .contains("unknown key \"colour\""))
+        // A key left out takes its default, and then the tensors' shapes disagree with it.
+        let defaulted = try refusal { _, m in m["config"] = try config(m) { $0["domain_attention"] = ["spec_rows": 5, "gate": [3, 2], "width": 4] } }
+        #expect(defaulted.contains("sii.spec.market"), "\(defaulted)")
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["domain_attention"] = ["spec_rows": 0] } }
+            .contains("positive"))
+        // Every shared embedding must have one width.
+        #expect(try refusal { t, _ in t["sii.emb.brand"] = StoredTensor(shape: [3, 2], values: Array(repeating: 0, count: 6)) }
+            .contains("one width"))
+    }
 }
+
