@@ -149,17 +149,17 @@ extension ModelConfig {
 }
 
 extension DINOPModel {
-    /// The markets whose items this model predicts differently from `other`, when the two differ only in the
-    /// columns of `mkt.*` (a fine-tune of scope `market`); nil when anything else differs (then every item may).
+    /// The markets whose items this model predicts differently from `other`, when the two differ only in
+    /// market-indexed parts (a fine-tune of scope `market`; the discriminators, which no prediction reads, aside);
+    /// nil when anything else differs (then every item may).
     public func marketsChanged(from other: DINOPModel) -> Set<String>? {
         guard layout == other.layout else { return nil }
         let markets = config.markets
         var changed = Set<String>()
-        for spec in layout.specs {
-            let isMarketColumns = spec.name.hasPrefix("mkt.") && spec.shape.count == 2 && spec.shape[1] == markets.count
+        for spec in layout.specs where !spec.trainingOnly {
             for i in spec.range where parameters.values[i].bitPattern != other.parameters.values[i].bitPattern {
-                guard isMarketColumns else { return nil }
-                changed.insert(markets[(i - spec.offset) % markets.count])
+                guard let m = spec.market(ofElement: i, markets: markets.count) else { return nil }
+                changed.insert(markets[m])
             }
         }
         return changed

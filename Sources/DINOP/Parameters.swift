@@ -23,6 +23,42 @@ public struct TensorSpec: Equatable, Sendable {
 
     public var count: Int { shape.reduce(1, *) }
     public var range: Range<Int> { offset..<(offset + count) }
+
+    /// How a MARKETS.md tensor is indexed by market: `mkt.*` has one column per market; domain-attention's
+    /// `sii.spec.<f>`, `gate.m.*`, `spec.fc.*`, `head.<k>.spec.weight` one leading block per market. Nil for a shared
+    /// tensor, and for the training-only discriminators (which no prediction reads).
+    public var marketIndexing: MarketIndexing? {
+        if name.hasPrefix("mkt."), shape.count == 2 { return .columns }
+        if name.hasPrefix("sii.spec.") || name.hasPrefix("gate.m.") || name.hasPrefix("spec.fc.") || name.hasSuffix(".spec.weight") {
+            return .leadingBlocks
+        }
+        return nil
+    }
+
+    /// The market of element `i` (a flat index inside `range`) of a market-indexed tensor over `markets` markets.
+    public func market(ofElement i: Int, markets: Int) -> Int? {
+        guard let indexing = marketIndexing, markets > 0 else { return nil }
+        switch indexing {
+        case .columns: return (i - offset) % markets
+        case .leadingBlocks: return (i - offset) / (count / markets)
+        }
+    }
+
+    /// The elements of market m, as flat ranges.
+    public func elements(ofMarket m: Int, markets: Int) -> [Range<Int>] {
+        guard let indexing = marketIndexing, m < markets else { return [] }
+        switch indexing {
+        case .columns:
+            return (0..<shape[0]).map { row in (offset + row * markets + m)..<(offset + row * markets + m + 1) }
+        case .leadingBlocks:
+            let size = count / markets
+            return [(offset + m * size)..<(offset + (m + 1) * size)]
+        }
+    }
+}
+
+public enum MarketIndexing: Sendable {
+    case columns, leadingBlocks
 }
 
 /// The names, shapes and order of every tensor of a model, per MODEL.md's table.

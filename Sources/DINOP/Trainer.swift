@@ -40,7 +40,7 @@ public struct TrainingOptions: Sendable, Equatable {
 public enum TrainingScope: Sendable, Equatable {
     case all
     case headsOnly
-    /// MARKETS.md's fine-tune scope `market`: only the parts indexed by this market (its column of every `mkt.*`),
+    /// MARKETS.md's fine-tune scope `market`: only the parts indexed by this market (`TensorSpec.marketIndexing`),
     /// so that every other market's predictions stay exactly as they were.
     case market(Int)
 
@@ -51,21 +51,8 @@ public enum TrainingScope: Sendable, Equatable {
         case .all: return [spec.range]
         case .headsOnly: return spec.name.hasPrefix("head.") ? [spec.range] : []
         case .market(let m):
-            guard m < markets else { return [] }
-            if spec.name.hasPrefix("mkt."), spec.shape.count == 2 {
-                // `mkt.*` is [rows, n_M]: column m is one element per row.
-                return (0..<spec.shape[0]).map { row in
-                    let i = spec.offset + row * markets + m
-                    return i..<(i + 1)
-                }
-            }
-            // domain-attention's market-major tensors: market m's rows of `sii.spec.<f>` and its slice of
-            // `gate.m.*`, `spec.fc.*`, `head.<k>.spec.weight` (the discriminators stay fixed).
-            let marketMajor = spec.name.hasPrefix("sii.spec.") || spec.name.hasPrefix("gate.m.")
-                || spec.name.hasPrefix("spec.fc.") || spec.name.hasSuffix(".spec.weight")
-            guard marketMajor, !spec.trainingOnly else { return [] }
-            let size = spec.count / markets
-            return [(spec.offset + m * size)..<(spec.offset + (m + 1) * size)]
+            // MARKETS.md: only the parts indexed by market m (the discriminators stay fixed).
+            return spec.elements(ofMarket: m, markets: markets)
         }
     }
 }

@@ -78,8 +78,8 @@ public enum FineTuner {
         if let market = options.market {
             labelled = labelled.subset(labelled.records.indices.filter { labelled.records[$0].profile?.ids["market"] == market })
             if options.marketScope == .market {
-                guard current.config.has(extension: ModelExtension.marketEmbedding) else {
-                    throw TrainingDataError(description: "scope market needs a model with market-indexed tensors (extension market-embedding); this one has extensions \(current.config.extensions)")
+                guard current.layout.specs.contains(where: { $0.marketIndexing != nil }) else {
+                    throw TrainingDataError(description: "scope market needs a model with market-indexed tensors (extension market-embedding or domain-attention); this one has extensions \(current.config.extensions)")
                 }
                 guard let m = current.config.markets.firstIndex(of: market) else {
                     throw TrainingDataError(description: "market \(market) is not one of the model's markets \(current.config.markets)")

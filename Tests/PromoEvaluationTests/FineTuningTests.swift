@@ -62,10 +62,13 @@ func holdoutGate() {
     #expect(FineTuner.rejections(current, row(.nan, 0.8, 0.5), margin: 0.01).count == 1)
 }
 
-@Test("a fine-tune of scope market moves only that market's columns: every other market's predictions stay bit-identical")
-func marketScopedFineTune() throws {
+@Test("a fine-tune of scope market moves only that market's parts: every other market's predictions stay bit-identical (market-embedding; with domain-attention)",
+      arguments: [false, true])
+func marketScopedFineTune(domainAttention: Bool) throws {
     let (first, _) = try smallWorld(items: 1_500, markets: PromotionWorld.fourMarkets)
-    var config = ModelConfig.default.withMarketEmbedding(["cn", "sea", "eu", "latam"])
+    let markets = ["cn", "sea", "eu", "latam"]
+    var config = domainAttention ? ModelConfig.default.withDomainAttention(markets) : ModelConfig.default.withMarketEmbedding(markets)
+    config.domainAttention.specRows = 101
     config.hidden = 16
     config.attention = 8
     var current = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16), seed: 5)
@@ -79,16 +82,16 @@ func marketScopedFineTune() throws {
     let result = try FineTuner.run(current, on: first, options: options)
     #expect(result.labelledItems < first.count / 5, "only sea's items: \(result.labelledItems)")
 
-    // Parameters: only mkt.*[:, 1] (sea) moved.
-    let markets = config.markets.count
-    var moved = 0
+    // Parameters: only sea's (market 1's) parts moved: its mkt.* columns, with domain-attention its sii.spec rows,
+    // gate.m, spec.fc and head spec slices; every one of those kinds moved.
+    var moved: [String: Int] = [:]
     for spec in current.layout.specs {
         for i in spec.range where result.candidate.parameters.values[i].bitPattern != current.parameters.values[i].bitPattern {
-            #expect(spec.name.hasPrefix("mkt.") && (i - spec.offset) % markets == 1, "\(spec.name)[\(i - spec.offset)] moved")
-            moved += 1
+            #expect(spec.market(ofElement: i, markets: markets.count) == 1, "\(spec.name)[\(i - spec.offset)] moved")
+            moved[String(spec.name.prefix(while: { $0 != "." }))] = (moved[String(spec.name.prefix(while: { $0 != "." }))] ?? 0) + 1
         }
     }
-    #expect(moved > 0, "the fine-tune moved nothing")
+    #expect(Set(moved.keys) == (domainAttention ? ["mkt", "sii", "gate", "spec", "head"] : ["mkt"]), "\(moved)")
     // Predictions: bit-identical for every other market, changed for sea.
     let before = pipeline.predictions(current, for: first.records), after = pipeline.predictions(result.candidate, for: first.records)
     var seaChanged = 0

@@ -96,9 +96,10 @@ func swapRefusesOtherFeatures() throws {
     #expect(processor.model.version == stream.model.version)
 }
 
-@Test("a version that changed only one market's columns recomputes that market's items; the others are left as they were")
-func marketScopedSwap() throws {
-    let stream = try SmallStream(items: 400, markets: true)
+@Test("a version that changed only one market's parts recomputes that market's items; the others are left as they were (market-embedding; with domain-attention)",
+      arguments: [false, true])
+func marketScopedSwap(domainAttention: Bool) throws {
+    let stream = try SmallStream(items: 400, markets: true, domainAttention: domainAttention)
     var options = ProcessorOptions()
     options.recomputePerCall = 30
     options.hotItems = 250  // some items compact: both kinds are left alone or recomputed
@@ -106,12 +107,16 @@ func marketScopedSwap() throws {
     var out = processor.process(stream.messages, nowMs: 0)
     out += processor.process([], nowMs: options.gracePeriodMs)
     let before = try latestPredictions(out)
-    // As a fine-tune of scope market on sea: only column 1 of every mkt.* moves.
+    // As a fine-tune of scope market on sea: only sea's part of every market-indexed tensor moves (and the
+    // discriminators, which no prediction reads).
     var next = stream.model
     next.version += 1
     let markets = next.config.markets.count, sea = try #require(next.config.markets.firstIndex(of: "sea"))
-    for spec in next.layout.specs where spec.name.hasPrefix("mkt.") {
-        for row in 0..<spec.shape[0] { next.parameters.values[spec.offset + row * markets + sea] += 0.7 }
+    for spec in next.layout.specs {
+        // (A small step for domain-attention's wide blocks, so that the predictions stay ordinary ones.)
+        let step: Float = spec.marketIndexing == .columns ? 0.7 : 0.02
+        for range in spec.elements(ofMarket: sea, markets: markets) { for i in range { next.parameters.values[i] += step } }
+        if spec.trainingOnly { for i in spec.range { next.parameters.values[i] += 0.1 } }
     }
     #expect(next.marketsChanged(from: stream.model) == ["sea"])
     try processor.swap(to: next)

@@ -13,8 +13,9 @@ struct SmallStream {
     var records: [ItemRecord] = []
     var model: DINOPModel
 
-    /// `markets`: the four-market world, and a model with MARKETS.md's market-embedding over its markets.
-    init(items: Int = 200, partitions: Int32 = 4, markets: Bool = false) throws {
+    /// `markets`: the four-market world, and a model with MARKETS.md's market-embedding over its markets;
+    /// `domainAttention`: domain-attention too, its heads' weights on `o` drawn (a fresh model starts them at zero).
+    init(items: Int = 200, partitions: Int32 = 4, markets: Bool = false, domainAttention: Bool = false) throws {
         var options = PromotionWorld.Options()
         options.seed = 5
         options.itemsPerPromotion = items
@@ -36,11 +37,16 @@ struct SmallStream {
         config.hidden = 16
         config.attention = 8
         if markets {
-            config.extensions = [ModelExtension.marketEmbedding]
+            config.extensions = [ModelExtension.marketEmbedding] + (domainAttention ? [ModelExtension.domainAttention] : [])
             config.markets = PromotionWorld.fourMarkets.map(\.id)
+            config.domainAttention.specRows = 101
         }
         var model = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16),
                                           seed: 3)
+        var rng = SeededGenerator(seed: 4)
+        for spec in model.layout.specs where spec.name.hasSuffix(".spec.weight") {
+            for i in spec.range { model.parameters.values[i] = Float(0.3 * rng.normal()) }
+        }
         let pipeline = FeaturePipeline(config: config)
         Trainer.fitNormalisation(&model.parameters, to: records.map { TrainingExample(item: pipeline.raw($0), labels: ItemLabels()) })
         self.model = model
