@@ -17,7 +17,9 @@ public struct World {
     public var outcomes: [(topic: String, key: String, value: [UInt8])] = []
     public var actualGMV: [ItemKey: Double] = [:]
 
-    public static func make(items: Int = 300) throws -> World {
+    /// `markets`: the four-market world (`promo generate --markets`) and a model with MARKETS.md's market-embedding
+    /// and domain-attention over its markets.
+    public static func make(items: Int = 300, markets: Bool = false) throws -> World {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
         let promo = builtProduct("promo")
         func run(_ arguments: [String]) throws -> [String] {
@@ -26,11 +28,20 @@ public struct World {
             guard status == 0 else { throw BrokerError("promo \(arguments.joined(separator: " ")): \(child.output.suffix(5))") }
             return child.output
         }
-        _ = try run(["generate", "--out", folder.path, "--items", "\(items)", "--seed", "3"])
+        _ = try run(["generate", "--out", folder.path, "--items", "\(items)", "--seed", "3"] + (markets ? ["--markets"] : []))
         let promotion = folder.appendingPathComponent("double11-2025")
         let model = folder.appendingPathComponent("model.safetensors")
+        var configFlags: [String] = []
+        if markets {
+            let config = folder.appendingPathComponent("config.json")
+            let ids = PromotionWorld.fourMarkets.map { "\"\($0.id)\"" }.joined(separator: ", ")
+            try Data("""
+                {"extensions": ["market-embedding", "domain-attention"], "markets": [\(ids)], "domain_attention": {"spec_rows": 101}}
+                """.utf8).write(to: config)
+            configFlags = ["--config", config.path]
+        }
         _ = try run(["train", promotion.path, "--out", model.path, "--epochs", "1", "--hidden", "16", "--attention", "8",
-                     "--encoder-width", "8", "--head-hidden", "16", "--rows", "1009"])
+                     "--encoder-width", "8", "--head-hidden", "16", "--rows", "1009"] + configFlags)
         var world = World(folder: folder, model: model)
         let files = PromotionWorld.inputFiles.map { promotion.appendingPathComponent("\($0).jsonl") }
         let predictions = folder.appendingPathComponent("offline.jsonl")

@@ -33,6 +33,45 @@ func stale(_ messages: [KafkaMessage], _ expected: [ItemKey: PredictionEvent], v
 }
 
 extension BrokerTests {
+    /// MARKETS.md end to end: a model with market-embedding and domain-attention serves the stream as any other;
+    /// a fine-tune of scope market on sea, published on the model topic, makes the member recompute sea's items only.
+    @Test("an extended model serves the stream; a market-scoped version from the model topic recomputes that market's items only")
+    func marketScopedVersion() throws {
+        let world = try World.make(items: 300, markets: true)
+        defer { try? FileManager.default.removeItem(at: world.folder) }
+        let broker = try LocalBroker.tansu()
+        let kafka = ["--bootstrap", broker.bootstrap, "-X", "fetch.wait.max.ms=10"]
+        #expect(try promo(["model", "publish", world.model.path, "--trained-on", "four markets (e2e)"] + kafka).status == 0)
+        let member = try startMember(broker, world, name: "m1")
+        #expect(member.awaitEvent("assigned") != nil, "no partitions")
+        try produce(broker, world.events + world.outcomes)
+        var reader = try TopicReader(broker, topics: ["promo.predictions"])
+        #expect(try reader.read(timeout: 120) { stale($0, world.offline, version: 1).isEmpty }, "version 1 serves the stream")
+        let markets = Set(latestPredictions(reader.messages).values.compactMap(\.market))
+        #expect(markets == ["cn", "sea", "eu", "latam"], "predictions carry the item's market: \(markets)")
+
+        let tuned = try promo(["finetune", "--publish", "--market", "sea", "--scope", "market", "--tune-epochs", "2",
+                               "--margin", "100"] + kafka)
+        #expect(tuned.status == 0, "\(tuned.output.suffix(8))")
+        let recomputed = member.awaitEvent("recomputed", timeout: 60, where: { $0["version"] == "2" })
+        let file2 = world.folder.appendingPathComponent("v2.safetensors")
+        #expect(try promo(["model", "pull", "--version", "2", "--out", file2.path] + kafka).status == 0)
+        let offline2 = try offlinePredictions(world, model: file2)
+        let sea = Set(world.offline.filter { $0.value.market == "sea" }.keys)
+        // Sea's items as version 2 predicts them; every other item's latest prediction still version 1's, and
+        // version 2 predicts it the same (bit for bit: the same JSON numbers).
+        #expect(try reader.read(timeout: 120) { messages in
+            let latest = latestPredictions(messages)
+            return sea.allSatisfy { latest[$0]?.modelVersion == 2 } && mismatches(messages, offline2.filter { sea.contains($0.key) }).isEmpty
+        }, "sea's items not as version 2 predicts them: \(mismatches(reader.messages, offline2.filter { sea.contains($0.key) }).prefix(5))")
+        let latest = latestPredictions(reader.messages)
+        for (key, p) in world.offline where !sea.contains(key) {
+            #expect(latest[key]?.modelVersion == 1, "\(key) was republished")
+            #expect(offline2[key]?.gmv == p.gmv && offline2[key]?.bsp == p.bsp && offline2[key]?.ss == p.ss, "\(key): version 2 predicts otherwise")
+        }
+        #expect(recomputed?["skipped"] == String(world.offline.count - sea.count), "\(recomputed?.fields ?? [:])")
+    }
+
     @Test("a fine-tune publishes version 2, both members switch to it; damaged versions are refused; promoting version 1 brings them back")
     func modelDistribution() throws {
         // Tansu: predictions are read with read_committed, which the mock cluster does not implement.
