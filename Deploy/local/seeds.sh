@@ -28,7 +28,7 @@ folder, seeds = sys.argv[1], sys.argv[2:]
 # One JSON object per table (`--by-market` prints one per market and an overall one).
 runs = [[json.loads(line) for line in open(f"{folder}/{s}.json") if line.strip()] for s in seeds]
 metrics = [("gmv_mae", "GMV MAE"), ("bsp_auc", "BSP AUC"), ("ss_accuracy", "SS accuracy"), ("ja_auc", "JA AUC")]
-def spread(values):
+def mean_spread(values):
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 for t, table in enumerate(runs[0]):
@@ -38,7 +38,7 @@ for t, table in enumerate(runs[0]):
         print("| | " + " | ".join(table["columns"]) + " |")
         print("|---|" + "---:|" * len(table["columns"]))
         for i, row in enumerate(table["rows"]):
-            cells = [spread([run[t]["rows"][i]["values"][c] for run in runs]) for c in range(len(table["columns"]))]
+            cells = [mean_spread([run[t]["rows"][i]["values"][c] for run in runs]) for c in range(len(table["columns"]))]
             print(f"| {row['name']} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in cells) + " |")
         continue
     print("| model | " + " | ".join(name for _, name in metrics) + " | seconds |")
@@ -49,8 +49,7 @@ for t, table in enumerate(runs[0]):
             values = [run[t]["rows"][i][key] for run in runs if run[t]["rows"][i][key] is not None]
             if not values:
                 cells.append("—"); continue
-            mean = sum(values) / len(values)
-            spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+            mean, spread = mean_spread(values)
             if key == "seconds": cells.append(f"{mean:.0f}")
             elif key == "gmv_mae": cells.append(f"{mean:,.0f} ± {spread:,.0f}" if mean >= 1000 else f"{mean:.4g} ± {spread:.2g}")
             else: cells.append(f"{mean:.4f} ± {spread:.4f}")

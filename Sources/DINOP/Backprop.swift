@@ -211,10 +211,10 @@ struct BatchPass<T: DINOPScalar> {
         let layout = network.layout, values = network.parameters.values
         let b = batchSize, r = network.representationWidth, dm = da.width, nM = da.markets
         var losses = DomainLosses()
-        var dRep = [T](repeating: 0, count: b * r), dO = [T](repeating: 0, count: b * dm)
         let labelled = (0..<b).compactMap { p in items[order[p]].market.map { (p, $0) } }
         losses.items = labelled.count
-        guard !labelled.isEmpty else { return (losses, dRep, dO) }
+        guard !labelled.isEmpty else { return (losses, [], []) }
+        var dRep = [T](repeating: 0, count: b * r), dO = [T](repeating: 0, count: b * dm)
         let n = T(labelled.count)
         let (cw, cb) = (layout.require("dom.c.weight"), layout.require("dom.c.bias"))
         let (mw, mb) = (layout.require("dom.m.weight"), layout.require("dom.m.bias"))
@@ -411,8 +411,7 @@ struct BatchPass<T: DINOPScalar> {
         var dEmbedding = [T](repeating: 0, count: b * embWidth)
         denseBackward("sii.fc", rows: b, x: embeddingIn, dOut: dSii, dX: &dEmbedding, gradient: &gradient)
         if let domain {
-            domain.backward(network: net, rows: order.map { items[$0].rows }, specRows: order.map { items[$0].specRows },
-                            dGated: dEmbedding, dHeadHidden: dHidden, dO: dO, into: &gradient)
+            domain.backward(network: net, dGated: dEmbedding, dHeadHidden: dHidden, dO: dO, into: &gradient)
         } else {
             scatterEmbeddingGradient(dEmbedding, into: &gradient)
         }

@@ -98,7 +98,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// id, whose market-indexed terms are left out.
     public func marketIndex(_ id: String?) -> Int? {
         guard let id, !id.isEmpty else { return nil }
-        return markets.firstIndex(of: id)
+        // Exact: byte for byte (Swift's == would match canonically equivalent Unicode).
+        return markets.firstIndex { $0.utf8.elementsEqual(id.utf8) }
     }
 
     /// The `market` field's position in `sii_fields`, which every market extension reads.
@@ -173,12 +174,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         for name in extensions where !Self.implementedExtensions.contains(name) {
             throw fail("extension \"\(name)\" is not implemented by this reader (it implements \(Self.implementedExtensions.sorted().joined(separator: ", ")))")
         }
-        guard Set(markets).count == markets.count else { throw fail("markets has duplicates") }
+        guard Set(markets.map { Array($0.utf8) }).count == markets.count else { throw fail("markets has duplicates") }
         guard !markets.contains("") else { throw fail("markets has an empty id") }
         if has(extension: ModelExtension.domainAttention) {
-            let sizes = domainAttention
-            guard sizes.specRows > 0, sizes.specWidth > 0, sizes.width > 0, sizes.gate.count == 2, sizes.gate.allSatisfy({ $0 > 0 })
-            else { throw fail("domain_attention needs positive spec_rows, spec_width, width and two positive gate sizes, got \(sizes)") }
+            // Sizes come from files: bounded, so that no product of them overflows, whatever the number of markets.
+            let sizes = domainAttention, limit = DomainAttentionSizes.largest
+            guard (1...limit).contains(sizes.specRows), (1...limit).contains(sizes.specWidth), (1...limit).contains(sizes.width),
+                  sizes.gate.count == 2, sizes.gate.allSatisfy({ (1...limit).contains($0) })
+            else { throw fail("domain_attention needs spec_rows, spec_width, width and two gate sizes in 1...\(limit), got \(sizes)") }
+            guard markets.count <= limit else { throw fail("domain-attention takes at most \(limit) markets, got \(markets.count)") }
         }
         if !extensions.isEmpty && extensions != ["bop"] {
             guard marketField != nil else { throw fail("extensions \(extensions) read each item's market: sii_fields must list \"market\"") }
@@ -200,6 +204,8 @@ public struct DomainAttentionSizes: Codable, Equatable, Sendable, CustomStringCo
     public var specWidth = 8
     public var gate = [32, 16]
     public var width = 32
+    /// The most any size (and the number of markets) may be: products of a few of them stay far from overflow.
+    public static let largest = 1 << 24
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case specRows = "spec_rows", specWidth = "spec_width", gate, width

@@ -4,6 +4,8 @@
 struct DomainPass<T: DINOPScalar> {
     let dims: DomainAttentionDims
     let count: Int
+    /// Each item's `sii.emb` row and (with a listed market) `sii.spec` row per field.
+    let rows: [[Int]], specRows: [[Int]]
     /// The items of each market present, by batch position; items without a listed market are in none.
     let groups: [(market: Int, items: [Int])]
     /// Shared unit over every (item, field) row, `count·n_f` rows: its input `s_f` and its activations.
@@ -14,7 +16,7 @@ struct DomainPass<T: DINOPScalar> {
     var market: [GateActivations<T>]
     /// Per group, `concat_f(a_f^m · e_f)` of its items, `items × n_f·(d+d')`.
     var specInput: [[T]]
-    /// `o` of every item, `count × D_m` (zeros for an item without a listed market).
+    /// `o` of every item, `count × D_m` (zeros for an item without a listed market); empty when no item has one.
     var o: [T]
     /// `head.<k>.spec.weight[m] · o` of every item in the fused heads' column order, `count × headHiddenWidth`.
     var headTerm: [T]
@@ -23,61 +25,64 @@ struct DomainPass<T: DINOPScalar> {
     /// when `markets[i]` is set.
     init(network: Network<T>, dims: DomainAttentionDims, rows: [[Int]], specRows: [[Int]], markets: [Int?]) {
         let b = rows.count, nf = dims.fields, d = dims.shared, dp = dims.specWidth, fw = dims.fieldWidth
-        let layout = network.layout
+        let tables = FieldTables(network.layout)
         self.dims = dims
+        self.rows = rows
+        self.specRows = specRows
         count = b
         var byMarket = [[Int]](repeating: [], count: dims.markets)
-        for (i, m) in markets.enumerated() { if let m { byMarket[m].append(i) } }
+        for (i, m) in markets.enumerated() { if let m, m < dims.markets { byMarket[m].append(i) } }
         groups = byMarket.enumerated().filter { !$0.element.isEmpty }.map { ($0.offset, $0.element) }
 
         let values = network.parameters.values
-        func embedding(_ field: String, _ row: Int, width: Int) -> ArraySlice<T> {
-            let table = layout.require(field)
-            return values[(table.offset + row * width)..<(table.offset + (row + 1) * width)]
-        }
         var sharedIn = [T](repeating: 0, count: b * nf * d)
         for i in 0..<b {
-            for (f, field) in layout.config.siiFields.enumerated() {
-                sharedIn.replaceSubrange(((i * nf + f) * d)..<((i * nf + f + 1) * d),
-                                         with: embedding("sii.emb.\(field)", rows[i][f], width: d))
+            for f in 0..<nf {
+                let start = tables.shared[f] + rows[i][f] * d
+                sharedIn.replaceSubrange(((i * nf + f) * d)..<((i * nf + f + 1) * d), with: values[start..<(start + d)])
             }
         }
-        shared = GateActivations(network: network, unit: .shared, input: sharedIn, width: d)
+        shared = GateActivations(network: network, dims: dims, unit: .shared, input: sharedIn, width: d)
         gatedEmbedding = sharedIn
         for r in 0..<(b * nf) { for j in 0..<d { gatedEmbedding[r * d + j] *= shared.gate[r] } }
 
         market = []
         specInput = []
-        o = Array(repeating: 0, count: b * dims.width)
-        headTerm = Array(repeating: 0, count: b * network.headHiddenWidth)
+        let hw = network.headHiddenWidth
+        o = groups.isEmpty ? [] : Array(repeating: 0, count: b * dims.width)
+        headTerm = Array(repeating: 0, count: b * hw)
+        let (w, bias) = (network.layout.require("spec.fc.weight"), network.layout.require("spec.fc.bias"))
         for (m, items) in groups {
             var input = [T](repeating: 0, count: items.count * nf * fw)
             for (g, i) in items.enumerated() {
-                for (f, field) in layout.config.siiFields.enumerated() {
-                    let start = (g * nf + f) * fw
+                for f in 0..<nf {
+                    let start = (g * nf + f) * fw, specStart = tables.spec[f] + specRows[i][f] * dp
                     input.replaceSubrange(start..<(start + d), with: sharedIn[((i * nf + f) * d)..<((i * nf + f + 1) * d)])
-                    input.replaceSubrange((start + d)..<(start + fw), with: embedding("sii.spec.\(field)", specRows[i][f], width: dp))
+                    input.replaceSubrange((start + d)..<(start + fw), with: values[specStart..<(specStart + dp)])
                 }
             }
-            let unit = GateActivations(network: network, unit: .market(m), input: input, width: fw)
+            let unit = GateActivations(network: network, dims: dims, unit: .market(m), input: input, width: fw)
             var gated = input
             for r in 0..<(items.count * nf) { for j in 0..<fw { gated[r * fw + j] *= unit.gate[r] } }
-            // o = relu(spec.fc.weight[m] · gated + spec.fc.bias[m]), then its term in the heads.
+            // o = relu(spec.fc.weight[m] · gated + spec.fc.bias[m]), then its term in every head's first layer.
             var groupO = [T](repeating: 0, count: items.count * dims.width)
-            let (w, bias) = (layout.require("spec.fc.weight"), layout.require("spec.fc.bias"))
             for g in items.indices {
                 for j in 0..<dims.width { groupO[g * dims.width + j] = values[bias.offset + m * dims.width + j] }
             }
+            var groupTerm = [T](repeating: 0, count: items.count * hw)
             values.withUnsafeBufferPointer { p in
                 T.linear(rows: items.count, out: dims.width, in: dims.specInput, gated, ldx: dims.specInput,
                          weight: p.baseAddress! + w.offset + m * dims.width * dims.specInput, ldw: dims.specInput,
                          accumulate: true, &groupO, ldy: dims.width)
+                for j in groupO.indices { groupO[j] = Swift.max(groupO[j], 0) }
+                groupTerm.withUnsafeMutableBufferPointer { term in
+                    for (head, columns) in network.heads {
+                        T.linear(rows: items.count, out: columns.count, in: dims.width, groupO, ldx: dims.width,
+                                 weight: p.baseAddress! + network.headSpecOffset(head, market: m), ldw: dims.width,
+                                 accumulate: false, term.baseAddress! + columns.lowerBound, ldy: hw)
+                    }
+                }
             }
-            for j in groupO.indices { groupO[j] = Swift.max(groupO[j], 0) }
-            let heads = network.headSpec[m], hw = network.headHiddenWidth
-            var groupTerm = [T](repeating: 0, count: items.count * hw)
-            T.linear(rows: items.count, out: hw, in: dims.width, groupO, ldx: dims.width, weight: heads,
-                     ldw: dims.width, accumulate: false, &groupTerm, ldy: hw)
             for (g, i) in items.enumerated() {
                 o.replaceSubrange((i * dims.width)..<((i + 1) * dims.width), with: groupO[(g * dims.width)..<((g + 1) * dims.width)])
                 headTerm.replaceSubrange((i * hw)..<((i + 1) * hw), with: groupTerm[(g * hw)..<((g + 1) * hw)])
@@ -91,10 +96,9 @@ struct DomainPass<T: DINOPScalar> {
     /// `count × n_f·d`), at the heads' first-layer pre-activations (`dHeadHidden`, `count × headHiddenWidth`, after
     /// relu) and any more at `o` (`dO`, `count × D_m`, or empty): into `sii.emb`, `sii.spec`, both gate units,
     /// `spec.fc` and `head.<k>.spec.weight`.
-    func backward(network: Network<T>, rows: [[Int]], specRows: [[Int]], dGated: [T], dHeadHidden: [T], dO: [T],
-                  into gradient: inout Parameters<T>) {
+    func backward(network: Network<T>, dGated: [T], dHeadHidden: [T], dO: [T], into gradient: inout Parameters<T>) {
         let nf = dims.fields, d = dims.shared, dp = dims.specWidth, fw = dims.fieldWidth, dm = dims.width
-        let layout = network.layout, hw = network.headHiddenWidth
+        let layout = network.layout, hw = network.headHiddenWidth, tables = FieldTables(layout)
         // d s_f, by (item, field) row; both units' inputs feed it.
         var dShared = [T](repeating: 0, count: count * nf * d)
         var dSharedGate = [T](repeating: 0, count: count * nf)
@@ -111,25 +115,25 @@ struct DomainPass<T: DINOPScalar> {
         let specWeight = layout.require("spec.fc.weight"), specBias = layout.require("spec.fc.bias")
         for (group, (m, items)) in groups.enumerated() {
             let n = items.count
-            // Heads: d spec.weight[m] = dHiddenᵀ · o; d o = dHidden · spec.weight[m], plus dO; relu.
             var dHidden = [T](repeating: 0, count: n * hw), groupO = [T](repeating: 0, count: n * dm)
             for (g, i) in items.enumerated() {
                 dHidden.replaceSubrange((g * hw)..<((g + 1) * hw), with: dHeadHidden[(i * hw)..<((i + 1) * hw)])
                 groupO.replaceSubrange((g * dm)..<((g + 1) * dm), with: o[(i * dm)..<((i + 1) * dm)])
             }
-            var dFused = [T](repeating: 0, count: hw * dm)
-            T.gemm(transA: true, transB: false, m: hw, n: dm, k: n, alpha: 1, dHidden, lda: hw, groupO, ldb: dm,
-                   beta: 0, &dFused, ldc: dm)
-            for (head, columns) in network.heads {
-                let spec = layout.require("head.\(head.rawValue).spec.weight")
-                let start = spec.offset + m * columns.count * dm
-                for (i, fusedRow) in columns.enumerated() {
-                    for j in 0..<dm { gradient.values[start + i * dm + j] += dFused[fusedRow * dm + j] }
-                }
-            }
+            // Heads: d spec.weight[m] = dHiddenᵀ · o; d o = dHidden · spec.weight[m], plus dO; relu.
             var dPre = [T](repeating: 0, count: n * dm)
-            T.gemm(transA: false, transB: false, m: n, n: dm, k: hw, alpha: 1, dHidden, lda: hw, network.headSpec[m],
-                   ldb: dm, beta: 0, &dPre, ldc: dm)
+            gradient.values.withUnsafeMutableBufferPointer { grad in
+            network.parameters.values.withUnsafeBufferPointer { params in
+            dHidden.withUnsafeBufferPointer { dH in
+                for (head, columns) in network.heads {
+                    let at = network.headSpecOffset(head, market: m)
+                    T.gemm(transA: true, transB: false, m: columns.count, n: dm, k: n, alpha: 1,
+                           dH.baseAddress! + columns.lowerBound, lda: hw, groupO, ldb: dm, beta: 1, grad.baseAddress! + at, ldc: dm)
+                    T.gemm(transA: false, transB: false, m: n, n: dm, k: columns.count, alpha: 1,
+                           dH.baseAddress! + columns.lowerBound, lda: hw, params.baseAddress! + at, ldb: dm, beta: 1,
+                           &dPre, ldc: dm)
+                }
+            }}}
             for (g, i) in items.enumerated() where !dO.isEmpty {
                 for j in 0..<dm { dPre[g * dm + j] += dO[i * dm + j] }
             }
@@ -161,20 +165,38 @@ struct DomainPass<T: DINOPScalar> {
             unit.backward(network: network, dGate: dGate, addingInputGradientTo: &dInput, gradient: &gradient)
             // e_f = concat(s_f, p_f): the shared part joins d s_f, the specific part lands in sii.spec.
             for (g, i) in items.enumerated() {
-                for (f, field) in layout.config.siiFields.enumerated() {
-                    let r = g * nf + f, table = layout.require("sii.spec.\(field)")
+                for f in 0..<nf {
+                    let r = g * nf + f
                     for j in 0..<d { dShared[(i * nf + f) * d + j] += dInput[r * fw + j] }
-                    let row = table.offset + specRows[i][f] * dp
+                    let row = tables.spec[f] + specRows[i][f] * dp
                     for j in 0..<dp { gradient.values[row + j] += dInput[r * fw + d + j] }
                 }
             }
         }
         for i in 0..<count {
-            for (f, field) in layout.config.siiFields.enumerated() {
-                let row = layout.require("sii.emb.\(field)").offset + rows[i][f] * d
+            for f in 0..<nf {
+                let row = tables.shared[f] + rows[i][f] * d
                 for j in 0..<d { gradient.values[row + j] += dShared[(i * nf + f) * d + j] }
             }
         }
+    }
+}
+
+/// Where each field's `sii.emb.<f>` and `sii.spec.<f>` start in the flat parameters, in `sii_fields` order.
+private struct FieldTables {
+    let shared: [Int], spec: [Int]
+
+    init(_ layout: ParameterLayout) {
+        shared = layout.config.siiFields.map { layout.require("sii.emb.\($0)").offset }
+        spec = layout.config.siiFields.map { layout.require("sii.spec.\($0)").offset }
+    }
+}
+
+extension Network {
+    /// Where `head.<k>.spec.weight[m]` (`[H_k × D_m]`) starts in the flat parameters.
+    func headSpecOffset(_ head: Head, market m: Int) -> Int {
+        let spec = layout.require("head.\(head.rawValue).spec.weight")
+        return spec.offset + m * (spec.count / Swift.max(spec.shape[0], 1))
     }
 }
 
@@ -187,30 +209,32 @@ enum GateUnit: Equatable {
 /// One gate unit over `rows` inputs: `σ(l2 · σ(l1 · σ(l0 · x + b0) + b1) + b2)`, with its activations.
 struct GateActivations<T: DINOPScalar> {
     let unit: GateUnit
+    let dims: DomainAttentionDims
     let rows: Int, width: Int
     let input: [T]
     var hidden0: [T], hidden1: [T], gate: [T]
 
     /// The six tensors' offsets in the flat parameters, for this unit (market m's slice of `gate.m.*`).
-    static func offsets(_ layout: ParameterLayout, _ unit: GateUnit) -> [Int] {
+    static func offsets(_ layout: ParameterLayout, _ dims: DomainAttentionDims, _ unit: GateUnit) -> [Int] {
         let names = ["l0.weight", "l0.bias", "l1.weight", "l1.bias", "l2.weight", "l2.bias"]
         return names.map { name in
             switch unit {
             case .shared: return layout.require("gate.c.\(name)").offset
             case .market(let m):
                 let spec = layout.require("gate.m.\(name)")
-                return spec.offset + m * (spec.count / spec.shape[0])
+                return spec.offset + m * (spec.count / Swift.max(dims.markets, 1))
             }
         }
     }
 
-    init(network: Network<T>, unit: GateUnit, input: [T], width: Int) {
-        let dims = network.layout.domainAttention!, g0 = dims.gate0, g1 = dims.gate1
+    init(network: Network<T>, dims: DomainAttentionDims, unit: GateUnit, input: [T], width: Int) {
+        let g0 = dims.gate0, g1 = dims.gate1
         self.unit = unit
+        self.dims = dims
         self.width = width
         self.input = input
         rows = input.count / width
-        let at = Self.offsets(network.layout, unit)
+        let at = Self.offsets(network.layout, dims, unit)
         hidden0 = Array(repeating: 0, count: rows * g0)
         hidden1 = Array(repeating: 0, count: rows * g1)
         gate = Array(repeating: 0, count: rows)
@@ -233,8 +257,8 @@ struct GateActivations<T: DINOPScalar> {
     /// to `dInput`.
     func backward(network: Network<T>, dGate: [T], addingInputGradientTo dInput: inout [T],
                   gradient: inout Parameters<T>) {
-        let dims = network.layout.domainAttention!, g0 = dims.gate0, g1 = dims.gate1
-        let at = Self.offsets(network.layout, unit), n = rows
+        let g0 = dims.gate0, g1 = dims.gate1
+        let at = Self.offsets(network.layout, dims, unit), n = rows
         guard n > 0 else { return }
         // Through each sigmoid: d pre = d out · out (1 − out).
         let dPre2 = (0..<n).map { dGate[$0] * gate[$0] * (1 - gate[$0]) }

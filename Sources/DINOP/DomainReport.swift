@@ -64,17 +64,17 @@ extension Array where Element == Float {
 extension DINOPModel {
     /// Each item's `domain-attention` view (empty for a model without the extension), computed as training does.
     public func domainViews(_ items: [RawItem], batchSize: Int = 512) -> [DomainView] {
-        let network = Network(parameters)
-        guard let da = layout.domainAttention else { return [] }
+        guard let da = layout.domainAttention, da.markets > 0 else { return [] }
+        let network = Network(parameters), size = Swift.max(batchSize, 1)
         var views: [DomainView] = []
         views.reserveCapacity(items.count)
         var unused = SeededGenerator(seed: 0)
-        for start in stride(from: 0, to: items.count, by: Swift.max(batchSize, 1)) {
-            let chunk = items[start..<Swift.min(start + batchSize, items.count)]
+        for start in stride(from: 0, to: items.count, by: size) {
+            let chunk = items[start..<Swift.min(start + size, items.count)]
             var pass = BatchPass(network: network, items: chunk.map { network.encode($0) },
                                  labels: chunk.map { _ in ItemLabels() })
             pass.forward(dropout: 0, rng: &unused)
-            guard let domain = pass.domain else { return [] }
+            guard let domain = pass.domain else { continue }  // (there is one: the model has the extension)
             let r = network.representationWidth, nf = da.fields
             var chunkViews = [DomainView?](repeating: nil, count: chunk.count)
             var marketGates = [[Float]?](repeating: nil, count: chunk.count)
@@ -83,7 +83,7 @@ extension DINOPModel {
             }
             for (p, index) in pass.order.enumerated() {
                 let rep = Array(pass.cleanRep[(p * r)..<((p + 1) * r)])
-                let o = Array(domain.o[(p * da.width)..<((p + 1) * da.width)])
+                let o = domain.o.isEmpty ? [Float](repeating: 0, count: da.width) : Array(domain.o[(p * da.width)..<((p + 1) * da.width)])
                 chunkViews[index] = DomainView(
                     market: pass.items[index].market, sharedGates: Array(domain.shared.gate[(p * nf)..<((p + 1) * nf)]),
                     marketGates: marketGates[p], rep: rep, o: o,

@@ -33,7 +33,9 @@ extension DINOPModel {
         var rng = SeededGenerator(seed: seed)
         var values = [Float](repeating: 0, count: layout.count)
         for spec in layout.specs {
-            if spec.name.hasPrefix("mkt.") || spec.name.hasSuffix(".spec.weight") || spec.trainingOnly
+            if spec.name.hasPrefix("sii.emb.") || spec.name.hasPrefix("sii.spec.") {
+                for i in spec.range { values[i] = Float(0.1 * rng.normal()) }
+            } else if spec.name.hasPrefix("mkt.") || spec.name.hasSuffix(".spec.weight") || spec.trainingOnly
                 || spec.name.hasSuffix(".bias") {
                 // Market terms (and the heads' weights on `o`) start at zero: the pre-trained model begins as the
                 // pooled one, and each market's parts move only as far as its items pull them. Discriminators
@@ -41,8 +43,6 @@ extension DINOPModel {
                 continue
             } else if spec.name.hasSuffix(".norm.std") {
                 for i in spec.range { values[i] = 1 }
-            } else if spec.name.hasPrefix("sii.emb.") || spec.name.hasPrefix("sii.spec.") {
-                for i in spec.range { values[i] = Float(0.1 * rng.normal()) }
             } else if spec.shape.count >= 2 {
                 // Glorot over each matrix (a market-indexed tensor is n_M matrices).
                 let (rows, columns) = (spec.shape[spec.shape.count - 2], spec.shape[spec.shape.count - 1])

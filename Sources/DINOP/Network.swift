@@ -28,9 +28,6 @@ public struct Network<T: DINOPScalar>: Sendable {
     var headHidden: [T], headHiddenBias: [T]
     /// The JA head's first-layer columns over `e_act`, `[H_ja × D_act]`.
     var jaActivityWeight: [T]
-    /// Per market m, every head's `head.<k>.spec.weight[m]` stacked like `headHidden`, `[headHiddenWidth × D_m]`
-    /// (MARKETS.md `domain-attention`; empty without it).
-    var headSpec: [[T]]
 
     @_specialize(exported: true, where T == Float)
     public init(_ parameters: Parameters<T>) {
@@ -89,18 +86,6 @@ public struct Network<T: DINOPScalar>: Sendable {
         self.headHidden = headHidden
         self.headHiddenBias = headHiddenBias
         self.jaActivityWeight = jaActivityWeight
-        headSpec = []
-        if let da = layout.domainAttention {
-            for m in 0..<da.markets {
-                var fused: [T] = []
-                for (head, _) in heads {
-                    let spec = layout.require("head.\(head.rawValue).spec.weight")
-                    let size = spec.count / da.markets
-                    fused += parameters.values[(spec.offset + m * size)..<(spec.offset + (m + 1) * size)]
-                }
-                headSpec.append(fused)
-            }
-        }
     }
 
     /// Where each weight-file tensor sits inside `inputWeight`.

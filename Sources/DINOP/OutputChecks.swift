@@ -51,6 +51,17 @@ extension DINOPModel {
                 }
             }
         }
+        // One item of each listed market (MARKETS.md), so that every market's own parts are run too.
+        if !config.extensions.isEmpty, let field = config.marketField {
+            for market in config.markets {
+                var ids = [String?](repeating: nil, count: config.siiFields.count)
+                ids[field] = market
+                let day = RawDay(dis: raw(.dis, shift: nil), du: raw(.du, shift: nil))
+                items.append(("an item of market \(market) with every feature missing",
+                              RawItem(sii: ids, sis: raw(.sis, shift: nil), su: raw(.su, shift: nil),
+                                      days: Array(repeating: day, count: max(days, 1)), act: nil)))
+            }
+        }
         let predictions = scorer.predict(items.map { network.encode($0.1) })
         for ((what, _), prediction) in zip(items, predictions) {
             if let reason = prediction.notFiniteReason {

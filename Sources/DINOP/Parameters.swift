@@ -29,7 +29,8 @@ public struct TensorSpec: Equatable, Sendable {
     /// tensor, and for the training-only discriminators (which no prediction reads).
     public var marketIndexing: MarketIndexing? {
         if name.hasPrefix("mkt."), shape.count == 2 { return .columns }
-        if name.hasPrefix("sii.spec.") || name.hasPrefix("gate.m.") || name.hasPrefix("spec.fc.") || name.hasSuffix(".spec.weight") {
+        if name.hasPrefix("sii.spec.") || name.hasPrefix("gate.m.") || name.hasPrefix("spec.fc.")
+            || (name.hasPrefix("head.") && name.hasSuffix(".spec.weight")) {
             return .leadingBlocks
         }
         return nil
@@ -154,9 +155,10 @@ public struct ParameterLayout: Equatable, Sendable {
             for head in config.headSet {
                 try add("head.\(head.rawValue).spec.weight", [nM, dims.headHidden[head]!, da.width], decays: true)
             }
-            try add("dom.c.weight", [nM, h + dims.siiWidth + dims.sisWidth], decays: true, trainingOnly: true)
+            // The discriminators minimise their own cross-entropy only (no L2 term).
+            try add("dom.c.weight", [nM, h + dims.siiWidth + dims.sisWidth], trainingOnly: true)
             try add("dom.c.bias", [nM], trainingOnly: true)
-            try add("dom.m.weight", [nM, da.width], decays: true, trainingOnly: true)
+            try add("dom.m.weight", [nM, da.width], trainingOnly: true)
             try add("dom.m.bias", [nM], trainingOnly: true)
         }
         self.specs = specs
@@ -174,8 +176,6 @@ public struct ParameterLayout: Equatable, Sendable {
 
     /// Width of `rep = concat(rep_d, e_sii, e_sis)`.
     public var representationWidth: Int { config.hidden + dims.siiWidth + dims.sisWidth }
-
-
 }
 
 /// The sizes of MARKETS.md's `domain-attention` parts of one model.

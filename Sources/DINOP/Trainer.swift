@@ -75,9 +75,12 @@ public struct Trainer {
     private var rng: SeededGenerator
     /// The optimiser step `s` and the run's total `S`, for the reversal schedule (MARKETS.md).
     private var step = 0
-    public var totalSteps = 1
+    private let totalSteps: Int
 
-    public init(model: DINOPModel, options: TrainingOptions) {
+    /// `totalSteps`: the run's most optimiser steps, `S` of the reversal schedule (MARKETS.md); `train` passes
+    /// `maxEpochs` × batches per epoch.
+    public init(model: DINOPModel, options: TrainingOptions, totalSteps: Int = 1) {
+        self.totalSteps = Swift.max(totalSteps, 1)
         parameters = model.parameters
         self.options = options
         accumulator = Array(repeating: 0, count: model.parameters.values.count)
@@ -160,7 +163,7 @@ public struct Trainer {
         pass.forward(dropout: options.loss.dropout, rng: &rng)
         var (loss, dOutputs) = pass.loss(options: options.loss)
         var domainOptions = options.loss.domain
-        domainOptions.progress = Double(step) / Double(Swift.max(totalSteps, 1))
+        domainOptions.progress = Swift.min(Double(step) / Double(totalSteps), 1)
         step += 1
         let (domain, dRep, dO) = pass.domainTerms(options: domainOptions, into: &gradient)
         if pass.domain != nil { loss.domain = domain }
@@ -248,8 +251,10 @@ public struct Trainer {
             Self.fitNormalisation(&start.parameters, to: training)
             Self.fitOutputBiases(&start.parameters, to: training)
         }
-        var trainer = Trainer(model: start, options: options)
-        trainer.totalSteps = Swift.max(options.maxEpochs, 1) * ((training.count + options.batchSize - 1) / Swift.max(options.batchSize, 1))
+        // Saturating: epochs and batch sizes come from flags.
+        let batches = training.count / Swift.max(options.batchSize, 1) + (training.count % Swift.max(options.batchSize, 1) == 0 ? 0 : 1)
+        let (steps, overflow) = Swift.max(options.maxEpochs, 1).multipliedReportingOverflow(by: Swift.max(batches, 1))
+        var trainer = Trainer(model: start, options: options, totalSteps: overflow ? Int.max : steps)
         var best = start.parameters
         var bestLoss = evaluate(best, on: validation, options: options.loss).total
         var sinceBest = 0

@@ -16,7 +16,9 @@ public struct ConfigFile: Sendable, Equatable {
     public var heads: [String]?
     public var extensions: [String]?
     public var markets: [String]?
-    public var domainAttention: DomainAttentionSizes?
+    /// `domain_attention`'s keys present in the file (`spec_rows`, `spec_width`, `gate`, `width`); the others keep
+    /// the base's sizes.
+    public var domainAttention: [String: [Int]] = [:]
 
     static let keys: Set<String> = ["hidden", "attention", "sii_fields", "features", "log1p", "heads", "extensions", "markets",
                                     "domain_attention"]
@@ -77,20 +79,16 @@ public struct ConfigFile: Sendable, Equatable {
             for key in object.keys.sorted() where !known.contains(key) {
                 throw .invalidConfig("domain_attention has an unknown key \"\(key)\" (known: \(known.sorted().joined(separator: ", ")))")
             }
-            var sizes = DomainAttentionSizes()
-            if let n = try integer(object["spec_rows"], "domain_attention.spec_rows") { sizes.specRows = n }
-            if let n = try integer(object["spec_width"], "domain_attention.spec_width") { sizes.specWidth = n }
-            if let n = try integer(object["width"], "domain_attention.width") { sizes.width = n }
-            if let gate = object["gate"] {
-                guard let list = gate.array else { throw .invalidConfig("domain_attention.gate must be a list of two integers, got \(gate.kind)") }
-                var sizesList: [Int] = []
-                for element in list {
-                    guard let n = try integer(element, "domain_attention.gate") else { continue }
-                    sizesList.append(n)
+            for (key, value) in object {
+                if key == "gate" {
+                    guard let list = value.array else { throw .invalidConfig("domain_attention.gate must be a list of two integers, got \(value.kind)") }
+                    var sizes: [Int] = []
+                    for element in list { if let n = try integer(element, "domain_attention.gate") { sizes.append(n) } }
+                    domainAttention[key] = sizes
+                } else if let n = try integer(value, "domain_attention.\(key)") {
+                    domainAttention[key] = [n]
                 }
-                sizes.gate = sizesList
             }
-            domainAttention = sizes
         }
     }
 
@@ -103,7 +101,14 @@ public struct ConfigFile: Sendable, Equatable {
         if let heads { config.heads = heads }
         if let extensions { config.extensions = extensions }
         if let markets { config.markets = markets }
-        if let domainAttention { config.domainAttention = domainAttention }
+        for (key, sizes) in domainAttention {
+            switch key {
+            case "spec_rows": config.domainAttention.specRows = sizes[0]
+            case "spec_width": config.domainAttention.specWidth = sizes[0]
+            case "width": config.domainAttention.width = sizes[0]
+            default: config.domainAttention.gate = sizes
+            }
+        }
         for (group, names) in features {
             config.features[group] = names
             if log1p[group] == nil { config.log1p[group] = (base.log1p[group] ?? []).filter(names.contains) }

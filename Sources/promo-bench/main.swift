@@ -36,10 +36,16 @@ marketConfig.extensions = [ModelExtension.marketEmbedding]
 marketConfig.markets = (0..<1000).map { "id-\($0)" }
 let marketNetwork = Network(try DINOPModel.random(config: marketConfig, dims: .defaults(for: marketConfig, rows: 100_003),
                                                   seed: 1).parameters)
+// And with domain-attention too (its defaults: V' = 4099, d' = 8, gates [32, 16], D_m = 32): its parts are static,
+// computed once when an item's encodings are built; per step the heads add one precomputed row.
+var domainConfig = marketConfig
+domainConfig.extensions.append(ModelExtension.domainAttention)
+let domainNetwork = Network(try DINOPModel.random(config: domainConfig, dims: .defaults(for: domainConfig, rows: 100_003),
+                                                  seed: 1).parameters)
 print("DINOP math benchmark: H = \(config.hidden), A = \(config.attention), one OpenBLAS thread")
 print(BLAS.configuration)
 print("")
-print("batch   step item-days/s   step+heads item-days/s   with market-embedding: step   step+heads")
+print("batch   step item-days/s   step+heads item-days/s   with market-embedding: step   step+heads   + domain-attention: step+heads")
 
 var rng = SeededGenerator(seed: 2)
 @MainActor func randomItem(days: Int) -> RawItem {
@@ -65,8 +71,25 @@ var rng = SeededGenerator(seed: 2)
 
 for batchSize in [1, 256] {
     let raw = (0..<batchSize).map { _ in randomItem(days: 1) }
-    let plain = rates(network, raw), markets = rates(marketNetwork, raw)
-    print(String(format: "%5d %20.0f %24.0f %29.0f %12.0f", batchSize, plain.step, plain.withHeads, markets.step, markets.withHeads))
+    let plain = rates(network, raw), markets = rates(marketNetwork, raw), domain = rates(domainNetwork, raw)
+    print(String(format: "%5d %20.0f %24.0f %29.0f %12.0f %34.0f", batchSize, plain.step, plain.withHeads, markets.step,
+                 markets.withHeads, domain.withHeads))
+}
+
+// Building an item's static encodings (sii, sis, act; with domain-attention both gate units, o and its head
+// term), once per item and whenever it is recomputed.
+print("")
+print("static encodings, items/s (batches of 256):   plain   with market-embedding   + domain-attention")
+do {
+    let raw = (0..<256).map { _ in randomItem(days: 1) }
+    let perNetwork = [network, marketNetwork, domainNetwork].map { net in
+        let items = raw.map { net.encode($0) }
+        return rate(perCall: 256) {
+            var batch = ItemBatch(network: net)
+            batch.append(contentsOf: items, network: net)
+        }
+    }
+    print(String(format: "%51.0f %23.0f %18.0f", perNetwork[0], perNetwork[1], perNetwork[2]))
 }
 
 // The ceiling: OpenBLAS alone on the shapes of one batched day (B = 256).

@@ -233,7 +233,12 @@ struct ExtensionWeightFileTests {
         let defaulted = try refusal { _, m in m["config"] = try config(m) { $0["domain_attention"] = ["spec_rows": 5, "gate": [3, 2], "width": 4] } }
         #expect(defaulted.contains("sii.spec.market"), "\(defaulted)")
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["domain_attention"] = ["spec_rows": 0] } }
-            .contains("positive"))
+            .contains("gate sizes in 1...16777216"))
+        // Sizes from a file are bounded before anything multiplies them.
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["domain_attention"] = ["spec_rows": Int.max / 2, "spec_width": 2] } }
+            .contains("gate sizes in 1...16777216"))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["domain_attention"] = ["width": Int.max] } }
+            .contains("gate sizes in 1...16777216"))
         // Every shared embedding must have one width.
         #expect(try refusal { t, _ in t["sii.emb.brand"] = StoredTensor(shape: [3, 2], values: Array(repeating: 0, count: 6)) }
             .contains("one width"))
