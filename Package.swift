@@ -36,6 +36,10 @@ let package = Package(
         // Vectorised element-wise kernels of the step (C, so the compiler's loop vectoriser does the work).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
+        // BOP.md: the buy-through-promotion model (ACMR's transformer over a user's purchases), weight files,
+        // forward and backward. Knows nothing of Kafka or of the command line.
+        .target(name: "BOP", dependencies: ["DINOP"]),
+
         // The public event interface (Topics/): event types, strict decoding, deterministic encoding.
         // Knows nothing of the model or of Kafka.
         .target(name: "PromoEvents"),
@@ -107,6 +111,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
+        .testTarget(name: "BOPTests", dependencies: ["BOP", "DINOP"]),
         .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents", "DINOP"]),
         .testTarget(name: "PromoModelsTests", dependencies: ["PromoModels", "PromoEvents", "DINOP"]),
         .testTarget(name: "PromoEvaluationTests",
@@ -121,7 +126,7 @@ let package = Package(
         .testTarget(name: "PromoKafkaTests", dependencies: ["PromoKafka", "PromoTesting"]),
         .testTarget(name: "PromoWorldTests", dependencies: ["PromoWorld", "PromoEvents"]),
         .testTarget(name: "PromoCLITests", dependencies: [
-            "PromoCLI", "DINOP", "PromoEvents",
+            "PromoCLI", "DINOP", "PromoEvents", "PromoFeatures",
         ]),
     ]
 )
