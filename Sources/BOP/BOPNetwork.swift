@@ -226,3 +226,25 @@ struct BOPPass<T: DINOPScalar> {
         return (y, normalised, rstd)
     }
 }
+
+extension BOPNetwork {
+    /// The mean binary cross-entropy of `sequences` against `labels` (bought or not); its gradient is added to
+    /// `gradient` (the model's flat layout).
+    public func loss(_ sequences: [BOPSequence], labels: [Bool], gradient: inout [T]) -> Double {
+        guard !sequences.isEmpty else { return 0 }
+        let scale = 1 / T(sequences.count)
+        var total = 0.0
+        for bucket in Dictionary(grouping: sequences.indices, by: { sequences[$0].length }).values.sorted(by: { $0[0] < $1[0] }) {
+            let pass = BOPPass(network: self, sequences: bucket.map { sequences[$0] })
+            var dLogits = [T](repeating: 0, count: bucket.count)
+            for (b, i) in bucket.enumerated() {
+                let z = pass.logits[b], y: T = labels[i] ? 1 : 0
+                // softplus(z) − y·z, computed stably.
+                total += Double(Swift.max(z, 0) - z * y + T.log1p(T.exp(-Swift.abs(z))))
+                dLogits[b] = (pass.probabilities[b] - y) * scale
+            }
+            pass.backward(dLogits: dLogits, into: &gradient)
+        }
+        return total / Double(sequences.count)
+    }
+}
