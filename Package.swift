@@ -39,6 +39,8 @@ let package = Package(
         // BOP.md: the buy-through-promotion model (ACMR's transformer over a user's purchases), weight files,
         // forward and backward. Knows nothing of Kafka or of the command line.
         .target(name: "BOP", dependencies: ["DINOP"]),
+        // BOP.md's data (XMarket), protocols, Adam training, ranking metrics and the popularity baseline.
+        .target(name: "BOPTraining", dependencies: ["BOP", "DINOP"]),
 
         // The public event interface (Topics/): event types, strict decoding, deterministic encoding.
         // Knows nothing of the model or of Kafka.
@@ -89,7 +91,7 @@ let package = Package(
         // Offline commands (init, inspect, predict, train) as a library, so tests drive them directly.
         .target(name: "PromoCLI", dependencies: [
             "DINOP", "PromoEvents", "PromoFeatures", "PromoWorld", "PromoEvaluation", "PromoKafka", "PromoStream",
-            "PromoService", "PromoServer", "PromoModels", "CJemalloc",
+            "PromoService", "PromoServer", "PromoModels", "CJemalloc", "BOP", "BOPTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -111,7 +113,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "DINOPTests", dependencies: ["DINOP"]),
-        .testTarget(name: "BOPTests", dependencies: ["BOP", "DINOP"]),
+        .testTarget(name: "BOPTests", dependencies: ["BOP", "BOPTraining", "DINOP"]),
         .testTarget(name: "PromoEventsTests", dependencies: ["PromoEvents", "DINOP"]),
         .testTarget(name: "PromoModelsTests", dependencies: ["PromoModels", "PromoEvents", "DINOP"]),
         .testTarget(name: "PromoEvaluationTests",

@@ -64,6 +64,8 @@ public struct BOPNetwork<T: DINOPScalar>: Sendable {
 
     /// P(buy) of each sequence, in order. Sequences of one length run together (each its own pass over its tokens),
     /// so no padding is ever computed.
+    // (Callers in other modules reach the Float copy through the generic entry: not `exported`, see encode.)
+    @_specialize(where T == Float)
     public func probabilities(_ sequences: [BOPSequence]) -> [Double] {
         var result = [Double](repeating: 0, count: sequences.count)
         for bucket in Dictionary(grouping: sequences.indices, by: { sequences[$0].length }).values {
@@ -230,6 +232,7 @@ struct BOPPass<T: DINOPScalar> {
 extension BOPNetwork {
     /// The mean binary cross-entropy of `sequences` against `labels` (bought or not); its gradient is added to
     /// `gradient` (the model's flat layout).
+    @_specialize(where T == Float)
     public func loss(_ sequences: [BOPSequence], labels: [Bool], gradient: inout [T]) -> Double {
         guard !sequences.isEmpty else { return 0 }
         let scale = 1 / T(sequences.count)

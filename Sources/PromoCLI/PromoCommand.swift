@@ -7,7 +7,7 @@ public struct PromoCommand: AsyncParsableCommand {
         commandName: "promo",
         abstract: "Predicts promotion-day sales of items from their pre-sale days (DINOP).",
         version: PromoVersion.current,
-        subcommands: [ModelCommand.self, GenerateCommand.self, ImportTaobaoCommand.self, TrainCommand.self, FinetuneCommand.self, EvaluateCommand.self, PredictCommand.self, RunCommand.self, BacktestCommand.self, TopicsCommand.self, ProduceCommand.self, WatchCommand.self, DemoCommand.self, VersionCommand.self])
+        subcommands: [ModelCommand.self, BOPCommand.self, GenerateCommand.self, ImportTaobaoCommand.self, TrainCommand.self, FinetuneCommand.self, EvaluateCommand.self, PredictCommand.self, RunCommand.self, BacktestCommand.self, TopicsCommand.self, ProduceCommand.self, WatchCommand.self, DemoCommand.self, VersionCommand.self])
 
     public init() {}
 }

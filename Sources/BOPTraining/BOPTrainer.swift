@@ -1,0 +1,137 @@
+import BOP
+import DINOP
+import Foundation
+
+/// BOP.md's training choices (ACMR's), the defaults: 4 sampled negatives per purchase, Adam lr 1e-3, L2 1e-7,
+/// batches of 1024; early stopping on validation NDCG@10.
+public struct BOPTrainingOptions: Sendable {
+    public var negatives = 4
+    public var learningRate = 1e-3
+    public var l2 = 1e-7
+    public var batchSize = 1024
+    public var maxEpochs = 20
+    public var patience = 3
+    public var seed: UInt64 = 1
+
+    public init() {}
+}
+
+/// A market's data with its position in the model's `markets`.
+public struct MarketData: Sendable {
+    public let split: MarketSplit
+    public let index: Int?
+
+    public init(split: MarketSplit, index: Int?) {
+        self.split = split
+        self.index = index
+    }
+}
+
+/// Adam (PyTorch's: L2 added to the gradient, bias-corrected moments) over every tensor of a BOP model.
+public struct BOPTrainer {
+    public private(set) var model: BOPModel
+    public let options: BOPTrainingOptions
+    private var first: [Float], second: [Float], step = 0
+    private var rng: SeededGenerator
+
+    public init(model: BOPModel, options: BOPTrainingOptions) {
+        self.model = model
+        self.options = options
+        first = Array(repeating: 0, count: model.values.count)
+        second = first
+        rng = SeededGenerator(seed: options.seed ^ 0x5bd1_e995)
+    }
+
+    /// One pass over every market's training purchases (each with `negatives` fresh negatives of its market that
+    /// the user never bought), shuffled; the mean loss.
+    public mutating func epoch(_ markets: [MarketData], shouldStop: () -> Bool = { false }) -> Double {
+        var examples: [(BOPSequence, Bool)] = []
+        for data in markets {
+            let split = data.split
+            let marketID = data.index.map { model.markets[$0] }
+            for purchase in split.training {
+                let bought = split.bought[purchase.user] ?? []
+                examples.append((model.sequence(purchases: purchase.history, candidate: purchase.item, market: marketID), true))
+                guard split.items.count > bought.count else { continue }
+                for _ in 0..<options.negatives {
+                    var item = split.items[Int(rng.next() % UInt64(split.items.count))]
+                    while bought.contains(item) { item = split.items[Int(rng.next() % UInt64(split.items.count))] }
+                    examples.append((model.sequence(purchases: purchase.history, candidate: item, market: marketID), false))
+                }
+            }
+        }
+        examples.shuffle(using: &rng)
+        var total = 0.0, batches = 0
+        for start in stride(from: 0, to: examples.count, by: Swift.max(options.batchSize, 1)) where !shouldStop() {
+            let batch = examples[start..<Swift.min(start + options.batchSize, examples.count)]
+            var gradient = [Float](repeating: 0, count: model.values.count)
+            total += BOPNetwork<Float>(model).loss(batch.map(\.0), labels: batch.map(\.1), gradient: &gradient)
+            adam(gradient)
+            batches += 1
+        }
+        return batches > 0 ? total / Double(batches) : 0
+    }
+
+    private mutating func adam(_ gradient: [Float]) {
+        step += 1
+        let lr = Float(options.learningRate), l2 = Float(options.l2), beta1: Float = 0.9, beta2: Float = 0.999
+        let correction1 = 1 - Foundation.pow(beta1, Float(step)), correction2 = 1 - Foundation.pow(beta2, Float(step))
+        for i in model.values.indices {
+            let g = gradient[i] + l2 * model.values[i]
+            first[i] = beta1 * first[i] + (1 - beta1) * g
+            second[i] = beta2 * second[i] + (1 - beta2) * g * g
+            model.values[i] -= lr * (first[i] / correction1) / ((second[i] / correction2).squareRoot() + 1e-8)
+        }
+    }
+}
+
+/// Scores of held-out rankings.
+public enum BOPRanking {
+    /// The metrics of `model` on `cases` of one market: each held-out item ranked among its negatives.
+    public static func evaluate(_ model: BOPModel, _ cases: [RankingCase], market: String?) -> RankingMetrics {
+        let network = BOPNetwork<Float>(model)
+        let ranks = cases.map { c -> Int in
+            let candidates = [c.item] + c.negatives
+            let scores = network.probabilities(candidates.map { model.sequence(purchases: c.history, candidate: $0, market: market) })
+            return RankingMetrics.rank(positive: scores[0], negatives: Array(scores.dropFirst()))
+        }
+        return RankingMetrics(ranks: ranks)
+    }
+
+    /// The popularity baseline: items ranked by their number of training purchases in the market.
+    public static func popularity(_ split: MarketSplit, _ cases: [RankingCase]) -> RankingMetrics {
+        RankingMetrics(ranks: cases.map { c in
+            RankingMetrics.rank(positive: Double(split.popularity[c.item] ?? 0),
+                                negatives: c.negatives.map { Double(split.popularity[$0] ?? 0) })
+        })
+    }
+
+    /// Trains with early stopping on the mean validation NDCG@10 over `markets` (weighted by their cases); returns
+    /// the best model (the starting one when no epoch beats it, for a fine-tune) and each epoch's figures.
+    public static func train(_ start: BOPModel, _ markets: [MarketData], options: BOPTrainingOptions, evaluateStart: Bool,
+                             shouldStop: () -> Bool = { false },
+                             progress: (_ epoch: Int, _ loss: Double, _ ndcg10: Double, _ seconds: Double, _ improved: Bool) -> Void)
+        -> BOPModel {
+        func validation(_ model: BOPModel) -> Double {
+            var sum = 0.0, cases = 0
+            for data in markets {
+                let metrics = evaluate(model, data.split.validation, market: data.index.map { model.markets[$0] })
+                sum += metrics.ndcg10 * Double(metrics.cases)
+                cases += metrics.cases
+            }
+            return cases > 0 ? sum / Double(cases) : 0
+        }
+        var trainer = BOPTrainer(model: start, options: options)
+        var best = start, bestScore = evaluateStart ? validation(start) : -1, since = 0
+        for epoch in 1...Swift.max(options.maxEpochs, 1) where !shouldStop() {
+            let clock = ContinuousClock.now
+            let loss = trainer.epoch(markets, shouldStop: shouldStop)
+            let score = validation(trainer.model)
+            let improved = score > bestScore
+            if improved { (best, bestScore, since) = (trainer.model, score, 0) } else { since += 1 }
+            progress(epoch, loss, score, (ContinuousClock.now - clock).seconds, improved)
+            if since >= options.patience { break }
+        }
+        return best
+    }
+}
