@@ -43,7 +43,8 @@ public struct BOPNetwork<T: DINOPScalar>: Sendable {
     public init(_ model: BOPModel, values: [T]? = nil) {
         config = model.config
         repWidth = model.repWidth
-        self.values = values ?? model.values.map { T($0) }
+        // Float shares the model's buffer (no copy of a 200,003-row table per batch).
+        self.values = values ?? (model.values as? [T]) ?? model.values.map { T($0) }
         let layout = model.layout
         item = layout.offset("bop.item.emb")
         market = layout.offset("bop.mkt.emb")
@@ -145,34 +146,39 @@ struct BOPPass<T: DINOPScalar> {
         var probabilities = [T](repeating: 0, count: sequences.count * g * n * n)
         var heads = [T](repeating: 0, count: rows * d)
         let scale = 1 / T(dh).squareRoot()
-        var scores = [T](repeating: 0, count: n)
-        for s in 0..<sequences.count {
-            for h in 0..<g {
-                for i in 0..<n {
-                    let q = (s * n + i) * 3 * d + h * dh
-                    var top = -T.infinity
-                    for j in 0..<n {
-                        let key = (s * n + j) * 3 * d + d + h * dh
-                        var dot: T = 0
-                        for c in 0..<dh { dot += qkv[q + c] * qkv[key + c] }
-                        scores[j] = dot * scale
-                        top = Swift.max(top, scores[j])
-                    }
-                    var total: T = 0
-                    for j in 0..<n {
-                        scores[j] = T.exp(scores[j] - top)
-                        total += scores[j]
-                    }
-                    let pAt = ((s * g + h) * n + i) * n
-                    for j in 0..<n {
-                        let p = scores[j] / total
-                        probabilities[pAt + j] = p
-                        let v = (s * n + j) * 3 * d + 2 * d + h * dh
-                        for c in 0..<dh { heads[(s * n + i) * d + h * dh + c] += p * qkv[v + c] }
+        let n = self.n, count = sequences.count
+        qkv.withUnsafeBufferPointer { qkvBuffer in
+        probabilities.withUnsafeMutableBufferPointer { pBuffer in
+        heads.withUnsafeMutableBufferPointer { headsBuffer in
+            let qkv = qkvBuffer.baseAddress!, probabilities = pBuffer.baseAddress!, heads = headsBuffer.baseAddress!
+            for s in 0..<count {
+                for h in 0..<g {
+                    for i in 0..<n {
+                        let q = qkv + (s * n + i) * 3 * d + h * dh
+                        let row = probabilities + ((s * g + h) * n + i) * n
+                        var top = -T.infinity
+                        for j in 0..<n {
+                            let key = qkv + (s * n + j) * 3 * d + d + h * dh
+                            var dot: T = 0
+                            for c in 0..<dh { dot += q[c] * key[c] }
+                            row[j] = dot * scale
+                            top = Swift.max(top, row[j])
+                        }
+                        var total: T = 0
+                        for j in 0..<n {
+                            row[j] = T.exp(row[j] - top)
+                            total += row[j]
+                        }
+                        let inverse = 1 / total, out = heads + (s * n + i) * d + h * dh
+                        for j in 0..<n {
+                            row[j] *= inverse
+                            let v = qkv + (s * n + j) * 3 * d + 2 * d + h * dh
+                            for c in 0..<dh { out[c] += row[j] * v[c] }
+                        }
                     }
                 }
             }
-        }
+        }}}
         var x1 = [T](repeating: 0, count: rows * d)
         dense(heads, inCount: d, weight: layer.outProj, bias: layer.outBias, outCount: d, into: &x1)
         for i in x1.indices { x1[i] += x[i] }

@@ -12,6 +12,8 @@ public struct BOPTrainingOptions: Sendable {
     public var maxEpochs = 20
     public var patience = 3
     public var seed: UInt64 = 1
+    /// Threads that share each batch (and each evaluation); one OpenBLAS thread each.
+    public var threads = 1
 
     public init() {}
 }
@@ -63,9 +65,22 @@ public struct BOPTrainer {
         examples.shuffle(using: &rng)
         var total = 0.0, batches = 0
         for start in stride(from: 0, to: examples.count, by: Swift.max(options.batchSize, 1)) where !shouldStop() {
-            let batch = examples[start..<Swift.min(start + options.batchSize, examples.count)]
-            var gradient = [Float](repeating: 0, count: model.values.count)
-            total += BOPNetwork<Float>(model).loss(batch.map(\.0), labels: batch.map(\.1), gradient: &gradient)
+            let batch = Array(examples[start..<Swift.min(start + options.batchSize, examples.count)])
+            // Each thread a share of the batch; the batch's mean loss and gradient weigh each share by its size.
+            let network = BOPNetwork<Float>(model), size = model.values.count
+            let parts = inParallel(batch.count, parts: options.threads) { range -> (Double, [Float], Int) in
+                var gradient = [Float](repeating: 0, count: size)
+                let part = batch[range]
+                let loss = network.loss(part.map(\.0), labels: part.map(\.1), gradient: &gradient)
+                return (loss, gradient, range.count)
+            }
+            var gradient = [Float](repeating: 0, count: size), loss = 0.0
+            for (partLoss, partGradient, count) in parts {
+                let weight = Float(count) / Float(batch.count)
+                loss += partLoss * Double(weight)
+                for i in gradient.indices { gradient[i] += weight * partGradient[i] }
+            }
+            total += loss
             adam(gradient)
             batches += 1
         }
@@ -88,14 +103,16 @@ public struct BOPTrainer {
 /// Scores of held-out rankings.
 public enum BOPRanking {
     /// The metrics of `model` on `cases` of one market: each held-out item ranked among its negatives.
-    public static func evaluate(_ model: BOPModel, _ cases: [RankingCase], market: String?) -> RankingMetrics {
+    public static func evaluate(_ model: BOPModel, _ cases: [RankingCase], market: String?, threads: Int = 1) -> RankingMetrics {
         let network = BOPNetwork<Float>(model)
-        let ranks = cases.map { c -> Int in
-            let candidates = [c.item] + c.negatives
-            let scores = network.probabilities(candidates.map { model.sequence(purchases: c.history, candidate: $0, market: market) })
-            return RankingMetrics.rank(positive: scores[0], negatives: Array(scores.dropFirst()))
+        let ranks = inParallel(cases.count, parts: threads) { range in
+            cases[range].map { c -> Int in
+                let candidates = [c.item] + c.negatives
+                let scores = network.probabilities(candidates.map { model.sequence(purchases: c.history, candidate: $0, market: market) })
+                return RankingMetrics.rank(positive: scores[0], negatives: Array(scores.dropFirst()))
+            }
         }
-        return RankingMetrics(ranks: ranks)
+        return RankingMetrics(ranks: ranks.flatMap { $0 })
     }
 
     /// The popularity baseline: items ranked by their number of training purchases in the market.
@@ -115,7 +132,8 @@ public enum BOPRanking {
         func validation(_ model: BOPModel) -> Double {
             var sum = 0.0, cases = 0
             for data in markets {
-                let metrics = evaluate(model, data.split.validation, market: data.index.map { model.markets[$0] })
+                let metrics = evaluate(model, data.split.validation, market: data.index.map { model.markets[$0] },
+                                       threads: options.threads)
                 sum += metrics.ndcg10 * Double(metrics.cases)
                 cases += metrics.cases
             }

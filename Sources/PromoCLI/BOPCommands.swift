@@ -43,6 +43,7 @@ struct BOPEvaluateCommand: ParsableCommand {
     @Option(help: "Feed-forward width.") var ffn = BOPConfig.acmr.ffn
     @Option(help: "Tokens per pass, the candidate included.") var maxHistory = BOPConfig.acmr.maxHistory
     @Flag(help: "Leave out the models trained on one market alone.") var noSingle = false
+    @Option(help: "Threads (default: every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print the table as JSON.") var json = false
 
     func validate() throws {
@@ -50,6 +51,7 @@ struct BOPEvaluateCommand: ParsableCommand {
         try FlagCheck.atLeast(tuneEpochs, 0, "--tune-epochs")
         try FlagCheck.atLeast(patience, 0, "--patience")
         try FlagCheck.atLeast(batch, 1, "--batch")
+        try FlagCheck.inRange(threads, 1...256, "--threads")
         try FlagCheck.finite(learningRate, 1e-12...10, "--learning-rate")
         for market in markets where !XMarket.markets.contains(market) {
             throw ValidationError("unknown market \(market) (XMarket electronics has \(XMarket.markets.joined(separator: ", ")))")
@@ -80,6 +82,7 @@ struct BOPEvaluateCommand: ParsableCommand {
         options.maxEpochs = epochs
         options.patience = patience
         options.seed = seed
+        options.threads = threads
         func progress(_ label: String, _ maxEpochs: Int) -> (Int, Double, Double, Double, Bool) -> Void {
             let reporter = ProgressReporter(label: label, total: maxEpochs, unit: "epoch")
             return { epoch, loss, ndcg, seconds, improved in
@@ -92,16 +95,16 @@ struct BOPEvaluateCommand: ParsableCommand {
         if !noSingle {
             for d in data {
                 let alone = BOPRanking.train(start, [d], options: options, evaluateStart: false, progress: progress("bop \(d.split.market) alone", epochs))
-                rows[d.split.market, default: []].append(("\(d.split.market) alone", BOPRanking.evaluate(alone, d.split.test, market: d.split.market)))
+                rows[d.split.market, default: []].append(("\(d.split.market) alone", BOPRanking.evaluate(alone, d.split.test, market: d.split.market, threads: threads)))
             }
         }
         let pretrained = BOPRanking.train(start, data, options: options, evaluateStart: false, progress: progress("bop pre-train", epochs))
-        for d in data { rows[d.split.market, default: []].append(("pre-trained on all", BOPRanking.evaluate(pretrained, d.split.test, market: d.split.market))) }
+        for d in data { rows[d.split.market, default: []].append(("pre-trained on all", BOPRanking.evaluate(pretrained, d.split.test, market: d.split.market, threads: threads))) }
         var tune = options
         tune.maxEpochs = tuneEpochs
         for d in data where tuneEpochs > 0 {
             let tuned = BOPRanking.train(pretrained, [d], options: tune, evaluateStart: true, progress: progress("bop fine-tune \(d.split.market)", tuneEpochs))
-            rows[d.split.market, default: []].append(("fine-tuned (ACMR's schedule)", BOPRanking.evaluate(tuned, d.split.test, market: d.split.market)))
+            rows[d.split.market, default: []].append(("fine-tuned (ACMR's schedule)", BOPRanking.evaluate(tuned, d.split.test, market: d.split.market, threads: threads)))
         }
         print(table(rows))
     }
