@@ -20,7 +20,7 @@ public struct BOPConfig: Codable, Equatable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let known = Set(CodingKeys.allCases.map(\.stringValue))
-        let any = try decoder.container(keyedBy: AnyKey.self)
+        let any = try decoder.container(keyedBy: AnyCodingKey.self)
         if let unknown = any.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
             throw BOPError.invalidConfig("bop has an unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -50,12 +50,6 @@ public struct BOPConfig: Codable, Equatable, Sendable {
         guard maxHistory >= 1 else { throw BOPError.invalidConfig("bop.max_history must count the candidate") }
     }
 
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
 }
 
 /// Errors of the BOP model; each message is meant for the person who runs the command.

@@ -1,4 +1,5 @@
 import Foundation
+import PromoWorld
 
 /// One purchase (a rating, in XMarket): who, what, when, in which market.
 public struct Interaction: Sendable, Equatable {
@@ -32,29 +33,15 @@ public enum XMarket {
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 if number == 0 && fields.first == "userId" { continue }
                 if fields.isEmpty { continue }
-                guard fields.count >= 4, let time = dayNumber(fields[3]) else {
+                guard fields.count >= 4, let date = CivilDate(parsing: String(fields[3])) else {
                     rejected("\(file.lastPathComponent):\(number + 1): expected `userId itemId rate YYYY-MM-DD`")
                     continue
                 }
-                rows.append(Interaction(user: String(fields[0]), item: String(fields[1]), time: time, market: market))
+                rows.append(Interaction(user: String(fields[0]), item: String(fields[1]), time: date.daysSinceEpoch, market: market))
             }
             result[market] = rows
         }
         return result
-    }
-
-    /// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian), nil when it is not one.
-    static func dayNumber(_ text: Substring) -> Int? {
-        let parts = text.split(separator: "-")
-        guard parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
-              (1...9999).contains(y), (1...12).contains(m), (1...31).contains(d) else { return nil }
-        // Howard Hinnant's days_from_civil.
-        let yy = m <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
     }
 }
 

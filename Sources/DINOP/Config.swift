@@ -215,7 +215,7 @@ public struct DomainAttentionSizes: Codable, Equatable, Sendable, CustomStringCo
 
     public init(from decoder: any Decoder) throws {
         let known = Set(CodingKeys.allCases.map(\.stringValue))
-        let any = try decoder.container(keyedBy: AnyKey.self)
+        let any = try decoder.container(keyedBy: AnyCodingKey.self)
         if let unknown = any.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
             throw ModelError.invalidConfig("domain_attention has an unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -227,13 +227,14 @@ public struct DomainAttentionSizes: Codable, Equatable, Sendable, CustomStringCo
     }
 
     public var description: String { "spec_rows \(specRows), spec_width \(specWidth), gate \(gate), width \(width)" }
+}
 
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
+/// Any key of a JSON object, to list the keys a strict decoder does not know.
+public struct AnyCodingKey: CodingKey {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { nil }
 }
 
 /// Layer sizes that the weight file's tensor shapes carry rather than its config.

@@ -100,17 +100,7 @@ struct DomainPass<T: DINOPScalar> {
         let nf = dims.fields, d = dims.shared, dp = dims.specWidth, fw = dims.fieldWidth, dm = dims.width
         let layout = network.layout, hw = network.headHiddenWidth, tables = FieldTables(layout)
         // d s_f, by (item, field) row; both units' inputs feed it.
-        var dShared = [T](repeating: 0, count: count * nf * d)
-        var dSharedGate = [T](repeating: 0, count: count * nf)
-        for r in 0..<(count * nf) {
-            var dot: T = 0
-            for j in 0..<d {
-                dot += dGated[r * d + j] * shared.input[r * d + j]
-                dShared[r * d + j] = dGated[r * d + j] * shared.gate[r]
-            }
-            dSharedGate[r] = dot
-        }
-        shared.backward(network: network, dGate: dSharedGate, addingInputGradientTo: &dShared, gradient: &gradient)
+        var dShared = shared.backwardThroughGating(dGated, network: network, gradient: &gradient)
 
         let specWeight = layout.require("spec.fc.weight"), specBias = layout.require("spec.fc.bias")
         for (group, (m, items)) in groups.enumerated() {
@@ -152,17 +142,8 @@ struct DomainPass<T: DINOPScalar> {
                        p.baseAddress! + specWeight.offset + m * dm * dims.specInput, ldb: dims.specInput, beta: 0,
                        &dGatedSpec, ldc: dims.specInput)
             }
-            // a_f^m · e_f: the gate's and the input's parts; then through market m's unit.
-            var dInput = [T](repeating: 0, count: n * nf * fw), dGate = [T](repeating: 0, count: n * nf)
-            for r in 0..<(n * nf) {
-                var dot: T = 0
-                for j in 0..<fw {
-                    dot += dGatedSpec[r * fw + j] * unit.input[r * fw + j]
-                    dInput[r * fw + j] = dGatedSpec[r * fw + j] * unit.gate[r]
-                }
-                dGate[r] = dot
-            }
-            unit.backward(network: network, dGate: dGate, addingInputGradientTo: &dInput, gradient: &gradient)
+            // a_f^m · e_f, then market m's unit.
+            let dInput = unit.backwardThroughGating(dGatedSpec, network: network, gradient: &gradient)
             // e_f = concat(s_f, p_f): the shared part joins d s_f, the specific part lands in sii.spec.
             for (g, i) in items.enumerated() {
                 for f in 0..<nf {
@@ -251,6 +232,22 @@ struct GateActivations<T: DINOPScalar> {
             layer(hidden0, g0, at[2], at[3], g1, &hidden1)
             layer(hidden1, g1, at[4], at[5], 1, &gate)
         }
+    }
+
+    /// Backward through `gate · input` (each row's input scaled by its gate) and the unit itself: adds the unit's
+    /// parameter gradients and returns the gradient at its input (both paths), given the gradient at the product.
+    func backwardThroughGating(_ dProduct: [T], network: Network<T>, gradient: inout Parameters<T>) -> [T] {
+        var dInput = [T](repeating: 0, count: rows * width), dGate = [T](repeating: 0, count: rows)
+        for r in 0..<rows {
+            var dot: T = 0
+            for j in 0..<width {
+                dot += dProduct[r * width + j] * input[r * width + j]
+                dInput[r * width + j] = dProduct[r * width + j] * gate[r]
+            }
+            dGate[r] = dot
+        }
+        backward(network: network, dGate: dGate, addingInputGradientTo: &dInput, gradient: &gradient)
+        return dInput
     }
 
     /// Adds the unit's parameter gradients, given the loss's gradient at each row's gate, and its input gradient
