@@ -46,9 +46,12 @@ extension BOPPass {
         // Second norm, then the feed-forward block (its input C also feeds the residual).
         var dC = layerNormBackward(dY, normalised: norm2[l], rstd: rstd2[l], weight: layer.norm2, bias: layer.norm2Bias,
                                    into: &gradient)
+        var dOutput = dC
+        for (i, keep) in outputMask[l].enumerated() { dOutput[i] *= keep }
         var dHidden = [T](repeating: 0, count: rows * ff)
-        denseBackward(dOut: dC, x: hidden[l], inCount: ff, outCount: d, weight: layer.linear2, bias: layer.bias2,
+        denseBackward(dOut: dOutput, x: droppedHidden[l], inCount: ff, outCount: d, weight: layer.linear2, bias: layer.bias2,
                       dX: &dHidden, into: &gradient)
+        for (i, keep) in hiddenMask[l].enumerated() { dHidden[i] *= keep }
         for i in dHidden.indices where hidden[l][i] <= 0 { dHidden[i] = 0 }
         var dCFromFFN = [T](repeating: 0, count: rows * d)
         denseBackward(dOut: dHidden, x: c[l], inCount: d, outCount: ff, weight: layer.linear1, bias: layer.bias1,
@@ -57,11 +60,13 @@ extension BOPPass {
         // First norm; its input is the layer's input plus the attention block's output.
         let dX1 = layerNormBackward(dC, normalised: norm1[l], rstd: rstd1[l], weight: layer.norm1, bias: layer.norm1Bias,
                                     into: &gradient)
+        var dBlock = dX1
+        for (i, keep) in blockMask[l].enumerated() { dBlock[i] *= keep }
         var dHeads = [T](repeating: 0, count: rows * d)
-        denseBackward(dOut: dX1, x: heads[l], inCount: d, outCount: d, weight: layer.outProj, bias: layer.outBias,
+        denseBackward(dOut: dBlock, x: heads[l], inCount: d, outCount: d, weight: layer.outProj, bias: layer.outBias,
                       dX: &dHeads, into: &gradient)
         // Attention: O_i = Σ_j P_ij V_j, P = softmax(scale · Q Kᵀ) per sequence and head.
-        let qkv = self.qkv[l], probabilities = attention[l], scale = 1 / T(dh).squareRoot()
+        let qkv = self.qkv[l], probabilities = attention[l], scale = 1 / T(dh).squareRoot(), dropped = attentionMask[l]
         var dQKV = [T](repeating: 0, count: rows * 3 * d)
         var dP = [T](repeating: 0, count: n)
         for s in 0..<sequences.count {
@@ -70,14 +75,16 @@ extension BOPPass {
                     let pAt = ((s * g + h) * n + i) * n, o = (s * n + i) * d + h * dh
                     var weighted: T = 0
                     for j in 0..<n {
+                        // O = (P ⊙ mask) V: the dropped weight reaches V, the mask scales what reaches P.
+                        let keep = dropped.isEmpty ? 1 : dropped[pAt + j]
                         let v = (s * n + j) * 3 * d + 2 * d + h * dh
                         var dot: T = 0
                         for c in 0..<dh {
                             dot += dHeads[o + c] * qkv[v + c]
-                            dQKV[v + c] += probabilities[pAt + j] * dHeads[o + c]
+                            dQKV[v + c] += probabilities[pAt + j] * keep * dHeads[o + c]
                         }
-                        dP[j] = dot
-                        weighted += probabilities[pAt + j] * dot
+                        dP[j] = dot * keep
+                        weighted += probabilities[pAt + j] * dP[j]
                     }
                     let q = (s * n + i) * 3 * d + h * dh
                     for j in 0..<n {

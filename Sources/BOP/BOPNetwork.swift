@@ -88,10 +88,19 @@ struct BOPPass<T: DINOPScalar> {
     var norm1: [[T]] = [], rstd1: [[T]] = [], c: [[T]] = [], hidden: [[T]] = [], norm2: [[T]] = [], rstd2: [[T]] = []
     /// The last layer's output, `t_user`, the logits and P(buy).
     var output: [T] = [], user: [T] = [], logits: [T] = [], probabilities: [T] = []
+    /// Training only, PyTorch's dropout sites of `nn.TransformerEncoderLayer` at rate `dropout`: the attention
+    /// weights, the attention block's output, the feed-forward hidden and its output. Each mask is 0 or 1/(1 − p),
+    /// per layer; empty without dropout. `hidden` keeps the relu output, `droppedHidden` what linear2 read.
+    let dropout: T
+    private var rng: SeededGenerator
+    var attentionMask: [[T]] = [], blockMask: [[T]] = [], hiddenMask: [[T]] = [], outputMask: [[T]] = []
+    var droppedHidden: [[T]] = []
 
-    init(network: BOPNetwork<T>, sequences: [BOPSequence]) {
+    init(network: BOPNetwork<T>, sequences: [BOPSequence], dropout: Double = 0, seed: UInt64 = 0) {
         self.network = network
         self.sequences = sequences
+        self.dropout = T(Swift.min(Swift.max(dropout, 0), 0.99))
+        rng = SeededGenerator(seed: seed)
         n = sequences.first?.length ?? 1
         rows = sequences.count * n
         let d = network.config.width, values = network.values
@@ -144,13 +153,17 @@ struct BOPPass<T: DINOPScalar> {
         dense(x, inCount: d, weight: layer.inProj, bias: layer.inBias, outCount: 3 * d, into: &qkv)
         // Each sequence, each head: softmax(Q_h K_hᵀ / √dh) V_h, every token seeing every token.
         var probabilities = [T](repeating: 0, count: sequences.count * g * n * n)
+        let attentionMask = mask(probabilities.count)
         var heads = [T](repeating: 0, count: rows * d)
         let scale = 1 / T(dh).squareRoot()
         let n = self.n, count = sequences.count
         qkv.withUnsafeBufferPointer { qkvBuffer in
         probabilities.withUnsafeMutableBufferPointer { pBuffer in
         heads.withUnsafeMutableBufferPointer { headsBuffer in
+        attentionMask.withUnsafeBufferPointer { maskBuffer in
             let qkv = qkvBuffer.baseAddress!, probabilities = pBuffer.baseAddress!, heads = headsBuffer.baseAddress!
+            // (An empty array's buffer may still have a base address.)
+            let dropped = maskBuffer.isEmpty ? nil : maskBuffer.baseAddress
             for s in 0..<count {
                 for h in 0..<g {
                     for i in 0..<n {
@@ -170,25 +183,39 @@ struct BOPPass<T: DINOPScalar> {
                             total += row[j]
                         }
                         let inverse = 1 / total, out = heads + (s * n + i) * d + h * dh
+                        let rowMask = dropped.map { $0 + ((s * g + h) * n + i) * n }
                         for j in 0..<n {
                             row[j] *= inverse
+                            let weight = row[j] * (rowMask?[j] ?? 1)
                             let v = qkv + (s * n + j) * 3 * d + 2 * d + h * dh
-                            for c in 0..<dh { out[c] += row[j] * v[c] }
+                            for c in 0..<dh { out[c] += weight * v[c] }
                         }
                     }
                 }
             }
-        }}}
+        }}}}
         var x1 = [T](repeating: 0, count: rows * d)
         dense(heads, inCount: d, weight: layer.outProj, bias: layer.outBias, outCount: d, into: &x1)
+        let blockMask = mask(x1.count)
+        for i in blockMask.indices { x1[i] *= blockMask[i] }
         for i in x1.indices { x1[i] += x[i] }
         let (c, normalised1, rstd1) = layerNorm(x1, weight: layer.norm1, bias: layer.norm1Bias)
         var hidden = [T](repeating: 0, count: rows * ff)
         dense(c, inCount: d, weight: layer.linear1, bias: layer.bias1, outCount: ff, into: &hidden)
         for i in hidden.indices { hidden[i] = Swift.max(hidden[i], 0) }
+        let hiddenMask = mask(hidden.count)
+        var droppedHidden = hidden
+        for i in hiddenMask.indices { droppedHidden[i] *= hiddenMask[i] }
         var x2 = [T](repeating: 0, count: rows * d)
-        dense(hidden, inCount: ff, weight: layer.linear2, bias: layer.bias2, outCount: d, into: &x2)
+        dense(droppedHidden, inCount: ff, weight: layer.linear2, bias: layer.bias2, outCount: d, into: &x2)
+        let outputMask = mask(x2.count)
+        for i in outputMask.indices { x2[i] *= outputMask[i] }
         for i in x2.indices { x2[i] += c[i] }
+        self.attentionMask.append(attentionMask)
+        self.blockMask.append(blockMask)
+        self.hiddenMask.append(hiddenMask)
+        self.outputMask.append(outputMask)
+        self.droppedHidden.append(droppedHidden)
         let (y, normalised2, rstd2) = layerNorm(x2, weight: layer.norm2, bias: layer.norm2Bias)
         self.qkv.append(qkv)
         attention.append(probabilities)
@@ -200,6 +227,13 @@ struct BOPPass<T: DINOPScalar> {
         norm2.append(normalised2)
         self.rstd2.append(rstd2)
         return y
+    }
+
+    /// A dropout mask of `count` entries (0 with probability p, else 1/(1 − p)); empty without dropout.
+    private mutating func mask(_ count: Int) -> [T] {
+        guard dropout > 0 else { return [] }
+        let keep = 1 / (1 - dropout), p = Double(dropout)
+        return (0..<count).map { _ in rng.unit() < p ? 0 : keep }
     }
 
     /// `y = x Wᵀ + b` over the pass's rows.
@@ -239,12 +273,16 @@ extension BOPNetwork {
     /// The mean binary cross-entropy of `sequences` against `labels` (bought or not); its gradient is added to
     /// `gradient` (the model's flat layout).
     @_specialize(where T == Float)
-    public func loss(_ sequences: [BOPSequence], labels: [Bool], gradient: inout [T]) -> Double {
+    ///
+    /// `dropout` (training): PyTorch's four dropout sites per layer at that rate, masks drawn from `seed`.
+    public func loss(_ sequences: [BOPSequence], labels: [Bool], gradient: inout [T], dropout: Double = 0,
+                     seed: UInt64 = 0) -> Double {
         guard !sequences.isEmpty else { return 0 }
         let scale = 1 / T(sequences.count)
         var total = 0.0
         for bucket in Dictionary(grouping: sequences.indices, by: { sequences[$0].length }).values.sorted(by: { $0[0] < $1[0] }) {
-            let pass = BOPPass(network: self, sequences: bucket.map { sequences[$0] })
+            let pass = BOPPass(network: self, sequences: bucket.map { sequences[$0] }, dropout: dropout,
+                               seed: seed ^ UInt64(bucket[0]) &* 0x9e37_79b9_7f4a_7c15)
             var dLogits = [T](repeating: 0, count: bucket.count)
             for (b, i) in bucket.enumerated() {
                 let z = pass.logits[b], y: T = labels[i] ? 1 : 0

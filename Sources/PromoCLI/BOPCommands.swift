@@ -37,12 +37,14 @@ struct BOPEvaluateCommand: ParsableCommand {
     @Option(help: "Epochs without a better validation NDCG@10 before stopping.") var patience = 3
     @Option(help: "Adam learning rate.") var learningRate = 1e-3
     @Option(help: "Sequences per minibatch.") var batch = 1024
+    @Option(help: "Dropout at PyTorch's four sites of each encoder layer, in training.") var dropout = 0.3
     @Option(help: "Token width d.") var width = BOPConfig.acmr.width
     @Option(help: "Encoder layers L.") var layers = BOPConfig.acmr.layers
     @Option(help: "Attention heads g.") var heads = BOPConfig.acmr.heads
     @Option(help: "Feed-forward width.") var ffn = BOPConfig.acmr.ffn
     @Option(help: "Tokens per pass, the candidate included.") var maxHistory = BOPConfig.acmr.maxHistory
     @Flag(help: "Leave out the models trained on one market alone.") var noSingle = false
+    @Option(help: "Early stopping reads at most this many validation users per market (a fixed sample).") var validationUsers = 1000
     @Option(help: "Threads (default: every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print the table as JSON.") var json = false
 
@@ -52,6 +54,8 @@ struct BOPEvaluateCommand: ParsableCommand {
         try FlagCheck.atLeast(patience, 0, "--patience")
         try FlagCheck.atLeast(batch, 1, "--batch")
         try FlagCheck.inRange(threads, 1...256, "--threads")
+        try FlagCheck.atLeast(validationUsers, 1, "--validation-users")
+        try FlagCheck.finite(dropout, 0...0.9, "--dropout")
         try FlagCheck.finite(learningRate, 1e-12...10, "--learning-rate")
         for market in markets where !XMarket.markets.contains(market) {
             throw ValidationError("unknown market \(market) (XMarket electronics has \(XMarket.markets.joined(separator: ", ")))")
@@ -83,6 +87,8 @@ struct BOPEvaluateCommand: ParsableCommand {
         options.patience = patience
         options.seed = seed
         options.threads = threads
+        options.dropout = dropout
+        options.validationUsers = validationUsers
         func progress(_ label: String, _ maxEpochs: Int) -> (Int, Double, Double, Double, Bool) -> Void {
             let reporter = ProgressReporter(label: label, total: maxEpochs, unit: "epoch")
             return { epoch, loss, ndcg, seconds, improved in

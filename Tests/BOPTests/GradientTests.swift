@@ -6,8 +6,10 @@ import Testing
 @Suite("BOP backpropagation")
 struct BOPGradientTests {
     /// Central finite differences in float64 against the analytic gradient, for every tensor of BOP.md's table.
-    @Test("finite-difference check of every BOP tensor")
-    func finiteDifferences() throws {
+    /// With dropout the masks come from the seed, so each evaluation of the loss drops the same units.
+    @Test("finite-difference check of every BOP tensor (without dropout; with PyTorch's four dropout sites)",
+          arguments: [0.0, 0.3])
+    func finiteDifferences(dropout: Double) throws {
         let config = BOPConfig(width: 8, layers: 2, heads: 2, ffn: 6, maxHistory: 6, itemRows: 13)
         var model = try BOPModel(config: config, markets: ["de", "jp", "in"], repWidth: 3)
         var rng = SeededGenerator(seed: 5)
@@ -26,10 +28,16 @@ struct BOPGradientTests {
         let values = model.values.map(Double.init)
         func loss(_ v: [Double]) -> Double {
             var unused = [Double](repeating: 0, count: v.count)
-            return BOPNetwork<Double>(model, values: v).loss(sequences, labels: labels, gradient: &unused)
+            return BOPNetwork<Double>(model, values: v).loss(sequences, labels: labels, gradient: &unused, dropout: dropout, seed: 7)
         }
         var gradient = [Double](repeating: 0, count: values.count)
-        _ = BOPNetwork<Double>(model, values: values).loss(sequences, labels: labels, gradient: &gradient)
+        _ = BOPNetwork<Double>(model, values: values).loss(sequences, labels: labels, gradient: &gradient, dropout: dropout, seed: 7)
+        if dropout > 0 {
+            // The masks matter: another seed gives another loss.
+            var unused = [Double](repeating: 0, count: values.count)
+            let other = BOPNetwork<Double>(model, values: values).loss(sequences, labels: labels, gradient: &unused, dropout: dropout, seed: 8)
+            #expect(other != loss(values))
+        }
 
         var pick = SeededGenerator(seed: 6)
         var checked = 0

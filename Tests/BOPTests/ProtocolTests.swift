@@ -120,6 +120,7 @@ struct BOPProtocolTests {
         options.learningRate = 5e-3
         options.maxEpochs = 12
         options.patience = 12
+        options.dropout = 0.1  // (a small model on little data: ACMR's 0.3 needs more epochs than a test has)
         let data = [MarketData(split: split, index: 0)]
         let before = BOPRanking.evaluate(start, split.test, market: "de")
         let trained = BOPRanking.train(start, data, options: options, evaluateStart: false) { _, _, _, _, _ in }
