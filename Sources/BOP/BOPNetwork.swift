@@ -43,8 +43,9 @@ public struct BOPNetwork<T: DINOPScalar>: Sendable {
     public init(_ model: BOPModel, values: [T]? = nil) {
         config = model.config
         repWidth = model.repWidth
-        // Float shares the model's buffer (no copy of a 200,003-row table per batch).
-        self.values = values ?? (model.values as? [T]) ?? model.values.map { T($0) }
+        // Float shares the model's buffer (no copy of a 200,003-row table per batch; `as? [T]` would cast each
+        // element at run time).
+        self.values = values ?? (T.self == Float.self ? unsafeBitCast(model.values, to: [T].self) : model.values.map { T($0) })
         let layout = model.layout
         item = layout.offset("bop.item.emb")
         market = layout.offset("bop.mkt.emb")
