@@ -47,11 +47,11 @@ extension BOPPass {
         var dC = layerNormBackward(dY, normalised: norm2[l], rstd: rstd2[l], weight: layer.norm2, bias: layer.norm2Bias,
                                    into: &gradient)
         var dOutput = dC
-        for (i, keep) in outputMask[l].enumerated() { dOutput[i] *= keep }
+        dOutput.applyDropout(outputMask[l])
         var dHidden = [T](repeating: 0, count: rows * ff)
         denseBackward(dOut: dOutput, x: droppedHidden[l], inCount: ff, outCount: d, weight: layer.linear2, bias: layer.bias2,
                       dX: &dHidden, into: &gradient)
-        for (i, keep) in hiddenMask[l].enumerated() { dHidden[i] *= keep }
+        dHidden.applyDropout(hiddenMask[l])
         for i in dHidden.indices where hidden[l][i] <= 0 { dHidden[i] = 0 }
         var dCFromFFN = [T](repeating: 0, count: rows * d)
         denseBackward(dOut: dHidden, x: c[l], inCount: d, outCount: ff, weight: layer.linear1, bias: layer.bias1,
@@ -61,7 +61,7 @@ extension BOPPass {
         let dX1 = layerNormBackward(dC, normalised: norm1[l], rstd: rstd1[l], weight: layer.norm1, bias: layer.norm1Bias,
                                     into: &gradient)
         var dBlock = dX1
-        for (i, keep) in blockMask[l].enumerated() { dBlock[i] *= keep }
+        dBlock.applyDropout(blockMask[l])
         var dHeads = [T](repeating: 0, count: rows * d)
         denseBackward(dOut: dBlock, x: heads[l], inCount: d, outCount: d, weight: layer.outProj, bias: layer.outBias,
                       dX: &dHeads, into: &gradient)

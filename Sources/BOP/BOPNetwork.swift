@@ -198,7 +198,7 @@ struct BOPPass<T: DINOPScalar> {
         var x1 = [T](repeating: 0, count: rows * d)
         dense(heads, inCount: d, weight: layer.outProj, bias: layer.outBias, outCount: d, into: &x1)
         let blockMask = mask(x1.count)
-        for i in blockMask.indices { x1[i] *= blockMask[i] }
+        x1.applyDropout(blockMask)
         for i in x1.indices { x1[i] += x[i] }
         let (c, normalised1, rstd1) = layerNorm(x1, weight: layer.norm1, bias: layer.norm1Bias)
         var hidden = [T](repeating: 0, count: rows * ff)
@@ -206,11 +206,11 @@ struct BOPPass<T: DINOPScalar> {
         for i in hidden.indices { hidden[i] = Swift.max(hidden[i], 0) }
         let hiddenMask = mask(hidden.count)
         var droppedHidden = hidden
-        for i in hiddenMask.indices { droppedHidden[i] *= hiddenMask[i] }
+        droppedHidden.applyDropout(hiddenMask)
         var x2 = [T](repeating: 0, count: rows * d)
         dense(droppedHidden, inCount: ff, weight: layer.linear2, bias: layer.bias2, outCount: d, into: &x2)
         let outputMask = mask(x2.count)
-        for i in outputMask.indices { x2[i] *= outputMask[i] }
+        x2.applyDropout(outputMask)
         for i in x2.indices { x2[i] += c[i] }
         self.attentionMask.append(attentionMask)
         self.blockMask.append(blockMask)
@@ -294,5 +294,13 @@ extension BOPNetwork {
             pass.backward(dLogits: dLogits, into: &gradient)
         }
         return total / Double(sequences.count)
+    }
+}
+
+extension Array where Element: DINOPScalar {
+    /// Applies a dropout mask (0 or 1/(1 − p) per entry; empty: none) in place: forward to the values, backward to
+    /// their gradient.
+    mutating func applyDropout(_ mask: [Element]) {
+        for i in mask.indices { self[i] *= mask[i] }
     }
 }
