@@ -70,7 +70,7 @@ struct ProduceCommand: ParsableCommand {
             } else {
                 try produceAll { event in
                     guard let topic = topics.topic(schema: event.schema) else { return }
-                    try send(topic: topic, key: event.itemID.map { Array($0.utf8) }, value: event.encoded())
+                    try send(topic: topic, key: event.partitionKey.map { Array($0.utf8) }, value: event.encoded())
                 }
             }
         } catch is Stopped {}

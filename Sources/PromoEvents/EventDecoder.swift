@@ -48,6 +48,8 @@ public struct EventDecoder: Sendable {
         case ModelAnnouncement.schema: return .announcement(try announcement(fields))
         case DeadLetter.schema: return .deadLetter(try deadLetter(fields))
         case Rollup.schema: return .rollup(try rollup(fields))
+        case Purchase.schema: return .purchase(try purchase(fields))
+        case Recommendation.schema: return .recommendation(try recommendation(fields))
         default: throw EventError(path: "schema", reason: "unsupported schema \(quoted(schema))")
         }
     }
@@ -136,6 +138,57 @@ public struct EventDecoder: Sendable {
                       items: try f.integer("items", in: 0...Int.max), producedAt: try f.nonEmptyString("produced_at"))
     }
 
+    private func purchase(_ f: Fields) throws(EventError) -> Purchase {
+        Purchase(userID: try f.nonEmptyString("user_id"), itemID: try f.nonEmptyString("item_id"),
+                 market: try f.optionalNonEmptyString("market"), purchasedAt: try f.timestamp("purchased_at"))
+    }
+
+    private func recommendation(_ f: Fields) throws(EventError) -> Recommendation {
+        let userID = try f.nonEmptyString("user_id"), market = try f.optionalNonEmptyString("market")
+        let promotionID = try f.nonEmptyString("promotion_id")
+        let items = try recommendedItems(f)
+        let modelVersion = try f.integer("model_version", in: 1...Int.max)
+        let historyLength = try f.integer("history_length", in: 0...Int.max)
+        let triggerName = try f.string("trigger")
+        guard let trigger = Recommendation.Trigger(rawValue: triggerName) else {
+            let names = Recommendation.Trigger.allCases.map(\.rawValue).joined(separator: ", ")
+            throw EventError(path: "trigger", reason: "must be one of \(names), got \(quoted(triggerName))")
+        }
+        return Recommendation(userID: userID, market: market, promotionID: promotionID, items: items,
+                              modelVersion: modelVersion, historyLength: historyLength, trigger: trigger,
+                              asOf: try f.timestamp("as_of"), producedAt: try f.timestamp("produced_at"))
+    }
+
+    /// `items`: at most `Recommendation.maxItems`, each item once, by probability descending (ties in any order).
+    private func recommendedItems(_ f: Fields) throws(EventError) -> [Recommendation.RecommendedItem] {
+        let value = try f.required("items")
+        guard let elements = value.array else { throw EventError(path: "items", reason: "expected an array, got \(value.kind)") }
+        guard elements.count <= Recommendation.maxItems else {
+            throw EventError(path: "items", reason: "must hold at most \(Recommendation.maxItems) items, got \(elements.count)")
+        }
+        var items: [Recommendation.RecommendedItem] = []
+        items.reserveCapacity(elements.count)
+        var seen: [String: Int] = [:]
+        for (i, element) in elements.enumerated() {
+            guard let map = element.object else {
+                throw EventError(path: "items[\(i)]", reason: "expected an object, got \(element.kind)")
+            }
+            let entry = Fields(map: map, path: "items[\(i)]")
+            let itemID = try entry.nonEmptyString("item_id")
+            let probability = try entry.number("probability", .fraction)
+            if let first = seen[itemID] {
+                throw EventError(path: entry.child("item_id"), reason: "duplicates items[\(first)].item_id \(quoted(itemID))")
+            }
+            seen[itemID] = i
+            if let previous = items.last, probability > previous.probability {
+                throw EventError(path: entry.child("probability"),
+                                 reason: "must be ≤ items[\(i - 1)].probability \(previous.probability) (items are sorted by probability, descending), got \(probability)")
+            }
+            items.append(Recommendation.RecommendedItem(itemID: itemID, probability: probability))
+        }
+        return items
+    }
+
     private func deadLetter(_ f: Fields) throws(EventError) -> DeadLetter {
         func base64(_ name: String, _ text: String) throws(EventError) -> [UInt8] {
             guard let bytes = Data(base64Encoded: text) else { throw EventError(path: name, reason: "not valid base64") }
@@ -193,6 +246,43 @@ struct Fields {
     func optionalNonEmptyString(_ name: String) throws(EventError) -> String? {
         guard let value = map[name], value != .null else { return nil }
         return try nonEmptyString(name)
+    }
+
+    /// An RFC 3339 timestamp in UTC, as the schemas' pattern has it: `2026-10-28T16:05:12.418Z` (the fraction of a
+    /// second optional), a real date and time of day.
+    func timestamp(_ name: String) throws(EventError) -> String {
+        let s = try string(name)
+        guard Self.isUTCTimestamp(s) else {
+            throw EventError(path: child(name), reason: "must be an RFC 3339 UTC timestamp like 2026-10-28T16:05:12.418Z, got \(quoted(s))")
+        }
+        return s
+    }
+
+    static func isUTCTimestamp(_ text: String) -> Bool {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b[b.count - 1] == UInt8(ascii: "Z") else { return false }
+        func isDigit(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) }
+        func number(_ range: Range<Int>) -> Int? {
+            var n = 0
+            for i in range {
+                guard isDigit(b[i]) else { return nil }
+                n = n * 10 + Int(b[i] - 0x30)
+            }
+            return n
+        }
+        guard b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
+              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"),
+              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return false }
+        // Between the seconds and the `Z`: nothing, or `.` and at least one digit.
+        let fraction = b[19..<(b.count - 1)]
+        if let dot = fraction.first {
+            guard dot == UInt8(ascii: "."), fraction.count >= 2, fraction.dropFirst().allSatisfy(isDigit) else { return false }
+        }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        // Second 60 is RFC 3339's leap second.
+        return (1...12).contains(month) && (1...days[month - 1]).contains(day) && hour < 24 && minute < 60 && second <= 60
     }
 
     func optionalBool(_ name: String) throws(EventError) -> Bool? {

@@ -88,6 +88,29 @@ extension Event {
             w.field("gmv", e.gmv)
             w.field("items", e.items)
             w.field("produced_at", e.producedAt)
+        case .purchase(let e):
+            w.field("user_id", e.userID)
+            w.field("item_id", e.itemID)
+            if let market = e.market { w.field("market", market) }
+            w.field("purchased_at", e.purchasedAt)
+        case .recommendation(let e):
+            w.field("user_id", e.userID)
+            if let market = e.market { w.field("market", market) }
+            w.field("promotion_id", e.promotionID)
+            w.key("items")
+            w.beginArray()
+            for item in e.items {
+                w.beginObject()
+                w.field("item_id", item.itemID)
+                w.field("probability", item.probability)
+                w.endObject()
+            }
+            w.endArray()
+            w.field("model_version", e.modelVersion)
+            w.field("history_length", e.historyLength)
+            w.field("trigger", e.trigger.rawValue)
+            w.field("as_of", e.asOf)
+            w.field("produced_at", e.producedAt)
         }
         w.endObject()
         return w.bytes

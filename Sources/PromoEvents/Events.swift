@@ -226,6 +226,81 @@ public struct DeadLetter: Sendable, Equatable {
     }
 }
 
+/// A user's purchase of an item (topic `promo.purchases`, keyed by user): the input of the BOP recommendation
+/// stream (BOP.md), whose history of a user is their purchases in time order.
+public struct Purchase: Sendable, Equatable {
+    public static let schema = "purchase/1"
+    public var userID: String
+    public var itemID: String
+    /// The market the item was bought in (a market id as in an item profile); nil when unknown (unlisted).
+    public var market: String?
+    /// When the purchase was made: RFC 3339, UTC, with milliseconds.
+    public var purchasedAt: String
+
+    public init(userID: String, itemID: String, market: String? = nil, purchasedAt: String) {
+        self.userID = userID
+        self.itemID = itemID
+        self.market = market
+        self.purchasedAt = purchasedAt
+    }
+}
+
+/// A user's top recommended items for a promotion in a market (topic `promo.recommendations`, keyed by user): the
+/// output of the BOP recommendation stream.
+public struct Recommendation: Sendable, Equatable {
+    public static let schema = "recommendation/1"
+    /// The most items one recommendation lists.
+    public static let maxItems = 1000
+
+    /// A recommended item and the model's probability that the user buys it through the promotion.
+    public struct RecommendedItem: Sendable, Equatable {
+        public var itemID: String
+        /// P(buy), in [0, 1].
+        public var probability: Double
+
+        public init(itemID: String, probability: Double) {
+            self.itemID = itemID
+            self.probability = probability
+        }
+    }
+
+    /// What made the stream recompute the user's recommendation.
+    public enum Trigger: String, Sendable, CaseIterable {
+        /// The user bought something: their history changed.
+        case purchase
+        /// The promotion's candidate items changed at a day's close.
+        case candidates
+    }
+
+    public var userID: String
+    /// The market the items are offered in (a market id as in an item profile); nil when unknown (unlisted).
+    public var market: String?
+    public var promotionID: String
+    /// At most `maxItems`, by probability descending, each item once.
+    public var items: [RecommendedItem]
+    public var modelVersion: Int
+    /// How many of the user's purchases the scoring used.
+    public var historyLength: Int
+    public var trigger: Trigger
+    /// The time of the purchase or candidate change the recommendation reflects: RFC 3339, UTC.
+    public var asOf: String
+    /// RFC 3339, UTC.
+    public var producedAt: String
+
+    public init(userID: String, market: String? = nil, promotionID: String, items: [RecommendedItem], modelVersion: Int,
+                historyLength: Int, trigger: Trigger, asOf: String, producedAt: String) {
+        self.userID = userID
+        self.market = market
+        self.promotionID = promotionID
+        self.items = items
+        self.modelVersion = modelVersion
+        self.historyLength = historyLength
+        self.trigger = trigger
+        self.asOf = asOf
+        self.producedAt = producedAt
+    }
+}
+
 /// Any event of the interface.
 public enum Event: Sendable, Equatable {
     case profile(ItemProfile)
@@ -237,6 +312,8 @@ public enum Event: Sendable, Equatable {
     case announcement(ModelAnnouncement)
     case deadLetter(DeadLetter)
     case rollup(Rollup)
+    case purchase(Purchase)
+    case recommendation(Recommendation)
 
     /// The item the event is about, which is also its Kafka key; nil for events not about one item.
     public var itemID: String? {
@@ -247,6 +324,18 @@ public enum Event: Sendable, Equatable {
         case .activity(let e): e.itemID
         case .outcome(let e): e.itemID
         case .prediction(let e): e.itemID
+        case .announcement, .deadLetter, .rollup, .purchase, .recommendation: nil
+        }
+    }
+
+    /// The key the event is produced with, by which its topic is partitioned: the item for item events, the user
+    /// for `purchase/1` and `recommendation/1`; nil for events whose key is not one of their fields (a model
+    /// announcement's is `model`, a dead letter's the original key, a rollup's names its partition).
+    public var partitionKey: String? {
+        switch self {
+        case .purchase(let e): e.userID
+        case .recommendation(let e): e.userID
+        case .profile, .sales, .buyers, .activity, .outcome, .prediction: itemID
         case .announcement, .deadLetter, .rollup: nil
         }
     }
@@ -262,6 +351,8 @@ public enum Event: Sendable, Equatable {
         case .announcement: ModelAnnouncement.schema
         case .deadLetter: DeadLetter.schema
         case .rollup: Rollup.schema
+        case .purchase: Purchase.schema
+        case .recommendation: Recommendation.schema
         }
     }
 }

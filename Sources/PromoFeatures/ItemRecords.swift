@@ -24,7 +24,7 @@ extension Event {
         case .buyers(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
         case .activity(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
         case .outcome(let e): ItemKey(promotionID: e.promotionID, itemID: e.itemID)
-        case .prediction, .announcement, .deadLetter, .rollup: nil
+        case .prediction, .announcement, .deadLetter, .rollup, .purchase, .recommendation: nil
         }
     }
 }
@@ -53,7 +53,7 @@ public struct ItemRecord: Sendable, Equatable {
         case .buyers(let e): buyers[e.day] = e.buyers
         case .activity(let e): activity = e
         case .outcome(let e): outcome = e
-        case .prediction, .announcement, .deadLetter, .rollup: break
+        case .prediction, .announcement, .deadLetter, .rollup, .purchase, .recommendation: break
         }
     }
 }

@@ -18,6 +18,8 @@ extension TopicSpec {
                       config: compactedTable.merging(["max.message.bytes": "1114112"]) { $1 }),
             TopicSpec(name: "promo.outcomes", partitions: 12, replicationFactor: 3, config: delete.merging(["retention.ms": threeYears]) { $1 }),
             TopicSpec(name: "promo.predictions", partitions: 12, replicationFactor: 3, config: delete.merging(["retention.ms": "7776000000"]) { $1 }),
+            TopicSpec(name: "promo.purchases", partitions: 12, replicationFactor: 3, config: delete.merging(["retention.ms": "7776000000"]) { $1 }),
+            TopicSpec(name: "promo.recommendations", partitions: 12, replicationFactor: 3, config: delete.merging(["retention.ms": "2592000000"]) { $1 }),
             TopicSpec(name: "promo.rollups", partitions: 12, replicationFactor: 3, config: compact),
             changelog,
         ]

@@ -16,6 +16,10 @@ public struct ServiceTopics: Sendable {
     public var deadLetter = "promo.dead-letter"
     public var rollups = "promo.rollups"
     public var models = "promo.models"
+    /// Users' purchases, keyed by user: the input of the BOP recommendation stream (BOP.md).
+    public var purchases = "promo.purchases"
+    /// Users' recommended items, keyed by user: the BOP recommendation stream's output.
+    public var recommendations = "promo.recommendations"
 
     public init() {}
 
@@ -42,6 +46,8 @@ public struct ServiceTopics: Sendable {
         case "activity": activities
         case "outcome": outcomes
         case "prediction": predictions
+        case "purchase": purchases
+        case "recommendation": recommendations
         default: nil
         }
     }

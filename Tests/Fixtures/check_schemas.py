@@ -2,11 +2,12 @@
 """Checks the event interface under Topics/ against itself.
 
 - every schema in Topics/schemas is a valid draft 2020-12 schema whose $id and `schema` const match its file name;
-- every example in Topics/examples validates against the schema its `schema` field names, and obeys the two rules
-  only the decoder enforces (the pre-sale window, bucket shares summing to 1 per dimension);
+- every example in Topics/examples validates against the schema its `schema` field names, and obeys the rules
+  only the decoder enforces (the pre-sale window, bucket shares summing to 1 per dimension, a recommendation's
+  items sorted by probability descending and each listed once);
 - every invalid example in Topics/examples/invalid ({"event": ..., "violation": "<field path>"}) fails its schema
-  at exactly that path; one whose violation is decoder-only (window, shares sum) must instead pass the schema and
-  break that rule;
+  at exactly that path; one whose violation is decoder-only (window, shares sum, items order, repeated item) must
+  instead pass the schema and break that rule;
 - every topic spec in Topics/topics has the same keys, is named after its file, names existing schemas, and agrees
   on partitions and partitioner with the topics it is co-partitioned with.
 
@@ -70,6 +71,24 @@ def decoder_rule_violations(event):
         for dimension, total in sorted(sums.items()):
             if abs(total - 1) > SHARE_TOLERANCE:
                 out.append((f"{field}.{dimension}", f"shares must sum to 1 (±{SHARE_TOLERANCE}), got {total:g}"))
+    items = event.get("items") if event.get("schema") == "recommendation/1" else None
+    if isinstance(items, list):
+        seen = {}
+        previous = None
+        for i, entry in enumerate(items):
+            if not isinstance(entry, dict):
+                continue
+            item = entry.get("item_id")
+            if isinstance(item, str):
+                if item in seen:
+                    out.append((f"items[{i}].item_id", f"duplicates items[{seen[item]}].item_id"))
+                else:
+                    seen[item] = i
+            probability = entry.get("probability")
+            if is_number(probability):
+                if previous is not None and probability > previous:
+                    out.append((f"items[{i}].probability", "items must be sorted by probability, descending"))
+                previous = probability
     return out
 
 

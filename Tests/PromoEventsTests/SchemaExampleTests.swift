@@ -16,7 +16,7 @@ func files(_ folder: String) throws -> [URL] {
 func examplesDecode() throws {
     let schemas = try files("schemas").map { $0.lastPathComponent.replacingOccurrences(of: ".schema.json", with: "") }
     let examples = try files("examples").map { $0.lastPathComponent.replacingOccurrences(of: ".json", with: "") }
-    #expect(schemas.count == 9)
+    #expect(schemas.count == 11)
     #expect(Set(schemas) == Set(examples))
     let decoder = EventDecoder(presaleDays: 20)
     for url in try files("examples") {
