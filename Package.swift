@@ -38,7 +38,7 @@ let package = Package(
 
         // BOP.md: the buy-through-promotion model (ACMR's transformer over a user's purchases), weight files,
         // forward and backward. Knows nothing of Kafka or of the command line.
-        .target(name: "BOP", dependencies: ["DINOP"]),
+        .target(name: "BOP", dependencies: ["DINOP", "CKernels"]),
         // BOP.md's data (XMarket), protocols, Adam training, ranking metrics and the popularity baseline.
         .target(name: "BOPTraining", dependencies: ["BOP", "DINOP", "PromoWorld"]),
 
@@ -61,7 +61,7 @@ let package = Package(
 
         // The stream processor without Kafka: per-item state, day joins, incremental batched scoring, changelog
         // records, rollups, dead letters.
-        .target(name: "PromoStream", dependencies: ["DINOP", "PromoEvents", "PromoFeatures"]),
+        .target(name: "PromoStream", dependencies: ["DINOP", "BOP", "PromoEvents", "PromoFeatures"]),
 
         // Model versions as they travel on the model topic: chunks, SHA-256, announcements, verified assembly.
         // Knows nothing of Kafka.
@@ -69,7 +69,7 @@ let package = Package(
 
         // The service: the processor driven by Kafka (transactions, restore on assignment, rewind on abort).
         .target(name: "PromoService", dependencies: [
-            "PromoKafka", "PromoStream", "PromoModels", "PromoEvents", "PromoFeatures", "DINOP",
+            "PromoKafka", "PromoStream", "PromoModels", "PromoEvents", "PromoFeatures", "DINOP", "BOP",
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
 
@@ -100,7 +100,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "promo", dependencies: ["PromoCLI"]),
-        .executableTarget(name: "promo-bench", dependencies: ["DINOP", "CJemalloc"]),
+        .executableTarget(name: "promo-bench", dependencies: ["DINOP", "BOP", "CJemalloc"]),
         .executableTarget(name: "promo-stream-bench", dependencies: [
             "PromoTesting", "PromoStream", "PromoService", "PromoKafka", "PromoEvents", "PromoFeatures", "PromoWorld", "DINOP",
             "CJemalloc", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -119,10 +119,10 @@ let package = Package(
         .testTarget(name: "PromoEvaluationTests",
                     dependencies: ["PromoEvaluation", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
         .testTarget(name: "PromoStreamTests",
-                    dependencies: ["PromoStream", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP"]),
+                    dependencies: ["PromoStream", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP", "BOP"]),
         // Separate broker processes and `promo run` processes over TCP.
         .testTarget(name: "PromoServiceTests", dependencies: [
-            "PromoTesting", "PromoKafka", "PromoService", "PromoModels", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP",
+            "PromoTesting", "PromoKafka", "PromoService", "PromoModels", "PromoFeatures", "PromoEvents", "PromoWorld", "DINOP", "BOP",
         ]),
         // PromoKafka against librdkafka's mock cluster in its own process.
         .testTarget(name: "PromoKafkaTests", dependencies: ["PromoKafka", "PromoTesting"]),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `promo evaluate` over 5 seeds (release build), one table of means and spreads (population standard deviation).
-#   Deploy/local/seeds.sh [--seeds "1 2 3 4 5"] [--vary split|model] -- <promo evaluate arguments>
+#   Deploy/local/seeds.sh [--seeds "1 2 3 4 5"] [--vary split|model] [--bop] -- <promo evaluate arguments>
 # --vary model (default): the --test-fraction split stays fixed (--split-seed 1), each seed trains other models;
 # --vary split: each seed also draws another split (--split-seed = seed), so the spread includes the data's.
+# --bop: `promo bop evaluate` instead (BOP.md on XMarket), whose seed draws the held-out pairs and negatives too.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"   # arguments stay relative to the caller's folder
 seeds="1 2 3 4 5"; vary=model
@@ -10,6 +11,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
     --vary) vary="$2"; shift 2 ;;
+    --bop) vary=bop; shift ;;
     *) echo "unknown option $1 (put promo evaluate's arguments after --)" >&2; exit 2 ;;
   esac
 done
@@ -18,8 +20,9 @@ swift build --package-path "$root" -c release --product promo 2>&1 | tail -1 >&2
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 for seed in $seeds; do
   split=1; [ "$vary" = split ] && split="$seed"
-  echo "seed $seed (split $split)" >&2
-  "$root/.build/release/promo" evaluate --json --seed "$seed" --split-seed "$split" "$@" > "$out/$seed.json" 2> "$out/$seed.log" \
+  echo "seed $seed (split $split) $(date +%H:%M)" >&2
+  if [ "$vary" = bop ]; then command=(bop evaluate --json --seed "$seed"); else command=(evaluate --json --seed "$seed" --split-seed "$split"); fi
+  "$root/.build/release/promo" "${command[@]}" "$@" > "$out/$seed.json" 2> "$out/$seed.log" \
     || { tail -5 "$out/$seed.log" >&2; exit 1; }
 done
 python3 - "$out" $seeds <<'PY'
@@ -39,7 +42,7 @@ for t, table in enumerate(runs[0]):
         print("|---|" + "---:|" * len(table["columns"]))
         for i, row in enumerate(table["rows"]):
             cells = [mean_spread([run[t]["rows"][i]["values"][c] for run in runs]) for c in range(len(table["columns"]))]
-            print(f"| {row['name']} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in cells) + " |")
+            print(f"| {row['name']} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in cells) + " |")
         continue
     print("| model | " + " | ".join(name for _, name in metrics) + " | seconds |")
     print("|---|" + "---:|" * (len(metrics) + 1))

@@ -52,7 +52,11 @@ extension BOPPass {
         denseBackward(dOut: dOutput, x: droppedHidden[l], inCount: ff, outCount: d, weight: layer.linear2, bias: layer.bias2,
                       dX: &dHidden, into: &gradient)
         dHidden.applyDropout(hiddenMask[l])
-        for i in dHidden.indices where hidden[l][i] <= 0 { dHidden[i] = 0 }
+        hidden[l].withUnsafeBufferPointer { hidden in
+            dHidden.withUnsafeMutableBufferPointer { dHidden in
+                for i in dHidden.indices { dHidden[i] = hidden[i] > 0 ? dHidden[i] : 0 }
+            }
+        }
         var dCFromFFN = [T](repeating: 0, count: rows * d)
         denseBackward(dOut: dHidden, x: c[l], inCount: d, outCount: ff, weight: layer.linear1, bias: layer.bias1,
                       dX: &dCFromFFN, into: &gradient)
@@ -69,35 +73,49 @@ extension BOPPass {
         let qkv = self.qkv[l], probabilities = attention[l], scale = 1 / T(dh).squareRoot(), dropped = attentionMask[l]
         var dQKV = [T](repeating: 0, count: rows * 3 * d)
         var dP = [T](repeating: 0, count: n)
-        for s in 0..<sequences.count {
-            for h in 0..<g {
-                for i in 0..<n {
-                    let pAt = ((s * g + h) * n + i) * n, o = (s * n + i) * d + h * dh
-                    var weighted: T = 0
-                    for j in 0..<n {
-                        // O = (P ⊙ mask) V: the dropped weight reaches V, the mask scales what reaches P.
-                        let keep = dropped.isEmpty ? 1 : dropped[pAt + j]
-                        let v = (s * n + j) * 3 * d + 2 * d + h * dh
-                        var dot: T = 0
-                        for c in 0..<dh {
-                            dot += dHeads[o + c] * qkv[v + c]
-                            dQKV[v + c] += probabilities[pAt + j] * keep * dHeads[o + c]
+        let n = self.n, count = sequences.count
+        qkv.withUnsafeBufferPointer { qkvBuffer in
+        probabilities.withUnsafeBufferPointer { pBuffer in
+        dHeads.withUnsafeBufferPointer { dHeadsBuffer in
+        dropped.withUnsafeBufferPointer { maskBuffer in
+        dQKV.withUnsafeMutableBufferPointer { dQKVBuffer in
+        dP.withUnsafeMutableBufferPointer { dPBuffer in
+            let qkv = qkvBuffer.baseAddress!, probabilities = pBuffer.baseAddress!, dHeads = dHeadsBuffer.baseAddress!
+            let dQKV = dQKVBuffer.baseAddress!, dP = dPBuffer.baseAddress!
+            // (An empty array's buffer may still have a base address.)
+            let dropped = maskBuffer.isEmpty ? nil : maskBuffer.baseAddress
+            for s in 0..<count {
+                for h in 0..<g {
+                    for i in 0..<n {
+                        let row = probabilities + ((s * g + h) * n + i) * n, o = dHeads + (s * n + i) * d + h * dh
+                        let rowMask = dropped.map { $0 + ((s * g + h) * n + i) * n }
+                        var weighted: T = 0
+                        for j in 0..<n {
+                            // O = (P ⊙ mask) V: the dropped weight reaches V, the mask scales what reaches P.
+                            let keep = rowMask?[j] ?? 1, weight = row[j] * keep
+                            let at = (s * n + j) * 3 * d + 2 * d + h * dh
+                            let v = qkv + at, dV = dQKV + at
+                            var dot: T = 0
+                            for c in 0..<dh {
+                                dot += o[c] * v[c]
+                                dV[c] += weight * o[c]
+                            }
+                            dP[j] = dot * keep
+                            weighted += row[j] * dP[j]
                         }
-                        dP[j] = dot * keep
-                        weighted += probabilities[pAt + j] * dP[j]
-                    }
-                    let q = (s * n + i) * 3 * d + h * dh
-                    for j in 0..<n {
-                        let dScore = probabilities[pAt + j] * (dP[j] - weighted) * scale
-                        let key = (s * n + j) * 3 * d + d + h * dh
-                        for c in 0..<dh {
-                            dQKV[q + c] += dScore * qkv[key + c]
-                            dQKV[key + c] += dScore * qkv[q + c]
+                        let q = (s * n + i) * 3 * d + h * dh
+                        for j in 0..<n {
+                            let dScore = row[j] * (dP[j] - weighted) * scale
+                            let key = (s * n + j) * 3 * d + d + h * dh
+                            for c in 0..<dh {
+                                dQKV[q + c] += dScore * qkv[key + c]
+                                dQKV[key + c] += dScore * qkv[q + c]
+                            }
                         }
                     }
                 }
             }
-        }
+        }}}}}}
         var dX = dX1
         var dFromQKV = [T](repeating: 0, count: rows * d)
         denseBackward(dOut: dQKV, x: inputs[l], inCount: d, outCount: 3 * d, weight: layer.inProj, bias: layer.inBias,
@@ -126,22 +144,31 @@ extension BOPPass {
         let d = network.config.width, values = network.values
         var dX = [T](repeating: 0, count: rows * d)
         var dHat = [T](repeating: 0, count: d)
-        for r in 0..<rows {
-            var meanDHat: T = 0, meanDHatHat: T = 0
-            for c in 0..<d {
-                let g = dY[r * d + c]
-                gradient[weight + c] += g * normalised[r * d + c]
-                gradient[bias + c] += g
-                dHat[c] = g * values[weight + c]
-                meanDHat += dHat[c]
-                meanDHatHat += dHat[c] * normalised[r * d + c]
+        let rows = self.rows
+        dY.withUnsafeBufferPointer { dYBuffer in
+        normalised.withUnsafeBufferPointer { normalisedBuffer in
+        values.withUnsafeBufferPointer { valuesBuffer in
+        gradient.withUnsafeMutableBufferPointer { gradientBuffer in
+        dX.withUnsafeMutableBufferPointer { dXBuffer in
+        dHat.withUnsafeMutableBufferPointer { dHatBuffer in
+            let dY = dYBuffer.baseAddress!, normalised = normalisedBuffer.baseAddress!, gamma = valuesBuffer.baseAddress! + weight
+            let dGamma = gradientBuffer.baseAddress! + weight, dBeta = gradientBuffer.baseAddress! + bias
+            let dX = dXBuffer.baseAddress!, dHat = dHatBuffer.baseAddress!
+            for r in 0..<rows {
+                let g = dY + r * d, hat = normalised + r * d
+                var meanDHat: T = 0, meanDHatHat: T = 0
+                for c in 0..<d {
+                    dGamma[c] += g[c] * hat[c]
+                    dBeta[c] += g[c]
+                    dHat[c] = g[c] * gamma[c]
+                    meanDHat += dHat[c]
+                    meanDHatHat += dHat[c] * hat[c]
+                }
+                meanDHat /= T(d)
+                meanDHatHat /= T(d)
+                for c in 0..<d { dX[r * d + c] = rstd[r] * (dHat[c] - meanDHat - hat[c] * meanDHatHat) }
             }
-            meanDHat /= T(d)
-            meanDHatHat /= T(d)
-            for c in 0..<d {
-                dX[r * d + c] = rstd[r] * (dHat[c] - meanDHat - normalised[r * d + c] * meanDHatHat)
-            }
-        }
+        }}}}}}
         return dX
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import DINOP
 import Foundation
 
@@ -70,9 +71,13 @@ public struct BOPNetwork<T: DINOPScalar>: Sendable {
     @_specialize(where T == Float)
     public func probabilities(_ sequences: [BOPSequence]) -> [Double] {
         var result = [Double](repeating: 0, count: sequences.count)
+        // Chunks of 32 sequences keep a layer's activations in cache (with n = 50 its attention weights are 2.5 MB).
         for bucket in Dictionary(grouping: sequences.indices, by: { sequences[$0].length }).values {
-            let pass = BOPPass(network: self, sequences: bucket.map { sequences[$0] })
-            for (i, p) in zip(bucket, pass.probabilities) { result[i] = Double(p) }
+            for start in stride(from: 0, to: bucket.count, by: 32) {
+                let chunk = bucket[start..<Swift.min(start + 32, bucket.count)]
+                let pass = BOPPass(network: self, sequences: chunk.map { sequences[$0] }, keepsActivations: false)
+                for (i, p) in zip(chunk, pass.probabilities) { result[i] = Double(p) }
+            }
         }
         return result
     }
@@ -97,7 +102,12 @@ struct BOPPass<T: DINOPScalar> {
     var attentionMask: [[T]] = [], blockMask: [[T]] = [], hiddenMask: [[T]] = [], outputMask: [[T]] = []
     var droppedHidden: [[T]] = []
 
-    init(network: BOPNetwork<T>, sequences: [BOPSequence], dropout: Double = 0, seed: UInt64 = 0) {
+    /// Whether the pass keeps what the backward pass needs (scoring does not: it would allocate and fault in every
+    /// layer's activations, the S·g·n² attention weights among them, for nothing).
+    let keepsActivations: Bool
+
+    init(network: BOPNetwork<T>, sequences: [BOPSequence], dropout: Double = 0, seed: UInt64 = 0, keepsActivations: Bool = true) {
+        self.keepsActivations = keepsActivations
         self.network = network
         self.sequences = sequences
         self.dropout = T(Swift.min(Swift.max(dropout, 0), 0.99))
@@ -148,7 +158,7 @@ struct BOPPass<T: DINOPScalar> {
     /// One post-norm encoder layer (PyTorch's `nn.TransformerEncoderLayer`, relu, no dropout).
     private mutating func forward(_ layer: BOPNetwork<T>.LayerOffsets, _ x: [T]) -> [T] {
         let d = network.config.width, g = network.config.heads, dh = d / g, ff = network.config.ffn
-        inputs.append(x)
+        if keepsActivations { inputs.append(x) }
         // Q | K | V.
         var qkv = [T](repeating: 0, count: rows * 3 * d)
         dense(x, inCount: d, weight: layer.inProj, bias: layer.inBias, outCount: 3 * d, into: &qkv)
@@ -165,6 +175,20 @@ struct BOPPass<T: DINOPScalar> {
             let qkv = qkvBuffer.baseAddress!, probabilities = pBuffer.baseAddress!, heads = headsBuffer.baseAddress!
             // (An empty array's buffer may still have a base address.)
             let dropped = maskBuffer.isEmpty ? nil : maskBuffer.baseAddress
+            if T.self == Float.self {
+                // The vectorised kernel (C); the generic loops below are the float64 path of the gradient checks.
+                func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+                func float(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+                    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+                }
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * dh * n)
+                defer { scratch.deallocate() }
+                for s in 0..<count {
+                    dinop_attention(float(qkv + s * n * 3 * d), n, d, g, Float(scale), float(probabilities + s * g * n * n),
+                                    dropped.map { float($0 + s * g * n * n) }, float(heads + s * n * d), scratch)
+                }
+                return
+            }
             for s in 0..<count {
                 for h in 0..<g {
                     for i in 0..<n {
@@ -212,29 +236,44 @@ struct BOPPass<T: DINOPScalar> {
         let outputMask = mask(x2.count)
         x2.applyDropout(outputMask)
         for i in x2.indices { x2[i] += c[i] }
-        self.attentionMask.append(attentionMask)
-        self.blockMask.append(blockMask)
-        self.hiddenMask.append(hiddenMask)
-        self.outputMask.append(outputMask)
-        self.droppedHidden.append(droppedHidden)
         let (y, normalised2, rstd2) = layerNorm(x2, weight: layer.norm2, bias: layer.norm2Bias)
-        self.qkv.append(qkv)
-        attention.append(probabilities)
-        self.heads.append(heads)
-        norm1.append(normalised1)
-        self.rstd1.append(rstd1)
-        self.c.append(c)
-        self.hidden.append(hidden)
-        norm2.append(normalised2)
-        self.rstd2.append(rstd2)
+        if keepsActivations {
+            self.attentionMask.append(attentionMask)
+            self.blockMask.append(blockMask)
+            self.hiddenMask.append(hiddenMask)
+            self.outputMask.append(outputMask)
+            self.droppedHidden.append(droppedHidden)
+            self.qkv.append(qkv)
+            attention.append(probabilities)
+            self.heads.append(heads)
+            norm1.append(normalised1)
+            self.rstd1.append(rstd1)
+            self.c.append(c)
+            self.hidden.append(hidden)
+            norm2.append(normalised2)
+            self.rstd2.append(rstd2)
+        }
         return y
     }
 
-    /// A dropout mask of `count` entries (0 with probability p, else 1/(1 − p)); empty without dropout.
+    /// A dropout mask of `count` entries (0 with probability p, else 1/(1 − p)); empty without dropout. Each draw
+    /// is 16 bits (p to 1/65,536), four to a random word: drawing masks was a fifth of a training step.
     private mutating func mask(_ count: Int) -> [T] {
         guard dropout > 0 else { return [] }
-        let keep = 1 / (1 - dropout), p = Double(dropout)
-        return (0..<count).map { _ in rng.unit() < p ? 0 : keep }
+        let keep = 1 / (1 - dropout), threshold = UInt64((Double(dropout) * 65536).rounded())
+        var mask = [T](repeating: keep, count: count)
+        mask.withUnsafeMutableBufferPointer { out in
+            var i = 0
+            while i < count {
+                var bits = rng.next()
+                for _ in 0..<4 where i < count {
+                    if bits & 0xffff < threshold { out[i] = 0 }
+                    bits >>= 16
+                    i += 1
+                }
+            }
+        }
+        return mask
     }
 
     /// `y = x Wᵀ + b` over the pass's rows.

@@ -1,6 +1,7 @@
 import BOP
 import DINOP
 import Foundation
+import Synchronization
 
 /// BOP.md's training choices (ACMR's), the defaults: 4 sampled negatives per purchase, Adam lr 1e-3, L2 1e-7,
 /// dropout 0.3, batches of 1024; early stopping on validation NDCG@10.
@@ -35,11 +36,19 @@ public struct MarketData: Sendable {
 }
 
 /// Adam (PyTorch's: L2 added to the gradient, bias-corrected moments) over every tensor of a BOP model.
+///
+/// Only the entries the data can reach are stepped: every tensor but `bop.item.emb`, and the embedding rows of the
+/// markets' items. Any other row takes no part in any output on this data; stepping it (PyTorch's dense Adam moves
+/// it by its L2 term alone) would cost 200,003 × d entries per step for nothing.
 public struct BOPTrainer {
     public private(set) var model: BOPModel
     public let options: BOPTrainingOptions
     private var first: [Float], second: [Float], step = 0
     private var rng: SeededGenerator
+    /// The flat ranges stepped (the reachable rows and the dense tensors), merged and sorted.
+    private var reachable: [Range<Int>] = []
+    /// Zeroed gradient buffers, one per thread, reused across batches (zeroed again over `reachable` only).
+    private var spare: [[Float]] = []
 
     public init(model: BOPModel, options: BOPTrainingOptions) {
         self.model = model
@@ -52,6 +61,7 @@ public struct BOPTrainer {
     /// One pass over every market's training purchases (each with `negatives` fresh negatives of its market that
     /// the user never bought), shuffled; the mean loss.
     public mutating func epoch(_ markets: [MarketData], shouldStop: () -> Bool = { false }) -> Double {
+        reach(markets)
         var examples: [(BOPSequence, Bool)] = []
         for data in markets {
             let split = data.split
@@ -71,38 +81,69 @@ public struct BOPTrainer {
         var total = 0.0, batches = 0
         for start in stride(from: 0, to: examples.count, by: Swift.max(options.batchSize, 1)) where !shouldStop() {
             let batch = Array(examples[start..<Swift.min(start + options.batchSize, examples.count)])
-            // Each thread a share of the batch; the batch's mean loss and gradient weigh each share by its size.
+            // Each thread a share of the batch, in its own buffer; the batch's mean loss and gradient weigh each
+            // share by its size.
             let network = BOPNetwork<Float>(model), size = model.values.count
             let dropout = options.dropout, seed = rng.next()
+            let pool = Mutex(spare)
+            spare = []
             let parts = inParallel(batch.count, parts: options.threads) { range -> (Double, [Float], Int) in
-                var gradient = [Float](repeating: 0, count: size)
+                var gradient = pool.withLock { $0.popLast() } ?? [Float](repeating: 0, count: size)
                 let part = batch[range]
                 let loss = network.loss(part.map(\.0), labels: part.map(\.1), gradient: &gradient, dropout: dropout,
                                         seed: seed ^ UInt64(range.lowerBound))
                 return (loss, gradient, range.count)
             }
-            var gradient = [Float](repeating: 0, count: size), loss = 0.0
-            for (partLoss, partGradient, count) in parts {
+            var loss = 0.0, buffers = parts.map(\.1)
+            for (p, (partLoss, _, count)) in parts.enumerated() {
+                loss += partLoss * Double(count) / Double(batch.count)
                 let weight = Float(count) / Float(batch.count)
-                loss += partLoss * Double(weight)
-                for i in gradient.indices { gradient[i] += weight * partGradient[i] }
+                // The sum goes into the first buffer; the others are zeroed for the next batch as they are read.
+                for range in reachable {
+                    for i in range {
+                        if p == 0 { buffers[0][i] *= weight } else { buffers[0][i] += weight * buffers[p][i]; buffers[p][i] = 0 }
+                    }
+                }
             }
             total += loss
-            adam(gradient)
+            if !buffers.isEmpty {
+                adam(buffers[0])
+                for range in reachable { for i in range { buffers[0][i] = 0 } }
+            }
+            spare = buffers
             batches += 1
         }
         return batches > 0 ? total / Double(batches) : 0
+    }
+
+    /// The ranges of `model.values` that `markets` can reach: their items' embedding rows and every other tensor.
+    private mutating func reach(_ markets: [MarketData]) {
+        let d = model.config.width, embedding = model.config.itemRows * d
+        var rows = Set<Int>()
+        for data in markets {
+            for item in data.split.items { rows.insert(model.itemRow(item)) }
+            for purchase in data.split.training { for item in purchase.history { rows.insert(model.itemRow(item)) } }
+        }
+        var ranges: [Range<Int>] = []
+        for row in rows.sorted() {
+            if let last = ranges.last, last.upperBound == row * d { ranges[ranges.count - 1] = last.lowerBound..<(row + 1) * d }
+            else { ranges.append(row * d..<(row + 1) * d) }
+        }
+        ranges.append(embedding..<model.values.count)
+        reachable = ranges
     }
 
     private mutating func adam(_ gradient: [Float]) {
         step += 1
         let lr = Float(options.learningRate), l2 = Float(options.l2), beta1: Float = 0.9, beta2: Float = 0.999
         let correction1 = 1 - Foundation.pow(beta1, Float(step)), correction2 = 1 - Foundation.pow(beta2, Float(step))
-        for i in model.values.indices {
-            let g = gradient[i] + l2 * model.values[i]
-            first[i] = beta1 * first[i] + (1 - beta1) * g
-            second[i] = beta2 * second[i] + (1 - beta2) * g * g
-            model.values[i] -= lr * (first[i] / correction1) / ((second[i] / correction2).squareRoot() + 1e-8)
+        for range in reachable {
+            for i in range {
+                let g = gradient[i] + l2 * model.values[i]
+                first[i] = beta1 * first[i] + (1 - beta1) * g
+                second[i] = beta2 * second[i] + (1 - beta2) * g * g
+                model.values[i] -= lr * (first[i] / correction1) / ((second[i] / correction2).squareRoot() + 1e-8)
+            }
         }
     }
 }

@@ -20,7 +20,8 @@ public struct RankingCase: Sendable {
     public var negatives: [String]
 }
 
-/// A training example's history and item (a purchase the model should predict from the ones before it).
+/// A training example's history and item: a purchase the model should predict from the user's other training
+/// purchases (random protocol: the condition of its held-out items) or from the ones before it (time-ordered).
 public struct TrainingPurchase: Sendable {
     public var user: String
     public var history: [String]
@@ -67,9 +68,17 @@ public struct MarketSplit: Sendable {
                 }
                 return picked
             }
+            // Each training purchase is predicted under the condition its protocol's held-out items face: the user's
+            // other training purchases (random: they hold later purchases too) or those strictly before it.
+            func addTraining(_ purchases: [String]) {
+                for (j, item) in purchases.enumerated() {
+                    let history = `protocol` == .random ? Array(purchases[..<j] + purchases[(j + 1)...]) : Array(purchases[..<j])
+                    training.append(TrainingPurchase(user: user, history: history, item: item))
+                    popularity[item, default: 0] += 1
+                }
+            }
             guard sequence.count >= 3 else {
-                for (j, item) in sequence.enumerated() { training.append(TrainingPurchase(user: user, history: Array(sequence[..<j]), item: item)) }
-                sequence.forEach { popularity[$0, default: 0] += 1 }
+                addTraining(sequence)
                 continue
             }
             let (validationIndex, testIndex): (Int, Int)
@@ -82,10 +91,7 @@ public struct MarketSplit: Sendable {
                 (validationIndex, testIndex) = (a, b)
             }
             let trainingSequence = sequence.indices.filter { $0 != validationIndex && $0 != testIndex }.map { sequence[$0] }
-            for (j, item) in trainingSequence.enumerated() {
-                training.append(TrainingPurchase(user: user, history: Array(trainingSequence[..<j]), item: item))
-                popularity[item, default: 0] += 1
-            }
+            addTraining(trainingSequence)
             switch `protocol` {
             case .random:
                 validation.append(RankingCase(user: user, history: trainingSequence, item: sequence[validationIndex], negatives: draw()))

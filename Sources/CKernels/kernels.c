@@ -62,3 +62,51 @@ DINOP_CLONES
 void dinop_relu(float *x, long count) {
     for (long i = 0; i < count; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
+
+// Per head, K and V are first transposed to dh rows of n, so that the loops over the keys run over contiguous
+// floats and vectorise (dh is 4 with ACMR's sizes: a loop over it would not).
+DINOP_CLONES
+void dinop_attention(const float *qkv, long n, long d, long g, float scale, float *probs, const float *mask,
+                     float *heads, float *scratch) {
+    // The sums over keys may be reordered (vectorised): within float rounding of the order the reference uses.
+    // Not -ffast-math for the file, which breaks exp_approx's rounding trick.
+#pragma clang fp reassociate(on)
+    long dh = d / g, stride = 3 * d;
+    float *kt = scratch, *vt = scratch + dh * n;
+    for (long h = 0; h < g; h++) {
+        for (long j = 0; j < n; j++) {
+            for (long c = 0; c < dh; c++) {
+                kt[c * n + j] = qkv[j * stride + d + h * dh + c];
+                vt[c * n + j] = qkv[j * stride + 2 * d + h * dh + c];
+            }
+        }
+        for (long i = 0; i < n; i++) {
+            float *row = probs + (h * n + i) * n;
+            const float *q = qkv + i * stride + h * dh;
+            for (long j = 0; j < n; j++) row[j] = 0;
+            for (long c = 0; c < dh; c++) {
+                float qc = q[c] * scale;
+                const float *k = kt + c * n;
+                for (long j = 0; j < n; j++) row[j] += qc * k[j];
+            }
+            float top = row[0];
+            for (long j = 1; j < n; j++) top = row[j] > top ? row[j] : top;
+            float total = 0;
+            for (long j = 0; j < n; j++) {
+                row[j] = exp_approx(row[j] - top);
+                total += row[j];
+            }
+            float inverse = 1.0f / total;
+            for (long j = 0; j < n; j++) row[j] *= inverse;
+            float *out = heads + i * d + h * dh;
+            const float *m = mask ? mask + (h * n + i) * n : 0;
+            for (long c = 0; c < dh; c++) {
+                const float *v = vt + c * n;
+                float sum = 0;
+                if (m) { for (long j = 0; j < n; j++) sum += row[j] * m[j] * v[j]; }
+                else { for (long j = 0; j < n; j++) sum += row[j] * v[j]; }
+                out[c] += sum;
+            }
+        }
+    }
+}

@@ -3,11 +3,13 @@ import BOP
 import BOPTraining
 import DINOP
 import Foundation
+import PromoEvents
+import PromoStream
 
 struct BOPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bop", abstract: "BOP.md: who buys what through the promotion (ACMR's cross-market model).",
-        subcommands: [BOPEvaluateCommand.self])
+        subcommands: [BOPTrainCommand.self, BOPEvaluateCommand.self, BOPPredictCommand.self])
 }
 
 /// ACMR's Table 3 (random protocol), NDCG@10 and Recall@10, and FOREC's NDCG@10 there (BOP.md).
@@ -17,20 +19,10 @@ let acmrTable3: [String: (ndcg10: Double, recall10: Double, forec: Double)] = [
     "uk": (0.5546, 0.7636, 0.5306),
 ]
 
-struct BOPEvaluateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "evaluate",
-        abstract: "Train and evaluate BOP on XMarket: popularity, each market alone, pre-trained on all, fine-tuned per market.",
-        discussion: """
-            Reads <market>_5core.txt from --data (default $PROMO_XMARKET, else ../shared/data/xmarket-electronics). \
-            Holds out one interaction per user for validation and one for test (--protocol random: ACMR's; \
-            time-ordered: the last two), ranks each held-out item among 99 items of its market the user never \
-            interacted with, and prints NDCG@5/10 and Recall@5/10 per market beside ACMR's and FOREC's published figures.
-            """)
-
-    @Option(help: "The XMarket folder.") var data: String?
+/// The data, split and training flags `bop train` and `bop evaluate` share.
+struct BOPTrainingFlags: ParsableArguments {
+    @Option(help: "The XMarket folder (default $PROMO_XMARKET, else ../shared/data/xmarket-electronics).") var data: String?
     @Option(parsing: .upToNextOption, help: "Markets (default: all seven).") var markets: [String] = XMarket.markets
-    @Option(help: "Which interactions are held out: random (ACMR's) or time-ordered.") var `protocol` = HoldOutProtocol.random
     @Option(help: "Seed of the split, the negatives, initialisation and shuffling.") var seed: UInt64 = 1
     @Option(help: "At most this many pre-training epochs.") var epochs = 20
     @Option(help: "At most this many fine-tuning epochs per market.") var tuneEpochs = 10
@@ -43,10 +35,8 @@ struct BOPEvaluateCommand: ParsableCommand {
     @Option(help: "Attention heads g.") var heads = BOPConfig.acmr.heads
     @Option(help: "Feed-forward width.") var ffn = BOPConfig.acmr.ffn
     @Option(help: "Tokens per pass, the candidate included.") var maxHistory = BOPConfig.acmr.maxHistory
-    @Flag(help: "Leave out the models trained on one market alone.") var noSingle = false
     @Option(help: "Early stopping reads at most this many validation users per market (a fixed sample).") var validationUsers = 1000
     @Option(help: "Threads (default: every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
-    @Flag(help: "Print the table as JSON.") var json = false
 
     func validate() throws {
         try FlagCheck.atLeast(epochs, 1, "--epochs")
@@ -60,9 +50,24 @@ struct BOPEvaluateCommand: ParsableCommand {
         for market in markets where !XMarket.markets.contains(market) {
             throw ValidationError("unknown market \(market) (XMarket electronics has \(XMarket.markets.joined(separator: ", ")))")
         }
+        guard Set(markets).count == markets.count else { throw ValidationError("--markets lists a market twice") }
     }
 
-    func run() throws {
+    var options: BOPTrainingOptions {
+        var options = BOPTrainingOptions()
+        options.learningRate = learningRate
+        options.batchSize = batch
+        options.maxEpochs = epochs
+        options.patience = patience
+        options.seed = seed
+        options.threads = threads
+        options.dropout = dropout
+        options.validationUsers = validationUsers
+        return options
+    }
+
+    /// Every market's split under `protocol`, and the untrained model (markets in flag order).
+    func prepare(_ protocol: HoldOutProtocol) throws -> (start: BOPModel, data: [MarketData]) {
         BLAS.setThreads(1)
         let folder = URL(fileURLWithPath: data ?? ProcessInfo.processInfo.environment["PROMO_XMARKET"] ?? "../shared/data/xmarket-electronics")
         var rejected = 0
@@ -80,45 +85,125 @@ struct BOPEvaluateCommand: ParsableCommand {
         for d in data {
             report("bop: \(d.split.market): \(d.split.training.count) training purchases, \(d.split.test.count) test users, \(d.split.items.count) items")
         }
-        var options = BOPTrainingOptions()
-        options.learningRate = learningRate
-        options.batchSize = batch
-        options.maxEpochs = epochs
-        options.patience = patience
-        options.seed = seed
-        options.threads = threads
-        options.dropout = dropout
-        options.validationUsers = validationUsers
-        func progress(_ label: String, _ maxEpochs: Int) -> (Int, Double, Double, Double, Bool) -> Void {
-            let reporter = ProgressReporter(label: label, total: maxEpochs, unit: "epoch")
-            return { epoch, loss, ndcg, seconds, improved in
-                reporter.note(String(format: "%@ epoch %d: loss %.4f, validation NDCG@10 %.4f, %.1fs%@", label, epoch, loss, ndcg, seconds, improved ? " *" : ""))
-                reporter.update(epoch)
-            }
+        return (start, data)
+    }
+
+    /// Epoch lines and the rate and ETA of a training run.
+    func progress(_ label: String, _ maxEpochs: Int) -> (Int, Double, Double, Double, Bool) -> Void {
+        let reporter = ProgressReporter(label: label, total: maxEpochs, unit: "epoch")
+        return { epoch, loss, ndcg, seconds, improved in
+            reporter.note(String(format: "%@ epoch %d: loss %.4f, validation NDCG@10 %.4f, %.1fs%@", label, epoch, loss, ndcg, seconds, improved ? " *" : ""))
+            reporter.update(epoch)
         }
+    }
+
+    /// ACMR's Algorithm 1: pre-train on every market, then fine-tune a copy on each (keeping the pre-trained model
+    /// where no fine-tuning epoch beats it on validation).
+    func pretrainAndTune(_ start: BOPModel, _ data: [MarketData]) -> (pretrained: BOPModel, tuned: [String: BOPModel]) {
+        let options = self.options
+        let pretrained = BOPRanking.train(start, data, options: options, evaluateStart: false, progress: progress("bop pre-train", epochs))
+        var tune = options
+        tune.maxEpochs = tuneEpochs
+        var tuned: [String: BOPModel] = [:]
+        for d in data where tuneEpochs > 0 {
+            tuned[d.split.market] = BOPRanking.train(pretrained, [d], options: tune, evaluateStart: true,
+                                                     progress: progress("bop fine-tune \(d.split.market)", tuneEpochs))
+        }
+        return (pretrained, tuned)
+    }
+}
+
+struct BOPTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train BOP on XMarket: pre-train on every market, fine-tune per market; write the weight files.",
+        discussion: """
+            Holds out each user's last two interactions (the time-ordered protocol, what a live service faces): the \
+            one before last for early stopping on validation NDCG@10, the last for the test figures printed at the \
+            end. Writes <out>/all.safetensors (pre-trained) and <out>/<market>.safetensors (fine-tuned), BOP-only \
+            dinop/2 files (BOP.md) that `promo bop predict` and `promo run --role recommendations` serve.
+            """)
+
+    @OptionGroup var flags: BOPTrainingFlags
+    @Option(help: "Which interactions are held out: time-ordered (default) or random (ACMR's).") var `protocol` = HoldOutProtocol.timeOrdered
+    @Option(help: "The folder the weight files are written to (created if missing).") var out: String
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: out)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationError("cannot create --out \(out): \(error.localizedDescription)")
+        }
+        let (start, data) = try flags.prepare(`protocol`)
+        let (pretrained, tuned) = flags.pretrainAndTune(start, data)
+        var lines = ["| market | model | NDCG@10 | Recall@10 | users | file |", "|---|---|---:|---:|---:|---|"]
+        try write(pretrained, to: folder.appendingPathComponent("all.safetensors"))
+        for d in data {
+            let market = d.split.market
+            let all = BOPRanking.evaluate(pretrained, d.split.test, market: market, threads: flags.threads)
+            lines.append(String(format: "| %@ | pre-trained on all | %.4f | %.4f | %d | all.safetensors |", market, all.ndcg10, all.recall10, all.cases))
+            guard let model = tuned[market] else { continue }
+            try write(model, to: folder.appendingPathComponent("\(market).safetensors"))
+            let m = BOPRanking.evaluate(model, d.split.test, market: market, threads: flags.threads)
+            lines.append(String(format: "| %@ | fine-tuned | %.4f | %.4f | %d | %@.safetensors |", market, m.ndcg10, m.recall10, m.cases, market))
+        }
+        print("BOP trained on XMarket electronics, protocol \(`protocol`.rawValue), seed \(flags.seed); test figures:\n")
+        print(lines.joined(separator: "\n"))
+    }
+
+    private func write(_ model: BOPModel, to url: URL) throws {
+        do {
+            try model.safetensors().write(to: url, options: .atomic)
+        } catch {
+            throw ValidationError("cannot write \(url.path): \(error.localizedDescription)")
+        }
+        report("bop: wrote \(url.path)")
+    }
+}
+
+struct BOPEvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Train and evaluate BOP on XMarket: popularity, each market alone, pre-trained on all, fine-tuned per market.",
+        discussion: """
+            Reads <market>_5core.txt from --data (default $PROMO_XMARKET, else ../shared/data/xmarket-electronics). \
+            Holds out one interaction per user for validation and one for test (--protocol random: ACMR's; \
+            time-ordered: the last two), ranks each held-out item among 99 items of its market the user never \
+            interacted with, and prints NDCG@5/10 and Recall@5/10 per market beside ACMR's and FOREC's published figures.
+            """)
+
+    @OptionGroup var flags: BOPTrainingFlags
+    @Option(help: "Which interactions are held out: random (ACMR's) or time-ordered.") var `protocol` = HoldOutProtocol.random
+    @Flag(help: "Leave out the models trained on one market alone.") var noSingle = false
+    @Flag(help: "Print the table as JSON (the figures `Deploy/local/seeds.sh` averages).") var json = false
+
+    func run() throws {
+        let (start, data) = try flags.prepare(`protocol`)
+        let threads = flags.threads
         var rows: [String: [(String, RankingMetrics)]] = [:]
         for d in data { rows[d.split.market, default: []].append(("popularity", BOPRanking.popularity(d.split, d.split.test))) }
         if !noSingle {
             for d in data {
-                let alone = BOPRanking.train(start, [d], options: options, evaluateStart: false, progress: progress("bop \(d.split.market) alone", epochs))
+                let alone = BOPRanking.train(start, [d], options: flags.options, evaluateStart: false,
+                                             progress: flags.progress("bop \(d.split.market) alone", flags.epochs))
                 rows[d.split.market, default: []].append(("\(d.split.market) alone", BOPRanking.evaluate(alone, d.split.test, market: d.split.market, threads: threads)))
             }
         }
-        let pretrained = BOPRanking.train(start, data, options: options, evaluateStart: false, progress: progress("bop pre-train", epochs))
-        for d in data { rows[d.split.market, default: []].append(("pre-trained on all", BOPRanking.evaluate(pretrained, d.split.test, market: d.split.market, threads: threads))) }
-        var tune = options
-        tune.maxEpochs = tuneEpochs
-        for d in data where tuneEpochs > 0 {
-            let tuned = BOPRanking.train(pretrained, [d], options: tune, evaluateStart: true, progress: progress("bop fine-tune \(d.split.market)", tuneEpochs))
-            rows[d.split.market, default: []].append(("fine-tuned (ACMR's schedule)", BOPRanking.evaluate(tuned, d.split.test, market: d.split.market, threads: threads)))
+        let (pretrained, tuned) = flags.pretrainAndTune(start, data)
+        for d in data {
+            rows[d.split.market, default: []].append(("pre-trained on all", BOPRanking.evaluate(pretrained, d.split.test, market: d.split.market, threads: threads)))
+            if let model = tuned[d.split.market] {
+                rows[d.split.market, default: []].append(("fine-tuned (ACMR's schedule)", BOPRanking.evaluate(model, d.split.test, market: d.split.market, threads: threads)))
+            }
         }
-        print(table(rows))
+        print(json ? jsonTable(rows) : table(rows))
     }
 
     func table(_ rows: [String: [(String, RankingMetrics)]]) -> String {
-        var lines = ["BOP on XMarket electronics, protocol \(`protocol`.rawValue), seed \(seed)", "",
+        var lines = ["BOP on XMarket electronics, protocol \(`protocol`.rawValue), seed \(flags.seed)", "",
                      "| market | model | NDCG@5 | NDCG@10 | Recall@5 | Recall@10 | users |", "|---|---|---:|---:|---:|---:|---:|"]
-        for market in markets {
+        for market in flags.markets {
             for (name, m) in rows[market] ?? [] {
                 lines.append(String(format: "| %@ | %@ | %.4f | %.4f | %.4f | %.4f | %d |", market, name, m.ndcg5, m.ndcg10, m.recall5, m.recall10, m.cases))
             }
@@ -129,6 +214,79 @@ struct BOPEvaluateCommand: ParsableCommand {
         }
         return lines.joined(separator: "\n")
     }
+
+    /// One line of JSON in the shape `Deploy/local/seeds.sh` averages: a title, columns, and a row per (market, model).
+    func jsonTable(_ rows: [String: [(String, RankingMetrics)]]) -> String {
+        var out: [[String: Any]] = []
+        for market in flags.markets {
+            for (name, m) in rows[market] ?? [] {
+                out.append(["name": "\(market) \(name)", "values": [m.ndcg5, m.ndcg10, m.recall5, m.recall10]])
+            }
+        }
+        let object: [String: Any] = ["title": "BOP on XMarket electronics, protocol \(`protocol`.rawValue)",
+                                     "columns": ["NDCG@5", "NDCG@10", "Recall@5", "Recall@10"], "rows": out]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
 }
 
 extension HoldOutProtocol: ExpressibleByArgument {}
+
+struct BOPPredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Each user's recommendations (recommendation/1 lines) from purchases and predictions, as the stream computes them.",
+        discussion: """
+            Reads purchase/1 events (each user's last max_history purchases, in time order) and prediction/1 events \
+            (each item's latest prediction; per promotion and market the --candidates items with the highest \
+            predicted GMV). Prints, per user and per promotion with candidates in the user's market (their latest \
+            purchase's), the --top-k candidates by P(buy): what `promo run --role recommendations` publishes last for \
+            the same events. Lines that are not such events are reported on stderr and skipped.
+            """)
+
+    @Option(help: "A BOP weight file (`promo bop train` writes them).") var model: String
+    @Option(parsing: .upToNextOption, help: "purchase/1 event files or folders.") var purchases: [String]
+    @Option(parsing: .upToNextOption, help: "prediction/1 event files or folders.") var predictions: [String]
+    @Option(help: "Items per recommendation.") var topK = 10
+    @Option(help: "Candidates per promotion and market.") var candidates = 100
+
+    func validate() throws {
+        try FlagCheck.inRange(topK, 1...Recommendation.maxItems, "--top-k")
+        try FlagCheck.inRange(candidates, 1...1_000_000, "--candidates")
+    }
+
+    func run() throws {
+        BLAS.setThreads(1)
+        let bop: BOPModel
+        do { bop = try BOPModel(contentsOf: URL(fileURLWithPath: model)) } catch { throw ValidationError("--model \(model): \(error)") }
+        let decoder = EventDecoder()
+        let limit = max(bop.config.maxHistory, 1)
+        var histories: [String: PurchaseHistory] = [:]
+        var skipped = 0
+        func rejected(_ line: RejectedLine) {
+            skipped += 1
+            if skipped <= 5 { report("skipped \(line)") }
+        }
+        for url in try EventFile.expand(purchases) {
+            try EventFile.read(url, decoder: decoder, rejected: rejected) { event in
+                guard case .purchase(let p) = event, let at = UTCTimestamp.milliseconds(p.purchasedAt) else { skipped += 1; return }
+                histories[p.userID, default: PurchaseHistory(user: p.userID)].add(UserPurchase(item: p.itemID, market: p.market, atMs: at), limit: limit)
+            }
+        }
+        let table = CandidateTable(size: candidates)
+        for url in try EventFile.expand(predictions) {
+            try EventFile.read(url, decoder: decoder, rejected: rejected) { event in
+                guard case .prediction(let p) = event else { skipped += 1; return }
+                table.apply(p)
+            }
+        }
+        table.refresh()
+        if skipped > 0 { report("skipped \(skipped) lines that are not purchase/1 or prediction/1 events") }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let recommender = Recommender(model: bop, topK: topK)
+        for recommendation in recommender.recommendations(Array(histories.values), table: table, producedAt: formatter.string(from: Date())) {
+            print(String(decoding: Event.recommendation(recommendation).encoded(), as: UTF8.self))
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BOP
 import Configuration
 import DINOP
 import Foundation
@@ -6,6 +7,7 @@ import Logging
 import PromoKafka
 import PromoServer
 import PromoService
+import PromoStream
 import ServiceLifecycle
 
 struct RunCommand: AsyncParsableCommand {
@@ -29,8 +31,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: [.customShort("X"), .customLong("kafka")],
             help: "A librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL; added to the file's.")
     var properties: [String] = []
-    @Option(help: "A dinop/1 weight file: served until the model topic announces a version.") var model: String?
-    @Option(help: "Consumer group of the members (default: promo-stream).") var group: String?
+    @Option(help: "items (the default: predictions of the item topics) or recommendations (BOP.md: users' purchases on promo.purchases → their recommendations on promo.recommendations).")
+    var role: String?
+    @Option(help: "The weight file: dinop/1 for the item role (served until the model topic announces a version); a BOP file (`promo bop train`) for the recommendation role.")
+    var model: String?
+    @Option(help: "Consumer group of the members (default: promo-stream; promo-recommendations for the recommendation role).") var group: String?
     @Option(help: "This member's name: unique in the group and the same across restarts (names its transactional id; default: the host name).")
     var member: String?
     @Option(help: "exactly-once (transactions, the default) or at-least-once (idempotent producer, commit after flush).")
@@ -63,6 +68,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Port of the HTTP endpoints /metrics, /health and /ready (0: none; default: 9464).") var httpPort: Int?
     @Option(help: "Address the HTTP endpoints listen on (default: 0.0.0.0).") var httpHost: String?
     @Option(help: "Log lines as text (the default) or json (one object per line, for log shippers).") var logFormat: String?
+    @Option(help: "Recommendation role: items per recommendation (default: 10).") var topK: Int?
+    @Option(help: "Recommendation role: candidates per promotion and market, the items with the highest predicted GMV (default: 100).")
+    var candidates: Int?
+    @Option(help: "Recommendation role: seconds between recomputations of the candidate sets from the predictions read (default: 5).")
+    var candidateRefreshSeconds: Double?
     @Option(help: "Lowest level logged: trace, debug, info (the default), notice, warning, error, critical.") var logLevel: String?
 
     /// The flags given, by setting name.
@@ -70,6 +80,7 @@ struct RunCommand: AsyncParsableCommand {
         var flags: [String: ConfigContent] = [:]
         func put(_ key: String, _ value: ConfigContent?) { if let value { flags[key] = value } }
         put("bootstrap", bootstrap.map { .string($0) })
+        put("role", role.map { .string($0) })
         put("model", model.map { .string($0) })
         put("group", group.map { .string($0) })
         put("member", member.map { .string($0) })
@@ -92,6 +103,9 @@ struct RunCommand: AsyncParsableCommand {
         put("http-host", httpHost.map { .string($0) })
         put("log-format", logFormat.map { .string($0) })
         put("log-level", logLevel.map { .string($0) })
+        put("top-k", topK.map { .int($0) })
+        put("candidates", candidates.map { .int($0) })
+        put("candidate-refresh-seconds", candidateRefreshSeconds.map { .double($0) })
         return flags
     }
 
@@ -116,6 +130,13 @@ struct RunCommand: AsyncParsableCommand {
         try FlagCheck.atLeast(s.recomputePerBatch, 0, "--recompute-per-batch")
         try FlagCheck.seconds(s.assignmentTimeout, "--assignment-timeout", positive: true)
         if let every = s.finetuneEvery { try FlagCheck.seconds(every, "--finetune-every", positive: true) }
+        guard ["items", "recommendations"].contains(s.role) else { throw ValidationError("--role must be items or recommendations, got \(s.role)") }
+        if s.role == "recommendations", s.finetuneEvery != nil {
+            throw ValidationError("--finetune-every fine-tunes the item model: give it to a member of the item role")
+        }
+        try FlagCheck.inRange(s.topK, 1...1000, "--top-k")
+        try FlagCheck.inRange(s.candidates, 1...1_000_000, "--candidates")
+        try FlagCheck.seconds(s.candidateRefreshSeconds, "--candidate-refresh-seconds")
         guard !s.member.isEmpty, !s.group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
         guard LogFormat(rawValue: s.logFormat) != nil else { throw ValidationError("--log-format must be text or json, got \(s.logFormat)") }
         guard Logger.Level(rawValue: s.logLevel) != nil else {
@@ -156,7 +177,8 @@ struct RunCommand: AsyncParsableCommand {
         options.statsIntervalSeconds = settings.statsSeconds
         if let changelogTopic = settings.changelogTopic { options.topics.changelog = changelogTopic }
         let httpPort = settings.httpPort, httpHost = settings.httpHost, presaleDays = settings.presaleDays
-        let model = try loadModel(settings.model)
+        options.candidateRefreshSeconds = settings.candidateRefreshSeconds
+        let role = try Role(settings)
         Observability.bootstrap(format: LogFormat(rawValue: settings.logFormat) ?? .text,
                                 level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         var logger = Logger(label: "promo.member")
@@ -169,7 +191,7 @@ struct RunCommand: AsyncParsableCommand {
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
         // client's threads on the same cores.
         BLAS.setThreads(1)
-        let service = StreamService(model: model, options: options) { [logger] event in
+        let log: @Sendable (ServiceEvent) -> Void = { [logger] event in
             var metadata: Logger.Metadata = ["event": "\(event.name)"]
             for (key, value) in event.fields { metadata[key] = "\(value)" }
             switch event.level {
@@ -177,6 +199,11 @@ struct RunCommand: AsyncParsableCommand {
             case .warning: logger.warning("\(event.message)", metadata: metadata)
             case .error: logger.error("\(event.message)", metadata: metadata)
             }
+        }
+        let service = switch role {
+        case .items(let model): StreamService(model: model, options: options, events: log)
+        case .recommendations(let bop, let recommendations):
+            StreamService(recommending: bop, options: options, recommendations: recommendations, events: log)
         }
         // Started in this order, stopped in the reverse one: the fine-tuner first, then the member (it finishes
         // its batch, commits and leaves the group), the HTTP endpoints last, so the probes answer to the end.
@@ -211,5 +238,29 @@ struct RunCommand: AsyncParsableCommand {
         } catch let error as KafkaError {
             throw BrokerError(error, servers: options.kafka["bootstrap.servers"] ?? "")
         }
+    }
+}
+
+/// What a member serves, by `--role`.
+enum Role {
+    case items(DINOPModel)
+    case recommendations(BOPModel, UserProcessorOptions)
+
+    init(_ settings: RunSettings) throws {
+        guard settings.role == "recommendations" else {
+            self = .items(try loadModel(settings.model))
+            return
+        }
+        let bop: BOPModel
+        do {
+            bop = try BOPModel(contentsOf: URL(fileURLWithPath: settings.model))
+        } catch {
+            throw ValidationError("--model \(settings.model): \(error) (the recommendation role serves a BOP file: `promo bop train` writes them)")
+        }
+        var options = UserProcessorOptions()
+        options.topK = settings.topK
+        options.candidates = settings.candidates
+        options.recomputePerCall = settings.recomputePerBatch
+        self = .recommendations(bop, options)
     }
 }

@@ -9,6 +9,8 @@ import PromoKafka
 /// `--config` (the flag's name as the key: `grace-seconds: 7200`); the default. librdkafka properties (`-X`,
 /// `PROMO_KAFKA` comma-separated, `kafka:` a list of `key=value`) add up, a flag's winning over the file's.
 struct RunSettings: Sendable {
+    /// `items` (predictions of the item topics) or `recommendations` (BOP.md: users' purchases → recommendations).
+    var role = "items"
     var model = ""
     var member = ProcessInfo.processInfo.hostName
     var group = "promo-stream"
@@ -32,6 +34,11 @@ struct RunSettings: Sendable {
     var logFormat = "text"
     var logLevel = "info"
     var bootstrap = "127.0.0.1:9092"
+    /// The recommendation role: items per recommendation, candidates per (promotion, market), and how often the
+    /// candidate sets are recomputed from the predictions read.
+    var topK = 10
+    var candidates = 100
+    var candidateRefreshSeconds = 5.0
     /// librdkafka properties, in the order they were given (later ones win).
     var kafka: [String] = []
 
@@ -76,9 +83,11 @@ struct RunSettings: Sendable {
         func optional<T>(_ key: String, _ required: (ConfigKey) throws -> T) throws -> T? {
             try value(key, nil as T?) { try required($0) }
         }
+        s.role = try value("role", s.role) { try config.requiredString(forKey: $0) }
         s.model = try value("model", s.model) { try config.requiredString(forKey: $0) }
         s.member = try value("member", s.member) { try config.requiredString(forKey: $0) }
-        s.group = try value("group", s.group) { try config.requiredString(forKey: $0) }
+        // Each role is its own application: its own group, changelog and transactional ids.
+        s.group = try value("group", s.role == "recommendations" ? "promo-recommendations" : s.group) { try config.requiredString(forKey: $0) }
         s.mode = try value("mode", s.mode) { try config.requiredString(forKey: $0) }
         s.graceSeconds = try value("grace-seconds", s.graceSeconds) { try config.requiredDouble(forKey: $0) }
         s.presaleDays = try value("presale-days", s.presaleDays) { try config.requiredInt(forKey: $0) }
@@ -99,6 +108,9 @@ struct RunSettings: Sendable {
         s.logFormat = try value("log-format", s.logFormat) { try config.requiredString(forKey: $0) }
         s.logLevel = try value("log-level", s.logLevel) { try config.requiredString(forKey: $0) }
         s.bootstrap = try value("bootstrap", s.bootstrap) { try config.requiredString(forKey: $0) }
+        s.topK = try value("top-k", s.topK) { try config.requiredInt(forKey: $0) }
+        s.candidates = try value("candidates", s.candidates) { try config.requiredInt(forKey: $0) }
+        s.candidateRefreshSeconds = try value("candidate-refresh-seconds", s.candidateRefreshSeconds) { try config.requiredDouble(forKey: $0) }
         // Properties add up across sources: the file's (and the environment's) first, the flags' last, so a flag
         // wins. Not through the reader, which would take only the first source that has the key.
         let reader = ConfigReader(providers: Array(providers.dropFirst()))
@@ -108,9 +120,10 @@ struct RunSettings: Sendable {
 
     /// Every setting a file may hold: a key outside them is a typo, refused by name rather than ignored.
     static let keys: Set<String> = [
-        "model", "member", "group", "mode", "grace-seconds", "presale-days", "max-batch", "poll-ms", "rollup-seconds",
+        "role", "model", "member", "group", "mode", "grace-seconds", "presale-days", "max-batch", "poll-ms", "rollup-seconds",
         "threads", "follow-models", "state-dir", "assignment-timeout", "changelog-topic", "recompute-per-batch",
         "finetune-every", "restore-timeout", "stats-seconds", "http-port", "http-host", "log-format", "log-level", "bootstrap", "kafka",
+        "top-k", "candidates", "candidate-refresh-seconds",
     ]
 
     static func checkKeys(of file: String) throws {
@@ -151,13 +164,14 @@ struct RunSettings: Sendable {
             "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
         var lines: [(String, String)] = [
-            ("model", quoted(model)), ("member", quoted(member)), ("group", quoted(group)), ("mode", mode),
+            ("role", role), ("model", quoted(model)), ("member", quoted(member)), ("group", quoted(group)), ("mode", mode),
             ("bootstrap", quoted(bootstrap)), ("grace-seconds", "\(graceSeconds)"), ("presale-days", "\(presaleDays)"),
             ("max-batch", "\(maxBatch)"), ("poll-ms", "\(pollMs)"), ("rollup-seconds", "\(rollupSeconds)"),
             ("threads", "\(threads)"), ("follow-models", "\(followModels)"), ("state-dir", quoted(stateDir)),
             ("assignment-timeout", "\(assignmentTimeout)"), ("recompute-per-batch", "\(recomputePerBatch)"),
             ("restore-timeout", "\(restoreTimeout)"), ("stats-seconds", "\(statsSeconds)"), ("http-port", "\(httpPort)"), ("http-host", quoted(httpHost)),
-            ("log-format", logFormat), ("log-level", logLevel),
+            ("log-format", logFormat), ("log-level", logLevel), ("top-k", "\(topK)"), ("candidates", "\(candidates)"),
+            ("candidate-refresh-seconds", "\(candidateRefreshSeconds)"),
         ]
         if let changelogTopic { lines.append(("changelog-topic", quoted(changelogTopic))) }
         if let finetuneEvery { lines.append(("finetune-every", "\(finetuneEvery)")) }

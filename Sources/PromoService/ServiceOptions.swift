@@ -34,6 +34,7 @@ public struct ServiceTopics: Sendable {
         case .changelog: changelog
         case .deadLetter: deadLetter
         case .rollup: rollups
+        case .recommendation: recommendations
         }
     }
 
@@ -100,6 +101,9 @@ public struct ServiceOptions: Sendable {
     /// A restore (on assignment or rewind) that takes longer stops the member with the reason, for its supervisor to
     /// restart it, rather than leaving it restoring forever out of sight.
     public var restoreTimeoutSeconds = 1800.0
+    /// The recommendation role: how often the candidate sets are recomputed from the predictions read meanwhile
+    /// (the users of a set that changed are then queued for new recommendations).
+    public var candidateRefreshSeconds = 5.0
 
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka

@@ -1,3 +1,4 @@
+import BOP
 import DINOP
 import Foundation
 import PromoEvents
@@ -30,13 +31,24 @@ public final class StopSignal: Sendable {
 }
 
 /// A consumer-group member: consume a batch → process → publish outputs, changelog records and offsets
-/// (one transaction in exactly-once mode) → repeat. Between batches it follows the model topic: an announced
-/// version is loaded, verified and swapped in, or refused with the reason in the log. Runs on the calling
+/// (one transaction in exactly-once mode) → repeat. It runs one of two roles (`StageProcessor`): the item role,
+/// which between batches follows the model topic (an announced version is loaded, verified and swapped in, or
+/// refused with the reason in the log), or the recommendation role, which between batches follows
+/// `promo.predictions` as its table of candidates. Runs on the calling
 /// thread, which it blocks; never call it from a task of the Swift concurrency pool. One thread at a time owns it
 /// (hence `@unchecked Sendable`: it may be handed to the thread that runs it).
 public final class StreamService: @unchecked Sendable {
     public let options: ServiceOptions
-    let processor: ShardedProcessor
+    /// The item role's processing (nil in the recommendation role).
+    let processor: ShardedProcessor?
+    /// The recommendation role's processing (nil in the item role).
+    let users: UserProcessor?
+    /// The role's processing, whichever it is.
+    let stage: any StageProcessor
+    /// The topics the role consumes, in the order its changelog records list their positions.
+    let inputTopics: [String]
+    private var candidateFeed: CandidateFeed?
+    private var candidatesRefreshed = ContinuousClock.now
     /// Where the member says what it did (`ServiceEvent`): `promo run` logs each, tests and the benchmark wait on them.
     let events: @Sendable (ServiceEvent) -> Void
     private var consumer: KafkaConsumer!
@@ -84,14 +96,39 @@ public final class StreamService: @unchecked Sendable {
     /// A line with nothing to wait for.
     func log(_ message: String) { events(.note(message)) }
 
+    /// The item role: predictions of the items of the input topics, served by `model`.
     public init(model: DINOPModel, options: ServiceOptions, events: @escaping @Sendable (ServiceEvent) -> Void) {
         self.options = options
-        self.processor = ShardedProcessor(model: model, options: options.processor)
+        let processor = ShardedProcessor(model: model, options: options.processor)
+        self.processor = processor
+        users = nil
+        stage = processor
+        inputTopics = options.topics.inputs
         self.events = events
         servingDigest = sha256Hex(model.safetensors())
     }
 
-    public var modelVersion: Int { processor.model.version }
+    /// The recommendation role (BOP.md): users' purchases in, their recommendations out, served by `bop`. It serves
+    /// that model only (the model topic carries item models).
+    public init(recommending bop: BOPModel, options: ServiceOptions, recommendations: UserProcessorOptions,
+                events: @escaping @Sendable (ServiceEvent) -> Void) {
+        var options = options
+        options.followModels = false
+        self.options = options
+        var userOptions = recommendations
+        userOptions.consumer = options.processor.consumer
+        userOptions.application = options.group
+        userOptions.purchases = options.topics.purchases
+        let users = UserProcessor(model: bop, options: userOptions)
+        processor = nil
+        self.users = users
+        stage = users
+        inputTopics = [options.topics.purchases]
+        self.events = events
+        servingDigest = sha256Hex(bop.safetensors())
+    }
+
+    public var modelVersion: Int { processor?.model.version ?? users?.recommender.model.version ?? 0 }
 
     /// Runs until `stop` is set; then finishes the batch in flight, commits, leaves the group and returns.
     public func run(until stop: StopSignal) throws {
@@ -124,9 +161,18 @@ public final class StreamService: @unchecked Sendable {
             // later one is refused).
             for announcement in announcements.reversed() where adopt(announcement, atStart: true) { break }
         }
-        events(.servingModel(processor.model.version))
-        metrics.modelVersion.record(processor.model.version)
-        try consumer.subscribe(options.topics.inputs)
+        if let users {
+            // Candidates before any user: a recommendation is computed from the table as it stands.
+            let feed = try CandidateFeed(kafka: options.kafka, topic: options.topics.predictions)
+            candidateFeed = feed
+            health.update { $0.waitingFor = "the predictions topic, read to its end" }
+            let read = try feed.catchUp(into: users, until: .now + .seconds(options.restoreTimeoutSeconds), stop: stop)
+            let groups = users.refreshCandidates().count
+            log("candidates: read \(read) predictions of \(users.table.itemCount) items (\(feed.unreadable) records that are not valid prediction/1 events skipped); \(groups) promotion-market groups of up to \(users.options.candidates) candidates")
+        }
+        events(.servingModel(modelVersion))
+        metrics.modelVersion.record(modelVersion)
+        try consumer.subscribe(inputTopics)
         health.update {
             $0.alive = true
             $0.waitingFor = "the group to assign partitions"
@@ -142,9 +188,10 @@ public final class StreamService: @unchecked Sendable {
                 try watchRebalance()
                 if needsRewind { try rewind() }
                 try followModels()
+                try followCandidates()
                 // A safety net: a message of a partition revoked during the poll belongs to another member now.
                 let messages = try consumer.poll(maxMessages: options.maxBatch,
-                                                 timeoutMs: processor.staleCount > 0 ? 0 : options.pollTimeoutMs)
+                                                 timeoutMs: stage.pendingCount > 0 ? 0 : options.pollTimeoutMs)
                     .filter { consumer.assignment.contains($0.topicPartition) }
                 reportClusterErrors(consumer.takeErrors())
                 if let crashGuard, crashGuard.needsIsolation(messages) {
@@ -175,6 +222,7 @@ public final class StreamService: @unchecked Sendable {
         health.update { $0.waitingFor = "nothing: stopping" }
         events(.stopping())
         follower?.close()
+        candidateFeed?.close()
         try consumer.close()
         if options.mode == .atLeastOnce { try producer.flush() }
         events(.stopped(messages: processedMessages))
@@ -212,7 +260,7 @@ public final class StreamService: @unchecked Sendable {
             revoked: { [unowned self] partitions in
                 // Every batch is committed before the next poll, so nothing of these partitions is in flight.
                 let numbers = Set(partitions.map(\.partition))
-                processor.remove(partitions: numbers)
+                stage.forget(partitions: numbers)
                 metrics.rebalance("revoked")
                 for tp in partitions { metrics.lag(0, of: tp) }
                 health.update {
@@ -257,7 +305,7 @@ public final class StreamService: @unchecked Sendable {
             // Not `close`: leaving waits on the coordinator that is stuck.
             consumer.abandon()
             consumer = try makeConsumer()
-            try consumer.subscribe(options.topics.inputs)
+            try consumer.subscribe(inputTopics)
             watch = RebalanceWatch(since: .now, lastReport: nil, rejoins: watch.rejoins + 1)
         }
         rebalance = watch
@@ -270,11 +318,12 @@ public final class StreamService: @unchecked Sendable {
         var config = options.kafka
         config["allow.auto.create.topics"] = "false"
         let admin = try KafkaAdmin(config)
-        guard let inputs = try admin.partitionCount(options.topics.profiles) else {
-            throw ServiceError("input topic \(options.topics.profiles) does not exist: create the topics with `promo topics --group \(options.group)`")
+        let first = inputTopics.first ?? options.topics.profiles
+        guard let inputs = try admin.partitionCount(first) else {
+            throw ServiceError("input topic \(first) does not exist: create the topics with `promo topics --group \(options.group)`")
         }
         // Rollup records go to the partition of the inputs they sum.
-        if let rollups = try admin.partitionCount(options.topics.rollups), rollups < inputs {
+        if processor != nil, let rollups = try admin.partitionCount(options.topics.rollups), rollups < inputs {
             throw ServiceError("rollup topic \(options.topics.rollups) has \(rollups) partitions, the input topics \(inputs): the sums of input partition p go to rollup partition p")
         }
         let changelog = options.topics.changelog
@@ -289,9 +338,22 @@ public final class StreamService: @unchecked Sendable {
         events(.createdChangelog(changelog, partitions: inputs, group: options.group))
     }
 
+    /// The recommendation role: predictions that arrived since the last batch go into the candidate table; every
+    /// `candidateRefreshSeconds` the candidate sets are recomputed, and the users of each one that changed queued.
+    private func followCandidates() throws {
+        guard let users, let candidateFeed else { return }
+        _ = try candidateFeed.poll(into: users)
+        guard (ContinuousClock.now - candidatesRefreshed).seconds >= options.candidateRefreshSeconds else { return }
+        candidatesRefreshed = .now
+        let changed = users.refreshCandidates()
+        if !changed.isEmpty {
+            log("candidates changed in \(changed.count) promotion-market groups; \(users.pendingCount) recommendations to recompute")
+        }
+    }
+
     /// Applies what arrived on the model topic since the last batch, in order.
     private func followModels() throws {
-        guard let follower else { return }
+        guard let follower, let processor else { return }
         let (announcements, unreadable) = try follower.poll()
         unreadable.forEach { log("model topic: \($0)") }
         if let pending = pendingAnnouncement, announcements.isEmpty {
@@ -313,6 +375,7 @@ public final class StreamService: @unchecked Sendable {
     /// Loads, verifies and swaps in an announced version; returns whether it is served now. A refused version is
     /// logged with the reason and the member goes on serving the version it has.
     private func adopt(_ announcement: ModelAnnouncement, atStart: Bool = false) -> Bool {
+        guard let processor, let follower else { return false }
         let version = announcement.version
         if version == processor.model.version {
             if announcement.sha256 == servingDigest { return true }
@@ -326,7 +389,7 @@ public final class StreamService: @unchecked Sendable {
             }
         }
         do {
-            let model = try follower!.topic.load(announcement, log: follower!.log)
+            let model = try follower.topic.load(announcement, log: follower.log)
             let previous = processor.model.version
             try processor.swap(to: model)
             servingDigest = announcement.sha256
@@ -365,10 +428,10 @@ public final class StreamService: @unchecked Sendable {
         let outputs: [OutputRecord]
         if let poison, let message = inputs.first {
             events(.poisonPill(topic: message.topic, partition: message.partition, offset: message.offset, reason: poison))
-            outputs = [processor.skip(message, reason: poison, nowMs: nowMs)]
+            outputs = [stage.skip(message, reason: poison, nowMs: nowMs)]
         } else {
             if let crashOn, messages.contains(where: { $0.value.contains(crashOn) }) { abort() }
-            outputs = processor.process(inputs, nowMs: nowMs)
+            outputs = stage.process(inputs, nowMs: nowMs)
         }
         guard !messages.isEmpty || !outputs.isEmpty else { return }
         let processed = clock.now
@@ -466,6 +529,7 @@ public final class StreamService: @unchecked Sendable {
             case .changelog: "changelog"
             case .deadLetter: "dead_letter"
             case .rollup: "rollup"
+            case .recommendation: "recommendation"
             }
             metrics.outputs(count, kind: name)
         }
@@ -480,7 +544,7 @@ public final class StreamService: @unchecked Sendable {
         if let last = gaugesUpdated, (now - last).seconds < min(options.statsIntervalSeconds, 5) { return }
         gaugesUpdated = now
         for (tp, lag) in consumer.lag() { metrics.lag(lag, of: tp) }
-        metrics.state(processor)
+        if let processor { metrics.state(processor) }
     }
 
     /// The outputs, each with the transaction's id in a header, then a `CommitLink` to each touched changelog
@@ -555,7 +619,7 @@ public final class StreamService: @unchecked Sendable {
             if let stopSignal { stopSignal.wait(upTo: pause) } else { usleep(restorePause * 1000) }
         }
         try checkRestore()
-        let inputs = options.topics.inputs
+        let inputs = inputTopics
         // Outside `run` (the benchmark restores records that carry no positions) there is no group to ask.
         let changelogs = partitions.map { TopicPartition(options.topics.changelog, $0) }
         let committed = consumer == nil ? [:]
@@ -609,7 +673,7 @@ public final class StreamService: @unchecked Sendable {
             let tp = TopicPartition(options.topics.changelog, p)
             changelogEnds[p] = max(committed[tp] ?? -1, -1)
             let chain = CommitChain(end: consumer == nil ? nil : changelogEnds[p], links: links[p] ?? [:])
-            processor.startRestore(partition: p, committed: inputs.map { max(committed[TopicPartition($0, p)] ?? 0, 0) })
+            stage.startRestore(partition: p, committed: inputs.map { max(committed[TopicPartition($0, p)] ?? 0, 0) })
             if let open = openAt[p] {
                 let id = records[p]?.first { $0.offset == open }?.header(CommitLink.header) ?? links[p]?[open]?.transaction
                 if let member = id.flatMap(writer(of:)) { unfinished.insert(member) }
@@ -620,7 +684,7 @@ public final class StreamService: @unchecked Sendable {
                     continue
                 }
                 do {
-                    try processor.restore(partition: m.partition, value: m.value)
+                    try stage.restore(partition: m.partition, value: m.value)
                 } catch let error as RestoreError {
                     skipped.add(error, at: "\(m.topicPartition) offset \(m.offset)", log)
                 } catch {
@@ -630,18 +694,18 @@ public final class StreamService: @unchecked Sendable {
             }
         }
         try reader.close()
-        for p in partitions { processor.finishRestore(partition: p) }
+        for p in partitions { stage.finishRestore(partition: p) }
         fence(unfinished.subtracting([options.member]))
         let seconds = Date().timeIntervalSince(started)
         metrics.restores.increment()
         metrics.restoredRecords.increment(by: count)
         metrics.restoreDuration.recordNanoseconds(Int64(seconds * 1e9))
-        events(.assigned(partitions, records: count, items: processor.itemCount, seconds: seconds, skipped: skipped))
+        events(.assigned(partitions, records: count, items: stage.stateCount, seconds: seconds, skipped: skipped))
         do { try crashGuard?.forget(below: committed) } catch { log("crash marker: \(error)") }
         return (count, committed)
     }
 
-    public var itemCount: Int { processor.itemCount }
+    public var itemCount: Int { stage.stateCount }
 
     /// The member of this group that ran a transaction (its `promo-txn` id: `<group>/<member>/…`).
     private func writer(of transaction: [UInt8]) -> String? {

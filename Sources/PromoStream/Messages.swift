@@ -20,12 +20,15 @@ public struct InputMessage: Sendable {
 public enum OutputKind: Sendable, Hashable, CaseIterable {
     /// `prediction/1`, keyed by item id.
     case prediction
-    /// The item's binary state (`StateCodec`), keyed `<promotion_id>/<item_id>`, to the input's partition.
+    /// The item's binary state (`StateCodec`), keyed `<promotion_id>/<item_id>`, or a user's purchase history
+    /// (`HistoryCodec`), keyed by user id, to the input's partition.
     case changelog
     /// `dead_letter/1`, keyed like the input it carries.
     case deadLetter
     /// `rollup/1`, keyed `<promotion_id>/<scope>/<id>/<partition>`.
     case rollup
+    /// `recommendation/1`, keyed by user id (the recommendation role).
+    case recommendation
 }
 
 public struct OutputRecord: Sendable {

@@ -43,9 +43,13 @@ final class OutputEncoder {
     }
 
     func deadLetter(_ message: InputMessage, reason: String, cause: DeadLetterCause, nowMs: Int64) -> OutputRecord {
+        Self.deadLetter(message, reason: reason, cause: cause, failedAt: timestamp(nowMs), consumer: consumer)
+    }
+
+    static func deadLetter(_ message: InputMessage, reason: String, cause: DeadLetterCause, failedAt: String,
+                           consumer: String) -> OutputRecord {
         let letter = DeadLetter(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,
-                                key: message.key, value: message.value, reason: reason,
-                                failedAt: timestamp(nowMs), consumer: consumer)
+                                key: message.key, value: message.value, reason: reason, failedAt: failedAt, consumer: consumer)
         return OutputRecord(kind: .deadLetter, partition: nil, key: message.key ?? [], value: Event.deadLetter(letter).encoded(),
                             statePartition: message.partition, deadLetterCause: cause)
     }

@@ -206,6 +206,7 @@ struct ByteReader {
 
     mutating func u8() throws -> UInt8 { try take(1).first! }
     mutating func u16() throws -> Int { Int(try unsigned(2)) }
+    mutating func u32() throws -> Int { Int(try unsigned(4)) }
     mutating func i64() throws -> Int64 { Int64(bitPattern: try unsigned(8)) }
     mutating func f32() throws -> Float { Float(bitPattern: UInt32(try unsigned(4))) }
     mutating func f64() throws -> Double { Double(bitPattern: try unsigned(8)) }

@@ -1,12 +1,22 @@
 // Throughput of the DINOP math, one core, release build: `swift run -c release promo-bench [--quick]`.
 // Prints item-days per second for the step alone and with all four heads (batches of 1 and 256), and seconds
 // per training epoch for 10,000 items × 20 days. See the README for the targets and what was measured.
+// `promo-bench bop …`: BOP.md's candidate scorings per second instead (BOPBench.swift, Deploy/local/bop-bench.sh).
 internal import CJemalloc
 import DINOP
 import Foundation
 
 let quick = CommandLine.arguments.contains("--quick")
 BLAS.setThreads(1)
+if CommandLine.arguments.dropFirst().first == "bop" {
+    do {
+        try bopBench(Array(CommandLine.arguments.dropFirst(2)))
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("promo-bench bop: \(error)\n".utf8))
+        exit(1)
+    }
+}
 
 func seconds(_ body: () -> Void) -> Double {
     let start = DispatchTime.now().uptimeNanoseconds

@@ -10,4 +10,11 @@ void dinop_tanh(float *x, long count);
 /// In place x[i] = max(x[i], 0), float32, vectorised (a branch per element mispredicts half the time).
 void dinop_relu(float *x, long count);
 
+/// BOP.md's multi-head self-attention of one sequence, float32, every token seeing every token. `qkv`: n rows of
+/// [Q | K | V] (3d floats each); head h owns columns h·dh … (h+1)·dh − 1, dh = d / g. Writes
+/// probs[(h·n + i)·n + j] = softmax_j(scale · Q_h[i] · K_h[j]) and adds Σ_j probs·mask[(h·n + i)·n + j]·V_h[j] to
+/// heads[i·d + h·dh …] (mask NULL: no dropout). `scratch`: 2·dh·n floats.
+void dinop_attention(const float *qkv, long n, long d, long g, float scale, float *probs, const float *mask,
+                     float *heads, float *scratch);
+
 #endif

@@ -1,0 +1,78 @@
+import PromoEvents
+
+/// A promotion's items in one market: what recommendations are chosen from.
+public struct CandidateGroup: Hashable, Sendable, Comparable {
+    public var promotionID: String
+    /// nil: items of no market.
+    public var market: String?
+
+    public init(promotionID: String, market: String?) {
+        (self.promotionID, self.market) = (promotionID, market)
+    }
+
+    public static func < (a: Self, b: Self) -> Bool {
+        if a.promotionID != b.promotionID { return a.promotionID.utf8.lexicographicallyPrecedes(b.promotionID.utf8) }
+        return (a.market ?? "").utf8.lexicographicallyPrecedes((b.market ?? "").utf8)
+    }
+}
+
+/// `promo.predictions` read as a table: each item's latest prediction (the highest `sequence`, else the latest
+/// read), and per (promotion, market) the top `size` items by predicted GMV (ties by item id bytes): the candidates.
+/// The top lists are refreshed on demand, so that a burst of predictions costs one sort per group.
+public final class CandidateTable {
+    public let size: Int
+    private struct Entry { var gmv: Double; var sequence: Int? }
+    private struct ItemRef: Hashable { var promotionID: String; var itemID: String }
+    private var entries: [CandidateGroup: [String: Entry]] = [:]
+    /// Where each item's latest prediction put it (an item's market may change with its profile).
+    private var placement: [ItemRef: CandidateGroup] = [:]
+    private var top: [CandidateGroup: [String]] = [:]
+    private var dirty = Set<CandidateGroup>()
+
+    public init(size: Int) { self.size = max(size, 1) }
+
+    /// Takes a prediction; returns false when it is older than the item's last one (a lower `sequence`) or its GMV
+    /// is not finite.
+    @discardableResult
+    public func apply(_ p: PredictionEvent) -> Bool {
+        guard p.gmv.isFinite else { return false }
+        let ref = ItemRef(promotionID: p.promotionID, itemID: p.itemID)
+        let group = CandidateGroup(promotionID: p.promotionID, market: p.market)
+        if let previous = placement[ref] {
+            if let old = entries[previous]?[p.itemID]?.sequence, let new = p.sequence, new < old { return false }
+            if previous != group {
+                entries[previous]?[p.itemID] = nil
+                dirty.insert(previous)
+            }
+        }
+        entries[group, default: [:]][p.itemID] = Entry(gmv: p.gmv, sequence: p.sequence)
+        placement[ref] = group
+        dirty.insert(group)
+        return true
+    }
+
+    /// Recomputes the top lists of groups that took predictions since the last refresh; returns the groups whose
+    /// set of candidates changed (a new order of the same items changes no BOP score).
+    public func refresh() -> [CandidateGroup] {
+        var changed: [CandidateGroup] = []
+        for group in dirty.sorted() {
+            let best = (entries[group] ?? [:]).sorted { a, b in
+                a.value.gmv != b.value.gmv ? a.value.gmv > b.value.gmv : a.key.utf8.lexicographicallyPrecedes(b.key.utf8)
+            }.prefix(size).map(\.key)
+            if Set(best) != Set(top[group] ?? []) { changed.append(group) }
+            top[group] = best.isEmpty ? nil : Array(best)
+        }
+        dirty.removeAll()
+        return changed
+    }
+
+    /// The candidates of a group as of the last refresh, by predicted GMV.
+    public func candidates(_ group: CandidateGroup) -> [String] { top[group] ?? [] }
+
+    /// The groups of a market that have candidates, in order.
+    public func groups(market: String?) -> [CandidateGroup] {
+        top.keys.filter { $0.market == market }.sorted()
+    }
+
+    public var itemCount: Int { placement.count }
+}

@@ -1,0 +1,137 @@
+// `promo-bench bop`: BOP.md candidate scorings per second on one core, the Swift side of Deploy/local/bop-bench.sh
+// (whose PyTorch peer, Deploy/local/bop_torch_peer.py, reads the same weights and workload).
+//
+//   promo-bench bop [--weights FILE | --write-weights FILE] [--workload FILE] [--json FILE]
+//                   [--candidates C] [--batches 1,100,1000] [--seconds S]
+//
+// The workload is a recommendation request: one user with 49 purchases (ACMR's n_max − 1) scored against a batch of
+// C candidates, so C sequences of n = 50 tokens, each its own pass (BOP.md). The ids are drawn from a fixed seed;
+// `--workload` writes them (and this side's P(buy) of the C candidates) as JSON for the peer. The timed work is
+// `BOPNetwork<Float>.probabilities` over the C sequences, from item rows to P(buy): the ids are hashed to rows
+// once, outside the loop, on both sides (a service hashes a user's history once per request, not per candidate).
+import BOP
+import DINOP
+import Foundation
+
+/// The user's history, the candidate pool and the market of the benchmark: the same on every run.
+struct BOPWorkload: Codable {
+    var market: String
+    var history: [String]
+    var candidates: [String]
+    /// This side's P(buy) of `candidates[0..<scored]` (float32 forward), for the peer to compare.
+    var p: [Double]
+}
+
+func bopBench(_ arguments: [String]) throws {
+    var options: [String: String] = [:]
+    var i = 0
+    while i < arguments.count {
+        let flag = arguments[i]
+        guard flag.hasPrefix("--"), i + 1 < arguments.count else {
+            throw BOPBenchError("usage: promo-bench bop [--weights FILE | --write-weights FILE] [--workload FILE] "
+                                + "[--json FILE] [--candidates C] [--batches 1,100,1000] [--seconds S] (bad \(flag))")
+        }
+        options[String(flag.dropFirst(2))] = arguments[i + 1]
+        i += 2
+    }
+    let known: Set = ["weights", "write-weights", "workload", "json", "candidates", "batches", "seconds"]
+    if let unknown = options.keys.sorted().first(where: { !known.contains($0) }) { throw BOPBenchError("unknown option --\(unknown)") }
+    let candidates = Int(options["candidates"] ?? "100") ?? 0
+    let seconds = Double(options["seconds"] ?? "3") ?? 0
+    var batches = try (options["batches"] ?? "1,100,1000").split(separator: ",").map { part in
+        guard let b = Int(part), b >= 1 else { throw BOPBenchError("--batches takes positive integers, got \(part)") }
+        return b
+    }
+    guard candidates >= 1, seconds > 0 else { throw BOPBenchError("--candidates and --seconds must be positive") }
+    if !batches.contains(candidates) { batches.append(candidates) }
+    batches.sort()
+
+    // The model: read, or ACMR's sizes at PyTorch's initialisation (seed 1), written for the peer.
+    let model: BOPModel
+    if let path = options["weights"] {
+        model = try BOPModel(contentsOf: URL(fileURLWithPath: path))
+    } else {
+        model = try BOPModel.random(config: .acmr, markets: ["de", "jp"], seed: 1)
+    }
+    if let path = options["write-weights"] {
+        try model.safetensors().write(to: URL(fileURLWithPath: path))
+    }
+    let config = model.config
+    let network = BOPNetwork<Float>(model)
+
+    // One user in market "de": 49 purchases (repeats possible, as in a real history) and a pool of candidates.
+    var rng = SeededGenerator(seed: 2)
+    let pool = batches.max()!
+    let historyIDs = (0..<(config.maxHistory - 1)).map { _ in "item-\(rng.next() % 50_000)" }
+    let candidateIDs = (0..<pool).map { _ in "item-\(rng.next() % 50_000)" }
+    let market = "de"
+    let history = historyIDs.map { model.itemRow($0) }, candidateRows = candidateIDs.map { model.itemRow($0) }
+    let marketIndex = model.marketIndex(market)
+    func score(_ count: Int) -> [Double] {
+        network.probabilities((0..<count).map { BOPSequence(history: history, candidate: candidateRows[$0], market: marketIndex) })
+    }
+    // The rows above are what `model.sequence(purchases:candidate:market:)` gives for these ids.
+    let check = model.sequence(purchases: historyIDs, candidate: candidateIDs[0], market: market)
+    guard check == BOPSequence(history: history, candidate: candidateRows[0], market: marketIndex) else {
+        throw BOPBenchError("the benchmark's sequences differ from BOPModel.sequence's")
+    }
+
+    let p = score(candidates)
+    if let path = options["workload"] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(BOPWorkload(market: market, history: historyIDs, candidates: candidateIDs, p: p))
+            .write(to: URL(fileURLWithPath: path))
+    }
+
+    print("BOP scoring benchmark (Swift, BOPNetwork<Float>): d = \(config.width), L = \(config.layers), "
+          + "g = \(config.heads), d_ff = \(config.ffn), V_b = \(config.itemRows), history \(history.count) + candidate, "
+          + "one OpenBLAS thread")
+    print(BLAS.configuration)
+    print("P(buy) of the first 5 candidates: " + p.prefix(5).map { String(format: "%.8f", $0) }.joined(separator: " "))
+    print("batch   candidate scorings/s (best of 3 runs of \(seconds) s), per wall second, per CPU second")
+    var rates: [String: Double] = [:], cpuRates: [String: Double] = [:]
+    for batch in batches {
+        // Calls per timed run: about `seconds` of work, from a first estimate.
+        var calls = 1
+        while true {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<calls { _ = score(batch) }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if elapsed >= seconds / 20 {
+                calls = Swift.max(1, Int(Double(calls) * seconds / elapsed))
+                break
+            }
+            calls *= 2
+        }
+        // Best of 3 by the wall clock, and by this process's CPU time (what another process's load does not change).
+        var best = 0.0, bestCPU = 0.0
+        for _ in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds, startCPU = processCPUSeconds()
+            for _ in 0..<calls { _ = score(batch) }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, cpu = processCPUSeconds() - startCPU
+            best = Swift.max(best, Double(calls * batch) / elapsed)
+            bestCPU = Swift.max(bestCPU, Double(calls * batch) / cpu)
+        }
+        rates[String(batch)] = best
+        cpuRates[String(batch)] = bestCPU
+        print(String(format: "%5d   %14.0f   %14.0f", batch, best, bestCPU))
+    }
+    if let path = options["json"] {
+        let object: [String: Any] = ["side": "swift", "rates": rates, "cpu_rates": cpuRates, "p": Array(p.prefix(5)),
+                                     "batch": candidates, "history": history.count]
+        try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+/// This process's CPU time (user and system), in seconds.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+struct BOPBenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
