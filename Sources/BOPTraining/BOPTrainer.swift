@@ -206,3 +206,31 @@ public enum BOPRanking {
         return best
     }
 }
+
+/// A co-purchase baseline: a candidate scores how many users bought it together with one of the user's items,
+/// counted over every market's training purchases (ties by the market's popularity). On XMarket this is about
+/// what ACMR's figures are: the signal is the items' co-purchases, across markets.
+public struct CoPurchase: Sendable {
+    private var counts: [String: [String: Int]] = [:]
+
+    public init(_ markets: [MarketData]) {
+        for data in markets {
+            var items: [String: Set<String>] = [:]
+            for purchase in data.split.training { items[purchase.user, default: []].insert(purchase.item) }
+            for bought in items.values {
+                for a in bought { for b in bought where a != b { counts[a, default: [:]][b, default: 0] += 1 } }
+            }
+        }
+    }
+
+    public func evaluate(_ split: MarketSplit, _ cases: [RankingCase]) -> RankingMetrics {
+        RankingMetrics(ranks: cases.map { c in
+            let history = Set(c.history)
+            func score(_ item: String) -> Double {
+                let together = history.reduce(0) { $0 + (counts[$1]?[item] ?? 0) }
+                return Double(together) * 1e9 + Double(split.popularity[item] ?? 0)
+            }
+            return RankingMetrics.rank(positive: score(c.item), negatives: c.negatives.map(score))
+        })
+    }
+}

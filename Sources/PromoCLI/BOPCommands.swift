@@ -9,7 +9,7 @@ import PromoStream
 struct BOPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bop", abstract: "BOP.md: who buys what through the promotion (ACMR's cross-market model).",
-        subcommands: [BOPTrainCommand.self, BOPEvaluateCommand.self, BOPPredictCommand.self])
+        subcommands: [BOPTrainCommand.self, BOPEvaluateCommand.self, BOPPredictCommand.self, BOPBacktestCommand.self])
 }
 
 /// ACMR's Table 3 (random protocol), NDCG@10 and Recall@10, and FOREC's NDCG@10 there (BOP.md).
@@ -182,7 +182,11 @@ struct BOPEvaluateCommand: ParsableCommand {
         let (start, data) = try flags.prepare(`protocol`)
         let threads = flags.threads
         var rows: [String: [(String, RankingMetrics)]] = [:]
-        for d in data { rows[d.split.market, default: []].append(("popularity", BOPRanking.popularity(d.split, d.split.test))) }
+        let coPurchase = CoPurchase(data)
+        for d in data {
+            rows[d.split.market, default: []].append(("popularity", BOPRanking.popularity(d.split, d.split.test)))
+            rows[d.split.market, default: []].append(("co-purchase count (all markets)", coPurchase.evaluate(d.split, d.split.test)))
+        }
         if !noSingle {
             for d in data {
                 let alone = BOPRanking.train(start, [d], options: flags.options, evaluateStart: false,
@@ -256,37 +260,88 @@ struct BOPPredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.setThreads(1)
-        let bop: BOPModel
-        do { bop = try BOPModel(contentsOf: URL(fileURLWithPath: model)) } catch { throw ValidationError("--model \(model): \(error)") }
-        let decoder = EventDecoder()
-        let limit = max(bop.config.maxHistory, 1)
-        var histories: [String: PurchaseHistory] = [:]
-        var skipped = 0
-        func rejected(_ line: RejectedLine) {
-            skipped += 1
-            if skipped <= 5 { report("skipped \(line)") }
-        }
-        for url in try EventFile.expand(purchases) {
-            try EventFile.read(url, decoder: decoder, rejected: rejected) { event in
-                guard case .purchase(let p) = event, let at = UTCTimestamp.milliseconds(p.purchasedAt) else { skipped += 1; return }
-                histories[p.userID, default: PurchaseHistory(user: p.userID)].add(UserPurchase(item: p.itemID, market: p.market, atMs: at), limit: limit)
-            }
-        }
-        let table = CandidateTable(size: candidates)
-        for url in try EventFile.expand(predictions) {
-            try EventFile.read(url, decoder: decoder, rejected: rejected) { event in
-                guard case .prediction(let p) = event else { skipped += 1; return }
-                table.apply(p)
-            }
-        }
-        table.refresh()
-        if skipped > 0 { report("skipped \(skipped) lines that are not purchase/1 or prediction/1 events") }
+        let (bop, purchases, table) = try readRecommendationInputs(model: model, purchases: self.purchases, predictions: predictions,
+                                                                   candidates: candidates)
+        let histories = PurchaseHistory.histories(purchases, limit: bop.config.maxHistory)
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let recommender = Recommender(model: bop, topK: topK)
         for recommendation in recommender.recommendations(Array(histories.values), table: table, producedAt: formatter.string(from: Date())) {
             print(String(decoding: Event.recommendation(recommendation).encoded(), as: UTF8.self))
         }
+    }
+}
+
+/// The BOP model, every purchase/1 event and the candidate table (prediction/1 events) of `bop predict` and
+/// `bop backtest`; lines that are not such events are reported on stderr and skipped.
+func readRecommendationInputs(model: String, purchases: [String], predictions: [String], candidates: Int) throws
+    -> (BOPModel, [Purchase], CandidateTable) {
+    BLAS.setThreads(1)
+    let bop: BOPModel
+    do { bop = try BOPModel(contentsOf: URL(fileURLWithPath: model)) } catch { throw ValidationError("--model \(model): \(error)") }
+    let decoder = EventDecoder()
+    var skipped = 0, read: [Purchase] = []
+    func rejected(_ line: RejectedLine) {
+        skipped += 1
+        if skipped <= 5 { report("skipped \(line)") }
+    }
+    for url in try EventFile.expand(purchases) {
+        try EventFile.read(url, decoder: decoder, rejected: rejected) { event in
+            guard case .purchase(let p) = event else { skipped += 1; return }
+            read.append(p)
+        }
+    }
+    let table = CandidateTable(size: candidates)
+    for url in try EventFile.expand(predictions) {
+        try EventFile.read(url, decoder: decoder, rejected: rejected) { event in
+            guard case .prediction(let p) = event else { skipped += 1; return }
+            table.apply(p)
+        }
+    }
+    table.refresh()
+    if skipped > 0 { report("skipped \(skipped) lines that are not purchase/1 or prediction/1 events") }
+    return (bop, read, table)
+}
+
+struct BOPBacktestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backtest",
+        abstract: "Score recommendations against what each user bought on the promotion day.",
+        discussion: """
+            Each user's history is their purchases before --day (UTC); their list per promotion is what \
+            `promo run --role recommendations` would publish at the day's start (the --top-k of --candidates by \
+            P(buy)); a hit is a listed item the user bought on the day. Prints per promotion and market, over the \
+            users who bought on the day and before it: hit rate, precision, recall and NDCG at K, beside the same \
+            candidates ranked by predicted GMV alone (the list every user would get).
+            """)
+
+    @Option(help: "A BOP weight file (`promo bop train` writes them).") var model: String
+    @Option(parsing: .upToNextOption, help: "purchase/1 event files or folders.") var purchases: [String]
+    @Option(parsing: .upToNextOption, help: "prediction/1 event files or folders (the candidates as of the day's start).") var predictions: [String]
+    @Option(help: "The promotion day, YYYY-MM-DD (UTC).") var day: String
+    @Option(help: "Items per recommendation.") var topK = 10
+    @Option(help: "Candidates per promotion and market.") var candidates = 100
+
+    func validate() throws {
+        try FlagCheck.inRange(topK, 1...Recommendation.maxItems, "--top-k")
+        try FlagCheck.inRange(candidates, 1...1_000_000, "--candidates")
+        guard UTCTimestamp.milliseconds("\(day)T00:00:00Z") != nil else { throw ValidationError("--day must be YYYY-MM-DD, got \(day)") }
+    }
+
+    func run() throws {
+        let (bop, purchases, table) = try readRecommendationInputs(model: model, purchases: self.purchases, predictions: predictions,
+                                                                   candidates: candidates)
+        let start = UTCTimestamp.milliseconds("\(day)T00:00:00Z") ?? 0
+        let rows = RecommendationBacktest(recommender: Recommender(model: bop, topK: topK)).run(purchases: purchases, table: table, dayStartMs: start)
+        print("Recommendations at the start of \(day) against that day's purchases, K = \(topK), \(candidates) candidates\n")
+        print("| promotion | market | list | users | hit rate | precision | recall | NDCG |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
+        for row in rows {
+            for (name, f) in [("BOP", row.bop), ("by predicted GMV", row.byGMV)] {
+                print(String(format: "| %@ | %@ | %@ | %d | %.4f | %.4f | %.4f | %.4f |", row.group.promotionID, row.group.market ?? "(none)",
+                             name, f.users, f.hitRate, f.precision, f.recall, f.ndcg))
+            }
+        }
+        if rows.isEmpty { print("(no user bought both before and on \(day))") }
     }
 }

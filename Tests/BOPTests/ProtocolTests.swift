@@ -86,6 +86,26 @@ struct BOPProtocolTests {
         #expect(BOPRanking.popularity(split, testOnHit).ndcg10 == 1)
     }
 
+    @Test("the co-purchase baseline ranks first what other markets' users bought with the user's items")
+    func coPurchase() {
+        // In jp every test user bought "camera" and then "lens", a pair no jp user bought in training (so jp's
+        // popularity is no help); in de, 30 users bought the pair.
+        var jp: [Interaction] = [], de: [Interaction] = []
+        for u in 0..<20 {
+            for (j, item) in ["x\(u)", "y\(u)", "camera", "lens"].enumerated() { jp.append(Interaction(user: "j\(u)", item: item, time: j, market: "jp")) }
+        }
+        for u in 0..<30 {
+            for (j, item) in ["camera", "lens", "z\(u % 3)", "w\(u % 3)"].enumerated() { de.append(Interaction(user: "d\(u)", item: item, time: j, market: "de")) }
+        }
+        let jpSplit = MarketSplit(market: "jp", interactions: jp, protocol: .timeOrdered, negatives: 30, seed: 1)
+        let deSplit = MarketSplit(market: "de", interactions: de, protocol: .timeOrdered, negatives: 30, seed: 1)
+        let both = CoPurchase([MarketData(split: jpSplit, index: 0), MarketData(split: deSplit, index: 1)])
+        let jpAlone = CoPurchase([MarketData(split: jpSplit, index: 0)])
+        #expect(jpSplit.test.allSatisfy { $0.item == "lens" && $0.history.contains("camera") })
+        #expect(both.evaluate(jpSplit, jpSplit.test).ndcg10 == 1)
+        #expect(jpAlone.evaluate(jpSplit, jpSplit.test).ndcg10 < 0.5)
+    }
+
     @Test("XMarket rows: dates become day numbers; a bad row is reported by file and line and skipped")
     func loader() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("xm-\(UUID().uuidString)")

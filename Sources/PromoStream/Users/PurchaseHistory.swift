@@ -48,6 +48,19 @@ public struct PurchaseHistory: Sendable, Equatable {
     }
 }
 
+extension PurchaseHistory {
+    /// Each user's history of these purchases (those before `beforeMs`, when given), as the role builds them.
+    public static func histories(_ purchases: some Sequence<Purchase>, limit: Int, beforeMs: Int64? = nil) -> [String: PurchaseHistory] {
+        var histories: [String: PurchaseHistory] = [:]
+        for p in purchases {
+            guard let at = UTCTimestamp.milliseconds(p.purchasedAt), at < beforeMs ?? .max else { continue }
+            histories[p.userID, default: PurchaseHistory(user: p.userID)].add(UserPurchase(item: p.itemID, market: p.market, atMs: at),
+                                                                              limit: max(limit, 1))
+        }
+        return histories
+    }
+}
+
 /// A user's history as a changelog record, keyed by user id: layout 1, the provenance (`Provenance`: application and
 /// input positions) and the purchases.
 enum HistoryCodec {
