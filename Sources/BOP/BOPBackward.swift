@@ -1,3 +1,4 @@
+import CKernels
 import DINOP
 
 extension BOPPass {
@@ -84,6 +85,18 @@ extension BOPPass {
             let dQKV = dQKVBuffer.baseAddress!, dP = dPBuffer.baseAddress!
             // (An empty array's buffer may still have a base address.)
             let dropped = maskBuffer.isEmpty ? nil : maskBuffer.baseAddress
+            if T.self == Float.self {
+                // The vectorised kernel (C); the generic loops below are the float64 path of the gradient checks.
+                func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * dh * n + n)
+                defer { scratch.deallocate() }
+                for s in 0..<count {
+                    dinop_attention_backward(float(qkv + s * n * 3 * d), n, d, g, Float(scale), float(probabilities + s * g * n * n),
+                                             dropped.map { float($0 + s * g * n * n) }, float(dHeads + s * n * d),
+                                             UnsafeMutableRawPointer(dQKV + s * n * 3 * d).assumingMemoryBound(to: Float.self), scratch)
+                }
+                return
+            }
             for s in 0..<count {
                 for h in 0..<g {
                     for i in 0..<n {

@@ -110,3 +110,57 @@ void dinop_attention(const float *qkv, long n, long d, long g, float scale, floa
         }
     }
 }
+
+DINOP_CLONES
+void dinop_attention_backward(const float *qkv, long n, long d, long g, float scale, const float *probs,
+                              const float *mask, const float *dheads, float *dqkv, float *scratch) {
+#pragma clang fp reassociate(on)
+    long dh = d / g, stride = 3 * d;
+    float *kt = scratch, *vt = kt + dh * n, *dkt = vt + dh * n, *dvt = dkt + dh * n, *dp = dvt + dh * n;
+    for (long h = 0; h < g; h++) {
+        for (long j = 0; j < n; j++) {
+            for (long c = 0; c < dh; c++) {
+                kt[c * n + j] = qkv[j * stride + d + h * dh + c];
+                vt[c * n + j] = qkv[j * stride + 2 * d + h * dh + c];
+                dkt[c * n + j] = 0;
+                dvt[c * n + j] = 0;
+            }
+        }
+        for (long i = 0; i < n; i++) {
+            const float *row = probs + (h * n + i) * n, *o = dheads + i * d + h * dh, *q = qkv + i * stride + h * dh;
+            const float *m = mask ? mask + (h * n + i) * n : 0;
+            // O_i = Σ_j (P_ij · mask_ij) V_j: dV_j += P_ij mask_ij dO_i; dP_ij = mask_ij (dO_i · V_j).
+            for (long j = 0; j < n; j++) dp[j] = 0;
+            for (long c = 0; c < dh; c++) {
+                float oc = o[c];
+                const float *v = vt + c * n;
+                float *dv = dvt + c * n;
+                for (long j = 0; j < n; j++) dp[j] += oc * v[j];
+                if (m) { for (long j = 0; j < n; j++) dv[j] += row[j] * m[j] * oc; }
+                else { for (long j = 0; j < n; j++) dv[j] += row[j] * oc; }
+            }
+            if (m) { for (long j = 0; j < n; j++) dp[j] *= m[j]; }
+            float weighted = 0;
+            for (long j = 0; j < n; j++) weighted += row[j] * dp[j];
+            // The softmax: dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik), scaled; then dQ_i = Σ_j dS_ij K_j, dK_j += dS_ij Q_i.
+            for (long j = 0; j < n; j++) dp[j] = row[j] * (dp[j] - weighted) * scale;
+            float *dq = dqkv + i * stride + h * dh;
+            for (long c = 0; c < dh; c++) {
+                const float *k = kt + c * n;
+                float *dk = dkt + c * n;
+                float sum = 0, qc = q[c];
+                for (long j = 0; j < n; j++) {
+                    sum += dp[j] * k[j];
+                    dk[j] += dp[j] * qc;
+                }
+                dq[c] += sum;
+            }
+        }
+        for (long j = 0; j < n; j++) {
+            for (long c = 0; c < dh; c++) {
+                dqkv[j * stride + d + h * dh + c] += dkt[c * n + j];
+                dqkv[j * stride + 2 * d + h * dh + c] += dvt[c * n + j];
+            }
+        }
+    }
+}

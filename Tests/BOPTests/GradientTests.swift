@@ -7,6 +7,31 @@ import Testing
 struct BOPGradientTests {
     /// Central finite differences in float64 against the analytic gradient, for every tensor of BOP.md's table.
     /// With dropout the masks come from the seed, so each evaluation of the loss drops the same units.
+    /// Float passes run the attention in the C kernels (`dinop_attention`, `dinop_attention_backward`), float64
+    /// passes in the Swift loops the finite differences check: the two gradients agree, with and without dropout.
+    @Test("the float32 kernels' gradient equals the checked float64 one", arguments: [0.0, 0.3])
+    func floatKernelsAgree(dropout: Double) throws {
+        let config = BOPConfig(width: 16, layers: 2, heads: 4, ffn: 12, maxHistory: 12, itemRows: 31)
+        let model = try BOPModel.random(config: config, markets: ["de", "jp"], seed: 9)
+        var rng = SeededGenerator(seed: 4)
+        let sequences = (0..<24).map { s in
+            BOPSequence(history: (0..<(s % 11)).map { _ in Int(rng.next() % 31) }, candidate: Int(rng.next() % 31),
+                        market: s % 3 == 2 ? nil : s % 2)
+        }
+        let labels = sequences.indices.map { $0 % 3 == 0 }
+        var single = [Float](repeating: 0, count: model.values.count)
+        var double = [Double](repeating: 0, count: model.values.count)
+        let lossFloat = BOPNetwork<Float>(model).loss(sequences, labels: labels, gradient: &single, dropout: dropout, seed: 3)
+        let lossDouble = BOPNetwork<Double>(model, values: model.values.map(Double.init))
+            .loss(sequences, labels: labels, gradient: &double, dropout: dropout, seed: 3)
+        #expect(abs(lossFloat - lossDouble) < 1e-5)
+        let scale = double.map(abs).max() ?? 1
+        #expect(scale > 0)
+        var worst = 0.0
+        for i in double.indices { worst = max(worst, abs(Double(single[i]) - double[i]) / scale) }
+        #expect(worst < 1e-4, "largest difference \(worst) of the largest gradient entry \(scale)")
+    }
+
     @Test("finite-difference check of every BOP tensor (without dropout; with PyTorch's four dropout sites)",
           arguments: [0.0, 0.3])
     func finiteDifferences(dropout: Double) throws {

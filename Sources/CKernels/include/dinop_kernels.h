@@ -17,4 +17,9 @@ void dinop_relu(float *x, long count);
 void dinop_attention(const float *qkv, long n, long d, long g, float scale, float *probs, const float *mask,
                      float *heads, float *scratch);
 
+/// The backward pass of `dinop_attention` for one sequence: given the gradient at `heads` (`dheads`, n × d) and the
+/// pass's `probs` and `mask`, adds the gradients of Q, K and V to `dqkv` (n rows of 3d). `scratch`: 4·dh·n + n floats.
+void dinop_attention_backward(const float *qkv, long n, long d, long g, float scale, const float *probs,
+                              const float *mask, const float *dheads, float *dqkv, float *scratch);
+
 #endif
