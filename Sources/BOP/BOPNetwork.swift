@@ -71,10 +71,14 @@ public struct BOPNetwork<T: DINOPScalar>: Sendable {
     @_specialize(where T == Float)
     public func probabilities(_ sequences: [BOPSequence]) -> [Double] {
         var result = [Double](repeating: 0, count: sequences.count)
-        // Chunks of 32 sequences keep a layer's activations in cache (with n = 50 its attention weights are 2.5 MB).
+        // Chunks of up to 32 sequences keep a layer's activations in cache (with n = 50 its attention weights are
+        // 2.5 MB); fewer when the sequences are long.
         for bucket in Dictionary(grouping: sequences.indices, by: { sequences[$0].length }).values {
-            for start in stride(from: 0, to: bucket.count, by: 32) {
-                let chunk = bucket[start..<Swift.min(start + 32, bucket.count)]
+            let n = sequences[bucket[0]].length
+            let (square, overflow) = n.multipliedReportingOverflow(by: n * config.heads)
+            let size = overflow ? 1 : Swift.max(1, Swift.min(32, (1 << 22) / Swift.max(square, 1)))
+            for start in stride(from: 0, to: bucket.count, by: size) {
+                let chunk = bucket[start..<Swift.min(start + size, bucket.count)]
                 let pass = BOPPass(network: self, sequences: chunk.map { sequences[$0] }, keepsActivations: false)
                 for (i, p) in zip(chunk, pass.probabilities) { result[i] = Double(p) }
             }

@@ -94,8 +94,13 @@ public struct BOPTrainer {
                                         seed: seed ^ UInt64(range.lowerBound))
                 return (loss, gradient, range.count)
             }
-            var loss = 0.0, buffers = parts.map(\.1)
-            for (p, (partLoss, _, count)) in parts.enumerated() {
+            // Moved out of `parts`, so that each buffer is uniquely referenced and written in place.
+            var loss = 0.0, buffers: [[Float]] = [], counts: [(Double, Int)] = []
+            for part in consume parts {
+                buffers.append(part.1)
+                counts.append((part.0, part.2))
+            }
+            for (p, (partLoss, count)) in counts.enumerated() {
                 loss += partLoss * Double(count) / Double(batch.count)
                 let weight = Float(count) / Float(batch.count)
                 // The sum goes into the first buffer; the others are zeroed for the next batch as they are read.
@@ -120,10 +125,9 @@ public struct BOPTrainer {
     private mutating func reach(_ markets: [MarketData]) {
         let d = model.config.width, embedding = model.config.itemRows * d
         var rows = Set<Int>()
-        for data in markets {
-            for item in data.split.items { rows.insert(model.itemRow(item)) }
-            for purchase in data.split.training { for item in purchase.history { rows.insert(model.itemRow(item)) } }
-        }
+        // Every example's tokens are items of its market: positives and histories are purchases, negatives drawn
+        // from `items`.
+        for data in markets { for item in data.split.items { rows.insert(model.itemRow(item)) } }
         var ranges: [Range<Int>] = []
         for row in rows.sorted() {
             if let last = ranges.last, last.upperBound == row * d { ranges[ranges.count - 1] = last.lowerBound..<(row + 1) * d }

@@ -47,6 +47,7 @@ struct BOPTrainingFlags: ParsableArguments {
         try FlagCheck.atLeast(validationUsers, 1, "--validation-users")
         try FlagCheck.finite(dropout, 0...0.9, "--dropout")
         try FlagCheck.finite(learningRate, 1e-12...10, "--learning-rate")
+        try FlagCheck.inRange(maxHistory, 1...Recommender.maxServedHistory, "--max-history")
         for market in markets where !XMarket.markets.contains(market) {
             throw ValidationError("unknown market \(market) (XMarket electronics has \(XMarket.markets.joined(separator: ", ")))")
         }
@@ -256,7 +257,7 @@ struct BOPPredictCommand: ParsableCommand {
 
     func validate() throws {
         try FlagCheck.inRange(topK, 1...Recommendation.maxItems, "--top-k")
-        try FlagCheck.inRange(candidates, 1...1_000_000, "--candidates")
+        try FlagCheck.inRange(candidates, 1...CandidateTable.largest, "--candidates")
     }
 
     func run() throws {
@@ -279,6 +280,7 @@ func readRecommendationInputs(model: String, purchases: [String], predictions: [
     BLAS.setThreads(1)
     let bop: BOPModel
     do { bop = try BOPModel(contentsOf: URL(fileURLWithPath: model)) } catch { throw ValidationError("--model \(model): \(error)") }
+    if let problem = Recommender.servingProblem(bop) { throw ValidationError("--model \(model): \(problem)") }
     let decoder = EventDecoder()
     var skipped = 0, read: [Purchase] = []
     func rejected(_ line: RejectedLine) {
@@ -324,7 +326,7 @@ struct BOPBacktestCommand: ParsableCommand {
 
     func validate() throws {
         try FlagCheck.inRange(topK, 1...Recommendation.maxItems, "--top-k")
-        try FlagCheck.inRange(candidates, 1...1_000_000, "--candidates")
+        try FlagCheck.inRange(candidates, 1...CandidateTable.largest, "--candidates")
         guard UTCTimestamp.milliseconds("\(day)T00:00:00Z") != nil else { throw ValidationError("--day must be YYYY-MM-DD, got \(day)") }
     }
 

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import PromoKafka
 import PromoServer
+import PromoEvents
 import PromoService
 import PromoStream
 import ServiceLifecycle
@@ -134,8 +135,9 @@ struct RunCommand: AsyncParsableCommand {
         if s.role == "recommendations", s.finetuneEvery != nil {
             throw ValidationError("--finetune-every fine-tunes the item model: give it to a member of the item role")
         }
-        try FlagCheck.inRange(s.topK, 1...1000, "--top-k")
-        try FlagCheck.inRange(s.candidates, 1...1_000_000, "--candidates")
+        try FlagCheck.inRange(s.topK, 1...Recommendation.maxItems, "--top-k")
+        try FlagCheck.inRange(s.candidates, 1...CandidateTable.largest, "--candidates")
+        if s.role == "recommendations" { try FlagCheck.atLeast(s.recomputePerBatch, 1, "--recompute-per-batch") }
         try FlagCheck.seconds(s.candidateRefreshSeconds, "--candidate-refresh-seconds")
         guard !s.member.isEmpty, !s.group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
         guard LogFormat(rawValue: s.logFormat) != nil else { throw ValidationError("--log-format must be text or json, got \(s.logFormat)") }
@@ -257,6 +259,7 @@ enum Role {
         } catch {
             throw ValidationError("--model \(settings.model): \(error) (the recommendation role serves a BOP file: `promo bop train` writes them)")
         }
+        if let problem = Recommender.servingProblem(bop) { throw ValidationError("--model \(settings.model): \(problem)") }
         var options = UserProcessorOptions()
         options.topK = settings.topK
         options.candidates = settings.candidates

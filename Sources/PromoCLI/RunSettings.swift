@@ -91,7 +91,9 @@ struct RunSettings: Sendable {
         s.mode = try value("mode", s.mode) { try config.requiredString(forKey: $0) }
         s.graceSeconds = try value("grace-seconds", s.graceSeconds) { try config.requiredDouble(forKey: $0) }
         s.presaleDays = try value("presale-days", s.presaleDays) { try config.requiredInt(forKey: $0) }
-        s.maxBatch = try value("max-batch", s.maxBatch) { try config.requiredInt(forKey: $0) }
+        // A purchase costs a scoring per promotion of the user's market (about 30 ms for 100 candidates): smaller
+        // batches keep a transaction well inside the group's poll interval.
+        s.maxBatch = try value("max-batch", s.role == "recommendations" ? 200 : s.maxBatch) { try config.requiredInt(forKey: $0) }
         s.pollMs = try value("poll-ms", s.pollMs) { try config.requiredInt(forKey: $0) }
         s.rollupSeconds = try value("rollup-seconds", s.rollupSeconds) { try config.requiredDouble(forKey: $0) }
         s.threads = try value("threads", s.threads) { try config.requiredInt(forKey: $0) }

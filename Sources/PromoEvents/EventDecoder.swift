@@ -139,8 +139,15 @@ public struct EventDecoder: Sendable {
     }
 
     private func purchase(_ f: Fields) throws(EventError) -> Purchase {
-        Purchase(userID: try f.nonEmptyString("user_id"), itemID: try f.nonEmptyString("item_id"),
-                 market: try f.optionalNonEmptyString("market"), purchasedAt: try f.timestamp("purchased_at"))
+        // Bounded ids: a user's history holds up to max_history of them, and its changelog record must stay a
+        // Kafka record.
+        func bounded(_ name: String, _ value: String?) throws(EventError) -> String? {
+            guard let value, value.unicodeScalars.count > Purchase.maxIDLength else { return value }
+            throw EventError(path: f.child(name), reason: "at most \(Purchase.maxIDLength) characters, got \(value.unicodeScalars.count)")
+        }
+        return Purchase(userID: try bounded("user_id", try f.nonEmptyString("user_id")) ?? "",
+                        itemID: try bounded("item_id", try f.nonEmptyString("item_id")) ?? "",
+                        market: try bounded("market", try f.optionalNonEmptyString("market")), purchasedAt: try f.timestamp("purchased_at"))
     }
 
     private func recommendation(_ f: Fields) throws(EventError) -> Recommendation {

@@ -230,6 +230,8 @@ public struct DeadLetter: Sendable, Equatable {
 /// stream (BOP.md), whose history of a user is their purchases in time order.
 public struct Purchase: Sendable, Equatable {
     public static let schema = "purchase/1"
+    /// The longest `user_id`, `item_id` or `market`, in characters (Unicode scalars).
+    public static let maxIDLength = 256
     public var userID: String
     public var itemID: String
     /// The market the item was bought in (a market id as in an item profile); nil when unknown (unlisted).

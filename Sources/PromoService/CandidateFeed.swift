@@ -16,6 +16,8 @@ final class CandidateFeed {
         config["enable.partition.eof"] = "true"
         config["isolation.level"] = "read_committed"
         config["allow.auto.create.topics"] = "false"
+        // An offset that retention deleted mid-read resumes at the oldest record left, not at the end.
+        config["auto.offset.reset"] = "earliest"
         let admin = try KafkaAdmin(kafka)
         guard let count = try admin.partitionCount(topic), count > 0 else {
             throw ServiceError("the predictions topic \(topic) does not exist: create the topics with `promo topics`")
@@ -46,6 +48,9 @@ final class CandidateFeed {
     func poll(into processor: UserProcessor) throws -> Int {
         apply(try consumer.poll(maxMessages: 10_000, timeoutMs: 0), to: processor)
     }
+
+    /// Errors librdkafka retries by itself since the last call (the member counts and reports them).
+    func takeErrors() -> [KafkaError] { consumer.takeErrors() }
 
     private func apply(_ messages: [KafkaMessage], to processor: UserProcessor) -> Int {
         var predictions: [PredictionEvent] = []

@@ -166,7 +166,14 @@ public final class StreamService: @unchecked Sendable {
             let feed = try CandidateFeed(kafka: options.kafka, topic: options.topics.predictions)
             candidateFeed = feed
             health.update { $0.waitingFor = "the predictions topic, read to its end" }
-            let read = try feed.catchUp(into: users, until: .now + .seconds(options.restoreTimeoutSeconds), stop: stop)
+            let read: Int
+            do {
+                read = try feed.catchUp(into: users, until: .now + .seconds(options.restoreTimeoutSeconds), stop: stop)
+            } catch is ServiceStopped {
+                feed.close()
+                events(.stopped(messages: 0))
+                return
+            }
             let groups = users.refreshCandidates().count
             log("candidates: read \(read) predictions of \(users.table.itemCount) items (\(feed.unreadable) records that are not valid prediction/1 events skipped); \(groups) promotion-market groups of up to \(users.options.candidates) candidates")
         }
@@ -322,6 +329,9 @@ public final class StreamService: @unchecked Sendable {
         guard let inputs = try admin.partitionCount(first) else {
             throw ServiceError("input topic \(first) does not exist: create the topics with `promo topics --group \(options.group)`")
         }
+        if users != nil, try admin.partitionCount(options.topics.recommendations) == nil {
+            throw ServiceError("output topic \(options.topics.recommendations) does not exist: create the topics with `promo topics --group \(options.group)`")
+        }
         // Rollup records go to the partition of the inputs they sum.
         if processor != nil, let rollups = try admin.partitionCount(options.topics.rollups), rollups < inputs {
             throw ServiceError("rollup topic \(options.topics.rollups) has \(rollups) partitions, the input topics \(inputs): the sums of input partition p go to rollup partition p")
@@ -343,6 +353,7 @@ public final class StreamService: @unchecked Sendable {
     private func followCandidates() throws {
         guard let users, let candidateFeed else { return }
         _ = try candidateFeed.poll(into: users)
+        reportClusterErrors(candidateFeed.takeErrors())
         guard (ContinuousClock.now - candidatesRefreshed).seconds >= options.candidateRefreshSeconds else { return }
         candidatesRefreshed = .now
         let changed = users.refreshCandidates()

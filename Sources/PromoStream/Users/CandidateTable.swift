@@ -29,7 +29,10 @@ public final class CandidateTable {
     private var top: [CandidateGroup: [String]] = [:]
     private var dirty = Set<CandidateGroup>()
 
-    public init(size: Int) { self.size = max(size, 1) }
+    /// The most candidates per group: each is a scoring per user and recommendation.
+    public static let largest = 10_000
+
+    public init(size: Int) { self.size = min(max(size, 1), Self.largest) }
 
     /// Takes a prediction; returns false when it is older than the item's last one (a lower `sequence`) or its GMV
     /// is not finite.

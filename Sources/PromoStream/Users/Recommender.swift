@@ -12,7 +12,22 @@ public struct Recommender: Sendable {
     public init(model: BOPModel, topK: Int) {
         self.model = model
         network = BOPNetwork<Float>(model)
-        self.topK = max(topK, 1)
+        self.topK = min(max(topK, 1), Recommendation.maxItems)
+    }
+
+    /// The longest `max_history` served: a pass holds g·n² attention weights per sequence and layer, and a user's
+    /// history one changelog record.
+    public static let maxServedHistory = 1024
+
+    /// Why `model` cannot be served (or nil): the recommendation role and `promo bop predict` refuse it.
+    public static func servingProblem(_ model: BOPModel) -> String? {
+        if model.config.maxHistory > maxServedHistory {
+            return "max_history \(model.config.maxHistory) is above the \(maxServedHistory) a recommendation serves"
+        }
+        if model.repWidth != nil {
+            return "it holds bop.rep.weight, and candidates' DINOP representations are not served yet (a BOP-only file is)"
+        }
+        return nil
     }
 
     /// The top items of `candidates` for a user with this history, offered in `market`. Candidates are scored in
@@ -27,6 +42,17 @@ public struct Recommender: Sendable {
         return ranked.prefix(topK).map { Recommendation.RecommendedItem(itemID: $0.0, probability: $0.1) }
     }
 
+    /// The user's recommendation for a group: `as_of` is their latest purchase for a purchase, `at` for a change
+    /// of candidates.
+    public func recommendation(_ history: PurchaseHistory, _ group: CandidateGroup, candidates: [String],
+                               trigger: Recommendation.Trigger, atMs: Int64, producedAt: String) -> Recommendation {
+        let asOf = trigger == .purchase ? history.purchases.last?.atMs ?? atMs : atMs
+        return Recommendation(userID: history.user, market: group.market, promotionID: group.promotionID,
+                              items: recommend(history, market: group.market, candidates: candidates),
+                              modelVersion: max(model.version, 1), historyLength: historyLength(history), trigger: trigger,
+                              asOf: UTCTimestamp.string(asOf), producedAt: producedAt)
+    }
+
     /// Purchases the scoring reads of this history (BOP.md: at most `max_history − 1`).
     public func historyLength(_ history: PurchaseHistory) -> Int { min(history.purchases.count, max(model.config.maxHistory - 1, 0)) }
 }
@@ -36,17 +62,11 @@ extension Recommender {
     /// role has published last once it has read the same purchases and predictions (`promo bop predict`).
     /// `asOf` is the user's latest purchase.
     public func recommendations(_ histories: [PurchaseHistory], table: CandidateTable, producedAt: String) -> [Recommendation] {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         var out: [Recommendation] = []
-        for history in histories.sorted(by: { $0.user.utf8.lexicographicallyPrecedes($1.user.utf8) }) {
-            guard let last = history.purchases.last else { continue }
-            let asOf = formatter.string(from: Date(timeIntervalSince1970: Double(last.atMs) / 1000))
+        for history in histories.sorted(by: { $0.user.utf8.lexicographicallyPrecedes($1.user.utf8) }) where !history.purchases.isEmpty {
             for group in table.groups(market: history.market) {
-                out.append(Recommendation(userID: history.user, market: group.market, promotionID: group.promotionID,
-                                          items: recommend(history, market: group.market, candidates: table.candidates(group)),
-                                          modelVersion: max(model.version, 1), historyLength: historyLength(history),
-                                          trigger: .purchase, asOf: asOf, producedAt: producedAt))
+                out.append(recommendation(history, group, candidates: table.candidates(group), trigger: .purchase, atMs: 0,
+                                          producedAt: producedAt))
             }
         }
         return out

@@ -13,8 +13,13 @@ public struct UserProcessorOptions: Sendable {
     public var topK = 10
     /// Candidates per (promotion, market): the items with the highest predicted GMV.
     public var candidates = 100
-    /// Users recomputed per `process` call for a candidate change or a restore, besides those who bought.
+    /// Users recomputed per `process` call for a candidate change or a restore, besides those who bought, and the
+    /// most milliseconds a call spends on them (a batch must not outlast the group's poll interval).
     public var recomputePerCall = 200
+    public var recomputeBudgetMs = 250
+    /// A purchase dated further than this after the member's clock is a dead letter: it would stay the user's
+    /// latest purchase, and pin their market, for good.
+    public var futureToleranceMs: Int64 = 86_400_000
 
     public init() {}
 }
@@ -40,14 +45,11 @@ public final class UserProcessor {
     private var queue = FIFO<Work>()
     private var queued = Set<Work>()
     private let decoder = EventDecoder()
-    private let formatter: ISO8601DateFormatter
 
     public init(model: BOPModel, options: UserProcessorOptions = UserProcessorOptions()) {
         self.options = options
         recommender = Recommender(model: model, topK: options.topK)
         table = CandidateTable(size: options.candidates)
-        formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     }
 
     public var userCount: Int { users.values.reduce(0) { $0 + $1.count } }
@@ -86,15 +88,17 @@ public final class UserProcessor {
     /// `recomputePerCall` queued recommendations.
     public func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {
         var out: [OutputRecord] = []
-        // Per changed user, its latest purchase of the batch (the recommendation's `as_of`).
-        var changed: [UserRef] = [], latest: [UserRef: (ms: Int64, text: String)] = [:]
+        var changed: [UserRef] = [], seen = Set<UserRef>()
         for message in messages {
-            if message.topic == options.purchases { positions[message.partition] = max(positions[message.partition] ?? 0, message.offset + 1) }
+            advancePosition(message)
             do throws(ApplyError) {
                 let purchase = try decodePurchase(message)
                 let ref = UserRef(partition: message.partition, user: purchase.userID)
                 guard let at = UTCTimestamp.milliseconds(purchase.purchasedAt) else {
                     throw ApplyError(description: "purchased_at: not a UTC timestamp \(quoted(purchase.purchasedAt))")
+                }
+                guard at <= nowMs + options.futureToleranceMs else {
+                    throw ApplyError(description: "purchased_at: \(purchase.purchasedAt) is more than \(options.futureToleranceMs / 3_600_000) hours after the member's clock (\(UTCTimestamp.string(nowMs)))")
                 }
                 var history = users[ref.partition]?[ref.user] ?? PurchaseHistory(user: ref.user)
                 let before = history.market
@@ -103,14 +107,13 @@ public final class UserProcessor {
                 users[ref.partition, default: [:]][ref.user] = history
                 marketUsers[before]?.remove(ref)
                 marketUsers[history.market, default: []].insert(ref)
-                if latest[ref] == nil { changed.append(ref) }
-                if at >= latest[ref]?.ms ?? .min { latest[ref] = (at, purchase.purchasedAt) }
+                if seen.insert(ref).inserted { changed.append(ref) }
             } catch {
                 out.append(OutputEncoder.deadLetter(message, reason: error.description, cause: error.cause,
-                                                    failedAt: timestamp(nowMs), consumer: options.consumer))
+                                                    failedAt: UTCTimestamp.string(nowMs), consumer: options.consumer))
             }
         }
-        let produced = timestamp(nowMs)
+        let produced = UTCTimestamp.string(nowMs)
         for ref in changed {
             guard let history = users[ref.partition]?[ref.user] else { continue }
             out.append(OutputRecord(kind: .changelog, partition: ref.partition, key: Array(ref.user.utf8),
@@ -118,15 +121,16 @@ public final class UserProcessor {
                                     statePartition: ref.partition))
             for group in table.groups(market: history.market) {
                 queued.remove(Work(user: ref, group: group))
-                out.append(recommendation(ref, history, group, trigger: .purchase, asOf: latest[ref]?.text ?? produced, producedAt: produced))
+                out.append(recommendation(ref, history, group, trigger: .purchase, nowMs: nowMs, producedAt: produced))
             }
         }
         var budget = options.recomputePerCall
-        while budget > 0, let work = queue.first {
+        let deadline = ContinuousClock.now + .milliseconds(options.recomputeBudgetMs)
+        while budget > 0, ContinuousClock.now < deadline, let work = queue.first {
             queue.removeFirst()
             guard queued.remove(work) != nil, let history = users[work.user.partition]?[work.user.user],
                   history.market == work.group.market else { continue }
-            out.append(recommendation(work.user, history, work.group, trigger: .candidates, asOf: produced, producedAt: produced))
+            out.append(recommendation(work.user, history, work.group, trigger: .candidates, nowMs: nowMs, producedAt: produced))
             budget -= 1
         }
         return out
@@ -134,9 +138,15 @@ public final class UserProcessor {
 
     /// A message dead-lettered without being applied (a poison pill); its partition's position moves past it.
     public func skip(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
-        if message.topic == options.purchases { positions[message.partition] = max(positions[message.partition] ?? 0, message.offset + 1) }
-        return OutputEncoder.deadLetter(message, reason: reason, cause: .poisonPill, failedAt: timestamp(nowMs),
+        advancePosition(message)
+        return OutputEncoder.deadLetter(message, reason: reason, cause: .poisonPill, failedAt: UTCTimestamp.string(nowMs),
                                         consumer: options.consumer)
+    }
+
+    /// The partition's position in the purchases topic moves past the message (what the batch commits).
+    private func advancePosition(_ message: InputMessage) {
+        guard message.topic == options.purchases else { return }
+        positions[message.partition] = max(positions[message.partition] ?? 0, message.offset + 1)
     }
 
     private func decodePurchase(_ message: InputMessage) throws(ApplyError) -> Purchase {
@@ -153,11 +163,9 @@ public final class UserProcessor {
     }
 
     private func recommendation(_ ref: UserRef, _ history: PurchaseHistory, _ group: CandidateGroup,
-                                trigger: Recommendation.Trigger, asOf: String, producedAt: String) -> OutputRecord {
-        let items = recommender.recommend(history, market: group.market, candidates: table.candidates(group))
-        let event = Recommendation(userID: ref.user, market: group.market, promotionID: group.promotionID, items: items,
-                                   modelVersion: max(recommender.model.version, 1), historyLength: recommender.historyLength(history),
-                                   trigger: trigger, asOf: asOf, producedAt: producedAt)
+                                trigger: Recommendation.Trigger, nowMs: Int64, producedAt: String) -> OutputRecord {
+        let event = recommender.recommendation(history, group, candidates: table.candidates(group), trigger: trigger, atMs: nowMs,
+                                               producedAt: producedAt)
         return OutputRecord(kind: .recommendation, partition: nil, key: Array(ref.user.utf8),
                             value: Event.recommendation(event).encoded(), statePartition: ref.partition)
     }
@@ -165,8 +173,6 @@ public final class UserProcessor {
     private func provenance(_ partition: Int32) -> Provenance {
         Provenance(application: options.application, positions: [positions[partition] ?? 0])
     }
-
-    func timestamp(_ ms: Int64) -> String { formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) }
 
     // MARK: Restoring
 
