@@ -40,7 +40,7 @@ let package = Package(
         // forward and backward. Knows nothing of Kafka or of the command line.
         .target(name: "BOP", dependencies: ["DINOP", "CKernels"]),
         // BOP.md's data (XMarket), protocols, Adam training, ranking metrics and the popularity baseline.
-        .target(name: "BOPTraining", dependencies: ["BOP", "DINOP", "PromoWorld"]),
+        .target(name: "BOPTraining", dependencies: ["BOP", "DINOP", "PromoEvents"]),
 
         // The public event interface (Topics/): event types, strict decoding, deterministic encoding.
         // Knows nothing of the model or of Kafka.

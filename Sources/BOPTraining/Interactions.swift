@@ -1,5 +1,5 @@
 import Foundation
-import PromoWorld
+import PromoEvents
 
 /// One purchase (a rating, in XMarket): who, what, when, in which market.
 public struct Interaction: Sendable, Equatable {

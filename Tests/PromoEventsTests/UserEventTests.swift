@@ -157,3 +157,15 @@ func userEventsRoundTrip() throws {
         #expect(String(decoding: event.encoded(), as: UTF8.self) == purchase)
     }
 }
+
+@Test("UTC timestamps: milliseconds and back, leap days, the fraction cut to milliseconds, years 0000 to 9999")
+func utcTimestamps() {
+    for text in ["1970-01-01T00:00:00.000Z", "2000-02-29T23:59:59.999Z", "2026-11-11T00:00:00.000Z", "0000-01-01T00:00:00.000Z",
+                 "9999-12-31T23:59:59.999Z", "1969-12-31T23:59:59.999Z"] {
+        #expect(UTCTimestamp.milliseconds(text).map(UTCTimestamp.string) == text)
+    }
+    #expect(UTCTimestamp.milliseconds("1970-01-01T00:00:01Z") == 1000)
+    #expect(UTCTimestamp.milliseconds("1970-01-01T00:00:00.4189Z") == 418)
+    #expect(UTCTimestamp.milliseconds("1969-12-31T23:59:59.999Z") == -1)
+    #expect(UTCTimestamp.milliseconds("2026-02-29T00:00:00Z") == nil && UTCTimestamp.milliseconds("2026-11-11") == nil)
+}
