@@ -87,13 +87,12 @@ extension BOPPass {
             let dropped = maskBuffer.isEmpty ? nil : maskBuffer.baseAddress
             if T.self == Float.self {
                 // The vectorised kernel (C); the generic loops below are the float64 path of the gradient checks.
-                func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * dh * n + n)
                 defer { scratch.deallocate() }
                 for s in 0..<count {
-                    dinop_attention_backward(float(qkv + s * n * 3 * d), n, d, g, Float(scale), float(probabilities + s * g * n * n),
-                                             dropped.map { float($0 + s * g * n * n) }, float(dHeads + s * n * d),
-                                             UnsafeMutableRawPointer(dQKV + s * n * 3 * d).assumingMemoryBound(to: Float.self), scratch)
+                    dinop_attention_backward(asFloat(qkv + s * n * 3 * d), n, d, g, Float(scale), asFloat(probabilities + s * g * n * n),
+                                             dropped.map { asFloat($0 + s * g * n * n) }, asFloat(dHeads + s * n * d),
+                                             asFloat(dQKV + s * n * 3 * d), scratch)
                 }
                 return
             }

@@ -181,15 +181,11 @@ struct BOPPass<T: DINOPScalar> {
             let dropped = maskBuffer.isEmpty ? nil : maskBuffer.baseAddress
             if T.self == Float.self {
                 // The vectorised kernel (C); the generic loops below are the float64 path of the gradient checks.
-                func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
-                func float(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
-                    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
-                }
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * dh * n)
                 defer { scratch.deallocate() }
                 for s in 0..<count {
-                    dinop_attention(float(qkv + s * n * 3 * d), n, d, g, Float(scale), float(probabilities + s * g * n * n),
-                                    dropped.map { float($0 + s * g * n * n) }, float(heads + s * n * d), scratch)
+                    dinop_attention(asFloat(qkv + s * n * 3 * d), n, d, g, Float(scale), asFloat(probabilities + s * g * n * n),
+                                    dropped.map { asFloat($0 + s * g * n * n) }, asFloat(heads + s * n * d), scratch)
                 }
                 return
             }
@@ -346,4 +342,10 @@ extension Array where Element: DINOPScalar {
     mutating func applyDropout(_ mask: [Element]) {
         for i in mask.indices { self[i] *= mask[i] }
     }
+}
+
+/// The same memory as float32, for the C kernels (callers check `T.self == Float.self` first).
+func asFloat<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+func asFloat<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
 }

@@ -264,10 +264,8 @@ struct BOPPredictCommand: ParsableCommand {
         let (bop, purchases, table) = try readRecommendationInputs(model: model, purchases: self.purchases, predictions: predictions,
                                                                    candidates: candidates)
         let histories = PurchaseHistory.histories(purchases, limit: bop.config.maxHistory)
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let recommender = Recommender(model: bop, topK: topK)
-        for recommendation in recommender.recommendations(Array(histories.values), table: table, producedAt: formatter.string(from: Date())) {
+        for recommendation in recommender.recommendations(Array(histories.values), table: table, producedAt: UTCTimestamp.string(Int64(Date().timeIntervalSince1970 * 1000))) {
             print(String(decoding: Event.recommendation(recommendation).encoded(), as: UTF8.self))
         }
     }

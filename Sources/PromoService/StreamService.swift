@@ -166,16 +166,16 @@ public final class StreamService: @unchecked Sendable {
             let feed = try CandidateFeed(kafka: options.kafka, topic: options.topics.predictions)
             candidateFeed = feed
             health.update { $0.waitingFor = "the predictions topic, read to its end" }
-            let read: Int
+            var read = 0
             do {
                 read = try feed.catchUp(into: users, until: .now + .seconds(options.restoreTimeoutSeconds), stop: stop)
             } catch is ServiceStopped {
-                feed.close()
-                events(.stopped(messages: 0))
-                return
+                // Stopped while reading: the loop below does not run, and the member shuts down as after a batch.
             }
             let groups = users.refreshCandidates().count
-            log("candidates: read \(read) predictions of \(users.table.itemCount) items (\(feed.unreadable) records that are not valid prediction/1 events skipped); \(groups) promotion-market groups of up to \(users.options.candidates) candidates")
+            if !stop.isStopped {
+                log("candidates: read \(read) predictions of \(users.table.itemCount) items (\(feed.unreadable) records that are not valid prediction/1 events skipped); \(groups) promotion-market groups of up to \(users.options.candidates) candidates")
+            }
         }
         events(.servingModel(modelVersion))
         metrics.modelVersion.record(modelVersion)

@@ -13,16 +13,14 @@ final class OutputEncoder {
     /// The model's config, for where an item's market id sits among its `sii` ids (the same for every version a
     /// processor may swap to: they read the same input features).
     let config: ModelConfig
-    private let formatter = ISO8601DateFormatter()
 
     init(consumer: String, application: String, config: ModelConfig) {
         self.consumer = consumer
         self.application = application
         self.config = config
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     }
 
-    func timestamp(_ ms: Int64) -> String { formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) }
+    func timestamp(_ ms: Int64) -> String { UTCTimestamp.string(ms) }
 
     /// The item's prediction as of the days its model state covers, keyed by item id.
     func prediction(_ p: Prediction, of state: ItemState, version: Int, timestamp: String, partition: Int32) -> OutputRecord {

@@ -105,6 +105,23 @@ public struct Provenance: Sendable, Equatable {
     }
 }
 
+extension Provenance {
+    /// Throws unless the record is one to restore: written by `application` (either may be unnamed) from input
+    /// positions no later than the group's `committed` offsets (by input topic, 0 where none), so by a transaction
+    /// that committed.
+    func verify(application expected: String, committed: [Int64], topics: [String]) throws(RestoreError) {
+        if !application.isEmpty, !expected.isEmpty, application != expected {
+            throw RestoreError.otherApplication(application, expected: expected)
+        }
+        for (i, position) in positions.enumerated() {
+            let limit = i < committed.count ? committed[i] : 0
+            guard position <= limit else {
+                throw RestoreError.uncommitted(topic: i < topics.count ? topics[i] : "input \(i)", position: position, committed: limit)
+            }
+        }
+    }
+}
+
 public struct StateCodecError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }

@@ -135,17 +135,8 @@ public final class StreamProcessor {
     /// item's compact form.
     public func restore(partition: Int32, value: [UInt8]) throws {
         let (state, provenance) = try StateCodec.decodeWithProvenance(value)
-        if !provenance.application.isEmpty, !options.application.isEmpty, provenance.application != options.application {
-            throw RestoreError.otherApplication(provenance.application, expected: options.application)
-        }
         let table = partitions.table(partition)
-        for (i, position) in provenance.positions.enumerated() {
-            let limit = i < table.positions.count ? table.positions[i] : 0
-            guard position <= limit else {
-                throw RestoreError.uncommitted(topic: i < options.inputTopics.count ? options.inputTopics[i] : "input \(i)",
-                                               position: position, committed: limit)
-            }
-        }
+        try provenance.verify(application: options.application, committed: table.positions, topics: options.inputTopics)
         if let problem = shapeProblem(state) { throw RestoreError.inconsistent(problem) }
         table.putCold(key: state.key, bytes: value)
         // Published by a member serving another version (a later record of the item is queued again: harmless).

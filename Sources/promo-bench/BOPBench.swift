@@ -61,7 +61,7 @@ func bopBench(_ arguments: [String]) throws {
 
     // One user in market "de": 49 purchases (repeats possible, as in a real history) and a pool of candidates.
     var rng = SeededGenerator(seed: 2)
-    let pool = batches.max()!
+    let pool = batches.last ?? candidates  // sorted, and holds `candidates`
     let historyIDs = (0..<(config.maxHistory - 1)).map { _ in "item-\(rng.next() % 50_000)" }
     let candidateIDs = (0..<pool).map { _ in "item-\(rng.next() % 50_000)" }
     let market = "de"
@@ -90,45 +90,18 @@ func bopBench(_ arguments: [String]) throws {
     print(BLAS.configuration)
     print("P(buy) of the first 5 candidates: " + p.prefix(5).map { String(format: "%.8f", $0) }.joined(separator: " "))
     print("batch   candidate scorings/s (best of 3 runs of \(seconds) s), per wall second, per CPU second")
-    var rates: [String: Double] = [:], cpuRates: [String: Double] = [:]
+    var wallRates: [String: Double] = [:], cpuRates: [String: Double] = [:]
     for batch in batches {
-        // Calls per timed run: about `seconds` of work, from a first estimate.
-        var calls = 1
-        while true {
-            let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<calls { _ = score(batch) }
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if elapsed >= seconds / 20 {
-                calls = Swift.max(1, Int(Double(calls) * seconds / elapsed))
-                break
-            }
-            calls *= 2
-        }
-        // Best of 3 by the wall clock, and by this process's CPU time (what another process's load does not change).
-        var best = 0.0, bestCPU = 0.0
-        for _ in 0..<3 {
-            let start = DispatchTime.now().uptimeNanoseconds, startCPU = processCPUSeconds()
-            for _ in 0..<calls { _ = score(batch) }
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, cpu = processCPUSeconds() - startCPU
-            best = Swift.max(best, Double(calls * batch) / elapsed)
-            bestCPU = Swift.max(bestCPU, Double(calls * batch) / cpu)
-        }
-        rates[String(batch)] = best
+        let (best, bestCPU) = rates(perCall: Double(batch), budget: seconds) { _ = score(batch) }
+        wallRates[String(batch)] = best
         cpuRates[String(batch)] = bestCPU
         print(String(format: "%5d   %14.0f   %14.0f", batch, best, bestCPU))
     }
     if let path = options["json"] {
-        let object: [String: Any] = ["side": "swift", "rates": rates, "cpu_rates": cpuRates, "p": Array(p.prefix(5)),
+        let object: [String: Any] = ["side": "swift", "rates": wallRates, "cpu_rates": cpuRates, "p": Array(p.prefix(5)),
                                      "batch": candidates, "history": history.count]
         try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
     }
-}
-
-/// This process's CPU time (user and system), in seconds.
-func processCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 struct BOPBenchError: Error, CustomStringConvertible {

@@ -26,14 +26,29 @@ func seconds(_ body: () -> Void) -> Double {
 
 /// Best rate of three runs of about `budget` seconds each.
 func rate(perCall work: Double, budget: Double = quick ? 0.3 : 1.5, _ body: () -> Void) -> Double {
+    rates(perCall: work, budget: budget, body).wall
+}
+
+/// Best rate of three runs of about `budget` seconds each, by the wall clock and by this process's CPU time (what
+/// another process's load does not change).
+func rates(perCall work: Double, budget: Double, _ body: () -> Void) -> (wall: Double, cpu: Double) {
     var calls = 1
     while seconds({ for _ in 0..<calls { body() } }) < budget / 10 { calls *= 2 }
-    var best = 0.0
+    var best = 0.0, bestCPU = 0.0
     for _ in 0..<3 {
+        let startCPU = processCPUSeconds()
         let elapsed = seconds { for _ in 0..<(calls * 10) { body() } }
         best = max(best, Double(calls * 10) * work / elapsed)
+        bestCPU = max(bestCPU, Double(calls * 10) * work / (processCPUSeconds() - startCPU))
     }
-    return best
+    return (best, bestCPU)
+}
+
+/// This process's CPU time (user and system), in seconds.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 let config = ModelConfig.default

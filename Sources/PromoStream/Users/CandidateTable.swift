@@ -27,6 +27,8 @@ public final class CandidateTable {
     /// Where each item's latest prediction put it (an item's market may change with its profile).
     private var placement: [ItemRef: CandidateGroup] = [:]
     private var top: [CandidateGroup: [String]] = [:]
+    /// The groups with candidates, per market, in order: asked for every recommendation, so kept, not searched.
+    private var marketGroups: [String?: [CandidateGroup]] = [:]
     private var dirty = Set<CandidateGroup>()
 
     /// The most candidates per group: each is a scoring per user and recommendation.
@@ -57,6 +59,7 @@ public final class CandidateTable {
     /// Recomputes the top lists of groups that took predictions since the last refresh; returns the groups whose
     /// set of candidates changed (a new order of the same items changes no BOP score).
     public func refresh() -> [CandidateGroup] {
+        guard !dirty.isEmpty else { return [] }
         var changed: [CandidateGroup] = []
         for group in dirty.sorted() {
             let best = (entries[group] ?? [:]).sorted { a, b in
@@ -66,6 +69,7 @@ public final class CandidateTable {
             top[group] = best.isEmpty ? nil : Array(best)
         }
         dirty.removeAll()
+        marketGroups = Dictionary(grouping: top.keys.sorted(), by: \.market)
         return changed
     }
 
@@ -73,9 +77,7 @@ public final class CandidateTable {
     public func candidates(_ group: CandidateGroup) -> [String] { top[group] ?? [] }
 
     /// The groups of a market that have candidates, in order.
-    public func groups(market: String?) -> [CandidateGroup] {
-        top.keys.filter { $0.market == market }.sorted()
-    }
+    public func groups(market: String?) -> [CandidateGroup] { marketGroups[market] ?? [] }
 
     public var itemCount: Int { placement.count }
 }

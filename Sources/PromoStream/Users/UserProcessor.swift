@@ -199,12 +199,7 @@ public final class UserProcessor {
 
     public func restore(partition: Int32, value: [UInt8]) throws {
         let (history, provenance) = try HistoryCodec.decode(value)
-        if !provenance.application.isEmpty, !options.application.isEmpty, provenance.application != options.application {
-            throw RestoreError.otherApplication(provenance.application, expected: options.application)
-        }
-        if let position = provenance.positions.first, position > committed[partition] ?? 0 {
-            throw RestoreError.uncommitted(topic: options.purchases, position: position, committed: committed[partition] ?? 0)
-        }
+        try provenance.verify(application: options.application, committed: [committed[partition] ?? 0], topics: [options.purchases])
         let ref = UserRef(partition: partition, user: history.user)
         if let old = users[partition]?[history.user] { marketUsers[old.market]?.remove(ref) }
         users[partition, default: [:]][history.user] = history
