@@ -40,9 +40,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var markets: [String] = []
     /// MARKETS.md `domain_attention` sizes; read and written only when that extension is listed.
     public var domainAttention = DomainAttentionSizes()
+    /// BOP.md's `bop` sizes, in a file that carries a BOP model beside the item model; nil without that extension.
+    /// The item model runs none of it: it keeps the object and the `bop.*` tensors for the BOP reader.
+    public var bop: BOPConfig?
 
     enum CodingKeys: String, CodingKey {
-        case hidden, attention, features, log1p, heads, extensions, markets
+        case hidden, attention, features, log1p, heads, extensions, markets, bop
         case siiFields = "sii_fields"
         case domainAttention = "domain_attention"
     }
@@ -68,6 +71,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         extensions = try c.decodeIfPresent([String].self, forKey: .extensions) ?? []
         markets = try c.decodeIfPresent([String].self, forKey: .markets) ?? []
         domainAttention = try c.decodeIfPresent(DomainAttentionSizes.self, forKey: .domainAttention) ?? DomainAttentionSizes()
+        bop = try c.decodeIfPresent(BOPConfig.self, forKey: .bop)
     }
 
     /// MODEL.md's keys always; the extension keys only when there is an extension, so that a `dinop/1` file's
@@ -85,14 +89,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             try c.encode(markets, forKey: .markets)
         }
         if has(extension: ModelExtension.domainAttention) { try c.encode(domainAttention, forKey: .domainAttention) }
+        if has(extension: ModelExtension.bop) { try c.encodeIfPresent(bop, forKey: .bop) }
     }
 
     /// The extensions this reader implements (MARKETS.md); a file naming another is refused, by name.
-    public static let implementedExtensions: Set<String> = [ModelExtension.marketEmbedding, ModelExtension.domainAttention]
+    public static let implementedExtensions: Set<String> = [ModelExtension.marketEmbedding, ModelExtension.domainAttention,
+                                                            ModelExtension.bop]
     /// Every extension MARKETS.md and BOP.md name.
     public static let knownExtensions: Set<String> = ["market-embedding", "domain-attention", "competition", "bop"]
 
     public func has(extension name: String) -> Bool { extensions.contains(name) }
+
+    /// Whether an extension reads each item's market (MARKETS.md's); `bop` alone does not.
+    public var readsMarkets: Bool { extensions.contains { $0 != ModelExtension.bop } }
 
     /// Position of an item's market id in `markets` (exact, case-sensitive); nil for a missing, empty or unlisted
     /// id, whose market-indexed terms are left out.
@@ -184,7 +193,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             else { throw fail("domain_attention needs spec_rows, spec_width, width and two gate sizes in 1...\(limit), got \(sizes)") }
             guard markets.count <= limit else { throw fail("domain-attention takes at most \(limit) markets, got \(markets.count)") }
         }
-        if !extensions.isEmpty && extensions != ["bop"] {
+        if has(extension: ModelExtension.bop) {
+            guard let bop else { throw fail("extension bop needs a \"bop\" object (BOP.md)") }
+            do { try bop.validate() } catch { throw fail("\(error)") }
+        }
+        if readsMarkets {
             guard marketField != nil else { throw fail("extensions \(extensions) read each item's market: sii_fields must list \"market\"") }
         }
     }
@@ -194,6 +207,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 public enum ModelExtension {
     public static let marketEmbedding = "market-embedding"
     public static let domainAttention = "domain-attention"
+    public static let bop = "bop"
 }
 
 /// MARKETS.md's `domain_attention` object: the market-specific embedding tables' rows `V'` and width `d'`, the

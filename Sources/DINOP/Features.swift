@@ -154,7 +154,7 @@ extension Network {
             }
         }
         let act = config.has(.ja) ? item.act.map { normaliser.normalise(.act, $0) } : nil
-        let market = config.extensions.isEmpty ? nil : config.marketIndex(config.marketID(item.sii))
+        let market = config.readsMarkets ? config.marketIndex(config.marketID(item.sii)) : nil
         let specRows = market.flatMap { m in layout.domainAttention?.specRows(market: m, ids: item.sii) } ?? []
         return EncodedItem(rows: rows, sis: normaliser.normalise(.sis, item.sis), su: su,
                            dayInputs: inputs, dayCount: item.days.count, act: act, market: market, specRows: specRows)

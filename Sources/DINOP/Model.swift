@@ -113,8 +113,17 @@ public struct DINOPModel: Sendable {
         }
         let extra = tensors.filter { layout.spec($0.key) == nil }
         // MARKETS.md: a dinop/2 reader refuses tensors it does not implement (a dinop/1 file's are kept as they are).
-        if format == Self.formatWithExtensions, let unknown = extra.keys.sorted().first {
+        // The `bop.*` tensors of a combined file are the BOP reader's to check; the item model keeps them and
+        // reads one fact: the width `bop.rep.weight` expects of the `rep` it publishes.
+        let carried = config.has(extension: ModelExtension.bop) ? extra.keys.filter { $0.hasPrefix("bop.") } : []
+        if format == Self.formatWithExtensions, let unknown = extra.keys.sorted().first(where: { !carried.contains($0) }) {
             throw ModelError.wrongFormat("tensor \"\(unknown)\" is not part of extensions \(config.extensions) as this reader implements them")
+        }
+        if let weight = extra["bop.rep.weight"], let bop = config.bop {
+            let expected = [bop.width, layout.representationWidth]
+            guard weight.shape == expected else {
+                throw ModelError.shapeMismatch(name: "bop.rep.weight", expected: expected, found: weight.shape)
+            }
         }
         self.init(parameters: parameters, version: version, parent: parentText.isEmpty ? nil : Int(parentText),
                   extraTensors: extra)
@@ -135,6 +144,10 @@ public struct DINOPModel: Sendable {
             "parent": parent.map(String.init) ?? "",
         ])
     }
+
+    /// Whether the file carries BOP.md's `bop.rep.weight`: then the BOP model reads each item's `rep`, and the
+    /// item role publishes it with the item's prediction.
+    public var publishesRepresentation: Bool { extraTensors["bop.rep.weight"] != nil }
 
     public func write(to url: URL) throws {
         try safetensors().write(to: url, options: .atomic)

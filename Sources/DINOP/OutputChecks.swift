@@ -12,6 +12,7 @@ extension Prediction {
             problems.append("slot probabilities \(probabilities.map { "\($0)" }.joined(separator: ", "))")
         }
         if let ja, bad(ja) { problems.append("ja = \(ja)") }
+        if let rep, let at = rep.firstIndex(where: bad) { problems.append("rep[\(at)] = \(rep[at])") }
         return problems.isEmpty ? nil : "prediction not finite: " + problems.joined(separator: "; ")
     }
 }
@@ -52,7 +53,7 @@ extension DINOPModel {
             }
         }
         // One item of each listed market (MARKETS.md), so that every market's own parts are run too.
-        if !config.extensions.isEmpty, let field = config.marketField {
+        if config.readsMarkets, let field = config.marketField {
             for market in config.markets {
                 var ids = [String?](repeating: nil, count: config.siiFields.count)
                 ids[field] = market

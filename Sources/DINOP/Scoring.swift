@@ -9,9 +9,12 @@ public struct Prediction: Sendable, Equatable, Codable {
     /// P(join activity); nil when no activity was given or the model has no JA head.
     public var ja: Double?
     public var daysSeen: Int
+    /// MODEL.md's `rep` (`concat(rep_d, e_sii, e_sis)`), only when asked for: what a BOP model with
+    /// `bop.rep.weight` adds to the item's candidate token.
+    public var rep: [Double]?
 
     enum CodingKeys: String, CodingKey {
-        case gmv, bsp, slot, ja
+        case gmv, bsp, slot, ja, rep
         case slotProbabilities = "slot_probs"
         case daysSeen = "days_seen"
     }
@@ -185,20 +188,22 @@ public struct Scorer<T: DINOPScalar> {
         return outputs[0..<(rows * network.outputWidth)]
     }
 
-    /// Predictions of items `first ..< first + rows`.
+    /// Predictions of items `first ..< first + rows`; with `representation`, each carries its `rep`.
     @_specialize(exported: true, where T == Float)
-    public mutating func predictions(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> [Prediction] {
+    public mutating func predictions(_ batch: ItemBatch<T>, first: Int = 0, rows: Int, representation: Bool = false) -> [Prediction] {
         let raw = Array(outputs(batch, first: first, rows: rows))
-        let width = network.outputWidth
+        let width = network.outputWidth, r = network.representationWidth
         return (0..<rows).map { i in
-            network.decode(Array(raw[(i * width)..<((i + 1) * width)]), days: batch.days[first + i],
-                           hasActivity: batch.hasActivity[first + i])
+            var p = network.decode(Array(raw[(i * width)..<((i + 1) * width)]), days: batch.days[first + i],
+                                   hasActivity: batch.hasActivity[first + i])
+            if representation { p.rep = rep[(i * r)..<((i + 1) * r)].map { Double($0) } }
+            return p
         }
     }
 
     /// Predictions for whole items, days applied in order; items are stepped together as one batch per day.
     @_specialize(exported: true, where T == Float)
-    public mutating func predict(_ items: [EncodedItem<T>]) -> [Prediction] {
+    public mutating func predict(_ items: [EncodedItem<T>], representation: Bool = false) -> [Prediction] {
         var predictions = [Prediction?](repeating: nil, count: items.count)
         for chunkStart in stride(from: 0, to: items.count, by: capacity) {
             // Longest first, so the items still running on day t are a prefix of the batch.
@@ -215,7 +220,7 @@ public struct Scorer<T: DINOPScalar> {
                 }
                 advance(&batch, rows: active, x: x)
             }
-            for (row, prediction) in self.predictions(batch, rows: chunk.count).enumerated() {
+            for (row, prediction) in self.predictions(batch, rows: chunk.count, representation: representation).enumerated() {
                 predictions[chunk[row]] = prediction
             }
         }

@@ -9,7 +9,8 @@ import PromoStream
 struct BOPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bop", abstract: "BOP.md: who buys what through the promotion (ACMR's cross-market model).",
-        subcommands: [BOPTrainCommand.self, BOPEvaluateCommand.self, BOPPredictCommand.self, BOPBacktestCommand.self])
+        subcommands: [BOPTrainCommand.self, BOPEvaluateCommand.self, BOPPredictCommand.self, BOPBacktestCommand.self,
+                      BOPCombineCommand.self])
 }
 
 /// ACMR's Table 3 (random protocol), NDCG@10 and Recall@10, and FOREC's NDCG@10 there (BOP.md).
@@ -163,6 +164,34 @@ struct BOPTrainCommand: ParsableCommand {
     }
 }
 
+struct BOPCombineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "combine",
+        abstract: "Write one weight file with an item model and a BOP model (BOP.md), for both roles of `promo run`.",
+        discussion: """
+            The item role serves the combined file as its item model; when the BOP part has bop.rep.weight (an \
+            export from PyTorch), each prediction carries the item's rep, which the recommendation role adds to \
+            the item's candidate token. The file takes the item model's version and parent.
+            """)
+
+    @Option(help: "The item model: a dinop/1 or dinop/2 weight file.") var item: String
+    @Option(help: "The BOP model: a BOP-only file (`promo bop train`) or a combined one.") var bop: String
+    @Option(help: "Where to write the combined file.") var out: String
+
+    func run() throws {
+        let itemModel: DINOPModel, bopModel: BOPModel
+        do { itemModel = try DINOPModel(contentsOf: URL(fileURLWithPath: item)) } catch { throw ValidationError("--item \(item): \(error)") }
+        do { bopModel = try BOPModel(contentsOf: URL(fileURLWithPath: bop)) } catch { throw ValidationError("--bop \(bop): \(error)") }
+        if let problem = Recommender.servingProblem(bopModel) { throw ValidationError("--bop \(bop): \(problem)") }
+        let combined: DINOPModel
+        do { combined = try bopModel.combined(with: itemModel) } catch { throw ValidationError("\(error)") }
+        do { try combined.write(to: URL(fileURLWithPath: out)) } catch {
+            throw ValidationError("cannot write \(out): \(error.localizedDescription)")
+        }
+        report("bop: wrote \(out) (item model version \(combined.version), BOP \(bopModel.repWidth == nil ? "without" : "with") bop.rep.weight)")
+    }
+}
+
 struct BOPEvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
@@ -298,7 +327,7 @@ func readRecommendationInputs(model: String, purchases: [String], predictions: [
             table.apply(p)
         }
     }
-    table.refresh()
+    _ = table.refresh()
     if skipped > 0 { report("skipped \(skipped) lines that are not purchase/1 or prediction/1 events") }
     return (bop, read, table)
 }

@@ -111,7 +111,17 @@ public struct EventDecoder: Sendable {
             asOfDay: try f.optionalInteger("as_of_day", in: 1...Int.max),
             sequence: try f.optionalInteger("sequence", in: 1...Int.max),
             daysWithoutBuyers: try f.optionalIntegerArray("days_without_buyers", in: 1...Int.max),
-            market: try f.optionalNonEmptyString("market"))
+            market: try f.optionalNonEmptyString("market"), rep: try representation(f))
+    }
+
+    private func representation(_ f: Fields) throws(EventError) -> [Double]? {
+        guard let value = f.map["rep"], value != .null else { return nil }
+        // The length first: a huge array is refused before any of it is read.
+        let count = value.array?.count ?? 0
+        guard (1...PredictionEvent.largestRepresentation).contains(count) else {
+            throw EventError(path: "rep", reason: "must be an array of 1 to \(PredictionEvent.largestRepresentation) numbers")
+        }
+        return try f.numberArray("rep", nil)
     }
 
     private func announcement(_ f: Fields) throws(EventError) -> ModelAnnouncement {
@@ -366,14 +376,14 @@ struct Fields {
         return try integer(name, in: bounds)
     }
 
-    func numberArray(_ name: String, _ range: Vocabulary.Range) throws(EventError) -> [Double] {
+    func numberArray(_ name: String, _ range: Vocabulary.Range?) throws(EventError) -> [Double] {
         let value = try required(name)
         guard let elements = value.array else { throw EventError(path: child(name), reason: "expected an array, got \(value.kind)") }
         var out: [Double] = []
         for (i, element) in elements.enumerated() {
             let path = "\(child(name))[\(i)]"
             let n = try Self.finite(element, path: path)
-            if let problem = range.check(n) { throw EventError(path: path, reason: problem) }
+            if let problem = range?.check(n) { throw EventError(path: path, reason: problem) }
             out.append(n)
         }
         return out

@@ -59,6 +59,12 @@ extension Event {
                 w.endArray()
             }
             if let market = e.market { w.field("market", market) }
+            if let rep = e.rep {
+                w.key("rep")
+                w.beginArray()
+                rep.forEach { w.number($0) }
+                w.endArray()
+            }
         case .announcement(let e):
             w.field("version", e.version)
             w.key("parent")

@@ -88,7 +88,7 @@ public final class EventFileWriter {
     public private(set) var count = 0
 
     public init(_ url: URL) throws {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
         handle = try FileHandle(forWritingTo: url)
         buffer.reserveCapacity(1 << 20)
     }

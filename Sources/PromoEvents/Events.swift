@@ -128,10 +128,17 @@ public struct PredictionEvent: Sendable, Equatable {
     public var daysWithoutBuyers: [Int]?
     /// The item's market (its profile's `market` id), when it has one: for per-market views downstream.
     public var market: String?
+    /// The item's DINOP representation (MODEL.md `rep`) as of this prediction, when the serving model carries
+    /// BOP.md's `bop.rep.weight`: the recommendation role adds it to the item's candidate token.
+    public var rep: [Double]?
+
+    /// The most entries `rep` may hold: a prediction stays one modest message.
+    public static let largestRepresentation = 16_384
 
     public init(itemID: String, promotionID: String, modelVersion: Int, daysSeen: Int, gmv: Double, bsp: Double,
                 ss: Int, ssProbabilities: [Double], ja: Double? = nil, activityID: String? = nil, producedAt: String,
-                asOfDay: Int? = nil, sequence: Int? = nil, daysWithoutBuyers: [Int]? = nil, market: String? = nil) {
+                asOfDay: Int? = nil, sequence: Int? = nil, daysWithoutBuyers: [Int]? = nil, market: String? = nil,
+                rep: [Double]? = nil) {
         self.itemID = itemID
         self.promotionID = promotionID
         self.modelVersion = modelVersion
@@ -147,6 +154,7 @@ public struct PredictionEvent: Sendable, Equatable {
         self.sequence = sequence
         self.daysWithoutBuyers = daysWithoutBuyers
         self.market = market
+        self.rep = rep
     }
 }
 

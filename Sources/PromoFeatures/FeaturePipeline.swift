@@ -29,11 +29,12 @@ public struct FeaturePipeline: Sendable {
 }
 
 extension FeaturePipeline {
-    /// The model's predictions for records, in order, from all their days.
+    /// The model's predictions for records, in order, from all their days; with their `rep` when the model's file
+    /// carries `bop.rep.weight` (as the stream publishes them).
     public func predictions(_ model: DINOPModel, for records: [ItemRecord]) -> [Prediction] {
         let network = Network(model.parameters)
         var scorer = Scorer(network: network, capacity: 256)
-        return scorer.predict(records.map { network.encode(raw($0)) })
+        return scorer.predict(records.map { network.encode(raw($0)) }, representation: model.publishesRepresentation)
     }
 }
 
@@ -64,6 +65,6 @@ extension PredictionEvent {
                   ssProbabilities: p.slotProbabilities ?? Array(repeating: 0.1, count: 10), ja: p.ja,
                   activityID: p.ja == nil ? nil : activityID, producedAt: producedAt,
                   asOfDay: asOfDay, sequence: sequence, daysWithoutBuyers: daysWithoutBuyers,
-                  market: market.flatMap { $0.isEmpty ? nil : $0 })
+                  market: market.flatMap { $0.isEmpty ? nil : $0 }, rep: p.rep)
     }
 }

@@ -14,11 +14,14 @@ struct StepJob {
 struct BatchedStepper {
     let version: Int
     let batchRows: Int
+    /// Whether predictions carry the item's `rep` (a file with BOP.md's `bop.rep.weight`).
+    let representation: Bool
     private let network: Network<Float>
     private var scorer: Scorer<Float>
 
     init(model: DINOPModel, batchRows: Int) {
         version = model.version
+        representation = model.publishesRepresentation
         self.batchRows = batchRows
         network = Network(model.parameters)
         scorer = Scorer(network: network, capacity: batchRows)
@@ -68,7 +71,7 @@ struct BatchedStepper {
             }
             scorer.advance(&batch, rows: active, x: x)
         }
-        let predictions = scorer.predictions(batch, rows: chunk.count)
+        let predictions = scorer.predictions(batch, rows: chunk.count, representation: representation)
         return zip(chunk, predictions).enumerated().map { row, item in
             (HotState(modelVersion: version, appliedDays: jobs[item.0].steps.map { UInt16($0) },
                       h: Array(batch.h[(row * hd)..<((row + 1) * hd)]), acc: Array(batch.acc[(row * hd)..<((row + 1) * hd)]),

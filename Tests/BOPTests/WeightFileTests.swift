@@ -68,4 +68,70 @@ struct BOPWeightFileTests {
             t["bop.out.weight"] = emb
         }.contains("holds nan"))
     }
+
+    /// A small item model: market-embedding over `markets` when given, MODEL.md's model otherwise.
+    func itemModel(markets: [String]? = nil) throws -> DINOPModel {
+        var config = ModelConfig.default
+        (config.hidden, config.attention) = (6, 4)
+        if let markets { (config.extensions, config.markets) = ([ModelExtension.marketEmbedding], markets) }
+        return try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 13, width: 3, encoderWidth: 5, headHidden: 4),
+                                     seed: 2)
+    }
+
+    @Test("a combined file: both readers take their part, the item model publishes rep, the BOP part reads it",
+          arguments: [false, true])
+    func combinedFile(marketModel: Bool) throws {
+        let item = try itemModel(markets: marketModel ? ["de", "jp"] : nil)
+        let r = item.layout.representationWidth
+        var bop = try BOPModel.random(config: BOPConfig(width: 8, layers: 1, heads: 2, ffn: 6, maxHistory: 5, itemRows: 31),
+                                      markets: ["de", "jp"], repWidth: r, seed: 4)
+        bop.version = 9
+        let bytes = try bop.combined(with: item).safetensors()
+        let readItem = try DINOPModel(safetensors: bytes)
+        #expect(readItem.parameters.values.map(\.bitPattern) == item.parameters.values.map(\.bitPattern))
+        #expect(readItem.config.extensions.last == "bop" && readItem.config.bop == bop.config && readItem.publishesRepresentation)
+        #expect(readItem.version == item.version, "an item-model version")
+        #expect(try DINOPModel(safetensors: readItem.safetensors()).safetensors() == readItem.safetensors(), "a fine-tune keeps the BOP part")
+        let readBOP = try BOPModel(safetensors: bytes)
+        #expect(readBOP.values.map(\.bitPattern) == bop.values.map(\.bitPattern) && readBOP.repWidth == r)
+
+        // The item model's predictions carry rep only from such a file, and are otherwise the same.
+        let network = Network(item.parameters)
+        var scorer = Scorer(network: network, capacity: 4)
+        var rng = SeededGenerator(seed: 1)
+        func values(_ group: FeatureGroup) -> [Float] { item.config.names(group).map { _ in Float(rng.normal()) } }
+        let items = (0..<3).map { _ in
+            network.encode(RawItem(sii: item.config.siiFields.map { _ in "id-\(rng.next() % 20)" }, sis: values(.sis), su: values(.su),
+                                   days: (0..<4).map { _ in RawDay(dis: values(.dis), du: values(.du)) }, act: values(.act)))
+        }
+        let plain = scorer.predict(items), withRep = scorer.predict(items, representation: true)
+        #expect(plain.allSatisfy { $0.rep == nil } && withRep.allSatisfy { $0.rep?.count == r })
+        #expect(zip(plain, withRep).allSatisfy { a, b in var b = b; b.rep = nil; return a == b })
+        // rep's last D_sii + D_sis entries are the static encodings; before any day rep_d is zero.
+        let fresh = scorer.predict(items.map { var e = $0; e.dayCount = 0; return e }, representation: true)
+        #expect(fresh.allSatisfy { $0.rep.map { $0.prefix(item.config.hidden).allSatisfy { $0 == 0 } } ?? false })
+        #expect(zip(fresh, withRep).allSatisfy { a, b in a.rep?.suffix(r - item.config.hidden) == b.rep?.suffix(r - item.config.hidden) })
+    }
+
+    @Test("combined files that cannot serve are refused: another market list, a rep of another width, a stray tensor")
+    func combinedRefusals() throws {
+        let bop = try BOPModel.random(config: BOPConfig(width: 8, layers: 1, heads: 2, ffn: 6, maxHistory: 5, itemRows: 31),
+                                      markets: ["de", "jp"], seed: 4)
+        #expect(throws: BOPError.self) { try bop.combined(with: try itemModel(markets: ["jp", "de"])) }
+        let item = try itemModel()
+        let wide = try BOPModel.random(config: bop.config, markets: bop.markets, repWidth: item.layout.representationWidth + 1, seed: 4)
+        #expect(throws: BOPError.self) { try wide.combined(with: item) }
+        // The item reader checks bop.rep.weight's width itself, and still refuses names no extension has.
+        var (tensors, metadata) = try Safetensors.read(try bop.combined(with: item).safetensors())
+        tensors["bop.rep.weight"] = StoredTensor(shape: [8, item.layout.representationWidth + 1],
+                                                 values: Array(repeating: 0, count: 8 * (item.layout.representationWidth + 1)))
+        #expect(throws: ModelError.self) { try DINOPModel(safetensors: Safetensors.write(tensors: tensors, metadata: metadata)) }
+        tensors["bop.rep.weight"] = nil
+        tensors["competition.weight"] = StoredTensor(shape: [1], values: [0])
+        #expect(throws: ModelError.self) { try DINOPModel(safetensors: Safetensors.write(tensors: tensors, metadata: metadata)) }
+        // Without the extension listed, bop.* tensors are strays.
+        (tensors, metadata) = try Safetensors.read(try bop.combined(with: try itemModel(markets: ["de", "jp"])).safetensors())
+        metadata["config"] = metadata["config"]?.replacingOccurrences(of: #","bop"]"#, with: "]")
+        #expect(throws: ModelError.self) { try DINOPModel(safetensors: Safetensors.write(tensors: tensors, metadata: metadata)) }
+    }
 }

@@ -169,3 +169,31 @@ func utcTimestamps() {
     #expect(UTCTimestamp.milliseconds("1969-12-31T23:59:59.999Z") == -1)
     #expect(UTCTimestamp.milliseconds("2026-02-29T00:00:00Z") == nil && UTCTimestamp.milliseconds("2026-11-11") == nil)
 }
+
+@Test("prediction/1's rep: float32 values come back bit for bit; an empty, oversized or non-numeric rep is refused")
+func predictionRepresentation() throws {
+    var rng = SystemRandomNumberGenerator()
+    let rep = (0..<300).map { _ in Double(Float.random(in: -1e4...1e4, using: &rng)) } + [Double(Float.leastNonzeroMagnitude), Double(Float.greatestFiniteMagnitude), 0]
+    let event = PredictionEvent(itemID: "i", promotionID: "p", modelVersion: 1, daysSeen: 2, gmv: 3, bsp: 0.5, ss: 4,
+                                ssProbabilities: Array(repeating: 0.1, count: 10), producedAt: "2026-11-01T00:00:00Z",
+                                rep: rep)
+    guard case .prediction(let back) = try EventDecoder().decode(Event.prediction(event).encoded()) else {
+        Issue.record("not a prediction")
+        return
+    }
+    #expect(back.rep.map { $0.map { Float($0).bitPattern } } == rep.map { Float($0).bitPattern })
+    let without = PredictionEvent(itemID: "i", promotionID: "p", modelVersion: 1, daysSeen: 2, gmv: 3, bsp: 0.5, ss: 4,
+                                  ssProbabilities: Array(repeating: 0.1, count: 10), producedAt: "2026-11-01T00:00:00Z")
+    #expect(!String(decoding: Event.prediction(without).encoded(), as: UTF8.self).contains("rep"), "no rep field without one")
+
+    let json = String(decoding: Event.prediction(without).encoded(), as: UTF8.self).dropLast()
+    for (rep, path) in [("[]", "rep"), ("3", "rep"), (#"[1,"2"]"#, "rep[1]"), ("[1,1e39]", "rep[1]"),
+                        ("[" + Array(repeating: "0", count: PredictionEvent.largestRepresentation + 1).joined(separator: ",") + "]", "rep")] {
+        #expect(throws: EventError.self) { try EventDecoder().decode(Array((json + #","rep":\#(rep)}"#).utf8)) }
+        do { _ = try EventDecoder().decode(Array((json + #","rep":\#(rep)}"#).utf8)) } catch {
+            #expect(error.path == path, "\(rep.prefix(20)): \(error)")
+        }
+    }
+    guard case .prediction(let null) = try EventDecoder().decode(Array((json + #","rep":null}"#).utf8)) else { return }
+    #expect(null.rep == nil)
+}

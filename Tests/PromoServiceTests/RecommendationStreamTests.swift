@@ -1,25 +1,34 @@
 import BOP
+import DINOP
 import Foundation
 import PromoEvents
 import PromoKafka
 import PromoTesting
 import Testing
 
-/// The recommendation role's inputs: a BOP model, predictions of two promotions (the candidates), users' purchases.
+/// The recommendation role's inputs: a combined item + BOP model with `bop.rep.weight`, predictions of two promotions
+/// (the candidates, each with a `rep`), users' purchases.
 struct RecommendationWorld {
     let folder: URL
     let model: URL
+    /// The item model's `rep` width, which `bop.rep.weight` takes.
+    let repWidth: Int
     var predictions: [PredictionEvent] = []
     var purchases: [Purchase] = []
 
     static func make(users: Int = 40) throws -> RecommendationWorld {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rec-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var itemConfig = ModelConfig.default
+        (itemConfig.hidden, itemConfig.attention) = (6, 4)
+        let item = try DINOPModel.random(config: itemConfig, dims: .defaults(for: itemConfig, rows: 13, width: 3, encoderWidth: 5,
+                                                                            headHidden: 4), seed: 2)
+        let repWidth = item.layout.representationWidth
         let bop = try BOPModel.random(config: BOPConfig(width: 8, layers: 2, heads: 2, ffn: 16, maxHistory: 6, itemRows: 1009),
-                                      markets: ["de", "jp"], seed: 5)
-        let model = folder.appendingPathComponent("bop.safetensors")
-        try bop.safetensors().write(to: model)
-        var world = RecommendationWorld(folder: folder, model: model)
+                                      markets: ["de", "jp"], repWidth: repWidth, seed: 5)
+        let model = folder.appendingPathComponent("combined.safetensors")
+        try bop.combined(with: item).write(to: model)
+        var world = RecommendationWorld(folder: folder, model: model, repWidth: repWidth)
         var rng = SystemRandomNumberGenerator()
         // 60 items in de and 30 in jp for each of two promotions; GMVs that change the top 20 of de later.
         for promotion in ["p1", "p2"] {
@@ -27,7 +36,7 @@ struct RecommendationWorld {
                 world.predictions.append(PredictionEvent(
                     itemID: "item-\(i)", promotionID: promotion, modelVersion: 1, daysSeen: 1, gmv: Double((i * 37) % 90) * 100,
                     bsp: 0.5, ss: 1, ssProbabilities: Array(repeating: 0.1, count: 10), producedAt: "2026-10-21T00:00:00.000Z", asOfDay: 1, sequence: 1,
-                    market: i < 60 ? "de" : "jp"))
+                    market: i < 60 ? "de" : "jp", rep: world.rep(item: i, day: 1)))
             }
         }
         for u in 0..<users {
@@ -47,8 +56,13 @@ struct RecommendationWorld {
         (0..<10).map { i in
             PredictionEvent(itemID: "item-\(i)", promotionID: "p1", modelVersion: 1, daysSeen: 2, gmv: 1e6 + Double(i),
                             bsp: 0.5, ss: 1, ssProbabilities: Array(repeating: 0.1, count: 10), producedAt: "2026-10-22T00:00:00.000Z", asOfDay: 2, sequence: 2,
-                            market: "de")
+                            market: "de", rep: rep(item: i, day: 2))
         }
+    }
+
+    /// An item's `rep` on a day: float32 values, another on each day.
+    func rep(item: Int, day: Int) -> [Double] {
+        (0..<repWidth).map { Double(Float(sin(Double(item * repWidth + $0) + 0.5 * Double(day)))) }
     }
 }
 
@@ -79,7 +93,7 @@ func recommendationMismatches(_ streamed: [String: Recommendation], _ offline: [
 }
 
 extension BrokerTests {
-    @Test("recommendation role: two members, one killed with SIGKILL mid-stream; the survivor's latest recommendations equal promo bop predict's")
+    @Test("recommendation role on a combined file (candidates carry their rep): two members, one killed with SIGKILL mid-stream; the survivor's latest recommendations equal promo bop predict's")
     func recommendationsSurviveAKill() throws {
         var world = try RecommendationWorld.make()
         defer { try? FileManager.default.removeItem(at: world.folder) }

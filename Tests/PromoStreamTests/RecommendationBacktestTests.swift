@@ -1,4 +1,5 @@
 import BOP
+import DINOP
 import Foundation
 import PromoEvents
 import PromoStream
@@ -35,7 +36,7 @@ func recommendationBacktest() throws {
     // BOP's list, recomputed from u1's history before the day.
     let history = PurchaseHistory(user: "u1", purchases: [UserPurchase(item: "e", market: "de", atMs: start - 10 * 86_400_000 + 36_000_000),
                                                           UserPurchase(item: "d", market: "de", atMs: start - 6 * 86_400_000 + 36_000_000)])
-    let list = recommender.recommend(history, market: "de", candidates: ["a", "b", "c", "d"]).map(\.itemID)
+    let list = recommender.recommend(history, market: "de", candidates: ["a", "b", "c", "d"].map { Candidate(itemID: $0) }).map(\.itemID)
     let hits = list.enumerated().filter { ["b", "x"].contains($0.element) }
     #expect(row.bop.users == 1 && row.bop.hitRate == (hits.isEmpty ? 0 : 1) && row.bop.precision == Double(hits.count) / 2)
     #expect(abs(row.bop.ndcg - hits.reduce(0.0) { $0 + 1 / log2(Double($1.offset) + 2) } / ideal) < 1e-12)

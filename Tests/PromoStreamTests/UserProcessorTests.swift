@@ -2,6 +2,7 @@ import BOP
 import DINOP
 import Foundation
 import PromoEvents
+import PromoFeatures
 @testable import PromoStream
 import Testing
 
@@ -33,6 +34,13 @@ private func sameBits(_ a: [Recommendation.RecommendedItem], _ b: [Recommendatio
 }
 
 private func byIDBytes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+private extension Recommender {
+    /// Candidates without a `rep`.
+    func recommend(_ history: PurchaseHistory, market: String?, candidates: [String]) -> [Recommendation.RecommendedItem] {
+        recommend(history, market: market, candidates: candidates.map { Candidate(itemID: $0) })
+    }
+}
 
 // MARK: PurchaseHistory
 
@@ -173,7 +181,7 @@ func candidateTable() {
     #expect(table.apply(prediction("d", "P1", gmv: 1, market: "de")))
     #expect(table.candidates(de).isEmpty, "nothing before a refresh")
     #expect(table.refresh() == [de])
-    #expect(table.candidates(de) == ["b", "a"], "top 2 by GMV; a beats c at 5 by id")
+    #expect(table.candidates(de).map(\.itemID) == ["b", "a"], "top 2 by GMV; a beats c at 5 by id")
     #expect(table.refresh().isEmpty, "nothing new")
 
     // Stale: a lower sequence than the item's last.
@@ -181,35 +189,35 @@ func candidateTable() {
     #expect(table.apply(prediction("d", "P1", gmv: 1, market: "de", sequence: 3)))
     #expect(!table.apply(prediction("d", "P1", gmv: 100, market: "de", sequence: 2)))
     #expect(table.refresh().isEmpty)
-    #expect(table.candidates(de) == ["b", "a"])
+    #expect(table.candidates(de).map(\.itemID) == ["b", "a"])
     // Not finite.
     for gmv in [Double.nan, .infinity, -.infinity] {
         #expect(!table.apply(prediction("d", "P1", gmv: gmv, market: "de", sequence: 4)))
         #expect(!table.apply(prediction("new", "P1", gmv: gmv, market: "de", sequence: 4)))
     }
     #expect(table.refresh().isEmpty)
-    #expect(table.candidates(de) == ["b", "a"])
+    #expect(table.candidates(de).map(\.itemID) == ["b", "a"])
     #expect(table.itemCount == 4, "no non-finite prediction made an item")
 
     // The same set in another order: no change reported, but the order follows.
     #expect(table.apply(prediction("a", "P1", gmv: 9, market: "de", sequence: 2)))
     #expect(table.refresh().isEmpty)
-    #expect(table.candidates(de) == ["a", "b"])
+    #expect(table.candidates(de).map(\.itemID) == ["a", "b"])
     // A new member of the set.
     #expect(table.apply(prediction("c", "P1", gmv: 8, market: "de", sequence: 2)))
     #expect(table.refresh() == [de])
-    #expect(table.candidates(de) == ["a", "c"])
+    #expect(table.candidates(de).map(\.itemID) == ["a", "c"])
 
     // c moves to jp: it leaves de (b comes back) and makes the jp group.
     #expect(table.apply(prediction("c", "P1", gmv: 8, market: "jp", sequence: 3)))
     #expect(table.refresh() == [de, jp])
-    #expect(table.candidates(de) == ["a", "b"])
-    #expect(table.candidates(jp) == ["c"])
+    #expect(table.candidates(de).map(\.itemID) == ["a", "b"])
+    #expect(table.candidates(jp).map(\.itemID) == ["c"])
     #expect(table.groups(market: "jp") == [jp])
     // A stale prediction for its old market is still stale after the move.
     #expect(!table.apply(prediction("c", "P1", gmv: 100, market: "de", sequence: 1)))
     #expect(table.refresh().isEmpty)
-    #expect(table.candidates(de) == ["a", "b"])
+    #expect(table.candidates(de).map(\.itemID) == ["a", "b"])
     #expect(table.itemCount == 4)
 
     // Groups of a market, sorted by promotion; items of no market are a group of their own.
@@ -277,8 +285,61 @@ func recommenderTopK() throws {
     #expect(recommender.historyLength(PurchaseHistory(user: "u", purchases: Array(purchases.prefix(2)))) == 2)
     // The market matters, and no candidates make no items.
     #expect(!sameBits(recommender.recommend(history, market: "jp", candidates: candidates), top))
-    #expect(recommender.recommend(history, market: "de", candidates: []).isEmpty)
+    #expect(recommender.recommend(history, market: "de", candidates: [String]()).isEmpty)
     #expect(Recommender(model: model, topK: 0).recommend(history, market: "de", candidates: candidates).count == 1)
+}
+
+@Test("a combined file: the item role publishes each item's rep as offline does, the candidate table keeps it, a recommendation scores with it")
+func candidatesCarryTheirRepresentation() throws {
+    let stream = try SmallStream(items: 40, partitions: 2)
+    let r = stream.model.layout.representationWidth
+    let bytes = try BOPModel.random(config: userBOPConfig, markets: [], repWidth: r, seed: 5).combined(with: stream.model).safetensors()
+    let item = try DINOPModel(safetensors: bytes), user = try BOPModel(safetensors: bytes)
+    let processor = StreamProcessor(model: item, options: ProcessorOptions())
+    var out = processor.process(stream.messages, nowMs: 1_000)
+    out += processor.process([], nowMs: 1_000 + ProcessorOptions().gracePeriodMs)
+    let latest = try latestPredictions(out)
+    let offline = FeaturePipeline(config: item.config).predictions(item, for: stream.records)
+    #expect(latest.count == stream.records.count)
+    for (record, expected) in zip(stream.records, offline) {
+        let published = try #require(latest[record.key]?.rep), rep = try #require(expected.rep)
+        #expect(published.count == r && zip(published, rep).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "\(record.key)")
+    }
+    let plain = try latestPredictions(StreamProcessor(model: stream.model, options: ProcessorOptions()).process(stream.messages, nowMs: 1_000))
+    #expect(!plain.isEmpty && plain.values.allSatisfy { $0.rep == nil }, "an item-only file publishes no rep")
+
+    let table = CandidateTable(size: 8)
+    for p in latest.values { table.apply(p) }
+    let group = try #require(table.refresh().first)
+    let candidates = table.candidates(group)
+    #expect(candidates.count == 8)
+    for c in candidates {
+        #expect(c.rep == latest[ItemKey(promotionID: group.promotionID, itemID: c.itemID)]?.rep?.map { Float($0) })
+    }
+    let purchases = (0..<3).map { UserPurchase(item: "h\($0)", market: group.market, atMs: Int64($0)) }
+    let history = PurchaseHistory(user: "u", purchases: purchases)
+    let recommender = Recommender(model: user, topK: 8)
+    let ranked = recommender.recommend(history, market: group.market, candidates: candidates)
+    // Independently: each candidate alone, with its rep, in float64.
+    let exact = BOPNetwork<Double>(user)
+    let alone = Dictionary(uniqueKeysWithValues: candidates.map { c in
+        (c.itemID, exact.probabilities([user.sequence(purchases: purchases.map { $0.item as String? }, candidate: c.itemID,
+                                                      market: group.market, rep: c.rep)])[0])
+    })
+    #expect(ranked.count == 8 && ranked.allSatisfy { abs($0.probability - alone[$0.itemID]!) <= 1e-5 })
+    let bare = recommender.recommend(history, market: group.market, candidates: candidates.map { Candidate(itemID: $0.itemID) })
+    #expect(bare.contains { b in abs(b.probability - alone[b.itemID]!) > 1e-3 }, "without rep the scores differ: the term is there")
+
+    // A new rep for a candidate (the same GMV, a later prediction) changes the group; the same rep again does not.
+    var next = try #require(latest[ItemKey(promotionID: group.promotionID, itemID: candidates[0].itemID)])
+    next.sequence = (next.sequence ?? 0) + 10
+    next.rep = next.rep?.map { $0 + 0.5 }
+    #expect(table.apply(next))
+    #expect(table.refresh() == [group])
+    #expect(table.candidates(group).first { $0.itemID == next.itemID }?.rep == next.rep?.map { Float($0) })
+    next.sequence = (next.sequence ?? 0) + 1
+    #expect(table.apply(next))
+    #expect(table.refresh().isEmpty)
 }
 
 // MARK: UserProcessor

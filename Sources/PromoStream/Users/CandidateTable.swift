@@ -16,17 +16,26 @@ public struct CandidateGroup: Hashable, Sendable, Comparable {
     }
 }
 
+/// An item a recommendation may offer, with its DINOP `rep` as of its latest prediction (when the predictions
+/// carry one: BOP.md's candidate-token term).
+public struct Candidate: Hashable, Sendable {
+    public var itemID: String
+    public var rep: [Float]?
+
+    public init(itemID: String, rep: [Float]? = nil) { (self.itemID, self.rep) = (itemID, rep) }
+}
+
 /// `promo.predictions` read as a table: each item's latest prediction (the highest `sequence`, else the latest
 /// read), and per (promotion, market) the top `size` items by predicted GMV (ties by item id bytes): the candidates.
 /// The top lists are refreshed on demand, so that a burst of predictions costs one sort per group.
 public final class CandidateTable {
     public let size: Int
-    private struct Entry { var gmv: Double; var sequence: Int? }
+    private struct Entry { var gmv: Double; var sequence: Int?; var rep: [Float]? }
     private struct ItemRef: Hashable { var promotionID: String; var itemID: String }
     private var entries: [CandidateGroup: [String: Entry]] = [:]
     /// Where each item's latest prediction put it (an item's market may change with its profile).
     private var placement: [ItemRef: CandidateGroup] = [:]
-    private var top: [CandidateGroup: [String]] = [:]
+    private var top: [CandidateGroup: [Candidate]] = [:]
     /// The groups with candidates, per market, in order: asked for every recommendation, so kept, not searched.
     private var marketGroups: [String?: [CandidateGroup]] = [:]
     private var dirty = Set<CandidateGroup>()
@@ -50,21 +59,22 @@ public final class CandidateTable {
                 dirty.insert(previous)
             }
         }
-        entries[group, default: [:]][p.itemID] = Entry(gmv: p.gmv, sequence: p.sequence)
+        entries[group, default: [:]][p.itemID] = Entry(gmv: p.gmv, sequence: p.sequence, rep: p.rep?.map { Float($0) })
         placement[ref] = group
         dirty.insert(group)
         return true
     }
 
     /// Recomputes the top lists of groups that took predictions since the last refresh; returns the groups whose
-    /// set of candidates changed (a new order of the same items changes no BOP score).
+    /// candidates changed: another set of items, or another `rep` of one (a new order of the same items changes no
+    /// BOP score).
     public func refresh() -> [CandidateGroup] {
         guard !dirty.isEmpty else { return [] }
         var changed: [CandidateGroup] = []
         for group in dirty.sorted() {
             let best = (entries[group] ?? [:]).sorted { a, b in
                 a.value.gmv != b.value.gmv ? a.value.gmv > b.value.gmv : a.key.utf8.lexicographicallyPrecedes(b.key.utf8)
-            }.prefix(size).map(\.key)
+            }.prefix(size).map { Candidate(itemID: $0.key, rep: $0.value.rep) }
             if Set(best) != Set(top[group] ?? []) { changed.append(group) }
             top[group] = best.isEmpty ? nil : Array(best)
         }
@@ -74,7 +84,7 @@ public final class CandidateTable {
     }
 
     /// The candidates of a group as of the last refresh, by predicted GMV.
-    public func candidates(_ group: CandidateGroup) -> [String] { top[group] ?? [] }
+    public func candidates(_ group: CandidateGroup) -> [Candidate] { top[group] ?? [] }
 
     /// The groups of a market that have candidates, in order.
     public func groups(market: String?) -> [CandidateGroup] { marketGroups[market] ?? [] }

@@ -61,7 +61,7 @@ public struct RecommendationBacktest: Sendable {
                 let list = recommender.recommend(history, market: group.market, candidates: candidates).map(\.itemID)
                 var row = rows[group] ?? Row(group: group, bop: Figures(), byGMV: Figures())
                 row.bop.add(list: list, bought: day, k: k)
-                row.byGMV.add(list: Array(candidates.prefix(k)), bought: day, k: k)
+                row.byGMV.add(list: candidates.prefix(k).map(\.itemID), bought: day, k: k)
                 rows[group] = row
             }
         }

@@ -24,27 +24,30 @@ public struct Recommender: Sendable {
         if model.config.maxHistory > maxServedHistory {
             return "max_history \(model.config.maxHistory) is above the \(maxServedHistory) a recommendation serves"
         }
-        if model.repWidth != nil {
-            return "it holds bop.rep.weight, and candidates' DINOP representations are not served yet (a BOP-only file is)"
-        }
         return nil
     }
 
     /// The top items of `candidates` for a user with this history, offered in `market`. Candidates are scored in
-    /// their id order, one batch, so that the same set gives the same bits whatever order it came in.
-    public func recommend(_ history: PurchaseHistory, market: String?, candidates: [String]) -> [Recommendation.RecommendedItem] {
-        let ordered = Set(candidates).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    /// their id order, one batch, so that the same set gives the same bits whatever order it came in. A candidate's
+    /// `rep` enters its token when the model has `bop.rep.weight` of that width (BOP.md), and is ignored otherwise.
+    public func recommend(_ history: PurchaseHistory, market: String?, candidates: [Candidate]) -> [Recommendation.RecommendedItem] {
+        var seen = Set<String>()
+        let ordered = candidates.sorted { $0.itemID.utf8.lexicographicallyPrecedes($1.itemID.utf8) }
+            .filter { seen.insert($0.itemID).inserted }
         let purchases = history.purchases.map { Optional($0.item) }
         // (A weight file with non-finite values is refused when read; 0 keeps the order total regardless.)
-        let probabilities = network.probabilities(ordered.map { model.sequence(purchases: purchases, candidate: $0, market: market) })
-            .map { $0.isFinite ? $0 : 0 }
-        let ranked = zip(ordered, probabilities).sorted { a, b in a.1 != b.1 ? a.1 > b.1 : a.0.utf8.lexicographicallyPrecedes(b.0.utf8) }
+        let probabilities = network.probabilities(ordered.map {
+            model.sequence(purchases: purchases, candidate: $0.itemID, market: market, rep: $0.rep)
+        }).map { $0.isFinite ? $0 : 0 }
+        let ranked = zip(ordered.map(\.itemID), probabilities).sorted { a, b in
+            a.1 != b.1 ? a.1 > b.1 : a.0.utf8.lexicographicallyPrecedes(b.0.utf8)
+        }
         return ranked.prefix(topK).map { Recommendation.RecommendedItem(itemID: $0.0, probability: $0.1) }
     }
 
     /// The user's recommendation for a group: `as_of` is their latest purchase for a purchase, `at` for a change
     /// of candidates.
-    public func recommendation(_ history: PurchaseHistory, _ group: CandidateGroup, candidates: [String],
+    public func recommendation(_ history: PurchaseHistory, _ group: CandidateGroup, candidates: [Candidate],
                                trigger: Recommendation.Trigger, atMs: Int64, producedAt: String) -> Recommendation {
         let asOf = trigger == .purchase ? history.purchases.last?.atMs ?? atMs : atMs
         return Recommendation(userID: history.user, market: group.market, promotionID: group.promotionID,

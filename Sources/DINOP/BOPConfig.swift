@@ -1,4 +1,3 @@
-import DINOP
 import Foundation
 
 /// BOP.md's `bop` config object: the transformer's sizes. All six keys are required in a file (the number of
@@ -56,11 +55,14 @@ public struct BOPConfig: Codable, Equatable, Sendable {
 public enum BOPError: Error, CustomStringConvertible, Equatable {
     case invalidConfig(String)
     case wrongFile(String)
+    /// An item model and a BOP model that one combined file cannot hold.
+    case incompatible(String)
 
     public var description: String {
         switch self {
         case .invalidConfig(let why): "invalid BOP config: \(why)"
         case .wrongFile(let why): "not a BOP weight file (dinop/2 with extension bop): \(why)"
+        case .incompatible(let why): "the item model and the BOP model do not combine: \(why)"
         }
     }
 }
