@@ -74,6 +74,8 @@ struct RunCommand: AsyncParsableCommand {
     var candidates: Int?
     @Option(help: "Recommendation role: seconds between recomputations of the candidate sets from the predictions read (default: 5).")
     var candidateRefreshSeconds: Double?
+    @Option(help: "Recommendation role: a group's candidates are taken once none of its predictions arrived for this long (a day's close in the item role is a burst of them); at most ten such periods while they keep coming (default: 30).")
+    var candidateSettleSeconds: Double?
     @Option(help: "Lowest level logged: trace, debug, info (the default), notice, warning, error, critical.") var logLevel: String?
 
     /// The flags given, by setting name.
@@ -107,6 +109,7 @@ struct RunCommand: AsyncParsableCommand {
         put("top-k", topK.map { .int($0) })
         put("candidates", candidates.map { .int($0) })
         put("candidate-refresh-seconds", candidateRefreshSeconds.map { .double($0) })
+        put("candidate-settle-seconds", candidateSettleSeconds.map { .double($0) })
         return flags
     }
 
@@ -139,6 +142,7 @@ struct RunCommand: AsyncParsableCommand {
         try FlagCheck.inRange(s.candidates, 1...CandidateTable.largest, "--candidates")
         if s.role == "recommendations" { try FlagCheck.atLeast(s.recomputePerBatch, 1, "--recompute-per-batch") }
         try FlagCheck.seconds(s.candidateRefreshSeconds, "--candidate-refresh-seconds")
+        try FlagCheck.inRange(s.candidateSettleSeconds, 0...Double(CandidateTable.longestSettleMs / 1000), "--candidate-settle-seconds")
         guard !s.member.isEmpty, !s.group.isEmpty else { throw ValidationError("--member and --group must not be empty") }
         guard LogFormat(rawValue: s.logFormat) != nil else { throw ValidationError("--log-format must be text or json, got \(s.logFormat)") }
         guard Logger.Level(rawValue: s.logLevel) != nil else {
@@ -180,6 +184,7 @@ struct RunCommand: AsyncParsableCommand {
         if let changelogTopic = settings.changelogTopic { options.topics.changelog = changelogTopic }
         let httpPort = settings.httpPort, httpHost = settings.httpHost, presaleDays = settings.presaleDays
         options.candidateRefreshSeconds = settings.candidateRefreshSeconds
+        options.candidateSettleSeconds = settings.candidateSettleSeconds
         let role = try Role(settings)
         Observability.bootstrap(format: LogFormat(rawValue: settings.logFormat) ?? .text,
                                 level: Logger.Level(rawValue: settings.logLevel) ?? .info)

@@ -34,11 +34,12 @@ struct RunSettings: Sendable {
     var logFormat = "text"
     var logLevel = "info"
     var bootstrap = "127.0.0.1:9092"
-    /// The recommendation role: items per recommendation, candidates per (promotion, market), and how often the
-    /// candidate sets are recomputed from the predictions read.
+    /// The recommendation role: items per recommendation, candidates per (promotion, market), how often the
+    /// candidate sets are recomputed from the predictions read, and how long a group's predictions must pause first.
     var topK = 10
     var candidates = 100
     var candidateRefreshSeconds = 5.0
+    var candidateSettleSeconds = 30.0
     /// librdkafka properties, in the order they were given (later ones win).
     var kafka: [String] = []
 
@@ -113,6 +114,7 @@ struct RunSettings: Sendable {
         s.topK = try value("top-k", s.topK) { try config.requiredInt(forKey: $0) }
         s.candidates = try value("candidates", s.candidates) { try config.requiredInt(forKey: $0) }
         s.candidateRefreshSeconds = try value("candidate-refresh-seconds", s.candidateRefreshSeconds) { try config.requiredDouble(forKey: $0) }
+        s.candidateSettleSeconds = try value("candidate-settle-seconds", s.candidateSettleSeconds) { try config.requiredDouble(forKey: $0) }
         // Properties add up across sources: the file's (and the environment's) first, the flags' last, so a flag
         // wins. Not through the reader, which would take only the first source that has the key.
         let reader = ConfigReader(providers: Array(providers.dropFirst()))
@@ -125,7 +127,7 @@ struct RunSettings: Sendable {
         "role", "model", "member", "group", "mode", "grace-seconds", "presale-days", "max-batch", "poll-ms", "rollup-seconds",
         "threads", "follow-models", "state-dir", "assignment-timeout", "changelog-topic", "recompute-per-batch",
         "finetune-every", "restore-timeout", "stats-seconds", "http-port", "http-host", "log-format", "log-level", "bootstrap", "kafka",
-        "top-k", "candidates", "candidate-refresh-seconds",
+        "top-k", "candidates", "candidate-refresh-seconds", "candidate-settle-seconds",
     ]
 
     static func checkKeys(of file: String) throws {
@@ -173,7 +175,7 @@ struct RunSettings: Sendable {
             ("assignment-timeout", "\(assignmentTimeout)"), ("recompute-per-batch", "\(recomputePerBatch)"),
             ("restore-timeout", "\(restoreTimeout)"), ("stats-seconds", "\(statsSeconds)"), ("http-port", "\(httpPort)"), ("http-host", quoted(httpHost)),
             ("log-format", logFormat), ("log-level", logLevel), ("top-k", "\(topK)"), ("candidates", "\(candidates)"),
-            ("candidate-refresh-seconds", "\(candidateRefreshSeconds)"),
+            ("candidate-refresh-seconds", "\(candidateRefreshSeconds)"), ("candidate-settle-seconds", "\(candidateSettleSeconds)"),
         ]
         if let changelogTopic { lines.append(("changelog-topic", quoted(changelogTopic))) }
         if let finetuneEvery { lines.append(("finetune-every", "\(finetuneEvery)")) }

@@ -1,3 +1,4 @@
+import Foundation
 import PromoEvents
 import PromoKafka
 import PromoStream
@@ -61,7 +62,7 @@ final class CandidateFeed {
             }
             predictions.append(p)
         }
-        processor.apply(predictions: predictions)
+        processor.apply(predictions: predictions, atMs: Int64(Date().timeIntervalSince1970 * 1000))
         return predictions.count
     }
 

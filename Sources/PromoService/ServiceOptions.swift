@@ -104,6 +104,10 @@ public struct ServiceOptions: Sendable {
     /// The recommendation role: how often the candidate sets are recomputed from the predictions read meanwhile
     /// (the users of a set that changed are then queued for new recommendations).
     public var candidateRefreshSeconds = 5.0
+    /// The recommendation role: a group's candidates are taken once none of its predictions arrived for this long
+    /// (the item role publishes a day's predictions in a burst as the day closes: its users are then recomputed once,
+    /// not at every refresh within the burst); at most `CandidateTable.maxSettles` periods while they keep coming.
+    public var candidateSettleSeconds = 30.0
 
     public init(kafka: KafkaConfig, member: String) {
         self.kafka = kafka

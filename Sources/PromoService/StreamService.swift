@@ -349,14 +349,16 @@ public final class StreamService: @unchecked Sendable {
     }
 
     /// The recommendation role: predictions that arrived since the last batch go into the candidate table; every
-    /// `candidateRefreshSeconds` the candidate sets are recomputed, and the users of each one that changed queued.
+    /// `candidateRefreshSeconds` the candidate sets whose predictions have settled (`candidateSettleSeconds`) are
+    /// recomputed, and the users of each one that changed queued.
     private func followCandidates() throws {
         guard let users, let candidateFeed else { return }
         _ = try candidateFeed.poll(into: users)
         reportClusterErrors(candidateFeed.takeErrors())
         guard (ContinuousClock.now - candidatesRefreshed).seconds >= options.candidateRefreshSeconds else { return }
         candidatesRefreshed = .now
-        let changed = users.refreshCandidates()
+        let settle = options.candidateSettleSeconds.isFinite ? min(max(options.candidateSettleSeconds, 0), 86_400) : 0
+        let changed = users.refreshCandidates(nowMs: Int64(Date().timeIntervalSince1970 * 1000), settleMs: Int64(settle * 1000))
         if !changed.isEmpty {
             log("candidates changed in \(changed.count) promotion-market groups; \(users.pendingCount) recommendations to recompute")
         }

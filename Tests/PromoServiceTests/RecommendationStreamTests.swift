@@ -103,7 +103,7 @@ extension BrokerTests {
             try ChildProcess(builtProduct("promo"), [
                 "run", "--role", "recommendations", "--bootstrap", broker.bootstrap, "--model", world.model.path,
                 "--group", "rec-e2e", "--member", name, "--max-batch", "20", "--top-k", "5", "--candidates", "20",
-                "--candidate-refresh-seconds", "0.2", "--recompute-per-batch", "10",
+                "--candidate-refresh-seconds", "0.2", "--candidate-settle-seconds", "1", "--recompute-per-batch", "10",
                 "--state-dir", world.folder.appendingPathComponent("state").path,
                 "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", "-X", "transaction.timeout.ms=10000",
                 "-X", "fetch.wait.max.ms=10", "--http-port", "0", "--log-format", "json",

@@ -236,6 +236,35 @@ func candidateTable() {
     #expect(table.candidates(none).isEmpty)
 }
 
+@Test("a group still taking predictions waits until they pause for the settle period (at most ten periods); a settled group refreshes meanwhile")
+func candidatesSettle() {
+    let table = CandidateTable(size: 2)
+    let de = CandidateGroup(promotionID: "P1", market: "de"), jp = CandidateGroup(promotionID: "P1", market: "jp")
+    let settle: Int64 = 1_000
+    #expect(table.apply(prediction("a", "P1", gmv: 5, market: "de"), atMs: 0))
+    #expect(table.apply(prediction("j", "P1", gmv: 5, market: "jp"), atMs: 0))
+    #expect(table.refresh(nowMs: 999, settleMs: settle).isEmpty && table.unsettledCount == 2, "both still within the period")
+    #expect(table.apply(prediction("b", "P1", gmv: 7, market: "de"), atMs: 500))
+    #expect(table.refresh(nowMs: 1_000, settleMs: settle) == [jp], "jp paused for the period; de took b at 500")
+    #expect(table.candidates(de).isEmpty && table.candidates(jp).map(\.itemID) == ["j"])
+    #expect(table.refresh(nowMs: 1_500, settleMs: settle) == [de])
+    #expect(table.candidates(de).map(\.itemID) == ["b", "a"] && table.unsettledCount == 0)
+
+    // A steady trickle: a prediction every 900 ms never pauses for 1,000, yet the group refreshes ten periods after
+    // the first of them.
+    var changes: [Int64] = []
+    for step in Int64(1)...14 {
+        let at = 2_000 + step * 900
+        #expect(table.apply(prediction("c\(step)", "P1", gmv: Double(10 + step), market: "de"), atMs: at))
+        if !table.refresh(nowMs: at, settleMs: settle).isEmpty { changes.append(at) }
+    }
+    #expect(changes == [2_000 + 13 * 900], "first at 2,900: refreshed at the first refresh from 12,900 on")
+    #expect(table.candidates(de).map(\.itemID) == ["c13", "c12"])
+    // Without a settle period, every group refreshes at once.
+    #expect(table.apply(prediction("z", "P1", gmv: 99, market: "de", sequence: 1), atMs: 20_000))
+    #expect(table.refresh(nowMs: 20_000, settleMs: 0) == [de])
+}
+
 // MARK: Recommender
 
 @Test("a recommendation is the top K by P(buy), ties by id, the same bits for any order of the same candidates")

@@ -27,7 +27,9 @@ public struct Candidate: Hashable, Sendable {
 
 /// `promo.predictions` read as a table: each item's latest prediction (the highest `sequence`, else the latest
 /// read), and per (promotion, market) the top `size` items by predicted GMV (ties by item id bytes): the candidates.
-/// The top lists are refreshed on demand, so that a burst of predictions costs one sort per group.
+/// The top lists are refreshed on demand, so that a burst of predictions costs one sort per group; a refresh may
+/// leave out the groups still taking predictions (the burst of a day's close in the item role), so that their users
+/// are recomputed once the day is in, not at every refresh within it.
 public final class CandidateTable {
     public let size: Int
     private struct Entry { var gmv: Double; var sequence: Int?; var rep: [Float]? }
@@ -39,16 +41,22 @@ public final class CandidateTable {
     /// The groups with candidates, per market, in order: asked for every recommendation, so kept, not searched.
     private var marketGroups: [String?: [CandidateGroup]] = [:]
     private var dirty = Set<CandidateGroup>()
+    /// When each group first and last took a prediction since its last refresh (the caller's clock, ms).
+    private var touched: [CandidateGroup: (first: Int64, last: Int64)] = [:]
 
     /// The most candidates per group: each is a scoring per user and recommendation.
     public static let largest = 10_000
+    /// How many settle periods a group that keeps taking predictions waits at most.
+    public static let maxSettles: Int64 = 10
+    /// The longest settle period taken (a day), so that no time computed from it overflows.
+    public static let longestSettleMs: Int64 = 86_400_000
 
     public init(size: Int) { self.size = min(max(size, 1), Self.largest) }
 
-    /// Takes a prediction; returns false when it is older than the item's last one (a lower `sequence`) or its GMV
-    /// is not finite.
+    /// Takes a prediction, read at `atMs`; returns false when it is older than the item's last one (a lower
+    /// `sequence`) or its GMV is not finite.
     @discardableResult
-    public func apply(_ p: PredictionEvent) -> Bool {
+    public func apply(_ p: PredictionEvent, atMs: Int64 = 0) -> Bool {
         guard p.gmv.isFinite else { return false }
         let ref = ItemRef(promotionID: p.promotionID, itemID: p.itemID)
         let group = CandidateGroup(promotionID: p.promotionID, market: p.market)
@@ -56,29 +64,43 @@ public final class CandidateTable {
             if let old = entries[previous]?[p.itemID]?.sequence, let new = p.sequence, new < old { return false }
             if previous != group {
                 entries[previous]?[p.itemID] = nil
-                dirty.insert(previous)
+                touch(previous, atMs)
             }
         }
         entries[group, default: [:]][p.itemID] = Entry(gmv: p.gmv, sequence: p.sequence, rep: p.rep?.map { Float($0) })
         placement[ref] = group
-        dirty.insert(group)
+        touch(group, atMs)
         return true
     }
 
-    /// Recomputes the top lists of groups that took predictions since the last refresh; returns the groups whose
-    /// candidates changed: another set of items, or another `rep` of one (a new order of the same items changes no
-    /// BOP score).
-    public func refresh() -> [CandidateGroup] {
-        guard !dirty.isEmpty else { return [] }
+    private func touch(_ group: CandidateGroup, _ atMs: Int64) {
+        dirty.insert(group)
+        let seen = touched[group]
+        touched[group] = (min(seen?.first ?? atMs, atMs), max(seen?.last ?? atMs, atMs))
+    }
+
+    /// Recomputes the top lists of groups that took predictions since the last refresh and none in the last
+    /// `settleMs` before `nowMs`, or whose first such prediction is `settleMs` × `maxSettles` old (so that a steady
+    /// trickle delays a group a bounded time); the others wait for a later refresh. With the defaults, every group.
+    /// Returns the groups whose candidates changed: another set of items, or another `rep` of one (a new order of the
+    /// same items changes no BOP score).
+    public func refresh(nowMs: Int64 = .max, settleMs: Int64 = 0) -> [CandidateGroup] {
+        let settle = min(max(settleMs, 0), Self.longestSettleMs)
+        let settled = dirty.filter { group in
+            guard let seen = touched[group] else { return true }
+            return seen.last <= nowMs &- settle || seen.first <= nowMs &- settle * Self.maxSettles
+        }
+        guard !settled.isEmpty else { return [] }
         var changed: [CandidateGroup] = []
-        for group in dirty.sorted() {
+        for group in settled.sorted() {
+            dirty.remove(group)
+            touched[group] = nil
             let best = (entries[group] ?? [:]).sorted { a, b in
                 a.value.gmv != b.value.gmv ? a.value.gmv > b.value.gmv : a.key.utf8.lexicographicallyPrecedes(b.key.utf8)
             }.prefix(size).map { Candidate(itemID: $0.key, rep: $0.value.rep) }
             if Set(best) != Set(top[group] ?? []) { changed.append(group) }
             top[group] = best.isEmpty ? nil : Array(best)
         }
-        dirty.removeAll()
         marketGroups = Dictionary(grouping: top.keys.sorted(), by: \.market)
         return changed
     }
@@ -90,4 +112,7 @@ public final class CandidateTable {
     public func groups(market: String?) -> [CandidateGroup] { marketGroups[market] ?? [] }
 
     public var itemCount: Int { placement.count }
+
+    /// Groups whose new predictions wait to settle.
+    public var unsettledCount: Int { dirty.count }
 }

@@ -60,15 +60,16 @@ public final class UserProcessor {
 
     // MARK: Candidates
 
-    /// Takes predictions read from `promo.predictions` (any partition); `refreshCandidates` applies them.
-    public func apply(predictions: [PredictionEvent]) {
-        for p in predictions { table.apply(p) }
+    /// Takes predictions read from `promo.predictions` (any partition) at `atMs`; `refreshCandidates` applies them.
+    public func apply(predictions: [PredictionEvent], atMs: Int64 = 0) {
+        for p in predictions { table.apply(p, atMs: atMs) }
     }
 
-    /// Refreshes the candidate sets and queues the users of every group whose set changed; returns those groups.
+    /// Refreshes the candidate sets whose predictions have settled (`CandidateTable.refresh`) and queues the users of
+    /// every group whose candidates changed; returns those groups.
     @discardableResult
-    public func refreshCandidates() -> [CandidateGroup] {
-        let changed = table.refresh()
+    public func refreshCandidates(nowMs: Int64 = .max, settleMs: Int64 = 0) -> [CandidateGroup] {
+        let changed = table.refresh(nowMs: nowMs, settleMs: settleMs)
         for group in changed {
             for user in (marketUsers[group.market] ?? []).sorted(by: { ($0.partition, $0.user) < ($1.partition, $1.user) }) {
                 enqueue(Work(user: user, group: group))
