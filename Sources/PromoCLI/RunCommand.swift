@@ -18,8 +18,9 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Members of one --group share the input partitions. SIGTERM or SIGINT finishes the batch in flight, \
             commits it, leaves the group and exits 0. Members follow the model topic: they serve the latest \
-            announced version that verifies (--model until one is announced) and switch between batches. With \
-            --finetune-every, this member also fine-tunes on the topics' labels on that schedule and publishes \
+            announced version that verifies (--model until one is announced) and switch between batches; members of \
+            the recommendation role serve the BOP part of the latest announced version that has one (a combined \
+            file, `promo bop combine`) and pass over item-only versions. With --finetune-every, this member also fine-tunes on the topics' labels on that schedule and publishes \
             accepted versions (give one member of the group that role).
             """)
 
@@ -34,7 +35,7 @@ struct RunCommand: AsyncParsableCommand {
     var properties: [String] = []
     @Option(help: "items (the default: predictions of the item topics) or recommendations (BOP.md: users' purchases on promo.purchases → their recommendations on promo.recommendations).")
     var role: String?
-    @Option(help: "The weight file: dinop/1 for the item role (served until the model topic announces a version); a BOP file (`promo bop train`) for the recommendation role.")
+    @Option(help: "The weight file: dinop/1 or dinop/2 for the item role (served until the model topic announces a version); a BOP file (`promo bop train`) or a combined one (`promo bop combine`) for the recommendation role (served until the model topic announces a version with a BOP part).")
     var model: String?
     @Option(help: "Consumer group of the members (default: promo-stream; promo-recommendations for the recommendation role).") var group: String?
     @Option(help: "This member's name: unique in the group and the same across restarts (names its transactional id; default: the host name).")

@@ -43,9 +43,23 @@ public struct ModelPackage: Sendable {
     }
 
     /// Puts the announced version's chunks together and checks them against the announcement before anything
-    /// is loaded: every chunk present, the announced size, the announced SHA-256, a dinop/1 file whose own
+    /// is loaded: every chunk present, the announced size, the announced SHA-256, a DINOP weight file whose own
     /// version is the announced one.
     public static func assemble(_ announcement: ModelAnnouncement, chunks: [Int: Data]) throws(ModelPackageError) -> DINOPModel {
+        let file = try assembledFile(announcement, chunks: chunks)
+        let model: DINOPModel
+        do { model = try DINOPModel(safetensors: file) } catch {
+            throw .notAModel(version: announcement.version, "\(error)")
+        }
+        guard model.version == announcement.version else {
+            throw .versionMismatch(announced: announcement.version, file: model.version)
+        }
+        return model
+    }
+
+    /// The announced version's file from its chunks, checked against the announcement (every chunk, the size, the
+    /// SHA-256), not yet read as a model: for readers of another part of it (a combined file's BOP model).
+    public static func assembledFile(_ announcement: ModelAnnouncement, chunks: [Int: Data]) throws(ModelPackageError) -> Data {
         // The chunk count follows from the size; checked first, so that no announced number sizes a loop or an
         // allocation before the chunks are known to be there.
         let expected = chunkCount(bytes: announcement.bytes)
@@ -63,14 +77,7 @@ public struct ModelPackage: Sendable {
         guard digest == announcement.sha256 else {
             throw .checksumMismatch(version: announcement.version, announced: announcement.sha256, found: digest)
         }
-        let model: DINOPModel
-        do { model = try DINOPModel(safetensors: file) } catch {
-            throw .notAModel(version: announcement.version, "\(error)")
-        }
-        guard model.version == announcement.version else {
-            throw .versionMismatch(announced: announcement.version, file: model.version)
-        }
-        return model
+        return file
     }
 }
 

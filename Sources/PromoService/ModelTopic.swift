@@ -76,6 +76,11 @@ public struct ModelTopic: Sendable {
         try ModelPackage.assemble(announcement, chunks: chunks(of: announcement.version, log: log, count: announcement.chunks))
     }
 
+    /// The announced version's file, checked against its announcement but not read as a model.
+    public func loadFile(_ announcement: ModelAnnouncement, log: ModelLog) throws -> Data {
+        try ModelPackage.assembledFile(announcement, chunks: chunks(of: announcement.version, log: log, count: announcement.chunks))
+    }
+
     /// The chunks of a version found on the topic (the first `count`, or all), by chunk number.
     public func chunks(of version: Int, log: ModelLog, count: Int = .max) throws -> [Int: Data] {
         let offsets = log.chunkOffsets(of: version).filter { $0.key < count }

@@ -112,9 +112,10 @@ extension ServiceEvent {
                         + (skipped > 0 ? " (\(skipped) left as they were: their markets' columns did not change)" : ""))
     }
 
-    static func switchedModel(from previous: Int, to version: Int, parent: Int?, sha256: String, recompute: Int) -> ServiceEvent {
+    static func switchedModel(from previous: Int, to version: Int, parent: Int?, sha256: String, recompute: Int,
+                              what: String = "items") -> ServiceEvent {
         ServiceEvent("switched_model", ["from": "\(previous)", "to": "\(version)", "recompute": "\(recompute)"],
-                     "switched from model version \(previous) to \(version) (parent \(parent.map(String.init) ?? "none"), sha256 \(sha256.prefix(12))…); \(recompute) items to recompute in the background")
+                     "switched from model version \(previous) to \(version) (parent \(parent.map(String.init) ?? "none"), sha256 \(sha256.prefix(12))…); \(recompute) \(what) to recompute in the background")
     }
 
     static func refusedModel(_ version: Int, reason: String, serving: Int) -> ServiceEvent {

@@ -108,12 +108,10 @@ public final class StreamService: @unchecked Sendable {
         servingDigest = sha256Hex(model.safetensors())
     }
 
-    /// The recommendation role (BOP.md): users' purchases in, their recommendations out, served by `bop`. It serves
-    /// that model only (the model topic carries item models).
+    /// The recommendation role (BOP.md): users' purchases in, their recommendations out, served by `bop` until the
+    /// model topic announces a version with a BOP part (a combined file); item-only versions leave it as it is.
     public init(recommending bop: BOPModel, options: ServiceOptions, recommendations: UserProcessorOptions,
                 events: @escaping @Sendable (ServiceEvent) -> Void) {
-        var options = options
-        options.followModels = false
         self.options = options
         var userOptions = recommendations
         userOptions.consumer = options.processor.consumer
@@ -366,7 +364,7 @@ public final class StreamService: @unchecked Sendable {
 
     /// Applies what arrived on the model topic since the last batch, in order.
     private func followModels() throws {
-        guard let follower, let processor else { return }
+        guard let follower else { return }
         let (announcements, unreadable) = try follower.poll()
         unreadable.forEach { log("model topic: \($0)") }
         if let pending = pendingAnnouncement, announcements.isEmpty {
@@ -377,9 +375,9 @@ public final class StreamService: @unchecked Sendable {
             pendingAnnouncement = nil
             _ = adopt(announcement)
         }
-        if let started = swapStarted, processor.staleCount == 0 {
+        if let started = swapStarted, stage.pendingCount == 0 {
             events(.recomputed(items: started.items + started.skippedAtSwap,
-                               skipped: processor.skippedRecomputes, version: processor.model.version,
+                               skipped: processor?.skippedRecomputes ?? 0, version: modelVersion,
                                seconds: (ContinuousClock.now - started.at).seconds))
             swapStarted = nil
         }
@@ -388,6 +386,7 @@ public final class StreamService: @unchecked Sendable {
     /// Loads, verifies and swaps in an announced version; returns whether it is served now. A refused version is
     /// logged with the reason and the member goes on serving the version it has.
     private func adopt(_ announcement: ModelAnnouncement, atStart: Bool = false) -> Bool {
+        if let users, let follower { return adoptRecommender(announcement, from: follower, users: users, atStart: atStart) }
         guard let processor, let follower else { return false }
         let version = announcement.version
         if version == processor.model.version {
@@ -418,6 +417,49 @@ public final class StreamService: @unchecked Sendable {
         } catch {
             metrics.refusals.increment()
             events(.refusedModel(version, reason: "\(error)", serving: processor.model.version))
+        }
+        return false
+    }
+
+    /// The recommendation role's `adopt`: the BOP part of an announced version (a combined file). A version without
+    /// one is passed over (the item role's alone); one whose BOP part cannot serve is refused with the reason.
+    private func adoptRecommender(_ announcement: ModelAnnouncement, from follower: ModelFollower, users: UserProcessor,
+                                  atStart: Bool) -> Bool {
+        let version = announcement.version, serving = modelVersion
+        do {
+            let file = try follower.topic.loadFile(announcement, log: follower.log)
+            let item: DINOPModel
+            do { item = try DINOPModel(safetensors: file) } catch { throw ModelPackageError.notAModel(version: version, "\(error)") }
+            guard item.config.has(extension: ModelExtension.bop) else {
+                log("model topic: version \(version) has no BOP part (an item model alone); serving version \(serving)")
+                return false
+            }
+            let bop = try BOPModel(safetensors: file)
+            guard bop.version == version else { throw ModelPackageError.versionMismatch(announced: version, file: bop.version) }
+            if let problem = Recommender.servingProblem(bop) { throw ServiceError(problem) }
+            if version == serving {
+                if announcement.sha256 == servingDigest { return true }
+                // As for items: other weights under the number being served would mix two models under one name.
+                guard atStart else {
+                    metrics.refusals.increment()
+                    events(.refusedModel(version, reason: "its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…)", serving: version))
+                    return false
+                }
+            }
+            let queued = users.swap(to: bop)
+            servingDigest = announcement.sha256
+            swapStarted = (ContinuousClock.now, users.pendingCount, 0)
+            metrics.swaps.increment()
+            metrics.modelVersion.record(version)
+            events(.switchedModel(from: serving, to: version, parent: announcement.parent, sha256: announcement.sha256,
+                                  recompute: queued ? users.pendingCount : 0, what: "recommendations"))
+            return true
+        } catch let error as KafkaError where !error.isFatal {
+            events(.modelUnreadable(version, error))
+            pendingAnnouncement = announcement
+        } catch {
+            metrics.refusals.increment()
+            events(.refusedModel(version, reason: "\(error)", serving: serving))
         }
         return false
     }

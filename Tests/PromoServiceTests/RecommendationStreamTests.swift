@@ -19,16 +19,9 @@ struct RecommendationWorld {
     static func make(users: Int = 40) throws -> RecommendationWorld {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rec-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var itemConfig = ModelConfig.default
-        (itemConfig.hidden, itemConfig.attention) = (6, 4)
-        let item = try DINOPModel.random(config: itemConfig, dims: .defaults(for: itemConfig, rows: 13, width: 3, encoderWidth: 5,
-                                                                            headHidden: 4), seed: 2)
-        let repWidth = item.layout.representationWidth
-        let bop = try BOPModel.random(config: BOPConfig(width: 8, layers: 2, heads: 2, ffn: 16, maxHistory: 6, itemRows: 1009),
-                                      markets: ["de", "jp"], repWidth: repWidth, seed: 5)
         let model = folder.appendingPathComponent("combined.safetensors")
-        try bop.combined(with: item).write(to: model)
-        var world = RecommendationWorld(folder: folder, model: model, repWidth: repWidth)
+        try combined(version: 1, bopSeed: 5).write(to: model)
+        var world = RecommendationWorld(folder: folder, model: model, repWidth: try itemModel(version: 1).layout.representationWidth)
         var rng = SystemRandomNumberGenerator()
         // 60 items in de and 30 in jp for each of two promotions; GMVs that change the top 20 of de later.
         for promotion in ["p1", "p2"] {
@@ -51,6 +44,24 @@ struct RecommendationWorld {
         return world
     }
 
+    /// The item model (MODEL.md's, small sizes): the same weights at every version.
+    static func itemModel(version: Int) throws -> DINOPModel {
+        var config = ModelConfig.default
+        (config.hidden, config.attention) = (6, 4)
+        var item = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 13, width: 3, encoderWidth: 5, headHidden: 4),
+                                         seed: 2)
+        item.version = version
+        return item
+    }
+
+    /// A combined file: the item model at `version` and a BOP model drawn from `bopSeed`, with `bop.rep.weight`.
+    static func combined(version: Int, bopSeed: UInt64) throws -> DINOPModel {
+        let item = try itemModel(version: version)
+        let bop = try BOPModel.random(config: BOPConfig(width: 8, layers: 2, heads: 2, ffn: 16, maxHistory: 6, itemRows: 1009),
+                                      markets: ["de", "jp"], repWidth: item.layout.representationWidth, seed: bopSeed)
+        return try bop.combined(with: item)
+    }
+
     /// The second day's predictions of p1 in de: new items at the top, so its candidate set changes.
     var laterPredictions: [PredictionEvent] {
         (0..<10).map { i in
@@ -58,6 +69,26 @@ struct RecommendationWorld {
                             bsp: 0.5, ss: 1, ssProbabilities: Array(repeating: 0.1, count: 10), producedAt: "2026-10-22T00:00:00.000Z", asOfDay: 2, sequence: 2,
                             market: "de", rep: rep(item: i, day: 2))
         }
+    }
+
+    /// `promo bop predict` over the world's events with `model` (top 5 of 20 candidates), by "user/promotion".
+    func offline(model: URL) throws -> [String: Recommendation] {
+        let purchasesFile = folder.appendingPathComponent("purchases.jsonl")
+        let predictionsFile = folder.appendingPathComponent("predictions.jsonl")
+        try Data(purchases.map { String(decoding: Event.purchase($0).encoded(), as: UTF8.self) + "\n" }.joined().utf8).write(to: purchasesFile)
+        try Data(predictions.map { String(decoding: Event.prediction($0).encoded(), as: UTF8.self) + "\n" }.joined().utf8).write(to: predictionsFile)
+        let predict = try ChildProcess(builtProduct("promo"), [
+            "bop", "predict", "--model", model.path, "--purchases", purchasesFile.path, "--predictions", predictionsFile.path,
+            "--top-k", "5", "--candidates", "20",
+        ], name: "predict")
+        #expect(predict.wait(timeout: 120) == 0)
+        var offline: [String: Recommendation] = [:]
+        for line in predict.output {
+            if case .recommendation(let r)? = try? EventDecoder().decode(Array(line.utf8)) { offline["\(r.userID)/\(r.promotionID)"] = r }
+        }
+        // Every user has purchases in de or jp, and each market has candidates in both promotions.
+        #expect(offline.count == 2 * Set(purchases.map(\.userID)).count, "\(predict.output.prefix(3))")
+        return offline
     }
 
     /// An item's `rep` on a day: float32 values, another on each day.
@@ -127,22 +158,7 @@ extension BrokerTests {
         try produce(broker, events(world.purchases[half...]) + events(world.laterPredictions))
         world.predictions += world.laterPredictions
 
-        // Offline: `promo bop predict` over the same events.
-        let purchasesFile = world.folder.appendingPathComponent("purchases.jsonl")
-        let predictionsFile = world.folder.appendingPathComponent("predictions.jsonl")
-        try Data(world.purchases.map { String(decoding: Event.purchase($0).encoded(), as: UTF8.self) + "\n" }.joined().utf8).write(to: purchasesFile)
-        try Data(world.predictions.map { String(decoding: Event.prediction($0).encoded(), as: UTF8.self) + "\n" }.joined().utf8).write(to: predictionsFile)
-        let predict = try ChildProcess(builtProduct("promo"), [
-            "bop", "predict", "--model", world.model.path, "--purchases", purchasesFile.path, "--predictions", predictionsFile.path,
-            "--top-k", "5", "--candidates", "20",
-        ], name: "predict")
-        #expect(predict.wait(timeout: 120) == 0)
-        var offline: [String: Recommendation] = [:]
-        for line in predict.output {
-            if case .recommendation(let r)? = try? EventDecoder().decode(Array(line.utf8)) { offline["\(r.userID)/\(r.promotionID)"] = r }
-        }
-        // Every user has purchases in de or jp, and each market has candidates in both promotions.
-        #expect(offline.count == 2 * Set(world.purchases.map(\.userID)).count, "\(predict.output.prefix(3))")
+        let offline = try world.offline(model: world.model)
 
         let converged = try reader.read(timeout: 120) { recommendationMismatches(latestRecommendations($0), offline).isEmpty }
         #expect(converged, "differing from offline: \(recommendationMismatches(latestRecommendations(reader.messages), offline).prefix(5))")
@@ -155,5 +171,48 @@ extension BrokerTests {
         #expect(letters.contains { $0.reason.contains("key") })
         r2.signal(SIGTERM)
         #expect(r2.wait() == 0, "SIGTERM ends a member cleanly")
+    }
+
+    @Test("recommendation role follows the model topic: passes over an item-only version, switches to a combined one and recomputes every user; a member started later serves it at once")
+    func recommendationsFollowTheModelTopic() throws {
+        let world = try RecommendationWorld.make(users: 16)
+        defer { try? FileManager.default.removeItem(at: world.folder) }
+        let broker = try LocalBroker.tansu()
+        let kafka = ["--bootstrap", broker.bootstrap, "-X", "fetch.wait.max.ms=10"]
+        try produce(broker, events(world.predictions) + events(world.purchases))
+        func start(_ name: String) throws -> ChildProcess {
+            try ChildProcess(builtProduct("promo"), [
+                "run", "--role", "recommendations", "--model", world.model.path, "--group", "rec-models", "--member", name,
+                "--top-k", "5", "--candidates", "20", "--candidate-refresh-seconds", "0.2", "--candidate-settle-seconds", "0",
+                "--recompute-per-batch", "50", "--http-port", "0", "--log-format", "json",
+            ] + kafka, name: name)
+        }
+        let member = try start("r1")
+        #expect(member.awaitEvent("assigned") != nil, "no partitions")
+        var reader = try TopicReader(broker, topics: ["promo.recommendations"])
+        let v1 = try world.offline(model: world.model)
+        #expect(try reader.read(timeout: 60) { recommendationMismatches(latestRecommendations($0), v1).isEmpty }, "version 1")
+
+        // Version 2: the item model alone. Version 3: combined, with other BOP weights.
+        let itemOnly = world.folder.appendingPathComponent("v2.safetensors"), v3File = world.folder.appendingPathComponent("v3.safetensors")
+        try RecommendationWorld.itemModel(version: 2).write(to: itemOnly)
+        try RecommendationWorld.combined(version: 3, bopSeed: 6).write(to: v3File)
+        for file in [itemOnly, v3File] { #expect(try promo(["model", "publish", file.path] + kafka).status == 0) }
+        let v3 = try world.offline(model: v3File)
+        #expect(recommendationMismatches(v3, v1).count > v1.count / 2, "version 3 recommends otherwise")
+        let switched = member.awaitEvent("switched_model", timeout: 60)
+        #expect(switched?["to"] == "3" && switched?["from"] == "1", "\(String(describing: switched))")
+        #expect(try reader.read(timeout: 60) { messages in
+            let latest = latestRecommendations(messages)
+            return recommendationMismatches(latest, v3).isEmpty && latest.values.allSatisfy { $0.modelVersion == 3 }
+        }, "every user recomputed under version 3: \(recommendationMismatches(latestRecommendations(reader.messages), v3).prefix(5))")
+        #expect(member.events("switched_model").count == 1, "version 2 passed over")
+
+        let late = try start("r2")
+        #expect(late.awaitEvent("serving_model")?["version"] == "3", "the latest version with a BOP part, from the start")
+        for m in [member, late] {
+            m.signal(SIGTERM)
+            #expect(m.wait() == 0)
+        }
     }
 }

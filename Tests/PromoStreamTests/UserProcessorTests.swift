@@ -760,3 +760,36 @@ func userProcessorRestore() throws {
     tieRestored.finishRestore(partition: 0)
     #expect(tieRestored.history(partition: 0, user: "t") == tieHistory)
 }
+
+@Test("a new BOP model queues every user for every group of their market and scores as offline; the same weights under another version queue nobody")
+func userProcessorSwap() throws {
+    var s = try Scenario(recomputePerCall: 3)
+    s.feedAll()
+    let expected = s.expectedHistories
+    #expect(s.processor.pendingCount == 0)
+
+    var renamed = s.model
+    renamed.version = 7
+    #expect(!s.processor.swap(to: renamed), "the same weights")
+    #expect(s.processor.pendingCount == 0 && s.processor.recommender.model.version == 7)
+
+    let other = try BOPModel.random(config: userBOPConfig, markets: ["de", "jp"], seed: 2)
+    #expect(s.processor.swap(to: other))
+    let queued = expected.values.reduce(0) { $0 + s.processor.table.groups(market: $1.market).count }
+    #expect(queued == 9 && s.processor.pendingCount == queued)
+    var out: [OutputRecord] = []
+    for _ in 0..<10 where s.processor.pendingCount > 0 { out += s.processor.process([], nowMs: baseMs + 900_000) }
+    #expect(s.processor.pendingCount == 0)
+    let recs = try recommendations(out).map(\.1)
+    #expect(recs.count == queued && recs.allSatisfy { $0.trigger == .candidates })
+    let offline = Recommender(model: other, topK: s.options.topK)
+    let table = CandidateTable(size: s.options.candidates)
+    for p in s.predictions { table.apply(p) }
+    _ = table.refresh()
+    expectMatchesOffline(try latest(out), offline.recommendations(Array(expected.values), table: table, producedAt: rfc3339(baseMs)),
+                         histories: expected)
+    let emitted = try latest(out)
+    #expect(s.offline(s.predictions).contains { r in
+        !sameBits(emitted[RecommendationKey(user: r.userID, promotion: r.promotionID, market: r.market)]?.items ?? [], r.items)
+    }, "the old model recommends otherwise")
+}

@@ -33,7 +33,7 @@ public struct UserProcessorOptions: Sendable {
 /// queue died with it); queued users are recomputed `recomputePerCall` per call. Owned by one thread.
 public final class UserProcessor {
     public let options: UserProcessorOptions
-    public let recommender: Recommender
+    public private(set) var recommender: Recommender
     public let table: CandidateTable
     private struct UserRef: Hashable { var partition: Int32; var user: String }
     private struct Work: Hashable { var user: UserRef; var group: CandidateGroup }
@@ -208,10 +208,28 @@ public final class UserProcessor {
     }
 
     /// Queues every user of the partition: what its previous owner had queued is lost.
-    public func finishRestore(partition: Int32) {
+    public func finishRestore(partition: Int32) { queueUsers(of: partition) }
+
+    private func queueUsers(of partition: Int32) {
         for user in (users[partition] ?? [:]).keys.sorted() {
             let ref = UserRef(partition: partition, user: user)
             for group in table.groups(market: users[partition]?[user]?.market) { enqueue(Work(user: ref, group: group)) }
         }
+    }
+
+    // MARK: Model versions
+
+    /// Serves `model` from the next recommendation on. When it scores differently from the one served (other sizes,
+    /// markets or weights), every user is queued for every group of their market; a version that only renames the
+    /// same weights (an item-model fine-tune of a combined file) queues nobody. Returns whether users were queued.
+    @discardableResult
+    public func swap(to model: BOPModel) -> Bool {
+        let current = recommender.model
+        recommender = Recommender(model: model, topK: options.topK)
+        let same = current.config == model.config && current.markets.map { Array($0.utf8) } == model.markets.map { Array($0.utf8) }
+            && current.repWidth == model.repWidth && current.values.elementsEqual(model.values) { $0.bitPattern == $1.bitPattern }
+        guard !same else { return false }
+        for partition in users.keys.sorted() { queueUsers(of: partition) }
+        return true
     }
 }
