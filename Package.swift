@@ -65,7 +65,7 @@ let package = Package(
 
         // Model versions as they travel on the model topic: chunks, SHA-256, announcements, verified assembly.
         // Knows nothing of Kafka.
-        .target(name: "PromoModels", dependencies: ["DINOP", "PromoEvents", "COpenSSL"]),
+        .target(name: "PromoModels", dependencies: ["DINOP", "BOP", "PromoEvents", "COpenSSL"]),
 
         // The service: the processor driven by Kafka (transactions, restore on assignment, rewind on abort).
         .target(name: "PromoService", dependencies: [

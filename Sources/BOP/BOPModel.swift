@@ -84,6 +84,12 @@ public struct BOPModel: Sendable {
             throw BOPError.wrongFile("metadata \"version\" is not a positive integer")
         }
         let parentText = metadata["parent"] ?? ""
+        // Sizes come from the config: refuse one the file cannot hold before anything is allocated for it.
+        try config.validate()
+        let needed = try BOPLayout(config: config, markets: markets.count, repWidth: repWidth).count
+        guard needed <= data.count / 4 else {
+            throw BOPError.wrongFile("the config needs \(needed) values, the file holds fewer")
+        }
         try self.init(config: config, markets: markets, repWidth: repWidth, version: version,
                       parent: parentText.isEmpty ? nil : Int(parentText))
         for name in tensors.keys.sorted() where name.hasPrefix("bop.") && layout.spec(name) == nil {

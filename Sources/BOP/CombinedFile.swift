@@ -5,8 +5,9 @@ extension BOPModel {
     /// One `dinop/2` file with the item model and this BOP model (BOP.md): the item model's config with `bop` among
     /// its extensions and this model's `bop` object, its tensors, and these. The item role serves it as an item
     /// model (publishing each item's `rep` when this model has `bop.rep.weight`); the recommendation role reads the
-    /// BOP part. It takes the item model's version and parent: it travels as an item-model version.
-    public func combined(with item: DINOPModel) throws -> DINOPModel {
+    /// BOP part. It travels on the model topic as an item-model version: `version` and `parent` (by default the
+    /// item model's) name it there.
+    public func combined(with item: DINOPModel, version: Int? = nil, parent: Int?? = nil) throws -> DINOPModel {
         var config = item.config
         // A market-free item model takes the BOP model's markets; otherwise both index the same list.
         if !config.readsMarkets { config.markets = markets }
@@ -15,6 +16,9 @@ extension BOPModel {
         }
         if let repWidth, repWidth != item.layout.representationWidth {
             throw BOPError.incompatible("bop.rep.weight takes a rep of width \(repWidth); the item model's is \(item.layout.representationWidth)")
+        }
+        if repWidth != nil, item.layout.representationWidth > DINOPModel.largestPublishedRepresentation {
+            throw BOPError.incompatible("the item model's rep has \(item.layout.representationWidth) values; a prediction carries at most \(DINOPModel.largestPublishedRepresentation)")
         }
         if let other = item.extraTensors.keys.sorted().first(where: { !$0.hasPrefix("bop.") }) {
             throw BOPError.incompatible("the item model holds tensor \"\(other)\", which no dinop/2 reader takes")
@@ -31,7 +35,7 @@ extension BOPModel {
         }
         var tensors: [String: StoredTensor] = [:]
         for spec in self.layout.specs { tensors[spec.name] = StoredTensor(shape: spec.shape, values: Array(values[spec.range])) }
-        return DINOPModel(parameters: Parameters(layout: layout, values: item.parameters.values), version: item.version,
-                          parent: item.parent, extraTensors: tensors)
+        return DINOPModel(parameters: Parameters(layout: layout, values: item.parameters.values), version: version ?? item.version,
+                          parent: parent ?? item.parent, extraTensors: tensors)
     }
 }

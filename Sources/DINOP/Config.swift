@@ -71,7 +71,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         extensions = try c.decodeIfPresent([String].self, forKey: .extensions) ?? []
         markets = try c.decodeIfPresent([String].self, forKey: .markets) ?? []
         domainAttention = try c.decodeIfPresent(DomainAttentionSizes.self, forKey: .domainAttention) ?? DomainAttentionSizes()
-        bop = try c.decodeIfPresent(BOPConfig.self, forKey: .bop)
+        // Read only with the extension listed, so that a file without it reads as it always did.
+        bop = extensions.contains(ModelExtension.bop) ? try c.decodeIfPresent(BOPConfig.self, forKey: .bop) : nil
     }
 
     /// MODEL.md's keys always; the extension keys only when there is an extension, so that a `dinop/1` file's

@@ -124,6 +124,9 @@ public struct DINOPModel: Sendable {
             guard weight.shape == expected else {
                 throw ModelError.shapeMismatch(name: "bop.rep.weight", expected: expected, found: weight.shape)
             }
+            guard layout.representationWidth <= Self.largestPublishedRepresentation else {
+                throw ModelError.wrongFormat("bop.rep.weight reads a rep of \(layout.representationWidth) values; a prediction carries at most \(Self.largestPublishedRepresentation)")
+            }
         }
         self.init(parameters: parameters, version: version, parent: parentText.isEmpty ? nil : Int(parentText),
                   extraTensors: extra)
@@ -147,7 +150,10 @@ public struct DINOPModel: Sendable {
 
     /// Whether the file carries BOP.md's `bop.rep.weight`: then the BOP model reads each item's `rep`, and the
     /// item role publishes it with the item's prediction.
-    public var publishesRepresentation: Bool { extraTensors["bop.rep.weight"] != nil }
+    public var publishesRepresentation: Bool { config.has(extension: ModelExtension.bop) && extraTensors["bop.rep.weight"] != nil }
+
+    /// The widest `rep` a prediction carries (prediction/1's `rep`, `PredictionEvent.largestRepresentation`).
+    public static let largestPublishedRepresentation = 16_384
 
     public func write(to url: URL) throws {
         try safetensors().write(to: url, options: .atomic)

@@ -4,6 +4,7 @@ import BOPTraining
 import DINOP
 import Foundation
 import PromoEvents
+import PromoModels
 import PromoStream
 
 struct BOPCommand: ParsableCommand {
@@ -171,24 +172,32 @@ struct BOPCombineCommand: ParsableCommand {
         discussion: """
             The item role serves the combined file as its item model; when the BOP part has bop.rep.weight (an \
             export from PyTorch), each prediction carries the item's rep, which the recommendation role adds to \
-            the item's candidate token. The file takes the item model's version and parent.
+            the item's candidate token. The file is a new item-model version (by default the item model's + 1, \
+            its parent the item model's), so that `promo model publish` puts it on the model topic beside the \
+            version it came from. bop.rep.weight fits the rep of the item model it was trained with: a later \
+            fine-tune of the item part keeps it, and the two drift apart.
             """)
 
     @Option(help: "The item model: a dinop/1 or dinop/2 weight file.") var item: String
     @Option(help: "The BOP model: a BOP-only file (`promo bop train`) or a combined one.") var bop: String
     @Option(help: "Where to write the combined file.") var out: String
+    @Option(help: "The combined file's version (default: the item model's + 1).") var version: Int?
 
     func run() throws {
         let itemModel: DINOPModel, bopModel: BOPModel
-        do { itemModel = try DINOPModel(contentsOf: URL(fileURLWithPath: item)) } catch { throw ValidationError("--item \(item): \(error)") }
+        do { itemModel = try ModelFile.read(contentsOf: URL(fileURLWithPath: item)) } catch { throw ValidationError("--item \(item): \(error)") }
         do { bopModel = try BOPModel(contentsOf: URL(fileURLWithPath: bop)) } catch { throw ValidationError("--bop \(bop): \(error)") }
         if let problem = Recommender.servingProblem(bopModel) { throw ValidationError("--bop \(bop): \(problem)") }
         let combined: DINOPModel
-        do { combined = try bopModel.combined(with: itemModel) } catch { throw ValidationError("\(error)") }
+        let version = self.version ?? (itemModel.version < Int.max ? itemModel.version + 1 : itemModel.version)
+        guard version >= 1 else { throw ValidationError("--version must be at least 1, got \(version)") }
+        do { combined = try bopModel.combined(with: itemModel, version: version, parent: .some(itemModel.version)) } catch {
+            throw ValidationError("\(error)")
+        }
         do { try combined.write(to: URL(fileURLWithPath: out)) } catch {
             throw ValidationError("cannot write \(out): \(error.localizedDescription)")
         }
-        report("bop: wrote \(out) (item model version \(combined.version), BOP \(bopModel.repWidth == nil ? "without" : "with") bop.rep.weight)")
+        report("bop: wrote \(out): version \(combined.version) (parent \(itemModel.version)), BOP \(bopModel.repWidth == nil ? "without" : "with") bop.rep.weight")
     }
 }
 
@@ -278,7 +287,7 @@ struct BOPPredictCommand: ParsableCommand {
             the same events. Lines that are not such events are reported on stderr and skipped.
             """)
 
-    @Option(help: "A BOP weight file (`promo bop train` writes them).") var model: String
+    @Option(help: "A BOP weight file (`promo bop train` writes them) or a combined one (`promo bop combine`).") var model: String
     @Option(parsing: .upToNextOption, help: "purchase/1 event files or folders.") var purchases: [String]
     @Option(parsing: .upToNextOption, help: "prediction/1 event files or folders.") var predictions: [String]
     @Option(help: "Items per recommendation.") var topK = 10
@@ -344,7 +353,7 @@ struct BOPBacktestCommand: ParsableCommand {
             candidates ranked by predicted GMV alone (the list every user would get).
             """)
 
-    @Option(help: "A BOP weight file (`promo bop train` writes them).") var model: String
+    @Option(help: "A BOP weight file (`promo bop train` writes them) or a combined one (`promo bop combine`).") var model: String
     @Option(parsing: .upToNextOption, help: "purchase/1 event files or folders.") var purchases: [String]
     @Option(parsing: .upToNextOption, help: "prediction/1 event files or folders (the candidates as of the day's start).") var predictions: [String]
     @Option(help: "The promotion day, YYYY-MM-DD (UTC).") var day: String

@@ -12,7 +12,8 @@ public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventD
     throws -> (predictions: [PredictionEvent], rejected: [RejectedLine], withheld: [String]) {
     var rejected: [RejectedLine] = []
     let items = try ItemRecords.read(eventFiles, decoder: decoder) { rejected.append($0) }
-    let predictions = FeaturePipeline(config: model.config).predictions(model, for: items.records)
+    let predictions = FeaturePipeline(config: model.config).predictions(model, for: items.records,
+                                                                        representation: model.publishesRepresentation)
     let timestamp = ISO8601DateFormatter().string(from: producedAt)
     var events: [PredictionEvent] = [], withheld: [String] = []
     for (record, p) in zip(items.records, predictions) {
@@ -32,7 +33,7 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Score items offline from JSON-lines event files or promotion folders; one prediction/1 event per item.")
 
-    @Option(help: "A dinop/1 weight file.") var model: String
+    @Option(help: "A dinop/1 or dinop/2 weight file (a combined one's predictions carry each item's rep, as the stream's do).") var model: String
     @Argument(help: "JSON-lines event files (Topics/README.md), or promotion folders (their .jsonl files).") var events: [String]
     @Option(help: "Write predictions here instead of standard output.") var out: String?
     @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20

@@ -321,7 +321,9 @@ struct Fields {
         return try object(name)
     }
 
-    static func fitsFloat32(_ n: Double) -> Bool { n.isFinite && abs(n) <= Double(Float.greatestFiniteMagnitude) }
+    /// Rounds to a finite float32 (float32's own shortest digits of its largest value, 3.4028235e38, are above it as a
+    /// Double, and still read back as that value).
+    static func fitsFloat32(_ n: Double) -> Bool { n.isFinite && Float(n).isFinite }
 
     /// A finite number that float32 can hold (the model computes in float32).
     static func finite(_ value: JSONValue, path: @autoclosure () -> String) throws(EventError) -> Double {

@@ -62,7 +62,7 @@ extension Event {
             if let rep = e.rep {
                 w.key("rep")
                 w.beginArray()
-                rep.forEach { w.number($0) }
+                rep.forEach { w.number(Float($0)) }
                 w.endArray()
             }
         case .announcement(let e):

@@ -129,7 +129,8 @@ public struct PredictionEvent: Sendable, Equatable {
     /// The item's market (its profile's `market` id), when it has one: for per-market views downstream.
     public var market: String?
     /// The item's DINOP representation (MODEL.md `rep`) as of this prediction, when the serving model carries
-    /// BOP.md's `bop.rep.weight`: the recommendation role adds it to the item's candidate token.
+    /// BOP.md's `bop.rep.weight`: the recommendation role adds it to the item's candidate token. Float32 values: they
+    /// are written in float32's shortest digits.
     public var rep: [Double]?
 
     /// The most entries `rep` may hold: a prediction stays one modest message.

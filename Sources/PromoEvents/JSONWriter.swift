@@ -56,6 +56,17 @@ public struct JSONWriter: Sendable {
         }
     }
 
+    /// A float32 value in its own shortest round-trip digits (about half of its `Double`'s).
+    public mutating func number(_ value: Float) {
+        guard value.isFinite else { return null() }
+        separate()
+        if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
+            integer(Int64(value), separated: true)
+        } else {
+            value.write(to: &self)
+        }
+    }
+
     public mutating func integer(_ value: Int64) { integer(value, separated: false) }
 
     public mutating func bool(_ value: Bool) {

@@ -29,12 +29,12 @@ public struct FeaturePipeline: Sendable {
 }
 
 extension FeaturePipeline {
-    /// The model's predictions for records, in order, from all their days; with their `rep` when the model's file
-    /// carries `bop.rep.weight` (as the stream publishes them).
-    public func predictions(_ model: DINOPModel, for records: [ItemRecord]) -> [Prediction] {
+    /// The model's predictions for records, in order, from all their days; with `representation`, each with its
+    /// `rep` (what the stream publishes when the file carries `bop.rep.weight`).
+    public func predictions(_ model: DINOPModel, for records: [ItemRecord], representation: Bool = false) -> [Prediction] {
         let network = Network(model.parameters)
         var scorer = Scorer(network: network, capacity: 256)
-        return scorer.predict(records.map { network.encode(raw($0)) }, representation: model.publishesRepresentation)
+        return scorer.predict(records.map { network.encode(raw($0)) }, representation: representation)
     }
 }
 

@@ -48,7 +48,7 @@ public struct ModelPackage: Sendable {
     public static func assemble(_ announcement: ModelAnnouncement, chunks: [Int: Data]) throws(ModelPackageError) -> DINOPModel {
         let file = try assembledFile(announcement, chunks: chunks)
         let model: DINOPModel
-        do { model = try DINOPModel(safetensors: file) } catch {
+        do { model = try ModelFile.read(file) } catch {
             throw .notAModel(version: announcement.version, "\(error)")
         }
         guard model.version == announcement.version else {

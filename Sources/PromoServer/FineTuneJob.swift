@@ -168,9 +168,9 @@ public func checkUnpublished(_ version: Int, in log: ModelLog) throws {
 public enum WeightFile {
     public static func load(_ path: String) throws -> DINOPModel {
         do {
-            return try DINOPModel(contentsOf: URL(fileURLWithPath: path))
-        } catch let error as ModelError {
-            throw PromoServerError("\(path): \(error.description)")
+            return try ModelFile.read(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw PromoServerError("\(path): \(error)")
         }
     }
 }

@@ -62,9 +62,18 @@ final class CandidateFeed {
             }
             predictions.append(p)
         }
-        processor.apply(predictions: predictions, atMs: Int64(Date().timeIntervalSince1970 * 1000))
+        processor.apply(predictions: predictions, atMs: monotonicMs())
         return predictions.count
     }
 
     func close() { try? consumer.close() }
 }
+
+/// Milliseconds from an arbitrary origin on a clock that never steps back: the candidates' settle period is
+/// measured on it, so that a wall-clock correction neither stalls nor rushes a refresh.
+func monotonicMs() -> Int64 {
+    let elapsed = ContinuousClock.now - monotonicOrigin
+    return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+}
+
+private let monotonicOrigin = ContinuousClock.now

@@ -356,7 +356,7 @@ public final class StreamService: @unchecked Sendable {
         guard (ContinuousClock.now - candidatesRefreshed).seconds >= options.candidateRefreshSeconds else { return }
         candidatesRefreshed = .now
         let settle = options.candidateSettleSeconds.isFinite ? min(max(options.candidateSettleSeconds, 0), 86_400) : 0
-        let changed = users.refreshCandidates(nowMs: Int64(Date().timeIntervalSince1970 * 1000), settleMs: Int64(settle * 1000))
+        let changed = users.refreshCandidates(nowMs: monotonicMs(), settleMs: Int64(settle * 1000))
         if !changed.isEmpty {
             log("candidates changed in \(changed.count) promotion-market groups; \(users.pendingCount) recommendations to recompute")
         }
@@ -429,7 +429,7 @@ public final class StreamService: @unchecked Sendable {
         do {
             let file = try follower.topic.loadFile(announcement, log: follower.log)
             let item: DINOPModel
-            do { item = try DINOPModel(safetensors: file) } catch { throw ModelPackageError.notAModel(version: version, "\(error)") }
+            do { item = try ModelFile.read(file) } catch { throw ModelPackageError.notAModel(version: version, "\(error)") }
             guard item.config.has(extension: ModelExtension.bop) else {
                 log("model topic: version \(version) has no BOP part (an item model alone); serving version \(serving)")
                 return false

@@ -56,6 +56,9 @@ struct BOPWeightFileTests {
             .contains("unknown key \"dropout\""))
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 2, "heads": 2, "ffn": 6, "max_history": 5, "item_rows": Int.max] } }
             .contains("item_rows must be in"))
+        // Sizes the file cannot hold are refused before anything is allocated for them.
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 1 << 24, "heads": 2, "ffn": 6, "max_history": 5, "item_rows": 31] } }
+            .contains("the file holds fewer"))
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = ["bop", "market-embedding"] } }
             .contains("lists no other extension"))
         #expect(try refusal { t, _ in t["bop.rep.weight"] = StoredTensor(shape: [8, 4], values: Array(repeating: 0, count: 32)) }
@@ -91,7 +94,14 @@ struct BOPWeightFileTests {
         #expect(readItem.parameters.values.map(\.bitPattern) == item.parameters.values.map(\.bitPattern))
         #expect(readItem.config.extensions.last == "bop" && readItem.config.bop == bop.config && readItem.publishesRepresentation)
         #expect(readItem.version == item.version, "an item-model version")
-        #expect(try DINOPModel(safetensors: readItem.safetensors()).safetensors() == readItem.safetensors(), "a fine-tune keeps the BOP part")
+        // A fine-tune changes the item model's values and version in a copy (FineTuning's `start`): the BOP part and
+        // its config go along.
+        var tuned = readItem
+        tuned.parameters.values[0] += 1
+        (tuned.version, tuned.parent) = (readItem.version + 1, readItem.version)
+        let tunedBOP = try BOPModel(safetensors: tuned.safetensors())
+        #expect(tunedBOP.values.map(\.bitPattern) == bop.values.map(\.bitPattern) && tunedBOP.version == readItem.version + 1)
+        #expect(try DINOPModel(safetensors: tuned.safetensors()).parameters.values[0] == tuned.parameters.values[0])
         let readBOP = try BOPModel(safetensors: bytes)
         #expect(readBOP.values.map(\.bitPattern) == bop.values.map(\.bitPattern) && readBOP.repWidth == r)
 
@@ -121,6 +131,16 @@ struct BOPWeightFileTests {
         let item = try itemModel()
         let wide = try BOPModel.random(config: bop.config, markets: bop.markets, repWidth: item.layout.representationWidth + 1, seed: 4)
         #expect(throws: BOPError.self) { try wide.combined(with: item) }
+        // A rep wider than a prediction carries: refused when combined, and by the item reader.
+        var config = ModelConfig.default
+        (config.hidden, config.attention) = (6, 4)
+        let huge = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 13, width: 3, encoderWidth: 8_200, headHidden: 4),
+                                         seed: 2)
+        #expect(huge.layout.representationWidth > DINOPModel.largestPublishedRepresentation)
+        let hugeBOP = try BOPModel.random(config: bop.config, markets: bop.markets, repWidth: huge.layout.representationWidth, seed: 4)
+        #expect(throws: BOPError.self) { try hugeBOP.combined(with: huge) }
+        #expect(throws: ModelError.self) { try DINOPModel(safetensors: try BOPModel.random(config: bop.config, markets: bop.markets, seed: 4)
+            .combined(with: huge).safetensors().replacingRepWeight(rows: 8, columns: huge.layout.representationWidth)) }
         // The item reader checks bop.rep.weight's width itself, and still refuses names no extension has.
         var (tensors, metadata) = try Safetensors.read(try bop.combined(with: item).safetensors())
         tensors["bop.rep.weight"] = StoredTensor(shape: [8, item.layout.representationWidth + 1],
@@ -135,3 +155,13 @@ struct BOPWeightFileTests {
         #expect(throws: ModelError.self) { try DINOPModel(safetensors: Safetensors.write(tensors: tensors, metadata: metadata)) }
     }
 }
+
+private extension Data {
+    /// The same weight file with a `bop.rep.weight` of zeros of this shape added.
+    func replacingRepWeight(rows: Int, columns: Int) throws -> Data {
+        var (tensors, metadata) = try Safetensors.read(self)
+        tensors["bop.rep.weight"] = StoredTensor(shape: [rows, columns], values: Array(repeating: 0, count: rows * columns))
+        return Safetensors.write(tensors: tensors, metadata: metadata)
+    }
+}
+

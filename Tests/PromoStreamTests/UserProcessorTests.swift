@@ -328,14 +328,24 @@ func candidatesCarryTheirRepresentation() throws {
     var out = processor.process(stream.messages, nowMs: 1_000)
     out += processor.process([], nowMs: 1_000 + ProcessorOptions().gracePeriodMs)
     let latest = try latestPredictions(out)
-    let offline = FeaturePipeline(config: item.config).predictions(item, for: stream.records)
+    let offline = FeaturePipeline(config: item.config).predictions(item, for: stream.records, representation: true)
     #expect(latest.count == stream.records.count)
     for (record, expected) in zip(stream.records, offline) {
         let published = try #require(latest[record.key]?.rep), rep = try #require(expected.rep)
         #expect(published.count == r && zip(published, rep).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "\(record.key)")
     }
-    let plain = try latestPredictions(StreamProcessor(model: stream.model, options: ProcessorOptions()).process(stream.messages, nowMs: 1_000))
-    #expect(!plain.isEmpty && plain.values.allSatisfy { $0.rep == nil }, "an item-only file publishes no rep")
+    // An item-only file publishes no rep; a swap to the combined file (a later version) recomputes every item with it.
+    let plainProcessor = StreamProcessor(model: stream.model, options: ProcessorOptions())
+    let plain = try latestPredictions(plainProcessor.process(stream.messages, nowMs: 1_000))
+    #expect(!plain.isEmpty && plain.values.allSatisfy { $0.rep == nil })
+    var later = item
+    later.version = stream.model.version + 1
+    try plainProcessor.swap(to: later)
+    var swapped: [OutputRecord] = []
+    for _ in 0..<100 where plainProcessor.staleCount > 0 { swapped += plainProcessor.process([], nowMs: 2_000) }
+    let recomputed = try latestPredictions(swapped)
+    #expect(plainProcessor.staleCount == 0 && recomputed.count == plain.count)
+    #expect(recomputed.values.allSatisfy { $0.rep?.count == r && $0.modelVersion == later.version })
 
     let table = CandidateTable(size: 8)
     for p in latest.values { table.apply(p) }
