@@ -58,8 +58,8 @@ public struct BOPTrainer {
         rng = SeededGenerator(seed: options.seed ^ 0x5bd1_e995)
     }
 
-    /// One pass over every market's training purchases (each with `negatives` fresh negatives of its market that
-    /// the user never bought), shuffled; the mean loss.
+    /// One pass over every market's training purchases (each with `negatives` fresh negatives from its split's
+    /// negative pool that the user never bought), shuffled; the mean loss.
     public mutating func epoch(_ markets: [MarketData], shouldStop: () -> Bool = { false }) -> Double {
         reach(markets)
         var examples: [(BOPSequence, Bool)] = []
@@ -69,10 +69,11 @@ public struct BOPTrainer {
             for purchase in split.training {
                 let bought = split.bought[purchase.user] ?? []
                 examples.append((model.sequence(purchases: purchase.history, candidate: purchase.item, market: marketID), true))
-                guard split.items.count > bought.count else { continue }
+                let pool = split.negativePool
+                guard pool.count > bought.count else { continue }
                 for _ in 0..<options.negatives {
-                    var item = split.items[Int(rng.next() % UInt64(split.items.count))]
-                    while bought.contains(item) { item = split.items[Int(rng.next() % UInt64(split.items.count))] }
+                    var item = pool[Int(rng.next() % UInt64(pool.count))]
+                    while bought.contains(item) { item = pool[Int(rng.next() % UInt64(pool.count))] }
                     examples.append((model.sequence(purchases: purchase.history, candidate: item, market: marketID), false))
                 }
             }
@@ -125,9 +126,9 @@ public struct BOPTrainer {
     private mutating func reach(_ markets: [MarketData]) {
         let d = model.config.width, embedding = model.config.itemRows * d
         var rows = Set<Int>()
-        // Every example's tokens are items of its market: positives and histories are purchases, negatives drawn
-        // from `items`.
-        for data in markets { for item in data.split.items { rows.insert(model.itemRow(item)) } }
+        // Every example's tokens are items of its market or its negative pool: positives and histories are
+        // purchases, negatives drawn from the pool.
+        for data in markets { for item in data.split.items + data.split.negativePool { rows.insert(model.itemRow(item)) } }
         var ranges: [Range<Int>] = []
         for row in rows.sorted() {
             if let last = ranges.last, last.upperBound == row * d { ranges[ranges.count - 1] = last.lowerBound..<(row + 1) * d }

@@ -11,6 +11,15 @@ public enum HoldOutProtocol: String, Sendable, CaseIterable {
     case timeOrdered = "time-ordered"
 }
 
+/// Where negatives (for training and for the rankings) are drawn from.
+public enum NegativePool: String, Sendable, CaseIterable {
+    /// BOP.md's: items of the user's market.
+    case market
+    /// ACMR's code (laowangzi/ACMR, `utils.py`: one item pool over every market loaded): items of any market, most of
+    /// which the user's market never sold — an easier ranking, under which its Table 3 was measured.
+    case allMarkets = "all-markets"
+}
+
 /// One held-out ranking: the user's history (oldest first), the held-out item and the 99 items of that market the
 /// user never interacted with that it is ranked among.
 public struct RankingCase: Sendable {
@@ -34,20 +43,24 @@ public struct MarketSplit: Sendable {
     public let training: [TrainingPurchase]
     public let validation: [RankingCase]
     public let test: [RankingCase]
-    /// Every item of the market, sorted (negatives are drawn from these).
+    /// Every item of the market, sorted.
     public let items: [String]
+    /// The items negatives are drawn from, sorted: the market's (BOP.md) or a wider pool (`NegativePool`).
+    public let negativePool: [String]
     /// Each user's items (any of their interactions), for negative sampling.
     public let bought: [String: Set<String>]
     /// Training interactions per item: the popularity baseline's scores.
     public let popularity: [String: Int]
 
-    /// Users with fewer than 3 interactions keep all of them for training (nothing to hold out).
+    /// Users with fewer than 3 interactions keep all of them for training (nothing to hold out). Negatives come from
+    /// `pool` (sorted item ids; by default the market's items).
     public init(market: String, interactions: [Interaction], protocol: HoldOutProtocol, negatives: Int = 99,
-                seed: UInt64) {
+                pool: [String]? = nil, seed: UInt64) {
         self.market = market
         var rng = SeededGenerator(seed: seed ^ fnv1a64("split-\(market)"))
-        let items = Array(Set(interactions.map(\.item))).sorted()
-        self.items = items
+        self.items = Array(Set(interactions.map(\.item))).sorted()
+        let items = pool ?? self.items
+        negativePool = items
         // Each user's interactions in time order, ties by item id bytes.
         var byUser: [String: [Interaction]] = [:]
         for i in interactions { byUser[i.user, default: []].append(i) }

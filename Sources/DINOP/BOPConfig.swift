@@ -36,6 +36,8 @@ public struct BOPConfig: Codable, Equatable, Sendable {
 
     /// The most any size may be, so that no product of a few of them overflows.
     public static let largest = 1 << 24
+    /// The most encoder layers.
+    public static let mostLayers = 1024
 
     /// Checks what the math relies on.
     public func validate() throws {
@@ -45,6 +47,9 @@ public struct BOPConfig: Codable, Equatable, Sendable {
                 throw BOPError.invalidConfig("bop.\(name) must be in 1...\(Self.largest), got \(value)")
             }
         }
+        // The layout lists 12 tensors per layer: a file's count must not make that list the allocation it is meant
+        // to refuse before anything else.
+        guard layers <= Self.mostLayers else { throw BOPError.invalidConfig("bop.layers must be in 1...\(Self.mostLayers), got \(layers)") }
         guard width % heads == 0 else { throw BOPError.invalidConfig("bop.width \(width) is not divisible by bop.heads \(heads)") }
         guard maxHistory >= 1 else { throw BOPError.invalidConfig("bop.max_history must count the candidate") }
     }

@@ -38,6 +38,8 @@ struct BOPTrainingFlags: ParsableArguments {
     @Option(help: "Feed-forward width.") var ffn = BOPConfig.acmr.ffn
     @Option(help: "Tokens per pass, the candidate included.") var maxHistory = BOPConfig.acmr.maxHistory
     @Option(help: "Early stopping reads at most this many validation users per market (a fixed sample).") var validationUsers = 1000
+    @Option(help: "Where negatives (training and rankings) come from: market (BOP.md: items of the user's market) or all-markets (ACMR's code: items of every market loaded, an easier ranking; its Table 3 was measured so).")
+    var negativePool = NegativePool.market
     @Option(help: "Threads (default: every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
@@ -81,12 +83,14 @@ struct BOPTrainingFlags: ParsableArguments {
         let config = BOPConfig(width: width, layers: layers, heads: heads, ffn: ffn, maxHistory: maxHistory, itemRows: BOPConfig.acmr.itemRows)
         try config.validate()
         let start = try BOPModel.random(config: config, markets: markets, seed: seed)
+        let pool = negativePool == .allMarkets ? Array(Set(interactions.values.flatMap { $0.map(\.item) })).sorted() : nil
         let data = markets.enumerated().map { m, market in
-            MarketData(split: MarketSplit(market: market, interactions: interactions[market] ?? [], protocol: `protocol`, seed: seed),
+            MarketData(split: MarketSplit(market: market, interactions: interactions[market] ?? [], protocol: `protocol`, pool: pool,
+                                          seed: seed),
                        index: m)
         }
         for d in data {
-            report("bop: \(d.split.market): \(d.split.training.count) training purchases, \(d.split.test.count) test users, \(d.split.items.count) items")
+            report("bop: \(d.split.market): \(d.split.training.count) training purchases, \(d.split.test.count) test users, \(d.split.items.count) items, negatives from \(d.split.negativePool.count)")
         }
         return (start, data)
     }
@@ -151,7 +155,7 @@ struct BOPTrainCommand: ParsableCommand {
             let m = BOPRanking.evaluate(model, d.split.test, market: market, threads: flags.threads)
             lines.append(String(format: "| %@ | fine-tuned | %.4f | %.4f | %d | %@.safetensors |", market, m.ndcg10, m.recall10, m.cases, market))
         }
-        print("BOP trained on XMarket electronics, protocol \(`protocol`.rawValue), seed \(flags.seed); test figures:\n")
+        print("BOP trained on XMarket electronics, protocol \(`protocol`.rawValue), negatives from \(flags.negativePool.rawValue), seed \(flags.seed); test figures:\n")
         print(lines.joined(separator: "\n"))
     }
 
@@ -244,7 +248,7 @@ struct BOPEvaluateCommand: ParsableCommand {
     }
 
     func table(_ rows: [String: [(String, RankingMetrics)]]) -> String {
-        var lines = ["BOP on XMarket electronics, protocol \(`protocol`.rawValue), seed \(flags.seed)", "",
+        var lines = ["BOP on XMarket electronics, protocol \(`protocol`.rawValue), negatives from \(flags.negativePool.rawValue), seed \(flags.seed)", "",
                      "| market | model | NDCG@5 | NDCG@10 | Recall@5 | Recall@10 | users |", "|---|---|---:|---:|---:|---:|---:|"]
         for market in flags.markets {
             for (name, m) in rows[market] ?? [] {
@@ -266,7 +270,7 @@ struct BOPEvaluateCommand: ParsableCommand {
                 out.append(["name": "\(market) \(name)", "values": [m.ndcg5, m.ndcg10, m.recall5, m.recall10]])
             }
         }
-        let object: [String: Any] = ["title": "BOP on XMarket electronics, protocol \(`protocol`.rawValue)",
+        let object: [String: Any] = ["title": "BOP on XMarket electronics, protocol \(`protocol`.rawValue), negatives from \(flags.negativePool.rawValue)",
                                      "columns": ["NDCG@5", "NDCG@10", "Recall@5", "Recall@10"], "rows": out]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
@@ -274,6 +278,7 @@ struct BOPEvaluateCommand: ParsableCommand {
 }
 
 extension HoldOutProtocol: ExpressibleByArgument {}
+extension NegativePool: ExpressibleByArgument {}
 
 struct BOPPredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

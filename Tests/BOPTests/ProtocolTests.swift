@@ -58,6 +58,18 @@ struct BOPProtocolTests {
         #expect(again.test.map(\.item) == split.test.map(\.item) && again.test.map(\.negatives) == split.test.map(\.negatives))
         let other = MarketSplit(market: "de", interactions: rows, protocol: `protocol`, negatives: 20, seed: 2)
         #expect(other.test.map(\.negatives) != split.test.map(\.negatives))
+        #expect(split.negativePool == split.items, "BOP.md: negatives of the market")
+
+        // ACMR's pool: items of other markets too, never the user's. (The random pairs are drawn from the same
+        // generator as the negatives, so only the time-ordered split keeps its held-out items.)
+        let pool = (split.items + (0..<200).map { "elsewhere-\($0)" }).sorted()
+        let wide = MarketSplit(market: "de", interactions: rows, protocol: `protocol`, negatives: 20, pool: pool, seed: 1)
+        #expect(wide.negativePool == pool && wide.items == split.items)
+        if `protocol` == .timeOrdered { #expect(wide.test.map(\.item) == split.test.map(\.item)) }
+        for c in wide.validation + wide.test {
+            #expect(c.negatives.count == 20 && c.negatives.allSatisfy { pool.contains($0) && !(wide.bought[c.user] ?? []).contains($0) })
+        }
+        #expect((wide.validation + wide.test).contains { $0.negatives.contains { $0.hasPrefix("elsewhere-") } })
     }
 
     @Test("NDCG and Recall at 5 and 10 from ranks; ties rank in the middle")

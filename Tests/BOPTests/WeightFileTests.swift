@@ -57,8 +57,10 @@ struct BOPWeightFileTests {
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 2, "heads": 2, "ffn": 6, "max_history": 5, "item_rows": Int.max] } }
             .contains("item_rows must be in"))
         // Sizes the file cannot hold are refused before anything is allocated for them.
-        #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 1 << 24, "heads": 2, "ffn": 6, "max_history": 5, "item_rows": 31] } }
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 1000, "heads": 2, "ffn": 6, "max_history": 5, "item_rows": 31] } }
             .contains("the file holds fewer"))
+        #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 1 << 24, "heads": 2, "ffn": 6, "max_history": 5, "item_rows": 31] } }
+            .contains("layers must be in 1...1024"))
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = ["bop", "market-embedding"] } }
             .contains("lists no other extension"))
         #expect(try refusal { t, _ in t["bop.rep.weight"] = StoredTensor(shape: [8, 4], values: Array(repeating: 0, count: 32)) }
