@@ -45,24 +45,18 @@ public struct JSONWriter: Sendable {
     /// JSON has no NaN or infinity: those are written as `null`, which no schema of the interface accepts for a
     /// number, so a reader refuses the event instead of a writer stopping the service. (The processor and the
     /// offline commands withhold non-finite predictions before they get here.)
-    public mutating func number(_ value: Double) {
+    public mutating func number(_ value: Double) { floatingPoint(value) }
+
+    /// A float32 value in its own shortest round-trip digits (about half of its `Double`'s).
+    public mutating func number(_ value: Float) { floatingPoint(value) }
+
+    private mutating func floatingPoint<F: BinaryFloatingPoint & TextOutputStreamable>(_ value: F) {
         guard value.isFinite else { return null() }
         separate()
         if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
             integer(Int64(value), separated: true)
         } else {
             // Through TextOutputStream: the same shortest round-trip digits as `description`, without a String.
-            value.write(to: &self)
-        }
-    }
-
-    /// A float32 value in its own shortest round-trip digits (about half of its `Double`'s).
-    public mutating func number(_ value: Float) {
-        guard value.isFinite else { return null() }
-        separate()
-        if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
-            integer(Int64(value), separated: true)
-        } else {
             value.write(to: &self)
         }
     }

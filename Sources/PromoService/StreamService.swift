@@ -388,37 +388,18 @@ public final class StreamService: @unchecked Sendable {
     private func adopt(_ announcement: ModelAnnouncement, atStart: Bool = false) -> Bool {
         if let users, let follower { return adoptRecommender(announcement, from: follower, users: users, atStart: atStart) }
         guard let processor, let follower else { return false }
-        let version = announcement.version
-        if version == processor.model.version {
-            if announcement.sha256 == servingDigest { return true }
-            // Items are known to be up to date by the version that predicted them: other weights under the same
-            // number would mix two models under one name. Only before the first batch (the --model file is not
-            // what the group serves) may the member take them.
-            guard atStart else {
-                metrics.refusals.increment()
-                events(.refusedModel(version, reason: "its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…)", serving: version))
-                return false
-            }
-        }
+        let version = announcement.version, serving = processor.model.version
+        if let served = sameVersion(announcement, serving: serving, atStart: atStart) { return served }
         do {
             let model = try follower.topic.load(announcement, log: follower.log)
-            let previous = processor.model.version
             try processor.swap(to: model)
-            servingDigest = announcement.sha256
-            swapStarted = (ContinuousClock.now, processor.staleCount, processor.skippedRecomputes)
-            metrics.swaps.increment()
-            metrics.modelVersion.record(version)
-            events(.switchedModel(from: previous, to: version, parent: announcement.parent, sha256: announcement.sha256,
-                                  recompute: processor.staleCount))
+            switched(to: announcement, from: serving, queued: processor.staleCount, pending: processor.staleCount,
+                     skipped: processor.skippedRecomputes, what: "items")
             return true
-        } catch let error as KafkaError where !error.isFatal {
-            events(.modelUnreadable(version, error))
-            pendingAnnouncement = announcement
         } catch {
-            metrics.refusals.increment()
-            events(.refusedModel(version, reason: "\(error)", serving: processor.model.version))
+            adoptionFailed(announcement, error, serving: serving)
+            return false
         }
-        return false
     }
 
     /// The recommendation role's `adopt`: the BOP part of an announced version (a combined file). A version without
@@ -437,31 +418,55 @@ public final class StreamService: @unchecked Sendable {
             let bop = try BOPModel(safetensors: file)
             guard bop.version == version else { throw ModelPackageError.versionMismatch(announced: version, file: bop.version) }
             if let problem = Recommender.servingProblem(bop) { throw ServiceError(problem) }
-            if version == serving {
-                if announcement.sha256 == servingDigest { return true }
-                // As for items: other weights under the number being served would mix two models under one name.
-                guard atStart else {
-                    metrics.refusals.increment()
-                    events(.refusedModel(version, reason: "its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…)", serving: version))
-                    return false
-                }
-            }
+            // Only once the version is known to carry a BOP part: an item-only version of the same number is not ours.
+            if let served = sameVersion(announcement, serving: serving, atStart: atStart) { return served }
             let queued = users.swap(to: bop)
-            servingDigest = announcement.sha256
-            swapStarted = (ContinuousClock.now, users.pendingCount, 0)
-            metrics.swaps.increment()
-            metrics.modelVersion.record(version)
-            events(.switchedModel(from: serving, to: version, parent: announcement.parent, sha256: announcement.sha256,
-                                  recompute: queued ? users.pendingCount : 0, what: "recommendations"))
+            switched(to: announcement, from: serving, queued: queued ? users.pendingCount : 0, pending: users.pendingCount, skipped: 0,
+                     what: "recommendations")
             return true
-        } catch let error as KafkaError where !error.isFatal {
-            events(.modelUnreadable(version, error))
-            pendingAnnouncement = announcement
         } catch {
-            metrics.refusals.increment()
-            events(.refusedModel(version, reason: "\(error)", serving: serving))
+            adoptionFailed(announcement, error, serving: serving)
+            return false
         }
-        return false
+    }
+
+    /// An announcement of the version being served: true when it is the same file, false (refused) when it is
+    /// another, nil when the version is another one. Items and users are known to be up to date by the version that
+    /// computed them: other weights under the same number would mix two models under one name. Only before the
+    /// first batch (the --model file is not what the group serves) may the member take them.
+    private func sameVersion(_ announcement: ModelAnnouncement, serving: Int, atStart: Bool) -> Bool? {
+        let version = announcement.version
+        guard version == serving else { return nil }
+        if announcement.sha256 == servingDigest { return true }
+        guard atStart else {
+            metrics.refusals.increment()
+            events(.refusedModel(version, reason: "its SHA-256 \(announcement.sha256.prefix(12))… differs from the version \(version) being served (\(servingDigest.prefix(12))…)", serving: version))
+            return false
+        }
+        return nil
+    }
+
+    /// The bookkeeping of a swap: the digest served, the background recomputation's start (`pending` to go),
+    /// metrics and the event (`queued` by the swap).
+    private func switched(to announcement: ModelAnnouncement, from previous: Int, queued: Int, pending: Int, skipped: Int,
+                          what: String) {
+        servingDigest = announcement.sha256
+        swapStarted = (ContinuousClock.now, pending, skipped)
+        metrics.swaps.increment()
+        metrics.modelVersion.record(announcement.version)
+        events(.switchedModel(from: previous, to: announcement.version, parent: announcement.parent, sha256: announcement.sha256,
+                              recompute: queued, what: what))
+    }
+
+    /// A version that could not be adopted: read again later when the cluster did not answer, refused otherwise.
+    private func adoptionFailed(_ announcement: ModelAnnouncement, _ error: any Error, serving: Int) {
+        if let kafka = error as? KafkaError, !kafka.isFatal {
+            events(.modelUnreadable(announcement.version, kafka))
+            pendingAnnouncement = announcement
+        } else {
+            metrics.refusals.increment()
+            events(.refusedModel(announcement.version, reason: "\(error)", serving: serving))
+        }
     }
 
     /// Where the loop's time goes, logged every `statsInterval` seconds.
