@@ -12,6 +12,8 @@ public final class ChildProcess: @unchecked Sendable {
     private let lock = NSCondition()
     private var lines: [String] = []
     private var partial = Data()
+    /// Set once the output pipe reaches end of file: every line the process wrote is in `lines`.
+    private var drained = false
 
     public init(_ executable: URL, _ arguments: [String], name: String, stdin: Bool = false,
          environment: [String: String] = [:]) throws {
@@ -27,12 +29,18 @@ public final class ChildProcess: @unchecked Sendable {
         if stdin { process.standardInput = Pipe() }
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
+            if data.isEmpty { handle.readabilityHandler = nil }
+            guard let self else { return }
             self.lock.lock()
             self.partial.append(data)
             while let newline = self.partial.firstIndex(of: 10) {
                 self.lines.append(String(decoding: self.partial[self.partial.startIndex..<newline], as: UTF8.self))
                 self.partial.removeSubrange(self.partial.startIndex...newline)
+            }
+            if data.isEmpty {
+                if !self.partial.isEmpty { self.lines.append(String(decoding: self.partial, as: UTF8.self)) }
+                self.partial.removeAll()
+                self.drained = true
             }
             self.lock.broadcast()
             self.lock.unlock()
@@ -46,12 +54,19 @@ public final class ChildProcess: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var next = after
+        var exitSeen: Date?
         while true {
             while next < lines.count {
                 if match(lines[next]) { return (next, lines[next]) }
                 next += 1
             }
-            if !process.isRunning && next >= lines.count { return nil }
+            if drained { return nil }
+            // After the exit, the rest of the pipe is read (briefly: a descendant may still hold it open).
+            if !process.isRunning {
+                let seen = exitSeen ?? Date()
+                exitSeen = seen
+                if Date() >= seen.addingTimeInterval(5) { return nil }
+            }
             if !lock.wait(until: min(deadline, Date().addingTimeInterval(0.5))) && Date() >= deadline { return nil }
         }
     }
@@ -101,12 +116,18 @@ public final class ChildProcess: @unchecked Sendable {
 
     public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
-    /// Waits for the process to exit; returns its status (SIGKILLs it first after `timeout`).
+    /// Waits for the process to exit and its output to be read to the end, so `output` is complete; returns its
+    /// status (SIGKILLs it first after `timeout`). A descendant still holding the pipe open ends the wait for the
+    /// output after `timeout` too.
     @discardableResult
     public func wait(timeout: TimeInterval = 60) -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { signal(SIGKILL); process.waitUntilExit() }
+        lock.lock()
+        let outputDeadline = max(deadline, Date().addingTimeInterval(5))
+        while !drained && lock.wait(until: outputDeadline) {}
+        lock.unlock()
         return process.terminationStatus
     }
 
