@@ -18,11 +18,7 @@ public struct BOPConfig: Codable, Equatable, Sendable {
     }
 
     public init(from decoder: any Decoder) throws {
-        let known = Set(CodingKeys.allCases.map(\.stringValue))
-        let any = try decoder.container(keyedBy: AnyCodingKey.self)
-        if let unknown = any.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-            throw BOPError.invalidConfig("bop has an unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
-        }
+        if let problem = try unknownKey(decoder, CodingKeys.self, in: "bop") { throw BOPError.invalidConfig(problem) }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         func required(_ key: CodingKeys) throws -> Int {
             guard let value = try c.decodeIfPresent(Int.self, forKey: key) else {

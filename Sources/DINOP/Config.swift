@@ -43,9 +43,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// BOP.md's `bop` sizes, in a file that carries a BOP model beside the item model; nil without that extension.
     /// The item model runs none of it: it keeps the object and the `bop.*` tensors for the BOP reader.
     public var bop: BOPConfig?
+    /// MARKETS.md `competition` sizes; read and written only when that extension is listed.
+    public var competition = CompetitionSizes()
 
     enum CodingKeys: String, CodingKey {
-        case hidden, attention, features, log1p, heads, extensions, markets, bop
+        case hidden, attention, features, log1p, heads, extensions, markets, bop, competition
         case siiFields = "sii_fields"
         case domainAttention = "domain_attention"
     }
@@ -73,6 +75,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         domainAttention = try c.decodeIfPresent(DomainAttentionSizes.self, forKey: .domainAttention) ?? DomainAttentionSizes()
         // Read only with the extension listed, so that a file without it reads as it always did.
         bop = extensions.contains(ModelExtension.bop) ? try c.decodeIfPresent(BOPConfig.self, forKey: .bop) : nil
+        if extensions.contains(ModelExtension.competition) {
+            competition = try c.decodeIfPresent(CompetitionSizes.self, forKey: .competition) ?? CompetitionSizes()
+        }
     }
 
     /// MODEL.md's keys always; the extension keys only when there is an extension, so that a `dinop/1` file's
@@ -91,13 +96,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         if has(extension: ModelExtension.domainAttention) { try c.encode(domainAttention, forKey: .domainAttention) }
         if has(extension: ModelExtension.bop) { try c.encodeIfPresent(bop, forKey: .bop) }
+        if has(extension: ModelExtension.competition) { try c.encode(competition, forKey: .competition) }
     }
 
     /// The extensions this reader implements (MARKETS.md); a file naming another is refused, by name.
     public static let implementedExtensions: Set<String> = [ModelExtension.marketEmbedding, ModelExtension.domainAttention,
-                                                            ModelExtension.bop]
+                                                            ModelExtension.competition, ModelExtension.bop]
     /// Every extension MARKETS.md and BOP.md name.
-    public static let knownExtensions: Set<String> = ["market-embedding", "domain-attention", "competition", "bop"]
+    public static let knownExtensions: Set<String> = [ModelExtension.marketEmbedding, ModelExtension.domainAttention,
+                                                      ModelExtension.competition, ModelExtension.bop]
 
     public func has(extension name: String) -> Bool { extensions.contains(name) }
 
@@ -194,6 +201,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             else { throw fail("domain_attention needs spec_rows, spec_width, width and two gate sizes in 1...\(limit), got \(sizes)") }
             guard markets.count <= limit else { throw fail("domain-attention takes at most \(limit) markets, got \(markets.count)") }
         }
+        if has(extension: ModelExtension.competition) {
+            guard (1...CompetitionSizes.largest).contains(competition.width) else {
+                throw fail("competition.width must be in 1...\(CompetitionSizes.largest), got \(competition.width)")
+            }
+            guard siiFields.contains("industry") else {
+                throw fail("extension competition groups items by industry: sii_fields must list \"industry\"")
+            }
+        }
         if has(extension: ModelExtension.bop) {
             guard let bop else { throw fail("extension bop needs a \"bop\" object (BOP.md)") }
             do { try bop.validate() } catch { throw fail("\(error)") }
@@ -208,6 +223,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 public enum ModelExtension {
     public static let marketEmbedding = "market-embedding"
     public static let domainAttention = "domain-attention"
+    public static let competition = "competition"
     public static let bop = "bop"
 }
 
@@ -229,11 +245,7 @@ public struct DomainAttentionSizes: Codable, Equatable, Sendable, CustomStringCo
     public init() {}
 
     public init(from decoder: any Decoder) throws {
-        let known = Set(CodingKeys.allCases.map(\.stringValue))
-        let any = try decoder.container(keyedBy: AnyCodingKey.self)
-        if let unknown = any.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-            throw ModelError.invalidConfig("domain_attention has an unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
-        }
+        if let problem = try unknownKey(decoder, CodingKeys.self, in: "domain_attention") { throw ModelError.invalidConfig(problem) }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         specRows = try c.decodeIfPresent(Int.self, forKey: .specRows) ?? specRows
         specWidth = try c.decodeIfPresent(Int.self, forKey: .specWidth) ?? specWidth
@@ -250,6 +262,15 @@ public struct AnyCodingKey: CodingKey {
     public var intValue: Int? { nil }
     public init(stringValue: String) { self.stringValue = stringValue }
     public init?(intValue: Int) { nil }
+}
+
+/// What is wrong with a strict config object (`object`, its name in messages): its first key that `Keys` does not
+/// list, named beside the known ones; nil when every key is known.
+func unknownKey<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _ keys: Keys.Type, in object: String) throws -> String? {
+    let known = Set(Keys.allCases.map(\.stringValue))
+    let any = try decoder.container(keyedBy: AnyCodingKey.self)
+    guard let unknown = any.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) else { return nil }
+    return "\(object) has an unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))"
 }
 
 /// Layer sizes that the weight file's tensor shapes carry rather than its config.

@@ -36,10 +36,12 @@ extension DINOPModel {
             if spec.name.hasPrefix("sii.emb.") || spec.name.hasPrefix("sii.spec.") {
                 for i in spec.range { values[i] = Float(0.1 * rng.normal()) }
             } else if spec.name.hasPrefix("mkt.") || spec.name.hasSuffix(".spec.weight") || spec.trainingOnly
-                || spec.name.hasSuffix(".bias") {
+                || spec.name.hasSuffix(".bias") || spec.name.hasSuffix(".comp.weight") || spec.name.hasSuffix(".coop.weight")
+                || spec.name == "comp.theta" {
                 // Market terms (and the heads' weights on `o`) start at zero: the pre-trained model begins as the
                 // pooled one, and each market's parts move only as far as its items pull them. Discriminators
-                // start uniform.
+                // start uniform. The heads' weights on c and q start at zero too (each item predicted alone at
+                // first), θ at σ(0) = ½.
                 continue
             } else if spec.name.hasSuffix(".norm.std") {
                 for i in spec.range { values[i] = 1 }

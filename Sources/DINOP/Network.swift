@@ -28,6 +28,8 @@ public struct Network<T: DINOPScalar>: Sendable {
     var headHidden: [T], headHiddenBias: [T]
     /// The JA head's first-layer columns over `e_act`, `[H_ja × D_act]`.
     var jaActivityWeight: [T]
+    /// MARKETS.md `competition`'s tensors; nil without that extension.
+    let competition: CompetitionWeights<T>?
 
     @_specialize(exported: true, where T == Float)
     public init(_ parameters: Parameters<T>) {
@@ -86,6 +88,7 @@ public struct Network<T: DINOPScalar>: Sendable {
         self.headHidden = headHidden
         self.headHiddenBias = headHiddenBias
         self.jaActivityWeight = jaActivityWeight
+        competition = CompetitionWeights(parameters, heads: heads)
     }
 
     /// Where each weight-file tensor sits inside `inputWeight`.

@@ -161,6 +161,19 @@ public struct ParameterLayout: Equatable, Sendable {
             try add("dom.m.weight", [nM, da.width], trainingOnly: true)
             try add("dom.m.bias", [nM], trainingOnly: true)
         }
+        // MARKETS.md `competition`: each item's f from concat(rep, o), θ, and the heads' weights on c (and q).
+        if config.has(extension: ModelExtension.competition) {
+            let sizes = config.competition
+            try add("comp.fc.weight", [sizes.width, rep + (domainAttention?.width ?? 0)], decays: true)
+            try add("comp.fc.bias", [sizes.width])
+            try add("comp.theta", [1])
+            for head in config.headSet {
+                try add("head.\(head.rawValue).comp.weight", [dims.headHidden[head]!, sizes.width], decays: true)
+                if sizes.cooperation {
+                    try add("head.\(head.rawValue).coop.weight", [dims.headHidden[head]!, sizes.width], decays: true)
+                }
+            }
+        }
         self.specs = specs
         self.count = offset
         self.index = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.name, $0) })

@@ -35,6 +35,9 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
     /// Each item's `o` term in the heads' first layer (MARKETS.md `domain-attention`), `count × headHiddenWidth`;
     /// empty without that extension. Static, like the encodings.
     public var headTerm: [T] = []
+    /// Each item's `o` (`count × D_m`, zeros for m = none), kept only when `competition` reads it beside
+    /// domain-attention; empty otherwise.
+    public var o: [T] = []
 
     public init(network: Network<T>) { hidden = network.hidden }
 
@@ -63,6 +66,9 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
                                     markets: items.map(\.market))
             embedding = domain.gatedEmbedding
             headTerm += domain.headTerm
+            if network.competition != nil {
+                o += domain.o.isEmpty ? Array(repeating: 0, count: n * da.width) : domain.o
+            }
         } else {
             network.gatherEmbeddings(items.map(\.rows), into: &embedding)
         }
@@ -120,7 +126,7 @@ public struct Scorer<T: DINOPScalar> {
     @_specialize(exported: true, where T == Float)
     public mutating func advance(_ batch: inout ItemBatch<T>, first: Int = 0, rows: Int, x: UnsafePointer<T>) {
         precondition(rows <= capacity && first + rows <= batch.count)
-        let hd = network.hidden
+        let hd = network.hidden, network = self.network
         batch.h.withUnsafeMutableBufferPointer { hBuffer in
         z.withUnsafeMutableBufferPointer { z in r.withUnsafeMutableBufferPointer { r in
         n.withUnsafeMutableBufferPointer { n in hNew.withUnsafeMutableBufferPointer { hNew in
@@ -156,12 +162,9 @@ public struct Scorer<T: DINOPScalar> {
         }
     }
 
-    /// Raw head outputs of items `first ..< first + rows`, `rows × network.outputWidth`.
-    @_specialize(exported: true, where T == Float)
-    public mutating func outputs(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> ArraySlice<T> {
-        precondition(rows <= capacity && first + rows <= batch.count)
+    /// `rep` of items `first ..< first + rows` into `self.rep` (`rows × R`).
+    mutating func assembleRepresentations(_ batch: ItemBatch<T>, first: Int, rows: Int) {
         let hd = network.hidden, dSii = network.layout.dims.siiWidth, dSis = network.layout.dims.sisWidth
-        let dAct = network.layout.dims.actWidth
         // rep_d = acc / s (0 before the first day).
         var pooled = [T](repeating: 0, count: rows * hd)
         pooled.withUnsafeMutableBufferPointer { pooled in
@@ -175,23 +178,47 @@ public struct Scorer<T: DINOPScalar> {
         }
         let network = self.network
         rep.withUnsafeMutableBufferPointer { rep in
-        headHidden.withUnsafeMutableBufferPointer { hidden in
-        outputs.withUnsafeMutableBufferPointer { out in
         batch.sii.withUnsafeBufferPointer { sii in batch.sis.withUnsafeBufferPointer { sis in
-        batch.act.withUnsafeBufferPointer { act in batch.headTerm.withUnsafeBufferPointer { term in
             network.assembleRepresentation(rows: rows, pooled: pooled, sii: sii.baseAddress! + first * dSii,
                                            sis: sis.baseAddress! + first * dSis, into: rep.baseAddress!)
-            network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
-                          hiddenTerm: term.isEmpty ? nil : term.baseAddress! + first * network.headHiddenWidth,
-                          hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
-        }}}}}}}
+        }}}
+    }
+
+    /// Raw head outputs of items `first ..< first + rows`, `rows × network.outputWidth`. `competitionTerm`
+    /// (`rows × headHiddenWidth`), when given, adds MARKETS.md's c and q terms to the heads' pre-activations.
+    @_specialize(exported: true, where T == Float)
+    public mutating func outputs(_ batch: ItemBatch<T>, first: Int = 0, rows: Int, competitionTerm: [T]? = nil) -> ArraySlice<T> {
+        precondition(rows <= capacity && first + rows <= batch.count)
+        assembleRepresentations(batch, first: first, rows: rows)
+        let dAct = network.layout.dims.actWidth, width = network.headHiddenWidth
+        // The pre-activations' extra terms: domain-attention's (static per item) plus competition's (per day).
+        var term: [T]? = batch.headTerm.isEmpty ? nil : Array(batch.headTerm[(first * width)..<((first + rows) * width)])
+        if let competitionTerm {
+            if term == nil { term = competitionTerm } else { for j in 0..<(rows * width) { term![j] += competitionTerm[j] } }
+        }
+        let network = self.network
+        rep.withUnsafeBufferPointer { rep in
+        headHidden.withUnsafeMutableBufferPointer { hidden in
+        outputs.withUnsafeMutableBufferPointer { out in
+        batch.act.withUnsafeBufferPointer { act in
+            if let term {
+                term.withUnsafeBufferPointer {
+                    network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
+                                  hiddenTerm: $0.baseAddress!, hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
+                }
+            } else {
+                network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
+                              hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
+            }
+        }}}}
         return outputs[0..<(rows * network.outputWidth)]
     }
 
     /// Predictions of items `first ..< first + rows`; with `representation`, each carries its `rep`.
     @_specialize(exported: true, where T == Float)
-    public mutating func predictions(_ batch: ItemBatch<T>, first: Int = 0, rows: Int, representation: Bool = false) -> [Prediction] {
-        let raw = Array(outputs(batch, first: first, rows: rows))
+    public mutating func predictions(_ batch: ItemBatch<T>, first: Int = 0, rows: Int, representation: Bool = false,
+                                     competitionTerm: [T]? = nil) -> [Prediction] {
+        let raw = Array(outputs(batch, first: first, rows: rows, competitionTerm: competitionTerm))
         let width = network.outputWidth, r = network.representationWidth
         return (0..<rows).map { i in
             var p = network.decode(Array(raw[(i * width)..<((i + 1) * width)]), days: batch.days[first + i],
@@ -206,25 +233,31 @@ public struct Scorer<T: DINOPScalar> {
     public mutating func predict(_ items: [EncodedItem<T>], representation: Bool = false) -> [Prediction] {
         var predictions = [Prediction?](repeating: nil, count: items.count)
         for chunkStart in stride(from: 0, to: items.count, by: capacity) {
-            // Longest first, so the items still running on day t are a prefix of the batch.
-            let chunk = (chunkStart..<Swift.min(chunkStart + capacity, items.count))
-                .sorted { items[$0].dayCount > items[$1].dayCount }
-            var batch = ItemBatch(network: network)
-            batch.append(contentsOf: chunk.map { items[$0] }, network: network)
-            let k = network.inputWidth
-            var x = [T](repeating: 0, count: chunk.count * k)
-            for t in 0..<(chunk.first.map { items[$0].dayCount } ?? 0) {
-                let active = chunk.prefix { items[$0].dayCount > t }.count
-                for (row, index) in chunk.prefix(active).enumerated() {
-                    x.replaceSubrange((row * k)..<((row + 1) * k), with: items[index].dayInputs[(t * k)..<((t + 1) * k)])
-                }
-                advance(&batch, rows: active, x: x)
-            }
+            let (batch, chunk) = applyEveryDay(items, chunkStart..<Swift.min(chunkStart + capacity, items.count))
             for (row, prediction) in self.predictions(batch, rows: chunk.count, representation: representation).enumerated() {
                 predictions[chunk[row]] = prediction
             }
         }
         return predictions.map { $0! }
+    }
+
+    /// A batch of `items[indices]` (at most `capacity`) with every day of each applied; `order[row]` is the index
+    /// in `items` of the batch's row.
+    mutating func applyEveryDay(_ items: [EncodedItem<T>], _ indices: Range<Int>) -> (batch: ItemBatch<T>, order: [Int]) {
+        // Longest first, so the items still running on day t are a prefix of the batch.
+        let chunk = indices.sorted { items[$0].dayCount > items[$1].dayCount }
+        var batch = ItemBatch(network: network)
+        batch.append(contentsOf: chunk.map { items[$0] }, network: network)
+        let k = network.inputWidth
+        var x = [T](repeating: 0, count: chunk.count * k)
+        for t in 0..<(chunk.first.map { items[$0].dayCount } ?? 0) {
+            let active = chunk.prefix { items[$0].dayCount > t }.count
+            for (row, index) in chunk.prefix(active).enumerated() {
+                x.replaceSubrange((row * k)..<((row + 1) * k), with: items[index].dayInputs[(t * k)..<((t + 1) * k)])
+            }
+            advance(&batch, rows: active, x: x)
+        }
+        return (batch, chunk)
     }
 }
 

@@ -8,12 +8,13 @@ import PromoFeatures
 /// event per item, with the activity it was asked about when it has one. An item whose prediction is not finite
 /// gets none; it is listed in `withheld` with why (as the stream dead-letters its events).
 public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventDecoder = EventDecoder(),
-                           producedAt: Date = Date())
+                           producedAt: Date = Date(), asOfDay: Int? = nil)
     throws -> (predictions: [PredictionEvent], rejected: [RejectedLine], withheld: [String]) {
     var rejected: [RejectedLine] = []
     let items = try ItemRecords.read(eventFiles, decoder: decoder) { rejected.append($0) }
     let predictions = FeaturePipeline(config: model.config).predictions(model, for: items.records,
-                                                                        representation: model.publishesRepresentation)
+                                                                        representation: model.publishesRepresentation,
+                                                                        asOfDay: asOfDay)
     let timestamp = ISO8601DateFormatter().string(from: producedAt)
     var events: [PredictionEvent] = [], withheld: [String] = []
     for (record, p) in zip(items.records, predictions) {
@@ -23,7 +24,7 @@ public func predictOffline(model: DINOPModel, eventFiles: [URL], decoder: EventD
         }
         events.append(PredictionEvent(p, key: record.key, modelVersion: model.version,
                                       activityID: record.activity?.activityID, producedAt: timestamp,
-                                      asOfDay: record.days.last, market: record.profile?.ids["market"]))
+                                      asOfDay: asOfDay ?? record.days.last, market: record.profile?.ids["market"]))
     }
     return (events, rejected, withheld)
 }
@@ -37,13 +38,18 @@ struct PredictCommand: ParsableCommand {
     @Argument(help: "JSON-lines event files (Topics/README.md), or promotion folders (their .jsonl files).") var events: [String]
     @Option(help: "Write predictions here instead of standard output.") var out: String?
     @Option(help: "Days of the pre-sale window; daily events outside it are rejected.") var presaleDays = 20
+    @Option(help: "Predict as of this pre-sale day: every item from its days up to it (default: all its days). With MARKETS.md's competition, every item of a group as of the same day.")
+    var asOfDay: Int?
 
-    func validate() throws { try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days") }
+    func validate() throws {
+        try FlagCheck.inRange(presaleDays, FlagCheck.presaleDays, "--presale-days")
+        if let asOfDay { try FlagCheck.inRange(asOfDay, 1...presaleDays, "--as-of-day") }
+    }
 
     func run() throws {
         let model = try loadModel(model)
         let (predictions, rejected, withheld) = try predictOffline(model: model, eventFiles: try EventFile.expand(events),
-                                                         decoder: EventDecoder(presaleDays: presaleDays))
+                                                         decoder: EventDecoder(presaleDays: presaleDays), asOfDay: asOfDay)
         for line in rejected { report("rejected \(line)") }
         for item in withheld { report("no prediction for \(item)") }
         var bytes: [UInt8] = []

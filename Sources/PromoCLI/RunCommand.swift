@@ -256,7 +256,9 @@ enum Role {
 
     init(_ settings: RunSettings) throws {
         guard settings.role == "recommendations" else {
-            self = .items(try loadModel(settings.model))
+            let model = try loadModel(settings.model)
+            if let problem = StreamProcessor.servingProblem(model) { throw ValidationError("--model \(settings.model): \(problem)") }
+            self = .items(model)
             return
         }
         let bop: BOPModel

@@ -29,12 +29,23 @@ public struct FeaturePipeline: Sendable {
 }
 
 extension FeaturePipeline {
-    /// The model's predictions for records, in order, from all their days; with `representation`, each with its
-    /// `rep` (what the stream publishes when the file carries `bop.rep.weight`).
-    public func predictions(_ model: DINOPModel, for records: [ItemRecord], representation: Bool = false) -> [Prediction] {
+    /// The model's predictions for records, in order, from their days up to `asOfDay` (all when nil); with
+    /// `representation`, each with its `rep` (what the stream publishes when the file carries `bop.rep.weight`).
+    /// With MARKETS.md's `competition`, each item's prediction reads the other records of its group and industry
+    /// as of the same day.
+    public func predictions(_ model: DINOPModel, for records: [ItemRecord], representation: Bool = false,
+                            asOfDay: Int? = nil) -> [Prediction] {
         let network = Network(model.parameters)
         var scorer = Scorer(network: network, capacity: 256)
-        return scorer.predict(records.map { network.encode(raw($0)) }, representation: representation)
+        let items = records.map { network.encode(raw($0, throughDay: asOfDay)) }
+        guard model.config.has(extension: ModelExtension.competition) else {
+            return scorer.predict(items, representation: representation)
+        }
+        let competing = zip(items, records).map { item, record in
+            (item: item, key: CompetitionKey(promotion: record.key.promotionID, market: record.profile?.ids["market"],
+                                             industry: record.profile?.ids["industry"]))
+        }
+        return scorer.predict(competing: competing, representation: representation)
     }
 }
 

@@ -59,11 +59,19 @@ public final class StreamProcessor {
 
     // MARK: Model swaps
 
+    /// Why the item role cannot serve `model`, or nil. MARKETS.md's `competition` makes an item's prediction depend
+    /// on every item of its group at a day's close, which one item's events cannot give (the industry stage will).
+    public static func servingProblem(_ model: DINOPModel) -> String? {
+        guard model.config.has(extension: ModelExtension.competition) else { return nil }
+        return "it lists the competition extension, which the item role cannot compute item by item; `promo predict` computes it offline"
+    }
+
     /// Serves `newModel` from the next call on. Its input features must be those of the current model: the stored
     /// inputs are kept by feature name. Every item whose last prediction came from another version is queued for
     /// recomputation, the items kept whole (the recently changed ones) first, by how many predictions they have
     /// had, then the compact ones.
     public func swap(to newModel: DINOPModel) throws(ModelSwapError) {
+        if let problem = Self.servingProblem(newModel) { throw ModelSwapError(description: "version \(newModel.version): \(problem)") }
         guard newModel.config.siiFields == model.config.siiFields, newModel.config.features == model.config.features else {
             throw ModelSwapError(description: "version \(newModel.version) reads other input features than version \(model.version) (the stored item inputs are kept by feature name); a change of features needs a new deployment")
         }

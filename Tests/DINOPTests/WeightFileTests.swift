@@ -162,8 +162,6 @@ struct ExtensionWeightFileTests {
         #expect(try refusal { _, m in m["format"] = "dinop/1" }.contains("lists extensions"))
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = ["market-embedding", "colour"] } }
             .contains("unknown extension \"colour\""))
-        #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = ["market-embedding", "competition"] } }
-            .contains("extension \"competition\" is not implemented"))
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["extensions"] = [String]() } }
             .contains("lists no extension"))
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["markets"] = nil } }.contains("has no \"markets\""))

@@ -3,15 +3,18 @@
 
     python3 dinop_reference.py --out DIR [--seed 7] [--items 40] [--hidden 16]
                                [--attention 8] [--max-days 12] [--check-incremental]
-                               [--markets cn,sea [--extensions market-embedding,domain-attention]]
+                               [--markets cn,sea [--extensions market-embedding,domain-attention,competition]]
+                               [--no-cooperation] [--as-of-day T]
 
 Writes DIR/model.safetensors (random dinop/1 model; with --markets a dinop/2 model over those markets with
 MARKETS.md's extensions listed by --extensions, default market-embedding — items of other markets take the
 shared parts alone), DIR/events.jsonl (shuffled input events), DIR/expected.jsonl (float64 predictions per
 item) and DIR/labels.json (label-function cases). With domain-attention also DIR/domain.jsonl (per item: rep,
 o, the gates, both discriminators' softmax) and DIR/domain_loss.json (MARKETS.md's training-only losses and
-the feature importance per market). Predictions are computed from the weights as read back from the written
-file (float32 cast up to float64).
+the feature importance per market). With competition the items belong to two promotions, predictions read each
+item's group and neighbours (MARKETS.md `competition`), and DIR/expected_day<T>.jsonl holds every item's prediction
+as of day T (--as-of-day, default half of --max-days): every item from its days up to T. Predictions are computed
+from the weights as read back from the written file (float32 cast up to float64).
 """
 import argparse, json, math, os
 import numpy as np
@@ -38,13 +41,14 @@ ACT = {"discount_depth": (("u", 0.05, 0.7), 0, 0.35, 0.2), "min_price": (LN(3, 0
 USPEC = {u: (None, 0, 1.0 / k, 0.2) for u, k in zip(U, [k for k in U_DIMS for _ in range(k)])}
 GROUPS = {"sis": SIS, "su": USPEC, "dis": DIS, "du": USPEC, "act": ACT}
 HEADS = {"gmv": 1, "bsp": 1, "ss": N_SLOTS, "ja": 1}
-EXTENSIONS = ["market-embedding", "domain-attention"]  # MARKETS.md extensions this reference implements
+EXTENSIONS = ["market-embedding", "domain-attention", "competition"]  # MARKETS.md extensions this reference implements
 # MARKETS.md domain-attention settings (V', d', [G0, G1], D_m); every sii.emb.<f> has width d = D_F
 DOMAIN_ATTENTION = {"spec_rows": 13, "spec_width": 3, "gate": [6, 4], "width": 5}
+COMPETITION_WIDTH = 6  # MARKETS.md competition's F
 
 
 # ---------------------------------------------------------------- model file
-def make_model(rng, H, A, markets=None, extensions=None):
+def make_model(rng, H, A, markets=None, extensions=None, cooperation=True):
     """Random weights with the names/shapes of MODEL.md 'Tensor names and shapes' (and MARKETS.md's
     `extensions` over the market ids `markets`; default market-embedding when `markets` is non-empty)."""
     markets = list(markets or [])
@@ -80,6 +84,9 @@ def make_model(rng, H, A, markets=None, extensions=None):
         t["mkt.att"] = W(A, len(markets))
     if "domain-attention" in extensions:  # drawn after every other tensor, so files without it are unchanged
         t.update(make_domain_attention(rng, len(markets), H + D_SII + D_SIS))
+    if "competition" in extensions:  # drawn last, so files without it are unchanged
+        t.update(make_competition(rng, H + D_SII + D_SIS, DOMAIN_ATTENTION["width"] if "domain-attention" in extensions else 0,
+                                  cooperation))
     config = {"hidden": H, "attention": A, "sii_fields": SII_FIELDS,
               "features": {g: list(spec) for g, spec in GROUPS.items()},
               "log1p": {g: [k for k, s in spec.items() if s[1]] for g, spec in GROUPS.items()},
@@ -88,6 +95,8 @@ def make_model(rng, H, A, markets=None, extensions=None):
         config["extensions"], config["markets"] = list(extensions), list(markets)
     if "domain-attention" in extensions:
         config["domain_attention"] = json.loads(json.dumps(DOMAIN_ATTENTION))
+    if "competition" in extensions:
+        config["competition"] = {"width": COMPETITION_WIDTH, "cooperation": cooperation}
     return {k: v.astype(np.float32) for k, v in t.items()}, config
 
 
@@ -116,6 +125,20 @@ def make_domain_attention(rng, n_M, R):
         t["head.%s.spec.weight" % k] = rng.normal(size=(n_M, H_K, Dm))
     t["dom.c.weight"], t["dom.c.bias"] = rng.normal(size=(n_M, R)) * 3.0 / math.sqrt(R), B(n_M)
     t["dom.m.weight"], t["dom.m.bias"] = W(n_M, Dm), B(n_M)
+    return t
+
+
+def make_competition(rng, R, Dm, cooperation):
+    """MARKETS.md competition tensor table: comp.fc (normal * 0.5 / √(R + D_m) keeps f_i · f_j / √F of order 1, so
+    the softmaxes are neither uniform nor one-hot), θ's logit, each head's weights on c and (with cooperation) q
+    (normal * 1, so both terms visibly move the predictions)."""
+    F = COMPETITION_WIDTH
+    t = {"comp.fc.weight": rng.normal(size=(F, R + Dm)) * 3.0 / math.sqrt(R + Dm),
+         "comp.fc.bias": rng.normal(size=F) * 0.3, "comp.theta": rng.normal(size=1)}
+    for k in HEADS:
+        t["head.%s.comp.weight" % k] = rng.normal(size=(H_K, F))
+        if cooperation:
+            t["head.%s.coop.weight" % k] = rng.normal(size=(H_K, F))
     return t
 
 
@@ -283,19 +306,29 @@ def domain_attention(m, cfg, item, rows):
     return {"m": j, "a": a, "am": am, "o": o}
 
 
-def forward(m, cfg, item, H, spec_heads=True):
-    """MODEL.md 'Encoders' / 'Representation and heads', with MARKETS.md domain-attention when listed: e_sii
-    reads concat_f(a_f s_f) and every head's fc1 pre-activation gains head.<k>.spec.weight[m] o (m listed;
-    `spec_heads` False drops that term, for the check that it matters). Returns (prediction, domain parts)."""
-    prof = item["profile"]
+def represent(m, cfg, item, H):
+    """MODEL.md 'Encoders': rep = concat(rep_d, e_sii, e_sis), with MARKETS.md domain-attention when listed (e_sii
+    reads concat_f(a_f s_f)); returns rep and the domain-attention parts (None without it)."""
     rows = sii_rows(m, cfg, item)
     da = domain_attention(m, cfg, item, rows) if "domain-attention" in cfg.get("extensions", []) else None
     x_sii = np.concatenate([a * s for a, s in zip(da["a"], rows)] if da else rows)
     e_sii = relu(m["sii.fc.weight"] @ x_sii + m["sii.fc.bias"])
-    e_sis = relu(m["sis.fc.weight"] @ normalise(m, cfg, "sis", prof.get("sis")) + m["sis.fc.bias"])
-    rep = np.concatenate([rep_d_batch(m, cfg, item, H), e_sii, e_sis])
+    e_sis = relu(m["sis.fc.weight"] @ normalise(m, cfg, "sis", item["profile"].get("sis")) + m["sis.fc.bias"])
+    return np.concatenate([rep_d_batch(m, cfg, item, H), e_sii, e_sis]), da
+
+
+def forward(m, cfg, item, H, spec_heads=True, comp=None):
+    """MODEL.md 'Representation and heads', with MARKETS.md's terms on every head's fc1 pre-activation:
+    head.<k>.spec.weight[m] o (domain-attention, m listed; `spec_heads` False drops it, for the check that it
+    matters) and `comp[k]` (competition's, from `competition_terms`). Returns (prediction, domain parts)."""
+    rep, da = represent(m, cfg, item, H)
     use = da is not None and da["m"] is not None and spec_heads
-    spec = lambda k: m["head.%s.spec.weight" % k][da["m"]] @ da["o"] if use else None
+
+    def spec(k):
+        extra = m["head.%s.spec.weight" % k][da["m"]] @ da["o"] if use else None
+        if comp is not None:
+            extra = comp[k] if extra is None else extra + comp[k]
+        return extra
     ss = head(m, "ss", rep, spec("ss"))
     ss = np.exp(ss - ss.max())
     ss /= ss.sum()
@@ -311,8 +344,58 @@ def forward(m, cfg, item, H, spec_heads=True):
 
 
 def predict(m, cfg, item, H):
-    """MODEL.md prediction of one item (with every extension term the model lists)."""
+    """MODEL.md prediction of one item (with every extension term the model lists but competition)."""
     return forward(m, cfg, item, H)[0]
+
+
+# ---------------------------------------------------------------- competition (CATN)
+def as_of(item, t):
+    """The item with its days up to t only (MARKETS.md: as of day t, item j uses exactly its days ≤ t)."""
+    return dict(item, sales={d: v for d, v in item["sales"].items() if d <= t},
+                buyers={d: v for d, v in item["buyers"].items() if d <= t})
+
+
+def competition_terms(m, cfg, items, H, cooperate=True):
+    """MARKETS.md competition over `items` (already cut to one as-of day): f_i = leaky_relu(comp.fc (rep_i, o_i)),
+    c_i over the group C_t(i) (same promotion, raw market, raw industry; seen items and i itself), q_i over the
+    neighbours K_t(i) (same promotion and industry, another raw market, seen); every head's term
+    comp.weight c_i (+ coop.weight q_i). Plain loops over every pair, full softmaxes. `cooperate` False drops q
+    (for the check that it matters)."""
+    F, cooperation = cfg["competition"]["width"], cfg["competition"]["cooperation"]
+    f = []
+    for it in items:
+        rep, da = represent(m, cfg, it, H)
+        x = rep if da is None else np.concatenate([rep, da["o"]])
+        pre = m["comp.fc.weight"] @ x + m["comp.fc.bias"]
+        f.append(np.where(pre > 0, pre, 0.01 * pre))
+    seen = [len(it["sales"]) > 0 for it in items]
+    ids = lambda it: (it.get("promotion", "reference"), it["profile"].get("market") or "",
+                      it["profile"].get("industry") or "")
+    theta = float(sig(m["comp.theta"][0]))
+    terms = []
+    for i, it in enumerate(items):
+        p, mk, ind = ids(it)
+        group = [i] + [j for j, jt in enumerate(items) if j != i and seen[j] and ids(jt) == (p, mk, ind)]
+        beta = softmax(np.array([f[i] @ f[j] / math.sqrt(F) for j in group]))
+        c = theta * f[i] + (1 - theta) * sum(b * f[j] for b, j in zip(beta, group))
+        term = {k: m["head.%s.comp.weight" % k] @ c for k in HEADS}
+        if cooperation and cooperate:
+            near = [j for j, jt in enumerate(items) if seen[j] and ids(jt)[0] == p and ids(jt)[2] == ind and ids(jt)[1] != mk]
+            q = np.zeros(F)
+            if near:
+                w = softmax(np.array([f[i] @ f[j] / math.sqrt(F) for j in near]))
+                q = sum(b * f[j] for b, j in zip(w, near))
+            term = {k: term[k] + m["head.%s.coop.weight" % k] @ q for k in HEADS}
+        terms.append(term)
+    return terms
+
+
+def predict_competing(m, cfg, items, H, t, cooperate=True):
+    """Every item's prediction as of day t with competition (MARKETS.md: every item's days ≤ t, across the whole
+    promotion)."""
+    cut = [as_of(it, t) for it in items]
+    terms = competition_terms(m, cfg, cut, H, cooperate)
+    return [forward(m, cfg, it, H, comp=term)[0] for it, term in zip(cut, terms)]
 
 
 # ---------------------------------------------------------------- domain-attention (training-only parts)
@@ -388,9 +471,10 @@ def shares(rng, p_omit):
     return out
 
 
-def make_items(rng, n_items, max_days, empty_ids=False):
+def make_items(rng, n_items, max_days, empty_ids=False, competition=False):
     """Random items; `empty_ids` (domain-attention only, so other outputs stay unchanged) sets an empty market id ""
-    on every item i with i % 13 == 7 and an empty brand "" on i % 17 == 9 (no extra draws)."""
+    on every item i with i % 13 == 7 and an empty brand "" on i % 17 == 9 (no extra draws). `competition` puts
+    every fifth item in a second promotion and drops the industry of i % 19 == 11 (no extra draws)."""
     inds = ["apparel", "beauty", "electronics", "home"]
     brands = ["brand-%d" % i for i in range(20)] + ["品牌-ñ", ""]
     items = []
@@ -411,13 +495,18 @@ def make_items(rng, n_items, max_days, empty_ids=False):
         sales = {d: numeric(rng, DIS, 0.05) for d in range(1, T + 1)}
         buyers = {d: shares(rng, 0.03) for d in sales if rng.rand() >= 0.2}
         act = numeric(rng, ACT, 0.1) if rng.rand() < 0.5 else None
-        items.append({"id": iid, "profile": prof, "sales": sales, "buyers": buyers, "act": act})
+        item = {"id": iid, "profile": prof, "sales": sales, "buyers": buyers, "act": act}
+        if competition:
+            item["promotion"] = "reference-b" if i % 5 == 4 else "reference"
+            if i % 19 == 11:
+                del prof["industry"]
+        items.append(item)
     return items
 
 
 def events(items):
     for it in items:
-        key = {"item_id": it["id"], "promotion_id": "reference"}
+        key = {"item_id": it["id"], "promotion_id": it.get("promotion", "reference")}
         yield dict({"schema": "item_profile/1"}, **key, **it["profile"])
         for d, s in it["sales"].items():
             yield dict({"schema": "daily_sales/1", "day": d, "sales": s}, **key)
@@ -482,6 +571,30 @@ def write_domain(out, m, cfg, items, outs, H):
              loss["discriminator"], batch, moved))
 
 
+def write_competition(out, m, cfg, items, H, t, preds):
+    """MARKETS.md competition: DIR/expected_day<t>.jsonl (every item as of day t), with self-checks that the
+    competition terms move most predictions, that cooperation moves some, and that the check on `seen` bites:
+    some items are unseen by day t."""
+    early = predict_competing(m, cfg, items, H, t)
+    with open(os.path.join(out, "expected_day%d.jsonl" % t), "w", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(p) + "\n" for p in early))
+    vec = lambda p: np.array([p["gmv"], p["bsp"]] + p["slot_probs"] + ([p["ja"]] if p["ja"] is not None else []))
+    moved = lambda a, b: sum(float(np.max(np.abs(vec(x) - vec(y)) / np.maximum(np.abs(vec(y)), 1e-12))) > 1e-2
+                             for x, y in zip(a, b))
+    alone = [forward(m, cfg, it, H)[0] for it in items]
+    by_comp = moved(preds, alone)
+    assert 2 * by_comp > len(items), (by_comp, len(items))
+    by_coop = 0
+    if cfg["competition"]["cooperation"]:
+        by_coop = moved(preds, predict_competing(m, cfg, items, H, max(max(it["sales"], default=0) for it in items),
+                                                 cooperate=False))
+        assert by_coop > len(items) // 4, (by_coop, len(items))
+    unseen = sum(not any(d <= t for d in it["sales"]) for it in items)
+    assert 0 < unseen < len(items), unseen
+    print("competition: the terms move %d of %d predictions by > 1e-2 relative, cooperation %d; %d items unseen "
+          "by day %d" % (by_comp, len(items), by_coop, unseen, t))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -492,6 +605,8 @@ def main():
     ap.add_argument("--max-days", type=int, default=12)
     ap.add_argument("--check-incremental", action="store_true")
     ap.add_argument("--markets", default="", help="comma-separated market ids: a dinop/2 model over them")
+    ap.add_argument("--no-cooperation", action="store_true", help="competition without cooperative attention")
+    ap.add_argument("--as-of-day", type=int, default=None, help="competition: also predict as of this day")
     ap.add_argument("--extensions", default=None,
                     help="comma-separated MARKETS.md extensions (%s); default market-embedding when --markets is "
                          "non-empty, else none" % ", ".join(EXTENSIONS))
@@ -511,7 +626,7 @@ def main():
     rng = np.random.RandomState(a.seed)
     os.makedirs(a.out, exist_ok=True)
 
-    tensors, cfg = make_model(rng, a.hidden, a.attention, markets, extensions)
+    tensors, cfg = make_model(rng, a.hidden, a.attention, markets, extensions, cooperation=not a.no_cooperation)
     meta = {"format": "dinop/2" if extensions else "dinop/1", "config": json.dumps(cfg, ensure_ascii=False),
             "version": "1", "parent": ""}
     path = os.path.join(a.out, "model.safetensors")
@@ -522,7 +637,8 @@ def main():
     if domain:
         check_domain_shapes(m, cfg)
 
-    items = make_items(rng, a.items, a.max_days, empty_ids=domain)
+    competition = "competition" in extensions
+    items = make_items(rng, a.items, a.max_days, empty_ids=domain, competition=competition)
     lines = [json.dumps(e, ensure_ascii=False) for e in events(items)]
     rng.shuffle(lines)  # consumers must order days themselves
     with open(os.path.join(a.out, "events.jsonl"), "w", encoding="utf-8") as fh:
@@ -530,6 +646,9 @@ def main():
 
     outs = [forward(m, cfg, it, a.hidden) for it in items]
     preds = [p for p, _ in outs]
+    if competition:
+        preds = predict_competing(m, cfg, items, a.hidden, a.max_days)
+        write_competition(a.out, m, cfg, items, a.hidden, a.as_of_day or a.max_days // 2, preds)
     for p in preds:
         vals = [p["gmv"], p["bsp"]] + p["slot_probs"] + ([p["ja"]] if p["ja"] is not None else [])
         assert all(math.isfinite(v) for v in vals) and abs(sum(p["slot_probs"]) - 1) < 1e-12

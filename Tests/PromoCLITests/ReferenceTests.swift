@@ -7,7 +7,8 @@ import Testing
 
 /// Runs the numpy-only reference implementation (Tests/Fixtures/dinop_reference.py) into a fresh folder.
 /// Deploy/setup.sh installs numpy, so a missing numpy is a failed setup, not a skipped test.
-func referenceOutputs(hidden: Int, attention: Int, seed: Int, markets: String = "", extensions: String? = nil) throws -> URL {
+func referenceOutputs(hidden: Int, attention: Int, seed: Int, markets: String = "", extensions: String? = nil,
+                      more: [String] = []) throws -> URL {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/dinop_reference.py")
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dinop-ref-\(UUID().uuidString)")
@@ -15,7 +16,7 @@ func referenceOutputs(hidden: Int, attention: Int, seed: Int, markets: String = 
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", script.path, "--out", folder.path, "--seed", String(seed), "--hidden", String(hidden),
                          "--attention", String(attention), "--items", "60", "--max-days", "30", "--check-incremental",
-                         "--markets", markets] + (extensions.map { ["--extensions", $0] } ?? [])
+                         "--markets", markets] + (extensions.map { ["--extensions", $0] } ?? []) + more
     try process.run()
     process.waitUntilExit()
     try #require(process.terminationStatus == 0, "the reference script failed; is numpy installed (Deploy/setup.sh)?")
@@ -48,6 +49,12 @@ struct ReferenceTests {
                                                      decoder: EventDecoder(presaleDays: 30))
         #expect(rejected.isEmpty, "\(rejected)")
         let expected = try readLines(folder.appendingPathComponent("expected.jsonl"), as: ReferencePrediction.self)
+        let daysSeen = try Self.expectAgreement(records, expected)
+        #expect(daysSeen.contains(0) && daysSeen.count > 5)
+    }
+
+    /// Each prediction against the reference's (1e-4 relative); the days seen of the items.
+    static func expectAgreement(_ records: [PredictionEvent], _ expected: [ReferencePrediction]) throws -> Set<Int> {
         let byID = Dictionary(uniqueKeysWithValues: records.map { ($0.itemID, $0) })
         #expect(byID.count == expected.count)
         var daysSeen = Set<Int>()
@@ -64,7 +71,32 @@ struct ReferenceTests {
             #expect((got.ja == nil) == (want.ja == nil), "\(want.itemID) ja presence")
             if let ja = want.ja { #expect(close(got.ja!, ja), "\(want.itemID) ja \(got.ja!) vs \(ja)") }
         }
-        #expect(daysSeen.contains(0) && daysSeen.count > 5)
+        return daysSeen
+    }
+
+    /// MARKETS.md `competition`: every item's prediction reads its group (same promotion, market and industry) and,
+    /// with cooperation, its industry's items of the other markets, as of one day. The reference loops over every
+    /// pair with full softmaxes; the Swift side attends in key blocks with an online softmax.
+    @Test("competition: promo predict matches the reference with all days and as of day 15 (with and without cooperation and domain-attention)",
+          arguments: [(13, "market-embedding,competition", false), (14, "domain-attention,competition", false),
+                      (15, "competition", true)])
+    func competition(seed: Int, extensions: String, withoutCooperation: Bool) throws {
+        let folder = try referenceOutputs(hidden: 16, attention: 8, seed: seed, markets: "cn,sea", extensions: extensions,
+                                          more: (withoutCooperation ? ["--no-cooperation"] : []) + ["--as-of-day", "15"])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = try DINOPModel(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        #expect(model.config.competition == CompetitionSizes(width: 6, cooperation: !withoutCooperation))
+        #expect((model.layout.spec("head.gmv.coop.weight") == nil) == withoutCooperation)
+        let events = [folder.appendingPathComponent("events.jsonl")]
+        for (asOfDay, file) in [(nil, "expected.jsonl"), (15, "expected_day15.jsonl")] as [(Int?, String)] {
+            let (records, rejected, _) = try predictOffline(model: model, eventFiles: events,
+                                                            decoder: EventDecoder(presaleDays: 30), asOfDay: asOfDay)
+            #expect(rejected.isEmpty, "\(rejected)")
+            let expected = try readLines(folder.appendingPathComponent(file), as: ReferencePrediction.self)
+            let daysSeen = try Self.expectAgreement(records, expected)
+            #expect(daysSeen.contains(0) && daysSeen.count > 5)
+            if let asOfDay { #expect(daysSeen.allSatisfy { $0 <= asOfDay } && records.allSatisfy { $0.asOfDay == asOfDay }) }
+        }
     }
 
     @Test("a file written by the reference loads and is written back with the same tensors")

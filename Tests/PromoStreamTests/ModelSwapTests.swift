@@ -96,6 +96,20 @@ func swapRefusesOtherFeatures() throws {
     #expect(processor.model.version == stream.model.version)
 }
 
+@Test("a competition model is refused by the item role (an item's prediction needs its whole group) and the current one stays")
+func swapRefusesCompetition() throws {
+    let stream = try SmallStream(items: 20)
+    let processor = StreamProcessor(model: stream.model)
+    var config = stream.model.config
+    config.extensions = [ModelExtension.competition]
+    config.markets = ["cn"]
+    let other = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16), seed: 2)
+    #expect(StreamProcessor.servingProblem(stream.model) == nil)
+    #expect(StreamProcessor.servingProblem(other)?.contains("competition") == true)
+    #expect(throws: ModelSwapError.self) { try processor.swap(to: other) }
+    #expect(processor.model.version == stream.model.version)
+}
+
 @Test("a version that changed only one market's parts recomputes that market's items; the others are left as they were (market-embedding; with domain-attention)",
       arguments: [false, true])
 func marketScopedSwap(domainAttention: Bool) throws {
