@@ -88,11 +88,16 @@ struct BatchPass<T: DINOPScalar> {
     var cleanRep: [T] = []
     /// MARKETS.md `domain-attention`'s parts, nil without it.
     var domain: DomainPass<T>?
+    /// Where each item competes (MARKETS.md `competition`), in `items` order; nil puts every item in one group.
+    let keys: [CompetitionKey]?
+    /// MARKETS.md `competition`'s parts, nil without it.
+    var competition: CompetitionPass<T>?
 
-    init(network: Network<T>, items: [EncodedItem<T>], labels: [ItemLabels]) {
+    init(network: Network<T>, items: [EncodedItem<T>], labels: [ItemLabels], keys: [CompetitionKey]? = nil) {
         self.network = network
         self.items = items
         self.labels = labels
+        self.keys = keys
         order = items.indices.sorted { items[$0].dayCount > items[$1].dayCount }
         lengths = order.map { items[$0].dayCount }
     }
@@ -189,7 +194,19 @@ struct BatchPass<T: DINOPScalar> {
         let width = net.representationWidth
         rep = Array(repeating: 0, count: b * width)
         net.assembleRepresentation(rows: b, pooled: pooled, sii: sii, sis: sis, into: &rep)
-        if domain != nil { cleanRep = rep }
+        if domain != nil || net.competition != nil { cleanRep = rep }
+        // Competition reads every item's rep without dropout (what serving reads), and o.
+        var headTerm = domain?.headTerm ?? []
+        if let weights = net.competition {
+            let dm = weights.inputWidth - width
+            let o = domain.map { $0.o.isEmpty ? [T](repeating: 0, count: b * dm) : $0.o } ?? []
+            let batchKeys = order.map { keys?[$0] ?? CompetitionKey(promotion: "", market: nil, industry: nil) }
+            let pass = CompetitionPass(network: net, weights: weights, rep: cleanRep, o: o, keys: batchKeys,
+                                       seen: lengths.map { $0 > 0 })
+            let term = pass.headTerm(weights, headHiddenWidth: net.headHiddenWidth)
+            if headTerm.isEmpty { headTerm = term } else { for j in headTerm.indices { headTerm[j] += term[j] } }
+            competition = pass
+        }
         dropMask = Array(repeating: 1, count: b * width)
         if dropout > 0 {
             let keep = T(1 / (1 - dropout))
@@ -198,7 +215,7 @@ struct BatchPass<T: DINOPScalar> {
         }
         headHidden = Array(repeating: 0, count: b * net.headHiddenWidth)
         outputs = Array(repeating: 0, count: b * net.outputWidth)
-        (domain?.headTerm ?? []).withUnsafeBufferPointer { term in
+        headTerm.withUnsafeBufferPointer { term in
             net.heads(rows: b, rep: rep, activity: act, hiddenTerm: term.isEmpty ? nil : term.baseAddress!,
                       hiddenOut: &headHidden, out: &outputs)
         }
@@ -355,6 +372,7 @@ struct BatchPass<T: DINOPScalar> {
             column += o
         }
         for j in dHidden.indices { dHidden[j] = headHidden[j] > 0 ? dHidden[j] : 0 }
+        let (dRepCompetition, dOCompetition) = competitionBackward(dHidden, into: &gradient)
         var dHeadFused = [T](repeating: 0, count: hiddenWidth * width)
         var dRep = [T](repeating: 0, count: b * width)
         T.gemm(transA: true, transB: false, m: hiddenWidth, n: width, k: b, alpha: 1, dHidden, lda: hiddenWidth,
@@ -395,6 +413,7 @@ struct BatchPass<T: DINOPScalar> {
         }
         for j in dRep.indices { dRep[j] *= dropMask[j] }
         for j in dRepExtra.indices { dRep[j] += dRepExtra[j] }
+        for j in dRepCompetition.indices { dRep[j] += dRepCompetition[j] }
 
         // Static encoders.
         var dSii = [T](repeating: 0, count: b * dims.siiWidth)
@@ -411,7 +430,12 @@ struct BatchPass<T: DINOPScalar> {
         var dEmbedding = [T](repeating: 0, count: b * embWidth)
         denseBackward("sii.fc", rows: b, x: embeddingIn, dOut: dSii, dX: &dEmbedding, gradient: &gradient)
         if let domain {
-            domain.backward(network: net, dGated: dEmbedding, dHeadHidden: dHidden, dO: dO, into: &gradient)
+            // o's gradient from competition, where o is computed (an item of no listed market has a constant 0).
+            var dOAll = dO
+            if !dOCompetition.isEmpty, !domain.o.isEmpty {
+                if dOAll.isEmpty { dOAll = dOCompetition } else { for j in dOAll.indices { dOAll[j] += dOCompetition[j] } }
+            }
+            domain.backward(network: net, dGated: dEmbedding, dHeadHidden: dHidden, dO: dOAll, into: &gradient)
         } else {
             scatterEmbeddingGradient(dEmbedding, into: &gradient)
         }
@@ -562,6 +586,40 @@ struct BatchPass<T: DINOPScalar> {
                 for i in spec.range { gradient.values[i] += l2 * net.parameters.values[i] }
             }
         }
+    }
+
+    /// MARKETS.md `competition`'s part of the backward pass, given the gradient at the heads' first-layer
+    /// pre-activations: the heads' `comp.weight` and `coop.weight`, then `comp.fc` and `comp.theta` through both
+    /// attentions; returns the gradients it adds at `rep` (before dropout) and at `o` (both empty without it).
+    private func competitionBackward(_ dHidden: [T], into gradient: inout Parameters<T>) -> (dRep: [T], dO: [T]) {
+        guard let competition, let weights = network.competition else { return ([], []) }
+        let b = batchSize, F = weights.width, hw = network.headHiddenWidth, layout = network.layout
+        let r = network.representationWidth, inWidth = weights.inputWidth
+        var dc = [T](repeating: 0, count: b * F), dq = [T](repeating: 0, count: b * F)
+        for (vectors, matrix, suffix, d) in [(competition.c, weights.comp, "comp", 0), (competition.q, weights.coop, "coop", 1)]
+            where !matrix.isEmpty {
+            for (head, columns) in network.heads {
+                let spec = layout.require("head.\(head.rawValue).\(suffix).weight")
+                gradient.values.withUnsafeMutableBufferPointer { grad in
+                    dHidden.withUnsafeBufferPointer { dH in
+                        T.gemm(transA: true, transB: false, m: columns.count, n: F, k: b, alpha: 1, dH.baseAddress! + columns.lowerBound,
+                               lda: hw, vectors, ldb: F, beta: 1, grad.baseAddress! + spec.offset, ldc: F)
+                    }
+                }
+            }
+            if d == 0 {
+                T.gemm(transA: false, transB: false, m: b, n: F, k: hw, alpha: 1, dHidden, lda: hw, matrix, ldb: F, beta: 0, &dc, ldc: F)
+            } else {
+                T.gemm(transA: false, transB: false, m: b, n: F, k: hw, alpha: 1, dHidden, lda: hw, matrix, ldb: F, beta: 0, &dq, ldc: F)
+            }
+        }
+        let dInput = competition.backward(dc: dc, dq: dq, weights: weights, layout: layout, into: &gradient)
+        var dRep = [T](repeating: 0, count: b * r), dO = [T](repeating: 0, count: b * (inWidth - r))
+        for i in 0..<b {
+            dRep.replaceSubrange((i * r)..<((i + 1) * r), with: dInput[(i * inWidth)..<(i * inWidth + r)])
+            dO.replaceSubrange((i * (inWidth - r))..<((i + 1) * (inWidth - r)), with: dInput[(i * inWidth + r)..<((i + 1) * inWidth)])
+        }
+        return (dRep, inWidth > r ? dO : [])
     }
 
     /// Adds the gradient at the concatenated embeddings (`batch × Σ d_f`) to each item's row of every `sii.emb.<f>`.

@@ -75,11 +75,18 @@ struct CompetitionWeights<T: DINOPScalar>: Sendable {
 
 /// MARKETS.md `competition` over a set of items as of one day: each item's `f`, the competitive `c` over its group
 /// and the cooperative `q` over its neighbours, computed in blocks (an online softmax over key blocks), so a group
-/// of M items needs O(M·F) memory, never an M × M matrix.
+/// of M items needs O(M·F) memory, never an M × M matrix. Keeps what its backward pass needs.
 public struct CompetitionPass<T: DINOPScalar> {
     public let count: Int, width: Int
     /// `count × F` each; `q` is all zeros without cooperation.
     public private(set) var f: [T], c: [T], q: [T]
+    /// `concat(rep, o)` of every item, `count × (R + D_m)`.
+    let input: [T]
+    let theta: T
+    /// The competitive attentions (one per group) and the cooperative ones (one per market group with neighbours),
+    /// each with its queries' attended vectors.
+    private(set) var competitive: [(attention: OnlineAttention<T>, attended: [T])] = []
+    private(set) var cooperative: [(attention: OnlineAttention<T>, attended: [T])] = []
 
     /// Queries per block and keys per block: a block's scores fit in a few hundred KB.
     static var queryBlock: Int { 128 }
@@ -89,25 +96,27 @@ public struct CompetitionPass<T: DINOPScalar> {
     /// competes; `seen`: whether it has a day by the as-of day (an unseen item is no other item's competitor or
     /// neighbour, but is itself predicted with its own).
     init(network: Network<T>, weights: CompetitionWeights<T>, rep: [T], o: [T], keys: [CompetitionKey], seen: [Bool]) {
-        let n = keys.count, width = weights.width, r = network.representationWidth
+        let n = keys.count, width = weights.width, r = network.representationWidth, inWidth = weights.inputWidth
         count = n
         self.width = width
-        let dm = weights.inputWidth - r
+        theta = weights.theta
+        let dm = inWidth - r
         // f = leaky_relu(comp.fc.weight · concat(rep, o) + comp.fc.bias), slope 0.01.
-        var input = [T](repeating: 0, count: n * weights.inputWidth)
+        var input = [T](repeating: 0, count: n * inWidth)
         for i in 0..<n {
-            input.replaceSubrange((i * weights.inputWidth)..<(i * weights.inputWidth + r), with: rep[(i * r)..<((i + 1) * r)])
+            input.replaceSubrange((i * inWidth)..<(i * inWidth + r), with: rep[(i * r)..<((i + 1) * r)])
             if dm > 0, !o.isEmpty {
-                input.replaceSubrange((i * weights.inputWidth + r)..<((i + 1) * weights.inputWidth), with: o[(i * dm)..<((i + 1) * dm)])
+                input.replaceSubrange((i * inWidth + r)..<((i + 1) * inWidth), with: o[(i * dm)..<((i + 1) * dm)])
             }
         }
+        self.input = input
         var f = [T](repeating: 0, count: n * width)
         for i in 0..<n { for j in 0..<width { f[i * width + j] = weights.fcBias[j] } }
         input.withUnsafeBufferPointer { x in
             weights.fcWeight.withUnsafeBufferPointer { w in
                 f.withUnsafeMutableBufferPointer { y in
-                    T.linear(rows: n, out: width, in: weights.inputWidth, x.baseAddress!, ldx: weights.inputWidth,
-                             weight: w.baseAddress!, ldw: weights.inputWidth, accumulate: true, y.baseAddress!, ldy: width)
+                    T.linear(rows: n, out: width, in: inWidth, x.baseAddress!, ldx: inWidth,
+                             weight: w.baseAddress!, ldw: inWidth, accumulate: true, y.baseAddress!, ldy: width)
                 }
             }
         }
@@ -119,16 +128,15 @@ public struct CompetitionPass<T: DINOPScalar> {
         // c_i = θ f_i + (1 − θ) Σ_{j ∈ C_t(i)} β_ij f_j; C_t(i) = the group's seen items and i itself.
         var c = [T](repeating: 0, count: n * width)
         for members in groups.values {
-            let competitors = members.filter { seen[$0] }
-            var state = OnlineAttention<T>(queries: members, width: width)
-            state.attend(f, keys: competitors)
-            for (row, i) in members.enumerated() where !seen[i] { state.attend(f, row: row, key: i) }
-            let attended = state.finish()
+            var attention = OnlineAttention<T>(queries: members, keys: members.filter { seen[$0] },
+                                               selfKey: members.map { !seen[$0] }, width: width)
+            let attended = attention.run(f)
             for (row, i) in members.enumerated() {
                 for j in 0..<width {
-                    c[i * width + j] = weights.theta * f[i * width + j] + (1 - weights.theta) * attended[row * width + j]
+                    c[i * width + j] = theta * f[i * width + j] + (1 - theta) * attended[row * width + j]
                 }
             }
+            competitive.append((attention, attended))
         }
         self.c = c
 
@@ -139,42 +147,203 @@ public struct CompetitionPass<T: DINOPScalar> {
             for (key, members) in groups { industries[key.industryScope, default: []].append(members) }
             for marketGroups in industries.values where marketGroups.count > 1 {
                 for (a, members) in marketGroups.enumerated() {
-                    var state = OnlineAttention<T>(queries: members, width: width)
-                    for (b, others) in marketGroups.enumerated() where b != a { state.attend(f, keys: others.filter { seen[$0] }) }
-                    let attended = state.finish()
+                    let neighbours = marketGroups.enumerated().filter { $0.offset != a }.flatMap { $0.element.filter { seen[$0] } }
+                    guard !neighbours.isEmpty else { continue }
+                    var attention = OnlineAttention<T>(queries: members, keys: neighbours, selfKey: [], width: width)
+                    let attended = attention.run(f)
                     for (row, i) in members.enumerated() {
                         q.replaceSubrange((i * width)..<((i + 1) * width), with: attended[(row * width)..<((row + 1) * width)])
                     }
+                    cooperative.append((attention, attended))
                 }
             }
         }
         self.q = q
     }
+
+    /// The gradient at every item's `concat(rep, o)` (`count × (R + D_m)`), given the gradient at `c` and `q`;
+    /// `comp.fc`'s and `comp.theta`'s into `gradient`. Through the attentions it reaches every item whose `f` another
+    /// item read: its group mates' and neighbours' losses move it too.
+    func backward(dc: [T], dq: [T], weights: CompetitionWeights<T>, layout: ParameterLayout, into gradient: inout Parameters<T>) -> [T] {
+        let F = width, inWidth = weights.inputWidth
+        var df = [T](repeating: 0, count: count * F)
+        // c = θ f + (1 − θ) a: df += θ dc, da = (1 − θ) dc, dθ = Σ dc · (f − a), θ = σ(logit).
+        var dTheta: T = 0
+        for (attention, attended) in competitive {
+            var dAttended = [T](repeating: 0, count: attended.count)
+            for (row, i) in attention.queries.enumerated() {
+                for j in 0..<F {
+                    let g = dc[i * F + j]
+                    df[i * F + j] += theta * g
+                    dAttended[row * F + j] = (1 - theta) * g
+                    dTheta += g * (f[i * F + j] - attended[row * F + j])
+                }
+            }
+            attention.backward(f, attended: attended, dAttended: dAttended, into: &df)
+        }
+        for (attention, attended) in cooperative {
+            var dAttended = [T](repeating: 0, count: attended.count)
+            for (row, i) in attention.queries.enumerated() {
+                dAttended.replaceSubrange((row * F)..<((row + 1) * F), with: dq[(i * F)..<((i + 1) * F)])
+            }
+            attention.backward(f, attended: attended, dAttended: dAttended, into: &df)
+        }
+        gradient.values[layout.require("comp.theta").offset] += dTheta * theta * (1 - theta)
+        // Through the leaky relu (its slope read off f's sign, which the pre-activation's is), then comp.fc.
+        for j in df.indices where f[j] <= 0 { df[j] *= 0.01 }
+        let w = layout.require("comp.fc.weight"), b = layout.require("comp.fc.bias")
+        var dInput = [T](repeating: 0, count: count * inWidth)
+        gradient.values.withUnsafeMutableBufferPointer { grad in
+            T.gemm(transA: true, transB: false, m: F, n: inWidth, k: count, alpha: 1, df, lda: F, input, ldb: inWidth,
+                   beta: 1, grad.baseAddress! + w.offset, ldc: inWidth)
+            for i in 0..<count { for j in 0..<F { grad[b.offset + j] += df[i * F + j] } }
+        }
+        T.gemm(transA: false, transB: false, m: count, n: inWidth, k: F, alpha: 1, df, lda: F, weights.fcWeight,
+               ldb: inWidth, beta: 0, &dInput, ldc: inWidth)
+        return dInput
+    }
 }
 
-/// Softmax attention of some query rows over key rows of the same `f`, one key block at a time: per query the
-/// running maximum score, the sum of exponentials and the weighted sum of keys (as the day pooling keeps them).
+/// Softmax attention of query rows over key rows of the same `f`, one key block at a time: per query the running
+/// maximum score, the sum of exponentials and the weighted sum of keys (as the day pooling keeps them). A query
+/// may also attend to itself (an unseen item in its own group). Its backward pass recomputes the scores block by
+/// block from the kept maximum and sum, as FlashAttention does.
 struct OnlineAttention<T: DINOPScalar> {
-    let queries: [Int], width: Int
+    let queries: [Int], keys: [Int]
+    /// Per query, whether it also attends to itself; empty for none.
+    let selfKey: [Bool]
+    let width: Int
     let scale: T
-    var maximum: [T], total: [T], sum: [T]
+    var maximum: [T], total: [T]
 
-    init(queries: [Int], width: Int) {
+    init(queries: [Int], keys: [Int], selfKey: [Bool], width: Int) {
         self.queries = queries
+        self.keys = keys
+        self.selfKey = selfKey
         self.width = width
         scale = 1 / T(width).squareRoot()
         maximum = Array(repeating: -.infinity, count: queries.count)
         total = Array(repeating: 0, count: queries.count)
-        sum = Array(repeating: 0, count: queries.count * width)
     }
 
-    /// Every query attends to every key of `keys` (indices into `f`'s rows).
-    mutating func attend(_ f: [T], keys: [Int]) {
+    /// Each query's attended vector, `queries.count × F` (zeros for a query that attends to nothing).
+    mutating func run(_ f: [T]) -> [T] {
+        let F = width
+        var sum = [T](repeating: 0, count: queries.count * F)
+        forEachBlock(f) { queryStart, qn, keyIndices, kn, scores, _, keyRows in
+            // Rescale each query's running state to the block's new maximum; scores become weights.
+            for r in 0..<qn {
+                let row = scores + r * kn, q = queryStart + r
+                var blockMax = maximum[q]
+                for j in 0..<kn { blockMax = Swift.max(blockMax, row[j]) }
+                let decay = maximum[q] == -.infinity ? 0 : T.exp(maximum[q] - blockMax)
+                var blockTotal: T = 0
+                for j in 0..<kn {
+                    row[j] = T.exp(row[j] - blockMax)
+                    blockTotal += row[j]
+                }
+                maximum[q] = blockMax
+                total[q] = total[q] * decay + blockTotal
+                for j in 0..<F { sum[q * F + j] *= decay }
+            }
+            // sum += weights · K
+            sum.withUnsafeMutableBufferPointer { out in
+                T.gemm(transA: false, transB: false, m: qn, n: F, k: kn, alpha: 1, scores, lda: kn, keyRows, ldb: F,
+                       beta: 1, out.baseAddress! + queryStart * F, ldc: F)
+            }
+        }
+        for (row, i) in queries.enumerated() where selfKey.indices.contains(row) && selfKey[row] {
+            let score = dot(f, i, i) * scale
+            let newMax = Swift.max(maximum[row], score)
+            let decay = maximum[row] == -.infinity ? 0 : T.exp(maximum[row] - newMax)
+            let weight = T.exp(score - newMax)
+            maximum[row] = newMax
+            total[row] = total[row] * decay + weight
+            for j in 0..<F { sum[row * F + j] = sum[row * F + j] * decay + weight * f[i * F + j] }
+        }
+        for r in queries.indices where total[r] > 0 {
+            let inverse = 1 / total[r]
+            for j in 0..<F { sum[r * F + j] *= inverse }
+        }
+        return sum
+    }
+
+    /// Adds to `df` the gradient through this attention (its queries', keys' and values' parts), given the gradient
+    /// at each query's attended vector. With P the weights and dP = dA · Kᵀ: dS = P ⊙ (dP − rowsum(dA ⊙ A)).
+    func backward(_ f: [T], attended: [T], dAttended: [T], into df: inout [T]) {
+        let F = width
+        var d = [T](repeating: 0, count: queries.count)
+        for r in queries.indices { for j in 0..<F { d[r] += dAttended[r * F + j] * attended[r * F + j] } }
+        var dKeys = [T](repeating: 0, count: keys.count * F)
+        var dQueries = [T](repeating: 0, count: queries.count * F)
+        var queryGradient = [T](repeating: 0, count: Swift.min(Self.queryBlock, queries.count) * F)
+        var dScores = [T](repeating: 0, count: Swift.min(Self.queryBlock, queries.count) * Swift.min(Self.keyBlock, keys.count))
+        forEachBlock(f) { queryStart, qn, keyStart, kn, scores, queryRows, keyRows in
+            for r in 0..<qn {
+                for j in 0..<F { queryGradient[r * F + j] = dAttended[(queryStart + r) * F + j] }
+            }
+            dScores.withUnsafeMutableBufferPointer { ds in
+                // dP = dA · Kᵀ
+                T.gemm(transA: false, transB: true, m: qn, n: kn, k: F, alpha: 1, queryGradient, lda: F, keyRows, ldb: F,
+                       beta: 0, ds.baseAddress!, ldc: kn)
+                for r in 0..<qn {
+                    let q = queryStart + r
+                    for j in 0..<kn {
+                        let p = total[q] > 0 ? T.exp(scores[r * kn + j] - maximum[q]) / total[q] : 0
+                        scores[r * kn + j] = p
+                        ds[r * kn + j] = p * (ds[r * kn + j] - d[q])
+                    }
+                }
+                dQueries.withUnsafeMutableBufferPointer { dq in
+                    // Queries: scale · dS · K
+                    T.gemm(transA: false, transB: false, m: qn, n: F, k: kn, alpha: scale, ds.baseAddress!, lda: kn,
+                           keyRows, ldb: F, beta: 1, dq.baseAddress! + queryStart * F, ldc: F)
+                }
+                dKeys.withUnsafeMutableBufferPointer { dk in
+                    // Keys: scale · dSᵀ · Q; values: Pᵀ · dA.
+                    T.gemm(transA: true, transB: false, m: kn, n: F, k: qn, alpha: scale, ds.baseAddress!, lda: kn,
+                           queryRows, ldb: F, beta: 1, dk.baseAddress! + keyStart * F, ldc: F)
+                    queryGradient.withUnsafeBufferPointer { dA in
+                        T.gemm(transA: true, transB: false, m: kn, n: F, k: qn, alpha: 1, scores, lda: kn, dA.baseAddress!,
+                               ldb: F, beta: 1, dk.baseAddress! + keyStart * F, ldc: F)
+                    }
+                }
+            }
+        }
+        for (row, i) in queries.enumerated() {
+            var p: T = 0, dp: T = 0
+            if selfKey.indices.contains(row), selfKey[row], total[row] > 0 {
+                p = T.exp(dot(f, i, i) * scale - maximum[row]) / total[row]
+                for j in 0..<F { dp += dAttended[row * F + j] * f[i * F + j] }
+            }
+            let ds = p * (dp - d[row])
+            for j in 0..<F {
+                // As a query (and, for its own key, as key and value too).
+                df[i * F + j] += dQueries[row * F + j] + 2 * scale * ds * f[i * F + j] + p * dAttended[row * F + j]
+            }
+        }
+        for (r, k) in keys.enumerated() { for j in 0..<F { df[k * F + j] += dKeys[r * F + j] } }
+    }
+
+    private func dot(_ f: [T], _ i: Int, _ j: Int) -> T {
+        var sum: T = 0
+        for d in 0..<width { sum += f[i * width + d] * f[j * width + d] }
+        return sum
+    }
+
+    static var queryBlock: Int { CompetitionPass<T>.queryBlock }
+    static var keyBlock: Int { CompetitionPass<T>.keyBlock }
+
+    /// Calls `body` for every (query block, key block) with the block's scaled scores `Q Kᵀ / √F` (`qn × kn`,
+    /// writable), its query rows and key rows (`qn × F`, `kn × F`).
+    private func forEachBlock(_ f: [T], _ body: (_ queryStart: Int, _ qn: Int, _ keyStart: Int, _ kn: Int,
+                                                 _ scores: UnsafeMutablePointer<T>, _ queryRows: UnsafePointer<T>,
+                                                 _ keyRows: UnsafePointer<T>) -> Void) {
         guard !keys.isEmpty, !queries.isEmpty else { return }
-        let F = width, qb = CompetitionPass<T>.queryBlock, kb = CompetitionPass<T>.keyBlock
+        let F = width, qb = Self.queryBlock, kb = Self.keyBlock
         var keyRows = [T](repeating: 0, count: Swift.min(kb, keys.count) * F)
         var queryRows = [T](repeating: 0, count: Swift.min(qb, queries.count) * F)
-        var scores = [T](repeating: 0, count: queryRows.count / F * (keyRows.count / F))
+        var scores = [T](repeating: 0, count: Swift.min(qb, queries.count) * Swift.min(kb, keys.count))
         for keyStart in stride(from: 0, to: keys.count, by: kb) {
             let kn = Swift.min(kb, keys.count - keyStart)
             for (r, k) in keys[keyStart..<(keyStart + kn)].enumerated() {
@@ -188,57 +357,13 @@ struct OnlineAttention<T: DINOPScalar> {
                 }
                 queryRows.withUnsafeBufferPointer { qp in keyRows.withUnsafeBufferPointer { kp in
                     scores.withUnsafeMutableBufferPointer { sp in
-                        // scores = Q Kᵀ / √F
                         T.gemm(transA: false, transB: true, m: qn, n: kn, k: F, alpha: scale, qp.baseAddress!, lda: F,
                                kp.baseAddress!, ldb: F, beta: 0, sp.baseAddress!, ldc: kn)
-                        // Rescale each query's running state to the block's new maximum; scores become weights.
-                        for r in 0..<qn {
-                            let row = sp.baseAddress! + r * kn, q = queryStart + r
-                            var blockMax = maximum[q]
-                            for j in 0..<kn { blockMax = Swift.max(blockMax, row[j]) }
-                            let decay = maximum[q] == -.infinity ? 0 : T.exp(maximum[q] - blockMax)
-                            var blockTotal: T = 0
-                            for j in 0..<kn {
-                                row[j] = T.exp(row[j] - blockMax)
-                                blockTotal += row[j]
-                            }
-                            maximum[q] = blockMax
-                            total[q] = total[q] * decay + blockTotal
-                            for j in 0..<F { sum[q * F + j] *= decay }
-                        }
-                        // sum += weights · K
-                        sum.withUnsafeMutableBufferPointer { out in
-                            T.gemm(transA: false, transB: false, m: qn, n: F, k: kn, alpha: 1, sp.baseAddress!, lda: kn,
-                                   kp.baseAddress!, ldb: F, beta: 1, out.baseAddress! + queryStart * F, ldc: F)
-                        }
+                        body(queryStart, qn, keyStart, kn, sp.baseAddress!, qp.baseAddress!, kp.baseAddress!)
                     }
                 }}
             }
         }
-    }
-
-    /// Query `row` also attends to the single key `key` (an unseen item's own vector in its group).
-    mutating func attend(_ f: [T], row: Int, key: Int) {
-        let F = width, i = queries[row]
-        var score: T = 0
-        for j in 0..<F { score += f[i * F + j] * f[key * F + j] }
-        score *= scale
-        let newMax = Swift.max(maximum[row], score)
-        let decay = maximum[row] == -.infinity ? 0 : T.exp(maximum[row] - newMax)
-        let weight = T.exp(score - newMax)
-        maximum[row] = newMax
-        total[row] = total[row] * decay + weight
-        for j in 0..<F { sum[row * F + j] = sum[row * F + j] * decay + weight * f[key * F + j] }
-    }
-
-    /// Each query's attended vector, `queries.count × F` (zeros for a query that attended to nothing).
-    func finish() -> [T] {
-        var out = sum
-        for r in queries.indices where total[r] > 0 {
-            let inverse = 1 / total[r]
-            for j in 0..<width { out[r * width + j] *= inverse }
-        }
-        return out
     }
 }
 

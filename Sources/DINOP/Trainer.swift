@@ -1,13 +1,57 @@
 import Foundation
 
-/// An item's inputs and its labels.
+/// An item's inputs and its labels, and where it competes (read only by a model with MARKETS.md's `competition`).
 public struct TrainingExample: Sendable, Equatable {
     public var item: RawItem
     public var labels: ItemLabels
+    public var competition: CompetitionKey?
 
-    public init(item: RawItem, labels: ItemLabels) {
+    public init(item: RawItem, labels: ItemLabels, competition: CompetitionKey? = nil) {
         self.item = item
         self.labels = labels
+        self.competition = competition
+    }
+}
+
+extension TrainingExample {
+    /// Where the example competes; one shared group when it was made without a key.
+    var key: CompetitionKey { competition ?? CompetitionKey(promotion: "", market: nil, industry: nil) }
+}
+
+/// How examples form minibatches. Without competition, any `size` of them. With it, an item's loss reads its group
+/// and its industry's other markets, so a batch holds whole industries of a promotion (every market), packed
+/// together up to `size` items: each item then sees exactly the competitors and neighbours it is served with. An
+/// industry larger than `size` is cut into random sub-industries of `size` items (each market's share sampled
+/// alike), whose attentions see a sample of the rest: the only way a batch stays bounded.
+enum Minibatches {
+    static func make(_ examples: [TrainingExample], size: Int, competition: Bool, rng: inout SeededGenerator,
+                     shuffle: Bool) -> [[Int]] {
+        let size = Swift.max(size, 1)
+        var order = Array(examples.indices)
+        if shuffle { order.shuffle(using: &rng) }
+        guard competition else {
+            return stride(from: 0, to: order.count, by: size).map { Array(order[$0..<Swift.min($0 + size, order.count)]) }
+        }
+        var scopes: [CompetitionKey: [Int]] = [:], first: [CompetitionKey] = []
+        for i in order {
+            let scope = (examples[i].competition ?? CompetitionKey(promotion: "", market: nil, industry: nil)).industryScope
+            if scopes[scope] == nil { first.append(scope) }
+            scopes[scope, default: []].append(i)
+        }
+        var batches: [[Int]] = [], current: [Int] = []
+        for scope in first {
+            let members = scopes[scope] ?? []
+            for start in stride(from: 0, to: members.count, by: size) {
+                let part = members[start..<Swift.min(start + size, members.count)]
+                if current.count + part.count > size, !current.isEmpty {
+                    batches.append(current)
+                    current = []
+                }
+                current += part
+            }
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
     }
 }
 
@@ -140,11 +184,11 @@ public struct Trainer {
     /// One pass over `examples` in a seeded random order; returns the mean training loss. Ends early, after the
     /// batch in progress, when `shouldStop` says so.
     public mutating func epoch(_ examples: [TrainingExample], shouldStop: () -> Bool = { false }) -> LossBreakdown {
-        var order = Array(examples.indices)
-        order.shuffle(using: &rng)
+        let competition = parameters.layout.config.has(extension: ModelExtension.competition)
         var total = LossBreakdown(), batches = 0
-        for start in stride(from: 0, to: order.count, by: options.batchSize) where !shouldStop() {
-            let batch = order[start..<Swift.min(start + options.batchSize, order.count)].map { examples[$0] }
+        for indices in Minibatches.make(examples, size: options.batchSize, competition: competition, rng: &rng, shuffle: true)
+            where !shouldStop() {
+            let batch = indices.map { examples[$0] }
             // The network and pass hold the parameters' buffer: they end before the update, which would otherwise
             // copy every tensor (embedding tables included) once per batch.
             let (loss, touched) = batchGradient(batch)
@@ -159,7 +203,7 @@ public struct Trainer {
     private mutating func batchGradient(_ batch: [TrainingExample]) -> (LossBreakdown, [Set<Int>]) {
         let network = Network(parameters)
         let items = batch.map { network.encode($0.item) }
-        var pass = BatchPass(network: network, items: items, labels: batch.map(\.labels))
+        var pass = BatchPass(network: network, items: items, labels: batch.map(\.labels), keys: batch.map(\.key))
         pass.forward(dropout: options.loss.dropout, rng: &rng)
         var (loss, dOutputs) = pass.loss(options: options.loss)
         var domainOptions = options.loss.domain
@@ -221,10 +265,11 @@ public struct Trainer {
         var total = LossBreakdown()
         var rng = SeededGenerator(seed: 0)
         var weights: [Head: Double] = [:]
-        for start in stride(from: 0, to: examples.count, by: batchSize) {
-            let batch = examples[start..<Swift.min(start + batchSize, examples.count)]
+        let competition = parameters.layout.config.has(extension: ModelExtension.competition)
+        for indices in Minibatches.make(examples, size: batchSize, competition: competition, rng: &rng, shuffle: false) {
+            let batch = indices.map { examples[$0] }
             var pass = BatchPass(network: network, items: batch.map { network.encode($0.item) },
-                                 labels: batch.map(\.labels))
+                                 labels: batch.map(\.labels), keys: batch.map(\.key))
             pass.forward(dropout: 0, rng: &rng)
             let loss = pass.loss(options: noDropout).0
             for (head, value) in loss.perTask {

@@ -139,9 +139,6 @@ public enum DINOPRun {
                              options: TrainingOptions, validationFraction: Double = 0.1, fitNormalisation: Bool = true,
                              shouldStop: () -> Bool = { false },
                              progress: (EpochReport) -> Void) throws -> DINOPModel {
-        guard !model.config.has(extension: ModelExtension.competition) else {
-            throw TrainingDataError(description: "training with MARKETS.md's competition is not built yet (its gradient flows through every item of a group); a competition model trained elsewhere predicts offline")
-        }
         let (fit, validation) = training.split(fraction: validationFraction, salt: "validation-\(options.seed)")
         guard !validation.records.isEmpty, !fit.records.isEmpty else {
             throw TrainingDataError(description: "\(training.count) items are too few to hold out \(validationFraction) for validation")

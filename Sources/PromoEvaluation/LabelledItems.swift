@@ -45,6 +45,10 @@ public struct LabelledItems: Sendable {
     }
 
     public func examples(_ pipeline: FeaturePipeline) -> [TrainingExample] {
-        zip(records, labels).map { TrainingExample(item: pipeline.raw($0), labels: $1) }
+        zip(records, labels).map { record, labels in
+            TrainingExample(item: pipeline.raw(record), labels: labels,
+                            competition: CompetitionKey(promotion: record.key.promotionID, market: record.profile?.ids["market"],
+                                                        industry: record.profile?.ids["industry"]))
+        }
     }
 }

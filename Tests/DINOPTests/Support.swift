@@ -1,5 +1,6 @@
 import DINOP
 import Foundation
+import Testing
 
 /// Small model sizes for tests that run the math in Double or many times.
 func smallConfig(hidden: Int = 6, attention: Int = 4, heads: [Head] = Head.allCases) -> ModelConfig {
@@ -71,4 +72,49 @@ func domainDims(_ config: ModelConfig, width: Int = 5, headHidden: Int = 4) -> M
     var dims = smallDims(config, width: width, headHidden: headHidden)
     dims.embeddingWidths = Array(repeating: 3, count: config.siiFields.count)
     return dims
+}
+
+/// The entries of `spec` a batch of `items` can move: the embedding rows they use, and of a market-indexed tensor
+/// the markets they belong to; every entry of any other tensor.
+func reachableEntries(_ spec: TensorSpec, _ layout: ParameterLayout, _ items: [EncodedItem<Double>]) -> [Int] {
+    let config = layout.config
+    var candidates = Array(spec.range)
+    let markets = Set(items.compactMap(\.market)), nM = config.markets.count
+    if spec.name.hasPrefix("sii.emb.") || spec.name.hasPrefix("sii.spec.") {
+        guard let f = config.siiFields.firstIndex(of: String(spec.name.split(separator: ".").last ?? "")) else { return [] }
+        let used = Set(items.flatMap { item in
+            spec.name.hasPrefix("sii.emb.") ? [item.rows[f]] : item.specRows.isEmpty ? [] : [item.specRows[f]]
+        })
+        candidates = candidates.filter { used.contains(($0 - spec.offset) / spec.shape[1]) }
+    } else if spec.name.hasPrefix("mkt.") {
+        candidates = candidates.filter { markets.contains(($0 - spec.offset) % spec.shape[1]) }
+    } else if spec.shape.first == nM, spec.name.hasPrefix("gate.m.") || spec.name.hasPrefix("spec.fc.")
+                || spec.name.hasSuffix(".spec.weight") {
+        candidates = candidates.filter { markets.contains(($0 - spec.offset) / (spec.count / nM)) }
+    }
+    return candidates
+}
+
+/// Samples up to `perTensor` reachable entries of every tensor `include` picks, expects `analytic` to agree with
+/// `numeric(spec, entry)` (1e-5 relative, 1e-8 absolute) and some sampled gradient of each tensor to be non-zero
+/// (else the check proves nothing); returns how many entries it checked.
+func expectGradientsMatch(_ layout: ParameterLayout, _ analytic: Parameters<Double>, items: [EncodedItem<Double>],
+                          perTensor: Int, seed: UInt64, label: String = "", include: (TensorSpec) -> Bool = { $0.trainable },
+                          numeric: (TensorSpec, Int) -> Double) -> Int {
+    var pick = SeededGenerator(seed: seed)
+    var checked = 0
+    for spec in layout.specs where include(spec) {
+        let candidates = reachableEntries(spec, layout, items)
+        var sawNonZero = false
+        for _ in 0..<min(perTensor, candidates.count) {
+            let i = candidates[Int(pick.next() % UInt64(candidates.count))]
+            let estimate = numeric(spec, i), exact = analytic.values[i]
+            #expect(relativeClose(exact, estimate, rtol: 1e-5, atol: 1e-8),
+                    "\(label)\(spec.name)[\(i - spec.offset)]: analytic \(exact), numeric \(estimate)")
+            sawNonZero = sawNonZero || abs(estimate) > 1e-7
+            checked += 1
+        }
+        #expect(sawNonZero, "\(label)\(spec.name): every sampled gradient is zero, the check proves nothing")
+    }
+    return checked
 }
