@@ -15,8 +15,10 @@ public final class ChildProcess: @unchecked Sendable {
     /// Set once the output pipe reaches end of file: every line the process wrote is in `lines`.
     private var drained = false
 
+    /// `outputOnly`: only standard output comes into `output` (standard error goes to the test's own), for a
+    /// command whose output lines are data: a report line written to the same pipe could split one of them.
     public init(_ executable: URL, _ arguments: [String], name: String, stdin: Bool = false,
-         environment: [String: String] = [:]) throws {
+         environment: [String: String] = [:], outputOnly: Bool = false) throws {
         self.name = name
         process.executableURL = executable
         process.arguments = arguments
@@ -25,7 +27,7 @@ public final class ChildProcess: @unchecked Sendable {
         }
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = out
+        process.standardError = outputOnly ? FileHandle.standardError : out
         if stdin { process.standardInput = Pipe() }
         out.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData

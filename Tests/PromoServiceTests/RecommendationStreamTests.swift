@@ -80,7 +80,7 @@ struct RecommendationWorld {
         let predict = try ChildProcess(builtProduct("promo"), [
             "bop", "predict", "--model", model.path, "--purchases", purchasesFile.path, "--predictions", predictionsFile.path,
             "--top-k", "5", "--candidates", "20",
-        ], name: "predict")
+        ], name: "predict", outputOnly: true)
         #expect(predict.wait(timeout: 120) == 0)
         var offline: [String: Recommendation] = [:]
         for line in predict.output {
