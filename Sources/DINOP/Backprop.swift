@@ -198,9 +198,8 @@ struct BatchPass<T: DINOPScalar> {
         // Competition reads every item's rep without dropout (what serving reads), and o.
         var headTerm = domain?.headTerm ?? []
         if let weights = net.competition {
-            let dm = weights.inputWidth - width
-            let o = domain.map { $0.o.isEmpty ? [T](repeating: 0, count: b * dm) : $0.o } ?? []
-            let batchKeys = order.map { keys?[$0] ?? CompetitionKey(promotion: "", market: nil, industry: nil) }
+            let o = domain?.oOfEveryItem ?? []
+            let batchKeys = order.map { keys?[$0] ?? .unkeyed }
             let pass = CompetitionPass(network: net, weights: weights, rep: cleanRep, o: o, keys: batchKeys,
                                        seen: lengths.map { $0 > 0 })
             let term = pass.headTerm(weights, headHiddenWidth: net.headHiddenWidth)
@@ -595,9 +594,10 @@ struct BatchPass<T: DINOPScalar> {
         guard let competition, let weights = network.competition else { return ([], []) }
         let b = batchSize, F = weights.width, hw = network.headHiddenWidth, layout = network.layout
         let r = network.representationWidth, inWidth = weights.inputWidth
-        var dc = [T](repeating: 0, count: b * F), dq = [T](repeating: 0, count: b * F)
-        for (vectors, matrix, suffix, d) in [(competition.c, weights.comp, "comp", 0), (competition.q, weights.coop, "coop", 1)]
-            where !matrix.isEmpty {
+        // Each head's `<suffix>.weight` takes dHiddenᵀ · vectors; the vectors take dHidden · the stacked weights.
+        func throughHeads(_ vectors: [T], _ matrix: [T], _ suffix: String) -> [T] {
+            var dVectors = [T](repeating: 0, count: b * F)
+            guard !matrix.isEmpty else { return dVectors }
             for (head, columns) in network.heads {
                 let spec = layout.require("head.\(head.rawValue).\(suffix).weight")
                 gradient.values.withUnsafeMutableBufferPointer { grad in
@@ -607,12 +607,11 @@ struct BatchPass<T: DINOPScalar> {
                     }
                 }
             }
-            if d == 0 {
-                T.gemm(transA: false, transB: false, m: b, n: F, k: hw, alpha: 1, dHidden, lda: hw, matrix, ldb: F, beta: 0, &dc, ldc: F)
-            } else {
-                T.gemm(transA: false, transB: false, m: b, n: F, k: hw, alpha: 1, dHidden, lda: hw, matrix, ldb: F, beta: 0, &dq, ldc: F)
-            }
+            T.gemm(transA: false, transB: false, m: b, n: F, k: hw, alpha: 1, dHidden, lda: hw, matrix, ldb: F, beta: 0,
+                   &dVectors, ldc: F)
+            return dVectors
         }
+        let dc = throughHeads(competition.c, weights.comp, "comp"), dq = throughHeads(competition.q, weights.coop, "coop")
         let dInput = competition.backward(dc: dc, dq: dq, weights: weights, layout: layout, into: &gradient)
         var dRep = [T](repeating: 0, count: b * r), dO = [T](repeating: 0, count: b * (inWidth - r))
         for i in 0..<b {

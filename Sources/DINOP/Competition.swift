@@ -39,6 +39,9 @@ public struct CompetitionKey: Hashable, Sendable {
         self.industry = Array((industry ?? "").utf8)
     }
 
+    /// The key of items given none: they all compete in one group.
+    static let unkeyed = CompetitionKey(promotion: "", market: nil, industry: nil)
+
     /// The industry across markets: the neighbours' scope.
     var industryScope: CompetitionKey { CompetitionKey(promotion: promotion, market: [], industry: industry) }
 
@@ -395,6 +398,7 @@ extension Scorer {
                                  representation: Bool = false) -> [Prediction] {
         let encoded = items.map(\.item)
         guard let weights = network.competition else { return predict(encoded, representation: representation) }
+        guard !items.isEmpty else { return [] }
         let n = items.count, r = network.representationWidth, dm = weights.inputWidth - r
         let hw = network.headHiddenWidth
         var batches: [(batch: ItemBatch<T>, order: [Int])] = []

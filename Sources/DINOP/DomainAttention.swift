@@ -18,6 +18,8 @@ struct DomainPass<T: DINOPScalar> {
     var specInput: [[T]]
     /// `o` of every item, `count × D_m` (zeros for an item without a listed market); empty when no item has one.
     var o: [T]
+    /// `o` of every item, zeros when no item has a listed market (what competition reads).
+    var oOfEveryItem: [T] { o.isEmpty ? Array(repeating: 0, count: count * dims.width) : o }
     /// `head.<k>.spec.weight[m] · o` of every item in the fused heads' column order, `count × headHiddenWidth`.
     var headTerm: [T]
 

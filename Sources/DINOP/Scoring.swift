@@ -66,9 +66,7 @@ public struct ItemBatch<T: DINOPScalar>: Sendable {
                                     markets: items.map(\.market))
             embedding = domain.gatedEmbedding
             headTerm += domain.headTerm
-            if network.competition != nil {
-                o += domain.o.isEmpty ? Array(repeating: 0, count: n * da.width) : domain.o
-            }
+            if network.competition != nil { o += domain.oOfEveryItem }
         } else {
             network.gatherEmbeddings(items.map(\.rows), into: &embedding)
         }
@@ -192,25 +190,19 @@ public struct Scorer<T: DINOPScalar> {
         assembleRepresentations(batch, first: first, rows: rows)
         let dAct = network.layout.dims.actWidth, width = network.headHiddenWidth
         // The pre-activations' extra terms: domain-attention's (static per item) plus competition's (per day).
-        var term: [T]? = batch.headTerm.isEmpty ? nil : Array(batch.headTerm[(first * width)..<((first + rows) * width)])
+        var term = batch.headTerm.isEmpty ? [] : Array(batch.headTerm[(first * width)..<((first + rows) * width)])
         if let competitionTerm {
-            if term == nil { term = competitionTerm } else { for j in 0..<(rows * width) { term![j] += competitionTerm[j] } }
+            if term.isEmpty { term = competitionTerm } else { for j in 0..<(rows * width) { term[j] += competitionTerm[j] } }
         }
         let network = self.network
         rep.withUnsafeBufferPointer { rep in
         headHidden.withUnsafeMutableBufferPointer { hidden in
         outputs.withUnsafeMutableBufferPointer { out in
-        batch.act.withUnsafeBufferPointer { act in
-            if let term {
-                term.withUnsafeBufferPointer {
-                    network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
-                                  hiddenTerm: $0.baseAddress!, hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
-                }
-            } else {
-                network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
-                              hiddenOut: hidden.baseAddress!, out: out.baseAddress!)
-            }
-        }}}}
+        batch.act.withUnsafeBufferPointer { act in term.withUnsafeBufferPointer { term in
+            network.heads(rows: rows, rep: rep.baseAddress!, activity: act.baseAddress! + first * dAct,
+                          hiddenTerm: term.isEmpty ? nil : term.baseAddress!, hiddenOut: hidden.baseAddress!,
+                          out: out.baseAddress!)
+        }}}}}
         return outputs[0..<(rows * network.outputWidth)]
     }
 

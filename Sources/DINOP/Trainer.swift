@@ -15,7 +15,7 @@ public struct TrainingExample: Sendable, Equatable {
 
 extension TrainingExample {
     /// Where the example competes; one shared group when it was made without a key.
-    var key: CompetitionKey { competition ?? CompetitionKey(promotion: "", market: nil, industry: nil) }
+    var key: CompetitionKey { competition ?? .unkeyed }
 }
 
 /// How examples form minibatches. Without competition, any `size` of them. With it, an item's loss reads its group
@@ -34,7 +34,7 @@ enum Minibatches {
         }
         var scopes: [CompetitionKey: [Int]] = [:], first: [CompetitionKey] = []
         for i in order {
-            let scope = (examples[i].competition ?? CompetitionKey(promotion: "", market: nil, industry: nil)).industryScope
+            let scope = examples[i].key.industryScope
             if scopes[scope] == nil { first.append(scope) }
             scopes[scope, default: []].append(i)
         }

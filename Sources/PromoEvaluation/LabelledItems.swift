@@ -45,10 +45,6 @@ public struct LabelledItems: Sendable {
     }
 
     public func examples(_ pipeline: FeaturePipeline) -> [TrainingExample] {
-        zip(records, labels).map { record, labels in
-            TrainingExample(item: pipeline.raw(record), labels: labels,
-                            competition: CompetitionKey(promotion: record.key.promotionID, market: record.profile?.ids["market"],
-                                                        industry: record.profile?.ids["industry"]))
-        }
+        zip(records, labels).map { TrainingExample(item: pipeline.raw($0), labels: $1, competition: $0.competitionKey) }
     }
 }

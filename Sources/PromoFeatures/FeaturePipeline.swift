@@ -28,6 +28,13 @@ public struct FeaturePipeline: Sendable {
     }
 }
 
+extension ItemRecord {
+    /// Where the item competes (MARKETS.md `competition`): its promotion and raw market and industry ids.
+    public var competitionKey: CompetitionKey {
+        CompetitionKey(promotion: key.promotionID, market: profile?.ids["market"], industry: profile?.ids["industry"])
+    }
+}
+
 extension FeaturePipeline {
     /// The model's predictions for records, in order, from their days up to `asOfDay` (all when nil); with
     /// `representation`, each with its `rep` (what the stream publishes when the file carries `bop.rep.weight`).
@@ -41,11 +48,8 @@ extension FeaturePipeline {
         guard model.config.has(extension: ModelExtension.competition) else {
             return scorer.predict(items, representation: representation)
         }
-        let competing = zip(items, records).map { item, record in
-            (item: item, key: CompetitionKey(promotion: record.key.promotionID, market: record.profile?.ids["market"],
-                                             industry: record.profile?.ids["industry"]))
-        }
-        return scorer.predict(competing: competing, representation: representation)
+        return scorer.predict(competing: zip(items, records).map { (item: $0, key: $1.competitionKey) },
+                              representation: representation)
     }
 }
 

@@ -154,6 +154,7 @@ struct CompetitionTests {
         for i in items.indices { items[i].sii[0] = ["id-0", "id-1", "unlisted"][i % 3] }
         let keys = items.map { CompetitionKey(promotion: "p", market: $0.sii[0], industry: $0.sii[1]) }
         var scorer = Scorer(network: network, capacity: 16)
+        #expect(scorer.predict(competing: []).isEmpty)
         let encoded = items.map { network.encode($0) }
         let together = scorer.predict(competing: Array(zip(encoded, keys)).map { (item: $0, key: $1) })
         // The same items scored in another order give the same predictions (the batches differ, the groups do not).
