@@ -23,21 +23,8 @@ done
 
 swift build -c release --product promo-bench 2>&1 | tail -1 >&2
 
-# PyTorch from PyPI (the CPU-only index is not reachable here, so pip pulls the CUDA build; only its CPU path runs).
-venv="$root/.build/bop-torch-venv"
-if ! "$venv/bin/python" -c "import torch, safetensors, numpy" 2>/dev/null; then
-  echo "installing torch, safetensors, numpy into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check torch safetensors numpy >&2
-fi
-
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
-cores="$(getconf _NPROCESSORS_ONLN)"
-# One core, one thread for both sides (OpenBLAS, OpenMP/MKL, PyTorch's own pools).
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-pin=()
-if command -v taskset >/dev/null && taskset -c 0 true 2>/dev/null; then pin=(taskset -c 0); fi
-echo "$cores cores; load average $(cut -d' ' -f1-3 /proc/loadavg); pinned: ${pin[*]:-no (taskset unavailable)}" >&2
+source "$root/Deploy/local/torch-peer-setup.sh"
 
 model=(--write-weights "$out/bop.safetensors")
 [ -n "$weights" ] && model=(--weights "$weights") && cp "$weights" "$out/bop.safetensors"

@@ -6,8 +6,11 @@
 
 #if defined(__x86_64__) && defined(__clang__)
 #define DINOP_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+// The attention's softmax runs over every pair of a group's items: 16 lanes where the CPU has them.
+#define DINOP_WIDE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define DINOP_CLONES
+#define DINOP_WIDE_CLONES
 #endif
 
 // exp(x), Cephes-style polynomial on x - n ln2 (about 2 ulp). n = round(x log2 e) is read from the mantissa
@@ -162,5 +165,41 @@ void dinop_attention_backward(const float *qkv, long n, long d, long g, float sc
                 dqkv[j * stride + 2 * d + h * dh + c] += dvt[c * n + j];
             }
         }
+    }
+}
+
+// One key block of an online softmax (MARKETS.md competition's attention): per row, the new running maximum, the
+// decay of what was summed before (0 for a row's first block), the block's scores turned into exp(s − max) in place
+// and its sum added to the decayed total.
+DINOP_WIDE_CLONES
+void dinop_online_softmax(float *scores, long rows, long columns, float *maximum, float *total, float *decay) {
+    for (long r = 0; r < rows; r++) {
+        float *row = scores + r * columns;
+        // Sixteen lanes each for the maximum and the sum: a reduction in one variable would not vectorise (the
+        // order of float additions is fixed without -ffast-math).
+        float tops[16], sums[16];
+        for (int k = 0; k < 16; k++) tops[k] = maximum[r];
+        long j = 0;
+        for (; j + 16 <= columns; j += 16)
+            for (int k = 0; k < 16; k++) tops[k] = row[j + k] > tops[k] ? row[j + k] : tops[k];
+        float top = maximum[r];
+        for (int k = 0; k < 16; k++) top = tops[k] > top ? tops[k] : top;
+        for (; j < columns; j++) top = row[j] > top ? row[j] : top;
+        decay[r] = maximum[r] == -__builtin_inff() ? 0.0f : exp_approx(maximum[r] - top);
+        for (int k = 0; k < 16; k++) sums[k] = 0.0f;
+        for (j = 0; j + 16 <= columns; j += 16) {
+            for (int k = 0; k < 16; k++) {
+                row[j + k] = exp_approx(row[j + k] - top);
+                sums[k] += row[j + k];
+            }
+        }
+        float sum = 0.0f;
+        for (int k = 0; k < 16; k++) sum += sums[k];
+        for (; j < columns; j++) {
+            row[j] = exp_approx(row[j] - top);
+            sum += row[j];
+        }
+        maximum[r] = top;
+        total[r] = total[r] * decay[r] + sum;
     }
 }

@@ -126,42 +126,14 @@ public struct CompetitionPass<T: DINOPScalar> {
         for j in f.indices where f[j] < 0 { f[j] *= 0.01 }
         self.f = f
 
-        var groups: [CompetitionKey: [Int]] = [:]
-        for (i, key) in keys.enumerated() { groups[key, default: []].append(i) }
-        // c_i = θ f_i + (1 − θ) Σ_{j ∈ C_t(i)} β_ij f_j; C_t(i) = the group's seen items and i itself.
-        var c = [T](repeating: 0, count: n * width)
-        for members in groups.values {
-            var attention = OnlineAttention<T>(queries: members, keys: members.filter { seen[$0] },
-                                               selfKey: members.map { !seen[$0] }, width: width)
-            let attended = attention.run(f)
-            for (row, i) in members.enumerated() {
-                for j in 0..<width {
-                    c[i * width + j] = theta * f[i * width + j] + (1 - theta) * attended[row * width + j]
-                }
-            }
-            competitive.append((attention, attended))
-        }
+        let attended = CompetitionAttention(f: f, width: width, keys: keys, seen: seen, cooperation: weights.cooperation)
+        competitive = attended.competitive
+        cooperative = attended.cooperative
+        q = attended.q
+        // c_i = θ f_i + (1 − θ) Σ_{j ∈ C_t(i)} β_ij f_j.
+        var c = attended.a
+        for j in c.indices { c[j] = theta * f[j] + (1 - theta) * c[j] }
         self.c = c
-
-        // q_i = Σ_{k ∈ K_t(i)} softmax_k(f_i · f_k / √F) f_k over the industry's seen items of the other markets.
-        var q = [T](repeating: 0, count: n * width)
-        if weights.cooperation {
-            var industries: [CompetitionKey: [[Int]]] = [:]
-            for (key, members) in groups { industries[key.industryScope, default: []].append(members) }
-            for marketGroups in industries.values where marketGroups.count > 1 {
-                for (a, members) in marketGroups.enumerated() {
-                    let neighbours = marketGroups.enumerated().filter { $0.offset != a }.flatMap { $0.element.filter { seen[$0] } }
-                    guard !neighbours.isEmpty else { continue }
-                    var attention = OnlineAttention<T>(queries: members, keys: neighbours, selfKey: [], width: width)
-                    let attended = attention.run(f)
-                    for (row, i) in members.enumerated() {
-                        q.replaceSubrange((i * width)..<((i + 1) * width), with: attended[(row * width)..<((row + 1) * width)])
-                    }
-                    cooperative.append((attention, attended))
-                }
-            }
-        }
-        self.q = q
     }
 
     /// The gradient at every item's `concat(rep, o)` (`count × (R + D_m)`), given the gradient at `c` and `q`;
@@ -207,6 +179,64 @@ public struct CompetitionPass<T: DINOPScalar> {
     }
 }
 
+/// MARKETS.md `competition`'s two attentions over items' `f` as of one day, without the model's weights (what an
+/// industry stage computes at a day's close): per item `a_i = Σ_{j ∈ C_t(i)} β_ij f_j` over its group (the group's
+/// seen items, and the item itself), so that `c_i = θ f_i + (1 − θ) a_i`; and `q_i` over its neighbours (the
+/// industry's seen items of the other markets; zeros with none, or without cooperation). Blocked: a group of M
+/// items holds O(M·F) memory.
+public struct CompetitionAttention<T: DINOPScalar> {
+    /// `count × F` each.
+    public let a: [T], q: [T]
+    /// The attentions and each one's attended vectors, for the backward pass.
+    let competitive: [(attention: OnlineAttention<T>, attended: [T])]
+    let cooperative: [(attention: OnlineAttention<T>, attended: [T])]
+
+    /// `f`: `keys.count × width`; `keys`: where each item competes; `seen`: whether it has a day by the as-of day.
+    @_specialize(exported: true, where T == Float)
+    public init(f: [T], width: Int, keys: [CompetitionKey], seen: [Bool], cooperation: Bool) {
+        let n = keys.count
+        var groups: [CompetitionKey: [Int]] = [:], order: [CompetitionKey] = []
+        for (i, key) in keys.enumerated() {
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(i)
+        }
+        var a = [T](repeating: 0, count: n * width), competitive: [(attention: OnlineAttention<T>, attended: [T])] = []
+        for key in order {
+            let members = groups[key] ?? []
+            var attention = OnlineAttention<T>(queries: members, keys: members.filter { seen[$0] },
+                                               selfKey: members.map { !seen[$0] }, width: width)
+            let attended = attention.run(f)
+            for (row, i) in members.enumerated() {
+                a.replaceSubrange((i * width)..<((i + 1) * width), with: attended[(row * width)..<((row + 1) * width)])
+            }
+            competitive.append((attention, attended))
+        }
+        var q = [T](repeating: 0, count: n * width), cooperative: [(attention: OnlineAttention<T>, attended: [T])] = []
+        if cooperation {
+            var industries: [CompetitionKey: [[Int]]] = [:], industryOrder: [CompetitionKey] = []
+            for key in order {
+                if industries[key.industryScope] == nil { industryOrder.append(key.industryScope) }
+                industries[key.industryScope, default: []].append(groups[key] ?? [])
+            }
+            for industry in industryOrder {
+                let marketGroups = industries[industry] ?? []
+                guard marketGroups.count > 1 else { continue }
+                for (m, members) in marketGroups.enumerated() {
+                    let neighbours = marketGroups.enumerated().filter { $0.offset != m }.flatMap { $0.element.filter { seen[$0] } }
+                    guard !neighbours.isEmpty else { continue }
+                    var attention = OnlineAttention<T>(queries: members, keys: neighbours, selfKey: [], width: width)
+                    let attended = attention.run(f)
+                    for (row, i) in members.enumerated() {
+                        q.replaceSubrange((i * width)..<((i + 1) * width), with: attended[(row * width)..<((row + 1) * width)])
+                    }
+                    cooperative.append((attention, attended))
+                }
+            }
+        }
+        (self.a, self.q, self.competitive, self.cooperative) = (a, q, competitive, cooperative)
+    }
+}
+
 /// Softmax attention of query rows over key rows of the same `f`, one key block at a time: per query the running
 /// maximum score, the sum of exponentials and the weighted sum of keys (as the day pooling keeps them). A query
 /// may also attend to itself (an unseen item in its own group). Its backward pass recomputes the scores block by
@@ -233,21 +263,17 @@ struct OnlineAttention<T: DINOPScalar> {
     mutating func run(_ f: [T]) -> [T] {
         let F = width
         var sum = [T](repeating: 0, count: queries.count * F)
+        var decay = [T](repeating: 0, count: Swift.min(Self.queryBlock, queries.count))
         forEachBlock(f) { queryStart, qn, keyIndices, kn, scores, _, keyRows in
             // Rescale each query's running state to the block's new maximum; scores become weights.
-            for r in 0..<qn {
-                let row = scores + r * kn, q = queryStart + r
-                var blockMax = maximum[q]
-                for j in 0..<kn { blockMax = Swift.max(blockMax, row[j]) }
-                let decay = maximum[q] == -.infinity ? 0 : T.exp(maximum[q] - blockMax)
-                var blockTotal: T = 0
-                for j in 0..<kn {
-                    row[j] = T.exp(row[j] - blockMax)
-                    blockTotal += row[j]
+            maximum.withUnsafeMutableBufferPointer { m in
+                total.withUnsafeMutableBufferPointer { t in
+                    T.onlineSoftmax(scores, rows: qn, columns: kn, maximum: m.baseAddress! + queryStart,
+                                    total: t.baseAddress! + queryStart, decay: &decay)
                 }
-                maximum[q] = blockMax
-                total[q] = total[q] * decay + blockTotal
-                for j in 0..<F { sum[q * F + j] *= decay }
+            }
+            for r in 0..<qn where decay[r] != 1 {
+                for j in 0..<F { sum[(queryStart + r) * F + j] *= decay[r] }
             }
             // sum += weights · K
             sum.withUnsafeMutableBufferPointer { out in
@@ -344,29 +370,24 @@ struct OnlineAttention<T: DINOPScalar> {
                                                  _ keyRows: UnsafePointer<T>) -> Void) {
         guard !keys.isEmpty, !queries.isEmpty else { return }
         let F = width, qb = Self.queryBlock, kb = Self.keyBlock
-        var keyRows = [T](repeating: 0, count: Swift.min(kb, keys.count) * F)
-        var queryRows = [T](repeating: 0, count: Swift.min(qb, queries.count) * F)
+        // Every query's and key's row gathered once (O(M·F)): gathering per block pair would copy M²·F / block floats.
+        var queryRows = [T](repeating: 0, count: queries.count * F), keyRows = [T](repeating: 0, count: keys.count * F)
+        for (r, i) in queries.enumerated() { queryRows.replaceSubrange((r * F)..<((r + 1) * F), with: f[(i * F)..<((i + 1) * F)]) }
+        for (r, k) in keys.enumerated() { keyRows.replaceSubrange((r * F)..<((r + 1) * F), with: f[(k * F)..<((k + 1) * F)]) }
         var scores = [T](repeating: 0, count: Swift.min(qb, queries.count) * Swift.min(kb, keys.count))
-        for keyStart in stride(from: 0, to: keys.count, by: kb) {
-            let kn = Swift.min(kb, keys.count - keyStart)
-            for (r, k) in keys[keyStart..<(keyStart + kn)].enumerated() {
-                keyRows.replaceSubrange((r * F)..<((r + 1) * F), with: f[(k * F)..<((k + 1) * F)])
-            }
-            for queryStart in stride(from: 0, to: queries.count, by: qb) {
-                let qn = Swift.min(qb, queries.count - queryStart)
-                for r in 0..<qn {
-                    let i = queries[queryStart + r]
-                    queryRows.replaceSubrange((r * F)..<((r + 1) * F), with: f[(i * F)..<((i + 1) * F)])
-                }
-                queryRows.withUnsafeBufferPointer { qp in keyRows.withUnsafeBufferPointer { kp in
-                    scores.withUnsafeMutableBufferPointer { sp in
-                        T.gemm(transA: false, transB: true, m: qn, n: kn, k: F, alpha: scale, qp.baseAddress!, lda: F,
-                               kp.baseAddress!, ldb: F, beta: 0, sp.baseAddress!, ldc: kn)
-                        body(queryStart, qn, keyStart, kn, sp.baseAddress!, qp.baseAddress!, kp.baseAddress!)
+        queryRows.withUnsafeBufferPointer { qp in keyRows.withUnsafeBufferPointer { kp in
+            scores.withUnsafeMutableBufferPointer { sp in
+                for keyStart in stride(from: 0, to: keys.count, by: kb) {
+                    let kn = Swift.min(kb, keys.count - keyStart), block = kp.baseAddress! + keyStart * F
+                    for queryStart in stride(from: 0, to: queries.count, by: qb) {
+                        let qn = Swift.min(qb, queries.count - queryStart), rows = qp.baseAddress! + queryStart * F
+                        T.gemm(transA: false, transB: true, m: qn, n: kn, k: F, alpha: scale, rows, lda: F, block, ldb: F,
+                               beta: 0, sp.baseAddress!, ldc: kn)
+                        body(queryStart, qn, keyStart, kn, sp.baseAddress!, rows, block)
                     }
-                }}
+                }
             }
-        }
+        }}
     }
 }
 

@@ -24,6 +24,10 @@ public protocol DINOPScalar: BinaryFloatingPoint, Sendable where Self.RawSignifi
     /// In place: `x[i] = max(x[i], 0)`.
     static func relu(_ x: UnsafeMutablePointer<Self>, count: Int)
     static func exp(_ x: Self) -> Self
+    /// One key block of an online softmax (`dinop_online_softmax`): scores become exp(score − running maximum),
+    /// `maximum`, `total` and each row's `decay` of what came before are updated.
+    static func onlineSoftmax(_ scores: UnsafeMutablePointer<Self>, rows: Int, columns: Int, maximum: UnsafeMutablePointer<Self>,
+                              total: UnsafeMutablePointer<Self>, decay: UnsafeMutablePointer<Self>)
     static func log(_ x: Self) -> Self
     static func log1p(_ x: Self) -> Self
     static func expm1(_ x: Self) -> Self
@@ -75,6 +79,12 @@ extension Float: DINOPScalar {
     @inlinable
     public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) { dinop_relu(x, count) }
 
+    @inlinable
+    public static func onlineSoftmax(_ scores: UnsafeMutablePointer<Float>, rows: Int, columns: Int, maximum: UnsafeMutablePointer<Float>,
+                                     total: UnsafeMutablePointer<Float>, decay: UnsafeMutablePointer<Float>) {
+        dinop_online_softmax(scores, rows, columns, maximum, total, decay)
+    }
+
     @inlinable public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     @inlinable public static func log(_ x: Float) -> Float { Foundation.log(x) }
     @inlinable public static func log1p(_ x: Float) -> Float { Foundation.log1p(x) }
@@ -114,6 +124,24 @@ extension Double: DINOPScalar {
     @inlinable
     public static func relu(_ x: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { x[i] = Swift.max(x[i], 0) }
+    }
+
+    public static func onlineSoftmax(_ scores: UnsafeMutablePointer<Double>, rows: Int, columns: Int,
+                                     maximum: UnsafeMutablePointer<Double>, total: UnsafeMutablePointer<Double>,
+                                     decay: UnsafeMutablePointer<Double>) {
+        for r in 0..<rows {
+            let row = scores + r * columns
+            var top = maximum[r]
+            for j in 0..<columns { top = Swift.max(top, row[j]) }
+            decay[r] = maximum[r] == -.infinity ? 0 : Foundation.exp(maximum[r] - top)
+            var sum = 0.0
+            for j in 0..<columns {
+                row[j] = Foundation.exp(row[j] - top)
+                sum += row[j]
+            }
+            maximum[r] = top
+            total[r] = total[r] * decay[r] + sum
+        }
     }
 
     @inlinable public static func exp(_ x: Double) -> Double { Foundation.exp(x) }

@@ -77,6 +77,8 @@ public struct TrainingOptions: Sendable, Equatable {
     /// far behind `rep` gives the adversarial terms nothing to push against, and from zero Adagrad needs many steps
     /// at the base rate just to learn the markets' shares.
     public var discriminatorRate = 10.0
+    /// Tensors the optimiser leaves as they are, whatever the scope (an ablation that pins a part of the model).
+    public var frozen: Set<String> = []
 
     public init() {}
 }
@@ -240,7 +242,7 @@ public struct Trainer {
         }
         let markets = layout.config.markets.count
         for spec in layout.specs {
-            let trained = options.scope.trainedRanges(spec, markets: markets)
+            let trained = options.frozen.contains(spec.name) ? [] : options.scope.trainedRanges(spec, markets: markets)
             let rate = options.learningRate * (spec.trainingOnly ? options.discriminatorRate : 1)
             if trained == [spec.range] {
                 let ranges = tables[spec.name].map { table in

@@ -29,11 +29,14 @@ struct EvaluateCommand: ParsableCommand {
     var breakdown = false
     @Flag(help: "One table per market and an overall one, with DINOP trained per market alone, pooled, with MARKETS.md's market-embedding, + domain-attention, + its entropy or reversal adversarial term, and the last fine-tuned per market (scope market, scope all); then the discriminators' accuracy and the feature importance per market.")
     var byMarket = false
+    @Flag(help: "With --by-market: also MARKETS.md's competition on the full model (market-embedding, domain-attention, its entropy term), then without competitive attention and without cooperative attention (CATN's ablation). Predicted exactly from every test item of the promotion.")
+    var competition = false
     @OptionGroup var shape: ModelShapeOptions
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
         guard testPaths.isEmpty != (testFraction == nil) else { throw ValidationError("give exactly one of --test and --test-fraction") }
+        guard byMarket || !competition else { throw ValidationError("--competition adds rows to --by-market: give both") }
     }
 
     func run() throws {
@@ -208,6 +211,17 @@ struct EvaluateCommand: ParsableCommand {
                         return try train(pretrained, trainingItems.subset(trainIndices), "\(name) \(market)", fineTune: options)
                     }
                 }
+            }
+        }
+        // CATN's ablation on the full model before fine-tuning (both extensions and the entropy term), each afresh.
+        for variant in competition ? CompetitionVariant.allCases : [] {
+            try timed(variant.rawValue) {
+                var initial = try DINOPModel.random(config: variant.config(start.config.withDomainAttention(markets)),
+                                                    dims: start.layout.dims, seed: training.seed)
+                var options = training.options
+                options.loss.domain.adversarial = .entropy
+                variant.pin(&initial, &options)
+                return scores(try train(initial, trainingItems, "DINOP \(variant.rawValue)", options: options))
             }
         }
         var tables: [String] = []

@@ -15,6 +15,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Worker threads (the output does not depend on them).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "The four-market world (cn rich, latam poor; each market's promotion day answers to something else: Topics/README.md).")
     var markets = false
+    @Flag(help: "The competition world on the four markets (implies --markets): an industry's promotion-day buyers in a market shared among its items by strength, a discount climate per group, a few items in two markets (Topics/README.md).")
+    var competition = false
 
     func validate() throws {
         try FlagCheck.inRange(items, 1...100_000_000, "--items")
@@ -27,7 +29,8 @@ struct GenerateCommand: ParsableCommand {
         options.seed = seed
         options.itemsPerPromotion = items
         options.presaleDays = days
-        if markets { options.markets = PromotionWorld.fourMarkets }
+        if markets || competition { options.markets = PromotionWorld.fourMarkets }
+        options.competition = competition
         let world = PromotionWorld(options: options)
         let start = ContinuousClock.now
         let total = items * options.promotions.count

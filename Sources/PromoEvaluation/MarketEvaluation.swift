@@ -65,6 +65,30 @@ extension ModelConfig {
     }
 }
 
+/// CATN's ablation of MARKETS.md's `competition`, each on top of a base config.
+public enum CompetitionVariant: String, CaseIterable, Sendable {
+    case full = "+ competition"
+    /// θ pinned at 1 (`comp.theta` = 30, not trained), so `c_i = f_i`: the item's own vector, no competitor's.
+    case withoutCompetitive = "+ competition without competitive attention"
+    /// `cooperation: false`: no `q_i`.
+    case withoutCooperative = "+ competition without cooperative attention"
+
+    /// `base` with the extension, cooperation as the variant has it.
+    public func config(_ base: ModelConfig) -> ModelConfig {
+        var config = base
+        if !config.has(extension: ModelExtension.competition) { config.extensions.append(ModelExtension.competition) }
+        config.competition.cooperation = self != .withoutCooperative
+        return config
+    }
+
+    /// A freshly initialised `model` of `config(_:)` and its training options, pinned as the variant needs.
+    public func pin(_ model: inout DINOPModel, _ options: inout TrainingOptions) {
+        guard self == .withoutCompetitive, model.layout.spec("comp.theta") != nil else { return }
+        model.parameters["comp.theta"] = [30]  // σ(30) is 1 in float32
+        options.frozen.insert("comp.theta")
+    }
+}
+
 /// A table of named figures per row (MARKETS.md's discriminator accuracies, the feature importance), as text or
 /// as JSON (`{"title", "columns": [...], "rows": [{"name", "values": [...]}]}`) for scripts that average seeds.
 public struct FigureTable: Sendable {

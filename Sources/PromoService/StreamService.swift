@@ -388,7 +388,7 @@ public final class StreamService: @unchecked Sendable {
     private func adopt(_ announcement: ModelAnnouncement, atStart: Bool = false) -> Bool {
         if let users, let follower { return adoptRecommender(announcement, from: follower, users: users, atStart: atStart) }
         guard let processor, let follower else { return false }
-        let version = announcement.version, serving = processor.model.version
+        let serving = processor.model.version
         if let served = sameVersion(announcement, serving: serving, atStart: atStart) { return served }
         do {
             let model = try follower.topic.load(announcement, log: follower.log)

@@ -17,6 +17,10 @@ public struct PromotionWorld: Sendable {
         /// Markets that respond differently on the promotion day (Topics/README.md, "The four-market world");
         /// nil: the single-market world, whose markets are names only.
         public var markets: [Market]? = nil
+        /// The competition world on top of the four-market world (Topics/README.md, "The competition world"): a
+        /// group's promotion-day buyers shared by strength, a discount climate per group, a few items in two markets.
+        /// Ignored without `markets`.
+        public var competition = false
         public init() {}
     }
 
@@ -85,6 +89,8 @@ public struct PromotionWorld: Sendable {
     let brandEffect: [Double]
     let brandIndustry: [Int]
     let sellerEffect: [Double]
+    /// The competition world's discount climate δ per promotion, market and industry (empty without it).
+    let discountClimate: [[[Double]]]
 
     public init(options: Options) {
         precondition(options.promotions.allSatisfy { $0.segmentShare.count == Self.segments.count })
@@ -99,6 +105,11 @@ public struct PromotionWorld: Sendable {
         brandEffect = (0..<brands).map { _ in 0.5 * rng.normal() }
         brandIndustry = (0..<brands).map { _ in Int(rng.next() % UInt64(n)) }
         sellerEffect = (0..<sellers).map { _ in 0.3 * rng.normal() }
+        // A stream of its own, so that the other worlds draw exactly what they drew before.
+        var climate = WorldRandom(seed: options.seed, stream: 0xC11)
+        discountClimate = options.promotions.map { _ in
+            (options.competition ? options.markets ?? [] : []).map { _ in (0..<n).map { _ in climate.uniform(0, 0.2) } }
+        }
     }
 
     /// Figures of a generated promotion, from what the generator drew (not re-read from the files).
@@ -144,6 +155,7 @@ public struct PromotionWorld: Sendable {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let writers = try Self.files.map { try EventFileWriter(directory.appendingPathComponent("\($0).jsonl")) }
             var summary = Summary()
+            var pending: [PendingOutcome] = []
             let chunks = (options.itemsPerPromotion + chunk - 1) / chunk
             // Generate `threads` chunks at a time in parallel, then write them in order.
             for wave in stride(from: 0, to: chunks, by: max(threads, 1)) {
@@ -158,9 +170,14 @@ public struct PromotionWorld: Sendable {
                     let result = results.take(k)
                     for (writer, lines) in zip(writers, result.lines) { try writer.write(lines: lines.bytes, count: lines.count) }
                     summary.add(result.summary)
+                    pending += result.pending
                     done += result.summary.items
                 }
                 progress(done, total)
+            }
+            if !pending.isEmpty {
+                let outcomes = shareGroupBuyers(pending, year: year, promotion: promotion, summary: &summary)
+                try writers[4].write(lines: outcomes.bytes, count: outcomes.count)
             }
             try writers.forEach { try $0.close() }
             summaries[promotion.id] = summary
@@ -182,6 +199,8 @@ public struct PromotionWorld: Sendable {
     struct ChunkResult {
         var lines: [Lines]
         var summary: Summary
+        /// The competition world's items whose promotion day waits for their whole group.
+        var pending: [PendingOutcome]
     }
 
     final class ChunkResults: @unchecked Sendable {
@@ -214,12 +233,17 @@ public struct PromotionWorld: Sendable {
         // Conversion is relative to the first promotion's average buyer, so a year with more converting buyers sells more.
         let meanConversion = zip(options.promotions[0].segmentShare, segments).reduce(0) { $0 + $1.0 * $1.1.conversion }
         let yearTag = promotion.date.prefix(4)
+        let competing = options.competition && options.markets != nil
+        // The competition world's own draws, on a stream of their own (the other worlds draw as before).
+        var twinRNG = WorldRandom(seed: options.seed, stream: UInt64(year + 1) << 40 | UInt64(items.lowerBound) | 1 << 63)
+        var previous: Product?
+        var pending: [PendingOutcome] = []
         for i in items {
             let number = String(i)
             let itemID = "item-\(yearTag)-" + String(repeating: "0", count: max(0, 7 - number.count)) + number
-            let brand = Int(rng.next() % UInt64(brandEffect.count))
-            let industry = rng.unit() < 0.9 ? brandIndustry[brand] : Int(rng.next() % UInt64(Self.industries.count))
-            let seller = Int(rng.next() % UInt64(sellerEffect.count))
+            var brand = Int(rng.next() % UInt64(brandEffect.count))
+            var industry = rng.unit() < 0.9 ? brandIndustry[brand] : Int(rng.next() % UInt64(Self.industries.count))
+            var seller = Int(rng.next() % UInt64(sellerEffect.count))
             let marketShares = options.markets.map { $0.map { ($0.id, $0.share) } } ?? Self.markets
             var market = marketShares[0].0, marketIndex = 0
             var u = rng.unit()
@@ -229,9 +253,20 @@ public struct PromotionWorld: Sendable {
                 u -= weight
             }
             // Popularity: units on a normal day, log-normal with a long tail.
-            let logRate = industryPopularity[industry] + brandEffect[brand] + sellerEffect[seller] + 1.1 * rng.normal()
+            var logRate = industryPopularity[industry] + brandEffect[brand] + sellerEffect[seller] + 1.1 * rng.normal()
+            var listPrice = (exp(industryLogPrice[industry] + 0.6 * rng.normal()) * 100).rounded() / 100 + 0.01
+            var dayNoise: Double?
+            if competing, let first = previous, let markets = options.markets, twinRNG.unit() < 0.05 {
+                // The product of the item before, listed in another market (Topics/README.md).
+                (brand, industry, seller, listPrice, dayNoise) = (first.brand, first.industry, first.seller, first.listPrice,
+                                                                   first.dayNoise)
+                logRate = first.logRate + 0.3 * twinRNG.normal()
+                let others = markets.indices.filter { $0 != first.market }
+                var u = twinRNG.unit() * others.reduce(0) { $0 + markets[$1].share }
+                marketIndex = others.first { u -= markets[$0].share; return u < 0 } ?? others.last ?? first.market
+                market = markets[marketIndex].id
+            }
             let rate = exp(logRate)
-            let listPrice = (exp(industryLogPrice[industry] + 0.6 * rng.normal()) * 100).rounded() / 100 + 0.01
             // The item's usual buyer mix, and the mix its pre-sale draws this year (which the promotion day follows).
             let alpha = zip(promotion.segmentShare, industryAffinity[industry]).map { 4 * $0 * $1 }
             let usual = rng.dirichlet(alpha)
@@ -255,7 +290,8 @@ public struct PromotionWorld: Sendable {
             lines[0].append(.profile(ItemProfile(itemID: itemID, promotionID: promotion.id, ids: ids, sis: sis, su: su)))
 
             // Pre-sale days: sales ramp towards the promotion; deposits are pre-orders that mostly convert.
-            let discount = (rng.uniform(0, 0.3) * 100).rounded() / 100
+            var discount = (rng.uniform(0, 0.3) * 100).rounded() / 100
+            if competing { discount = ((discount + discountClimate[year][marketIndex][industry]) * 100).rounded() / 100 }
             var deposits = 0, tracedIntent = 0.0
             for day in 1...days {
                 let ramp = 1 + 0.5 * pow(Double(day) / Double(days), 2)
@@ -308,6 +344,8 @@ public struct PromotionWorld: Sendable {
             // The promotion day: most pre-orders convert, traced buyers return by their segments' conversion, and
             // more than half the units come from buyers with no pre-sale trace, at the rate their segment mix sets.
             let traced = rng.poisson(0.9 * Double(deposits) + 0.1 * tracedIntent)
+            summary.items += 1
+            summary.normalDayGMV += rate * listPrice
             let untraced: Int, promoPrice: Double
             if let markets = options.markets {
                 // The four-market world: the item's market decides what its promotion day answers to.
@@ -316,7 +354,18 @@ public struct PromotionWorld: Sendable {
                 let typicalPrice = exp(industryLogPrice[industry])
                 let response = m.level[min(year, m.level.count - 1)] * pow(promoPrice / typicalPrice, -m.priceElasticity)
                     * exp(m.brandWeight * brandEffect[brand]) * pow(conversion, m.mixExponent)
-                untraced = rng.poisson(17 * rate * response * activityBoost * exp(0.35 * rng.normal() - 0.06))
+                let noise = dayNoise ?? rng.normal()
+                let expected = 17 * rate * response * activityBoost * exp(0.35 * noise - 0.06)
+                if competing {
+                    // The group's buyers are shared once every item of the promotion is drawn (`shareGroupBuyers`).
+                    previous = Product(brand: brand, industry: industry, seller: seller, listPrice: listPrice,
+                                       logRate: logRate, market: marketIndex, dayNoise: noise)
+                    pending.append(PendingOutcome(item: i, itemID: itemID, group: marketIndex * Self.industries.count + industry,
+                                                  traced: traced, expected: expected, strength: exp(4 * discount),
+                                                  promoPrice: promoPrice, joined: joined))
+                    continue
+                }
+                untraced = rng.poisson(expected)
             } else {
                 untraced = rng.poisson(17 * rate * pow(conversion, 1.5) * activityBoost * exp(0.35 * rng.normal() - 0.06))
                 promoPrice = listPrice * (1 - min(discount + rng.uniform(0.05, 0.25), 0.7))
@@ -325,14 +374,57 @@ public struct PromotionWorld: Sendable {
             let gmv = (units * promoPrice * 100).rounded() / 100
             lines[4].append(.outcome(Outcome(itemID: itemID, promotionID: promotion.id, gmv: gmv, units: units,
                                              joinedActivity: joined)))
-            summary.items += 1
-            summary.normalDayGMV += rate * listPrice
             summary.promotionGMV += gmv
             summary.promotionUnits += units
             summary.untracedUnits += Double(untraced)
         }
         summary.events = lines.reduce(0) { $0 + $1.count }
-        return ChunkResult(lines: lines, summary: summary)
+        return ChunkResult(lines: lines, summary: summary, pending: pending)
+    }
+
+    /// What the competition world keeps of an item until its group's buyers are shared.
+    struct Product {
+        var brand, industry, seller: Int
+        var listPrice, logRate: Double
+        var market: Int
+        var dayNoise: Double
+    }
+
+    struct PendingOutcome {
+        var item: Int
+        var itemID: String
+        /// Market index × industries + industry: one promotion's group.
+        var group: Int
+        var traced: Int
+        /// The untraced units the item would expect alone, and its strength exp(4 · discount).
+        var expected, strength: Double
+        var promoPrice: Double
+        var joined: Bool?
+    }
+
+    /// The competition world's promotion days (Topics/README.md): each group's untraced buyers, the sum of what its
+    /// items would draw alone, shared by expected units × strength. Outcome events in item order.
+    func shareGroupBuyers(_ pending: [PendingOutcome], year: Int, promotion: Promotion, summary: inout Summary) -> Lines {
+        var totals: [Int: (demand: Double, weighted: Double)] = [:]
+        for p in pending {
+            totals[p.group, default: (0, 0)].demand += p.expected
+            totals[p.group, default: (0, 0)].weighted += p.expected * p.strength
+        }
+        var lines = Lines()
+        for p in pending {
+            var rng = WorldRandom(seed: options.seed, stream: UInt64(year + 1) << 40 | UInt64(p.item) | 1 << 62)
+            let total = totals[p.group] ?? (0, 0)
+            let untraced = total.weighted > 0 ? rng.poisson(total.demand * p.expected * p.strength / total.weighted) : 0
+            let units = Double(p.traced + untraced)
+            let gmv = (units * p.promoPrice * 100).rounded() / 100
+            lines.append(.outcome(Outcome(itemID: p.itemID, promotionID: promotion.id, gmv: gmv, units: units,
+                                          joinedActivity: p.joined)))
+            summary.promotionGMV += gmv
+            summary.promotionUnits += units
+            summary.untracedUnits += Double(untraced)
+        }
+        summary.events += lines.count
+        return lines
     }
 
     /// Bucket shares of a buyer group with the given segment mix: exact (plus Dirichlet-like noise) when

@@ -23,26 +23,16 @@ struct BOPWorkload: Codable {
 }
 
 func bopBench(_ arguments: [String]) throws {
-    var options: [String: String] = [:]
-    var i = 0
-    while i < arguments.count {
-        let flag = arguments[i]
-        guard flag.hasPrefix("--"), i + 1 < arguments.count else {
-            throw BOPBenchError("usage: promo-bench bop [--weights FILE | --write-weights FILE] [--workload FILE] "
-                                + "[--json FILE] [--candidates C] [--batches 1,100,1000] [--seconds S] (bad \(flag))")
-        }
-        options[String(flag.dropFirst(2))] = arguments[i + 1]
-        i += 2
-    }
-    let known: Set = ["weights", "write-weights", "workload", "json", "candidates", "batches", "seconds"]
-    if let unknown = options.keys.sorted().first(where: { !known.contains($0) }) { throw BOPBenchError("unknown option --\(unknown)") }
+    let options = try benchOptions(arguments, known: ["weights", "write-weights", "workload", "json", "candidates", "batches", "seconds"],
+                                   usage: "promo-bench bop [--weights FILE | --write-weights FILE] [--workload FILE] "
+                                       + "[--json FILE] [--candidates C] [--batches 1,100,1000] [--seconds S]")
     let candidates = Int(options["candidates"] ?? "100") ?? 0
     let seconds = Double(options["seconds"] ?? "3") ?? 0
     var batches = try (options["batches"] ?? "1,100,1000").split(separator: ",").map { part in
-        guard let b = Int(part), b >= 1 else { throw BOPBenchError("--batches takes positive integers, got \(part)") }
+        guard let b = Int(part), b >= 1 else { throw BenchError("--batches takes positive integers, got \(part)") }
         return b
     }
-    guard candidates >= 1, seconds > 0 else { throw BOPBenchError("--candidates and --seconds must be positive") }
+    guard candidates >= 1, seconds > 0 else { throw BenchError("--candidates and --seconds must be positive") }
     if !batches.contains(candidates) { batches.append(candidates) }
     batches.sort()
 
@@ -73,7 +63,7 @@ func bopBench(_ arguments: [String]) throws {
     // The rows above are what `model.sequence(purchases:candidate:market:)` gives for these ids.
     let check = model.sequence(purchases: historyIDs, candidate: candidateIDs[0], market: market)
     guard check == BOPSequence(history: history, candidate: candidateRows[0], market: marketIndex) else {
-        throw BOPBenchError("the benchmark's sequences differ from BOPModel.sequence's")
+        throw BenchError("the benchmark's sequences differ from BOPModel.sequence's")
     }
 
     let p = score(candidates)
@@ -104,7 +94,3 @@ func bopBench(_ arguments: [String]) throws {
     }
 }
 
-struct BOPBenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}

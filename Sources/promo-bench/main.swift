@@ -2,18 +2,21 @@
 // Prints item-days per second for the step alone and with all four heads (batches of 1 and 256), and seconds
 // per training epoch for 10,000 items × 20 days. See the README for the targets and what was measured.
 // `promo-bench bop …`: BOP.md's candidate scorings per second instead (BOPBench.swift, Deploy/local/bop-bench.sh).
+// `promo-bench competition …`: MARKETS.md competition's day close (CompetitionBench.swift, Deploy/local/competition-bench.sh).
 internal import CJemalloc
 import DINOP
 import Foundation
 
 let quick = CommandLine.arguments.contains("--quick")
 BLAS.setThreads(1)
-if CommandLine.arguments.dropFirst().first == "bop" {
+// The other benchmarks, each its own subcommand.
+let subcommands: [String: ([String]) throws -> Void] = ["bop": bopBench, "competition": competitionBench]
+if let name = CommandLine.arguments.dropFirst().first, let subcommand = subcommands[name] {
     do {
-        try bopBench(Array(CommandLine.arguments.dropFirst(2)))
+        try subcommand(Array(CommandLine.arguments.dropFirst(2)))
         exit(0)
     } catch {
-        FileHandle.standardError.write(Data("promo-bench bop: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("promo-bench \(name): \(error)\n".utf8))
         exit(1)
     }
 }

@@ -116,6 +116,78 @@ struct PromotionWorldTests {
         #expect(priceSlope("sea") < priceSlope("cn") - 0.1, "sea \(priceSlope("sea")), cn \(priceSlope("cn"))")
     }
 
+    @Test("the competition world: the same bytes whatever the threads, a few items in two markets, and an item's promotion day rising with its own discount and falling with its competitors'")
+    func competitionWorld() throws {
+        func generate(threads: Int) throws -> URL {
+            var options = PromotionWorld.Options()
+            options.seed = 5
+            options.itemsPerPromotion = 4_000
+            options.markets = PromotionWorld.fourMarkets
+            options.competition = true
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("competition-\(UUID().uuidString)")
+            _ = try PromotionWorld(options: options).write(to: folder, threads: threads)
+            return folder
+        }
+        let folder = try generate(threads: 2), other = try generate(threads: 3)
+        defer { for f in [folder, other] { try? FileManager.default.removeItem(at: f) } }
+        for file in PromotionWorld.files {
+            let path = "double11-2026/\(file).jsonl"
+            #expect(try Data(contentsOf: folder.appendingPathComponent(path)) == Data(contentsOf: other.appendingPathComponent(path)),
+                    "\(path)")
+        }
+        struct Item { var id = "", market = "", industry = "", brand = "", seller = "", price = 0.0, discount = 0.0,
+                      presale = 0.0, gmv = 0.0 }
+        var items: [String: Item] = [:], order: [String] = []
+        for file in ["item-profiles", "daily-sales", "outcomes"] {
+            try EventFile.read(folder.appendingPathComponent("double11-2025/\(file).jsonl"), decoder: EventDecoder(),
+                               rejected: { Issue.record("rejected \($0)") }) { event in
+                switch event {
+                case .profile(let e):
+                    order.append(e.itemID)
+                    items[e.itemID] = Item(id: e.itemID, market: e.ids["market"] ?? "", industry: e.ids["industry"] ?? "",
+                                           brand: e.ids["brand"] ?? "", seller: e.ids["seller"] ?? "", price: e.sis["price"] ?? 0)
+                case .sales(let e):
+                    items[e.itemID]?.discount = e.sales["discount"] ?? 0
+                    items[e.itemID]?.presale += e.sales["gmv"] ?? 0
+                case .outcome(let e): items[e.itemID]?.gmv = e.gmv
+                default: break
+                }
+            }
+        }
+        // Twins: the next item is the same product (brand, seller, list price) in another market, for about 5%.
+        let listed = order.compactMap { items[$0] }
+        let twins = zip(listed, listed.dropFirst()).filter { a, b in
+            a.brand == b.brand && a.seller == b.seller && a.price == b.price && a.market != b.market
+        }.count
+        #expect(twins > 130 && twins < 280, "\(twins) twins of 4,000")
+        // Shared buyers: against its pre-sale, an item's promotion day rises with its own discount and falls with the
+        // mean discount of its group (a least-squares fit of log(GMV / pre-sale GMV) on both).
+        let groups = Dictionary(grouping: listed) { "\($0.market)/\($0.industry)" }
+        let groupDiscount = groups.mapValues { g in g.reduce(0) { $0 + $1.discount } / Double(g.count) }
+        let sold = listed.filter { $0.presale > 0 && $0.gmv > 0 }
+        let fit = leastSquares(sold.map { [1, $0.discount, groupDiscount["\($0.market)/\($0.industry)"] ?? 0] },
+                               sold.map { log($0.gmv / $0.presale) })
+        #expect(fit[1] > 1.5 && fit[2] < -0.7, "own discount \(fit[1]), the group's \(fit[2])")
+    }
+
+    /// Ordinary least squares through the normal equations (three unknowns: Gaussian elimination).
+    func leastSquares(_ rows: [[Double]], _ y: [Double]) -> [Double] {
+        let n = rows.first?.count ?? 0
+        var a = (0..<n).map { i in (0..<n).map { j in zip(rows, y).reduce(0) { $0 + $1.0[i] * $1.0[j] } }
+            + [zip(rows, y).reduce(0) { $0 + $1.0[i] * $1.1 }] }
+        for k in 0..<n {
+            for i in (k + 1)..<n {
+                let factor = a[i][k] / a[k][k]
+                for j in k...n { a[i][j] -= factor * a[k][j] }
+            }
+        }
+        var x = Array(repeating: 0.0, count: n)
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            x[i] = (a[i][n] - ((i + 1)..<n).reduce(0) { $0 + a[i][$1] * x[$1] }) / a[i][i]
+        }
+        return x
+    }
+
     func correlation(_ x: [Double], _ y: [Double]) -> Double {
         let mx = x.reduce(0, +) / Double(x.count), my = y.reduce(0, +) / Double(y.count)
         let cov = zip(x, y).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) }

@@ -22,4 +22,9 @@ void dinop_attention(const float *qkv, long n, long d, long g, float scale, floa
 void dinop_attention_backward(const float *qkv, long n, long d, long g, float scale, const float *probs,
                               const float *mask, const float *dheads, float *dqkv, float *scratch);
 
+/// One key block of an online softmax, float32, vectorised: per row r of `scores` (rows × columns), with its running
+/// `maximum[r]` (−∞ before the first block) and `total[r]`: the new maximum m over the row and the old one, decay[r] =
+/// exp(old − m) (0 for a first block), the scores replaced by exp(score − m), total[r] = total[r]·decay[r] + their sum.
+void dinop_online_softmax(float *scores, long rows, long columns, float *maximum, float *total, float *decay);
+
 #endif
