@@ -1,0 +1,138 @@
+import DINOP
+
+/// One stage partition's industries, free of Kafka: the latest `f` of each item by day, each input partition's day
+/// watermark per promotion, and the days closed so far. A promotion's day t closes when every input partition's
+/// watermark has reached t, or when `graceMs` have passed since the partition first heard of day t (a record of
+/// day t or later, or a watermark past it); then every item seen by t (one with a vector of a day ≤ t) gets its
+/// `CompetitionContext`, from every item's `f` as of t. Days close in order. A vector of a day already closed is a
+/// late day: it is kept for the next close, and the days closed stay as they were.
+public struct IndustryDays: Sendable {
+    public let width: Int, cooperation: Bool
+    public let graceMs: Int64
+
+    struct Industry: Hashable { var promotion: String; var industry: String }
+    struct ItemVectors: Sendable {
+        var market: String
+        var itemPartition: Int32
+        /// By day, oldest first: the latest one of a day ≤ the promotion's closed day, and every later one.
+        var vectors: [(day: Int, f: [Float], version: Int)] = []
+
+        /// The `f` as of `day`: its latest of a day ≤ `day`.
+        func asOf(_ day: Int) -> (day: Int, f: [Float], version: Int)? { vectors.last { $0.day <= day } }
+    }
+    struct Promotion: Sendable {
+        var partitions: Int32 = 0
+        var watermarks: [Int32: Int] = [:]
+        var closed = 0
+        /// When this stage partition first heard of each day not yet closed.
+        var firstHeard: [Int: Int64] = [:]
+        var industries: Set<String> = []
+    }
+    private var items: [Industry: [String: ItemVectors]] = [:]
+    private var promotions: [String: Promotion] = [:]
+    /// Vectors of a day already closed, since the start.
+    public private(set) var lateVectors = 0
+
+    public init(width: Int, cooperation: Bool, graceMs: Int64) {
+        (self.width, self.cooperation, self.graceMs) = (width, cooperation, graceMs)
+    }
+
+    /// The last day closed for `promotion` (0: none).
+    public func closedDay(_ promotion: String) -> Int { promotions[promotion]?.closed ?? 0 }
+
+    /// Takes an item's vector; returns false (and keeps nothing) when it has another width.
+    @discardableResult
+    public mutating func apply(_ vector: CompetitionVector, nowMs: Int64) -> Bool {
+        guard vector.f.count == width, vector.day >= 1 else { return false }
+        let key = Industry(promotion: vector.promotion, industry: vector.industry)
+        var item = items[key]?[vector.item] ?? ItemVectors(market: vector.market, itemPartition: vector.itemPartition)
+        item.market = vector.market
+        item.itemPartition = vector.itemPartition
+        item.vectors.removeAll { $0.day == vector.day }
+        item.vectors.append((vector.day, vector.f, vector.version))
+        item.vectors.sort { $0.day < $1.day }
+        items[key, default: [:]][vector.item] = item
+        var promotion = promotions[vector.promotion] ?? Promotion()
+        promotion.industries.insert(vector.industry)
+        if vector.day <= promotion.closed { lateVectors += 1 }
+        hear(upTo: vector.day, &promotion, nowMs: nowMs)
+        promotions[vector.promotion] = promotion
+        return true
+    }
+
+    public mutating func apply(_ watermark: DayWatermark, nowMs: Int64) {
+        guard watermark.partitions > 0, (0..<watermark.partitions).contains(watermark.partition) else { return }
+        var promotion = promotions[watermark.promotion] ?? Promotion()
+        promotion.partitions = max(promotion.partitions, watermark.partitions)
+        promotion.watermarks[watermark.partition] = max(promotion.watermarks[watermark.partition] ?? 0, watermark.day)
+        hear(upTo: watermark.day, &promotion, nowMs: nowMs)
+        promotions[watermark.promotion] = promotion
+    }
+
+    /// Notes when each day up to `day` not yet closed was first heard of.
+    private func hear(upTo day: Int, _ promotion: inout Promotion, nowMs: Int64) {
+        guard day > promotion.closed else { return }
+        for d in (promotion.closed + 1)...day where promotion.firstHeard[d] == nil { promotion.firstHeard[d] = nowMs }
+    }
+
+    /// The day every input partition has completed (0 before each has said).
+    private func watermark(_ promotion: Promotion) -> Int {
+        guard promotion.partitions > 0 else { return 0 }
+        return (0..<promotion.partitions).map { promotion.watermarks[$0] ?? 0 }.min() ?? 0
+    }
+
+    /// Closes every day that is due, in order, and returns each closed day's contexts.
+    public mutating func closeDue(nowMs: Int64) -> [(promotion: String, day: Int, contexts: [CompetitionContext])] {
+        var closed: [(promotion: String, day: Int, contexts: [CompetitionContext])] = []
+        for name in promotions.keys.sorted() {
+            while var promotion = promotions[name] {
+                let day = promotion.closed + 1
+                let complete = watermark(promotion) >= day
+                let graceOver = promotion.firstHeard[day].map { nowMs - $0 >= graceMs } ?? false
+                guard complete || graceOver else { break }
+                closed.append((name, day, contexts(promotion: name, industries: promotion.industries, day: day)))
+                promotion.closed = day
+                promotion.firstHeard[day] = nil
+                promotions[name] = promotion
+                prune(promotion: name, industries: promotion.industries, closed: day)
+            }
+        }
+        return closed
+    }
+
+    /// Every seen item's context as of `day`, industry by industry (items in id order).
+    private func contexts(promotion: String, industries: Set<String>, day: Int) -> [CompetitionContext] {
+        var out: [CompetitionContext] = []
+        for industry in industries.sorted() {
+            let members = (items[Industry(promotion: promotion, industry: industry)] ?? [:])
+                .compactMap { id, item in item.asOf(day).map { (id, item, $0) } }
+                .sorted { $0.0 < $1.0 }
+            guard !members.isEmpty else { continue }
+            let f = members.flatMap { $0.2.f }
+            let keys = members.map { CompetitionKey(promotion: promotion, market: $0.1.market, industry: industry) }
+            let attended = CompetitionAttention(f: f, width: width, keys: keys, seen: keys.map { _ in true },
+                                                cooperation: cooperation)
+            let version = members.map { $0.2.version }.max() ?? 0
+            for (row, member) in members.enumerated() {
+                let range = (row * width)..<((row + 1) * width)
+                out.append(CompetitionContext(item: member.0, promotion: promotion, day: day, a: Array(attended.a[range]),
+                                              q: Array(attended.q[range]), version: version, itemPartition: member.1.itemPartition))
+            }
+        }
+        return out
+    }
+
+    /// Keeps, of each item, its latest vector of a day ≤ `closed` and every later one.
+    private mutating func prune(promotion: String, industries: Set<String>, closed: Int) {
+        for industry in industries {
+            let key = Industry(promotion: promotion, industry: industry)
+            guard var group = items[key] else { continue }
+            for (id, var item) in group {
+                guard let last = item.vectors.lastIndex(where: { $0.day <= closed }), last > 0 else { continue }
+                item.vectors.removeFirst(last)
+                group[id] = item
+            }
+            items[key] = group
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import PromoStream
+import Testing
+
+@Suite("The industry stage's days, without Kafka")
+struct IndustryDaysTests {
+    static let width = 4
+
+    /// An item's f on a day, from a fixed formula (so the test can say which day's vector a context used).
+    static func f(_ item: Int, _ day: Int) -> [Float] {
+        (0..<width).map { Float(sin(Double(item * 7 + day * 3 + $0))) }
+    }
+
+    static func vector(_ item: Int, day: Int, market: String, industry: String = "beauty") -> CompetitionVector {
+        CompetitionVector(item: "item-\(item)", promotion: "p", market: market, industry: industry, day: day,
+                          f: f(item, day), version: 1, itemPartition: Int32(item % 2))
+    }
+
+    /// MARKETS.md's attentions by plain loops in double: over the item's market (itself included), and over the
+    /// industry's other markets.
+    static func expected(_ members: [(id: String, market: String, f: [Float])], cooperation: Bool) -> [String: (a: [Double], q: [Double])] {
+        var out: [String: (a: [Double], q: [Double])] = [:]
+        for i in members {
+            func attend(_ keys: [(id: String, market: String, f: [Float])]) -> [Double] {
+                guard !keys.isEmpty else { return Array(repeating: 0, count: width) }
+                let scores = keys.map { k in zip(i.f, k.f).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } / Double(width).squareRoot() }
+                let top = scores.max() ?? 0
+                let weights = scores.map { exp($0 - top) }, total = weights.reduce(0, +)
+                return (0..<width).map { d in zip(weights, keys).reduce(0.0) { $0 + $1.0 * Double($1.1.f[d]) } / total }
+            }
+            out[i.id] = (attend(members.filter { $0.market == i.market }),
+                         cooperation ? attend(members.filter { $0.market != i.market }) : Array(repeating: 0, count: width))
+        }
+        return out
+    }
+
+    func expectContexts(_ contexts: [CompetitionContext], _ members: [(id: String, market: String, f: [Float])]) {
+        let want = Self.expected(members, cooperation: true)
+        #expect(Set(contexts.map(\.item)) == Set(members.map(\.id)))
+        for context in contexts {
+            guard let w = want[context.item] else { continue }
+            for d in 0..<Self.width {
+                #expect(abs(Double(context.a[d]) - w.a[d]) < 1e-5 && abs(Double(context.q[d]) - w.q[d]) < 1e-5, "\(context.item)")
+            }
+        }
+    }
+
+    @Test("a day closes when every input partition's watermark reaches it, from every item's f as of that day; an item not seen yet has none; a missing day keeps the item's last f")
+    func closesOnWatermarks() {
+        var days = IndustryDays(width: Self.width, cooperation: true, graceMs: 60_000)
+        // Items 0–3 in cn, 4–5 in sea; item 5 starts on day 2; item 3 has no day 2.
+        let market = { (i: Int) in i < 4 ? "cn" : "sea" }
+        for i in 0..<5 { days.apply(Self.vector(i, day: 1, market: market(i)), nowMs: 0) }
+        days.apply(DayWatermark(promotion: "p", partition: 0, partitions: 2, day: 1), nowMs: 0)
+        let early = days.closeDue(nowMs: 10)
+        #expect(early.isEmpty, "partition 1 has not said")
+        for i in [0, 1, 2, 4, 5] { days.apply(Self.vector(i, day: 2, market: market(i)), nowMs: 20) }
+        days.apply(DayWatermark(promotion: "p", partition: 1, partitions: 2, day: 1), nowMs: 30)
+        let first = days.closeDue(nowMs: 30)
+        #expect(first.map(\.day) == [1] && days.closedDay("p") == 1)
+        expectContexts(first.first?.contexts ?? [], (0..<5).map { ("item-\($0)", market($0), Self.f($0, 1)) })
+
+        days.apply(DayWatermark(promotion: "p", partition: 0, partitions: 2, day: 2), nowMs: 40)
+        days.apply(DayWatermark(promotion: "p", partition: 1, partitions: 2, day: 2), nowMs: 40)
+        let second = days.closeDue(nowMs: 40)
+        #expect(second.map(\.day) == [2])
+        expectContexts(second.first?.contexts ?? [], (0..<6).map { ("item-\($0)", market($0), Self.f($0, $0 == 3 ? 1 : 2)) })
+    }
+
+    @Test("the grace period closes a day some partition never completes; a vector of a closed day is late: counted, and used from the next close on")
+    func graceAndLateDays() {
+        var days = IndustryDays(width: Self.width, cooperation: true, graceMs: 1_000)
+        for i in 0..<3 { days.apply(Self.vector(i, day: 1, market: i == 2 ? "eu" : "cn"), nowMs: 100) }
+        days.apply(DayWatermark(promotion: "p", partition: 0, partitions: 2, day: 1), nowMs: 100)
+        let early = days.closeDue(nowMs: 1_099)
+        #expect(early.isEmpty)
+        let closed = days.closeDue(nowMs: 1_100)
+        #expect(closed.map(\.day) == [1], "grace over for day 1")
+        #expect(days.closedDay("p") == 1)
+        // Item 1's day 1 again, late (another f): it replaces the kept one for later closes.
+        var late = Self.vector(1, day: 1, market: "cn")
+        late.f = Self.f(1, 9)
+        days.apply(late, nowMs: 1_200)
+        #expect(days.lateVectors == 1 && days.closedDay("p") == 1)
+        days.apply(Self.vector(0, day: 2, market: "cn"), nowMs: 1_300)
+        days.apply(DayWatermark(promotion: "p", partition: 0, partitions: 2, day: 2), nowMs: 1_300)
+        days.apply(DayWatermark(promotion: "p", partition: 1, partitions: 2, day: 2), nowMs: 1_300)
+        let next = days.closeDue(nowMs: 1_300)
+        #expect(next.map(\.day) == [2])
+        expectContexts(next.first?.contexts ?? [], [("item-0", "cn", Self.f(0, 2)), ("item-1", "cn", Self.f(1, 9)),
+                                                    ("item-2", "eu", Self.f(2, 1))])
+    }
+
+    @Test("industries and promotions are apart; a vector of another width is refused")
+    func groupsApart() {
+        var days = IndustryDays(width: Self.width, cooperation: true, graceMs: 0)
+        days.apply(Self.vector(0, day: 1, market: "cn", industry: "beauty"), nowMs: 0)
+        days.apply(Self.vector(1, day: 1, market: "cn", industry: "toys"), nowMs: 0)
+        var wide = Self.vector(2, day: 1, market: "cn")
+        wide.f.append(1)
+        let taken = days.apply(wide, nowMs: 0)
+        #expect(!taken)
+        let closed = days.closeDue(nowMs: 0)
+        // Each item alone in its industry: a = its own f, q = 0.
+        let contexts = closed.flatMap(\.contexts)
+        #expect(contexts.map(\.item).sorted() == ["item-0", "item-1"])
+        for context in contexts {
+            let i = context.item == "item-0" ? 0 : 1
+            #expect(context.a == Self.f(i, 1) && context.q == [0, 0, 0, 0])
+        }
+    }
+}
