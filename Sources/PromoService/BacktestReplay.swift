@@ -67,7 +67,7 @@ public struct BacktestReplay {
                 case .prediction:
                     if case .prediction(let p)? = try? decoder.decode(o.value) { result.predictions.append(p) }
                 case .deadLetter: result.deadLetters += 1
-                case .changelog, .rollup, .recommendation: break
+                case .changelog, .rollup, .recommendation, .competitionVector, .competitionContext: break
                 }
             }
         }

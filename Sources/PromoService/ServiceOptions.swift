@@ -20,10 +20,17 @@ public struct ServiceTopics: Sendable {
     public var purchases = "promo.purchases"
     /// Users' recommended items, keyed by user: the BOP recommendation stream's output.
     public var recommendations = "promo.recommendations"
+    /// MARKETS.md `competition` in the stream, internal to one application like the changelog: items' `f` and the
+    /// input partitions' day watermarks to the industry stage, keyed by industry; the stage's answers back, keyed by
+    /// item.
+    public var competitionVectors = competitionVectors(group: "promo-stream")
+    public var competitionContexts = competitionContexts(group: "promo-stream")
 
     public init() {}
 
     public static func changelog(group: String) -> String { "\(group).state-changelog" }
+    public static func competitionVectors(group: String) -> String { "\(group).competition-vectors" }
+    public static func competitionContexts(group: String) -> String { "\(group).competition-contexts" }
 
     /// The co-partitioned, item-keyed inputs a member subscribes to.
     public var inputs: [String] { [profiles, sales, buyers, activities] }
@@ -35,6 +42,8 @@ public struct ServiceTopics: Sendable {
         case .deadLetter: deadLetter
         case .rollup: rollups
         case .recommendation: recommendations
+        case .competitionVector: competitionVectors
+        case .competitionContext: competitionContexts
         }
     }
 
@@ -120,5 +129,7 @@ public struct ServiceOptions: Sendable {
         processor.consumer = "\(group)/\(member)"
         processor.application = group
         topics.changelog = ServiceTopics.changelog(group: group)
+        topics.competitionVectors = ServiceTopics.competitionVectors(group: group)
+        topics.competitionContexts = ServiceTopics.competitionContexts(group: group)
     }
 }

@@ -590,6 +590,8 @@ public final class StreamService: @unchecked Sendable {
             case .deadLetter: "dead_letter"
             case .rollup: "rollup"
             case .recommendation: "recommendation"
+            case .competitionVector: "competition_vector"
+            case .competitionContext: "competition_context"
             }
             metrics.outputs(count, kind: name)
         }

@@ -29,6 +29,12 @@ public enum OutputKind: Sendable, Hashable, CaseIterable {
     case rollup
     /// `recommendation/1`, keyed by user id (the recommendation role).
     case recommendation
+    /// An item's `f` as of a day, or an input partition's day watermark, to the competition repartition topic
+    /// (`CompetitionCodec`), keyed by industry; a watermark to an explicit partition.
+    case competitionVector
+    /// The industry stage's answer for an item at a day's close (`CompetitionCodec`), keyed by item id, to the
+    /// item's input partition.
+    case competitionContext
 }
 
 public struct OutputRecord: Sendable {
@@ -56,4 +62,26 @@ public enum DeadLetterCause: String, Sendable, CaseIterable {
     case poisonPill = "poison_pill"
     /// The item's prediction is not finite with it.
     case notFinite = "not_finite"
+}
+
+/// Per partition, the next offset of the one input topic whose position a role's changelog records carry (the
+/// purchases of the recommendation role, the repartition topic of the industry stage).
+struct InputPositions {
+    let topic: String
+    private var next: [Int32: Int64] = [:]
+
+    init(topic: String) { self.topic = topic }
+
+    subscript(partition: Int32) -> Int64 {
+        get { next[partition] ?? 0 }
+        set { next[partition] = newValue }
+    }
+
+    /// The partition's position moves past the message (what the batch commits).
+    mutating func advance(past message: InputMessage) {
+        guard message.topic == topic else { return }
+        next[message.partition] = max(next[message.partition] ?? 0, message.offset + 1)
+    }
+
+    mutating func forget(_ partition: Int32) { next[partition] = nil }
 }

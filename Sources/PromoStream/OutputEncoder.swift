@@ -44,6 +44,11 @@ final class OutputEncoder {
         Self.deadLetter(message, reason: reason, cause: cause, failedAt: timestamp(nowMs), consumer: consumer)
     }
 
+    /// A message dead-lettered without being applied: it crashed the member twice (`CrashGuard`).
+    static func poisonPill(_ message: InputMessage, reason: String, nowMs: Int64, consumer: String) -> OutputRecord {
+        deadLetter(message, reason: reason, cause: .poisonPill, failedAt: UTCTimestamp.string(nowMs), consumer: consumer)
+    }
+
     static func deadLetter(_ message: InputMessage, reason: String, cause: DeadLetterCause, failedAt: String,
                            consumer: String) -> OutputRecord {
         let letter = DeadLetter(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,

@@ -110,3 +110,101 @@ struct IndustryDaysTests {
         }
     }
 }
+
+@Suite("The competition topics' records")
+struct CompetitionCodecTests {
+    @Test("vectors, watermarks and contexts read back as written; a wrong tag, a bad field, a non-finite value or a byte too many is an error, never a trap")
+    func roundTripsAndRefusals() throws {
+        let vector = CompetitionVector(item: "item-1", promotion: "double11", market: "", industry: "beauty", day: 3,
+                                       f: [1, -0.5, 1e-30], version: 7, itemPartition: 5)
+        let watermark = DayWatermark(promotion: "double11", partition: 2, partitions: 6, day: 0)
+        let context = CompetitionContext(item: "item-1", promotion: "double11", day: 3, a: [0.25, 2], q: [0, 0], version: 7,
+                                         itemPartition: 5)
+        #expect(try CompetitionCodec.decodeStageInput(CompetitionCodec.encode(vector)) == .vector(vector))
+        #expect(try CompetitionCodec.decodeStageInput(CompetitionCodec.encode(watermark)) == .watermark(watermark))
+        #expect(try CompetitionCodec.decodeContext(CompetitionCodec.encode(context)) == context)
+
+        var notFinite = vector
+        notFinite.f[1] = .nan
+        var dayZero = vector
+        dayZero.day = 0
+        let bad: [[UInt8]] = [
+            [], [9], CompetitionCodec.encode(context), CompetitionCodec.encode(vector) + [0],
+            Array(CompetitionCodec.encode(vector).dropLast()), CompetitionCodec.encode(notFinite), CompetitionCodec.encode(dayZero),
+            CompetitionCodec.encode(DayWatermark(promotion: "p", partition: 6, partitions: 6, day: 1)),
+            [1] + [UInt8](repeating: 0xFF, count: 40),
+        ]
+        for bytes in bad { #expect(throws: (any Error).self, "\(bytes.prefix(12))") { try CompetitionCodec.decodeStageInput(bytes) } }
+        #expect(throws: (any Error).self) { try CompetitionCodec.decodeContext(CompetitionCodec.encode(vector)) }
+        // Every truncation of a valid record is an error.
+        let whole = CompetitionCodec.encode(context)
+        for n in 0..<whole.count { #expect(throws: (any Error).self) { try CompetitionCodec.decodeContext(Array(whole.prefix(n))) } }
+    }
+}
+
+@Suite("The industry stage, without Kafka")
+struct IndustryStageTests {
+    static let topic = "app.competition-vectors"
+
+    static func stage() -> IndustryStage {
+        var options = IndustryStageOptions()
+        options.application = "app"
+        options.vectors = topic
+        options.width = IndustryDaysTests.width
+        options.graceMs = 60_000
+        return IndustryStage(options: options)
+    }
+
+    /// Day `day`'s messages for stage partition 0: five items in two markets (item 4 skips day 2), then both input
+    /// partitions' watermarks of the day before... and a broken record.
+    static func messages(day: Int, from offset: Int64) -> [InputMessage] {
+        var values = (0..<5).filter { !(day == 2 && $0 == 4) }.map {
+            CompetitionCodec.encode(IndustryDaysTests.vector($0, day: day, market: $0 < 3 ? "cn" : "sea"))
+        }
+        if day > 1 {
+            values += (0..<2).map { CompetitionCodec.encode(DayWatermark(promotion: "p", partition: $0, partitions: 2, day: day - 1)) }
+        }
+        if day == 2 { values.append([7, 7, 7]) }
+        return values.enumerated().map { k, value in
+            InputMessage(topic: topic, partition: 0, offset: offset + Int64(k), key: nil, value: value)
+        }
+    }
+
+    @Test("each day's close answers every seen item on its own input partition, a broken record is a dead letter, and a stage restored from its changelog closes the next day as one that never stopped; a record of an uncommitted batch is refused")
+    func closesAndRestores() throws {
+        let stage = Self.stage()
+        var offset: Int64 = 0, changelog: [[UInt8]: [UInt8]] = [:]
+        var contexts: [Int: [CompetitionContext]] = [:]
+        for day in 1...3 {
+            let batch = Self.messages(day: day, from: offset)
+            offset += Int64(batch.count)
+            let out = stage.process(batch, nowMs: Int64(day) * 1_000)
+            for record in out where record.kind == .changelog { changelog[record.key] = record.value }
+            #expect(out.filter { $0.kind == .deadLetter }.count == (day == 2 ? 1 : 0))
+            for record in out where record.kind == .competitionContext {
+                let context = try CompetitionCodec.decodeContext(record.value)
+                #expect(record.partition == context.itemPartition && record.key == Array(context.item.utf8))
+                contexts[context.day, default: []].append(context)
+            }
+        }
+        #expect(contexts.keys.sorted() == [1, 2], "day 3 waits for its watermarks")
+        #expect(contexts[2]?.count == 5, "item 4 keeps its day-1 f")
+
+        // A new owner restores partition 0 from the compacted changelog, then both take day 4.
+        let restored = Self.stage()
+        restored.startRestore(partition: 0, committed: [offset])
+        for value in changelog.values { try restored.restore(partition: 0, value: value) }
+        restored.finishRestore(partition: 0)
+        #expect(restored.itemCount == stage.itemCount && restored.closedDay(partition: 0, promotion: "p") == 2)
+        let next = Self.messages(day: 4, from: offset)
+        let a = stage.process(next, nowMs: 4_000).filter { $0.kind == .competitionContext }
+        let b = restored.process(next, nowMs: 4_000).filter { $0.kind == .competitionContext }
+        #expect(!a.isEmpty && a.map(\.value) == b.map(\.value), "day 3 closes alike")
+
+        let uncommitted = Self.stage()
+        uncommitted.startRestore(partition: 0, committed: [offset - 1])
+        #expect(throws: RestoreError.self) {
+            for value in changelog.values { try uncommitted.restore(partition: 0, value: value) }
+        }
+    }
+}

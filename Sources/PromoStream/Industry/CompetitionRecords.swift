@@ -46,4 +46,9 @@ public struct CompetitionContext: Sendable, Equatable {
     /// The newest model version among the `f`s it was computed from.
     public var version: Int
     public var itemPartition: Int32
+
+    public init(item: String, promotion: String, day: Int, a: [Float], q: [Float], version: Int, itemPartition: Int32) {
+        (self.item, self.promotion, self.day, self.a, self.q) = (item, promotion, day, a, q)
+        (self.version, self.itemPartition) = (version, itemPartition)
+    }
 }

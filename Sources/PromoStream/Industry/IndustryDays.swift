@@ -1,4 +1,5 @@
 import DINOP
+import PromoEvents
 
 /// One stage partition's industries, free of Kafka: the latest `f` of each item by day, each input partition's day
 /// watermark per promotion, and the days closed so far. A promotion's day t closes when every input partition's
@@ -30,12 +31,17 @@ public struct IndustryDays: Sendable {
     }
     private var items: [Industry: [String: ItemVectors]] = [:]
     private var promotions: [String: Promotion] = [:]
+    struct ItemRef: Hashable { var industry: Industry; var item: String }
+    /// What changed since `takeChanges`: each is one changelog record.
+    private var changedItems = Set<ItemRef>(), changedPromotions = Set<String>()
     /// Vectors of a day already closed, since the start.
     public private(set) var lateVectors = 0
 
     public init(width: Int, cooperation: Bool, graceMs: Int64) {
         (self.width, self.cooperation, self.graceMs) = (width, cooperation, graceMs)
     }
+
+    public var itemCount: Int { items.values.reduce(0) { $0 + $1.count } }
 
     /// The last day closed for `promotion` (0: none).
     public func closedDay(_ promotion: String) -> Int { promotions[promotion]?.closed ?? 0 }
@@ -52,6 +58,8 @@ public struct IndustryDays: Sendable {
         item.vectors.append((vector.day, vector.f, vector.version))
         item.vectors.sort { $0.day < $1.day }
         items[key, default: [:]][vector.item] = item
+        changedItems.insert(ItemRef(industry: key, item: vector.item))
+        changedPromotions.insert(vector.promotion)
         var promotion = promotions[vector.promotion] ?? Promotion()
         promotion.industries.insert(vector.industry)
         if vector.day <= promotion.closed { lateVectors += 1 }
@@ -67,6 +75,7 @@ public struct IndustryDays: Sendable {
         promotion.watermarks[watermark.partition] = max(promotion.watermarks[watermark.partition] ?? 0, watermark.day)
         hear(upTo: watermark.day, &promotion, nowMs: nowMs)
         promotions[watermark.promotion] = promotion
+        changedPromotions.insert(watermark.promotion)
     }
 
     /// Notes when each day up to `day` not yet closed was first heard of.
@@ -94,6 +103,7 @@ public struct IndustryDays: Sendable {
                 promotion.closed = day
                 promotion.firstHeard[day] = nil
                 promotions[name] = promotion
+                changedPromotions.insert(name)
                 prune(promotion: name, industries: promotion.industries, closed: day)
             }
         }
@@ -131,8 +141,70 @@ public struct IndustryDays: Sendable {
                 guard let last = item.vectors.lastIndex(where: { $0.day <= closed }), last > 0 else { continue }
                 item.vectors.removeFirst(last)
                 group[id] = item
+                changedItems.insert(ItemRef(industry: key, item: id))
             }
             items[key] = group
+        }
+    }
+}
+
+extension IndustryDays {
+    /// A changelog record: one item's vectors, or one promotion's watermarks and closed day.
+    enum Record: Equatable {
+        case item(promotion: String, industry: String, item: String, market: String, itemPartition: Int32,
+                  vectors: [Vector])
+        case promotion(name: String, partitions: Int32, watermarks: [Int32: Int], closed: Int, firstHeard: [Int: Int64],
+                       industries: [String])
+
+        struct Vector: Equatable { var day: Int; var f: [Float]; var version: Int }
+
+        /// The changelog key: compaction keeps each item's and each promotion's latest.
+        var key: [UInt8] {
+            var w = ByteWriter()
+            switch self {
+            case .item(let promotion, let industry, let item, _, _, _):
+                w.u8(UInt8(ascii: "i"))
+                for s in [promotion, industry, item] { w.string(s) }
+            case .promotion(let name, _, _, _, _, _):
+                w.u8(UInt8(ascii: "p"))
+                w.string(name)
+            }
+            return w.buffer
+        }
+    }
+
+    /// The records of what changed since the last call, items in order, then promotions.
+    mutating func takeChanges() -> [Record] {
+        var records: [Record] = []
+        for ref in changedItems.sorted(by: { ($0.industry.promotion, $0.industry.industry, $0.item) < ($1.industry.promotion, $1.industry.industry, $1.item) }) {
+            guard let item = items[ref.industry]?[ref.item] else { continue }
+            records.append(.item(promotion: ref.industry.promotion, industry: ref.industry.industry, item: ref.item,
+                                 market: item.market, itemPartition: item.itemPartition,
+                                 vectors: item.vectors.map { Record.Vector(day: $0.day, f: $0.f, version: $0.version) }))
+        }
+        for name in changedPromotions.sorted() {
+            guard let p = promotions[name] else { continue }
+            records.append(.promotion(name: name, partitions: p.partitions, watermarks: p.watermarks, closed: p.closed,
+                                      firstHeard: p.firstHeard, industries: p.industries.sorted()))
+        }
+        changedItems = []
+        changedPromotions = []
+        return records
+    }
+
+    /// Takes a changelog record back; one that does not fit (another width) is refused.
+    mutating func restore(_ record: Record) throws {
+        switch record {
+        case .item(let promotion, let industry, let item, let market, let itemPartition, let vectors):
+            guard vectors.allSatisfy({ $0.f.count == width }) else {
+                throw RestoreError.inconsistent("item \(quoted(item))'s f has another width than \(width)")
+            }
+            let sorted = vectors.sorted { $0.day < $1.day }
+            items[Industry(promotion: promotion, industry: industry), default: [:]][item] =
+                ItemVectors(market: market, itemPartition: itemPartition, vectors: sorted.map { ($0.day, $0.f, $0.version) })
+        case .promotion(let name, let partitions, let watermarks, let closed, let firstHeard, let industries):
+            promotions[name] = Promotion(partitions: partitions, watermarks: watermarks, closed: closed, firstHeard: firstHeard,
+                                         industries: Set(industries))
         }
     }
 }

@@ -38,8 +38,7 @@ public final class UserProcessor {
     private struct UserRef: Hashable { var partition: Int32; var user: String }
     private struct Work: Hashable { var user: UserRef; var group: CandidateGroup }
     private var users: [Int32: [String: PurchaseHistory]] = [:]
-    /// Per partition, the next offset of the purchases topic (what its changelog records carry).
-    private var positions: [Int32: Int64] = [:]
+    private var positions: InputPositions
     private var committed: [Int32: Int64] = [:]
     private var marketUsers: [String?: Set<UserRef>] = [:]
     private var queue = FIFO<Work>()
@@ -48,6 +47,7 @@ public final class UserProcessor {
 
     public init(model: BOPModel, options: UserProcessorOptions = UserProcessorOptions()) {
         self.options = options
+        positions = InputPositions(topic: options.purchases)
         recommender = Recommender(model: model, topK: options.topK)
         table = CandidateTable(size: options.candidates)
     }
@@ -91,7 +91,7 @@ public final class UserProcessor {
         var out: [OutputRecord] = []
         var changed: [UserRef] = [], seen = Set<UserRef>()
         for message in messages {
-            advancePosition(message)
+            positions.advance(past: message)
             do throws(ApplyError) {
                 let purchase = try decodePurchase(message)
                 let ref = UserRef(partition: message.partition, user: purchase.userID)
@@ -139,16 +139,10 @@ public final class UserProcessor {
 
     /// A message dead-lettered without being applied (a poison pill); its partition's position moves past it.
     public func skip(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
-        advancePosition(message)
-        return OutputEncoder.deadLetter(message, reason: reason, cause: .poisonPill, failedAt: UTCTimestamp.string(nowMs),
-                                        consumer: options.consumer)
+        positions.advance(past: message)
+        return OutputEncoder.poisonPill(message, reason: reason, nowMs: nowMs, consumer: options.consumer)
     }
 
-    /// The partition's position in the purchases topic moves past the message (what the batch commits).
-    private func advancePosition(_ message: InputMessage) {
-        guard message.topic == options.purchases else { return }
-        positions[message.partition] = max(positions[message.partition] ?? 0, message.offset + 1)
-    }
 
     private func decodePurchase(_ message: InputMessage) throws(ApplyError) -> Purchase {
         let event: Event
@@ -172,7 +166,7 @@ public final class UserProcessor {
     }
 
     private func provenance(_ partition: Int32) -> Provenance {
-        Provenance(application: options.application, positions: [positions[partition] ?? 0])
+        Provenance(application: options.application, positions: [positions[partition]])
     }
 
     // MARK: Restoring
@@ -183,7 +177,7 @@ public final class UserProcessor {
             for user in (users.removeValue(forKey: p) ?? [:]).values {
                 marketUsers[user.market]?.remove(UserRef(partition: p, user: user.user))
             }
-            positions[p] = nil
+            positions.forget(p)
             committed[p] = nil
         }
         queued = queued.filter { users[$0.user.partition] != nil }
