@@ -37,6 +37,20 @@ static inline float exp_approx(float x) {
     return y * scale;
 }
 
+// The largest of start and row[0..n): eight independent lanes, then the rest. A single running maximum is a chain
+// of dependent max instructions (four cycles each on Intel cores) that no compiler splits without -ffast-math.
+static inline float row_max(const float *row, long n, float start) {
+    float lanes[8];
+    for (int k = 0; k < 8; k++) lanes[k] = start;
+    long j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) lanes[k] = row[j + k] > lanes[k] ? row[j + k] : lanes[k];
+    float top = start;
+    for (int k = 0; k < 8; k++) top = lanes[k] > top ? lanes[k] : top;
+    for (; j < n; j++) top = row[j] > top ? row[j] : top;
+    return top;
+}
+
 DINOP_CLONES
 void dinop_sigmoid(float *x, long count) {
     for (long i = 0; i < count; i++) x[i] = 1.0f / (1.0f + exp_approx(-x[i]));
@@ -92,8 +106,7 @@ void dinop_attention(const float *qkv, long n, long d, long g, float scale, floa
                 const float *k = kt + c * n;
                 for (long j = 0; j < n; j++) row[j] += qc * k[j];
             }
-            float top = row[0];
-            for (long j = 1; j < n; j++) top = row[j] > top ? row[j] : top;
+            float top = row_max(row, n, row[0]);
             float total = 0;
             for (long j = 0; j < n; j++) {
                 row[j] = exp_approx(row[j] - top);
@@ -175,16 +188,11 @@ DINOP_WIDE_CLONES
 void dinop_online_softmax(float *scores, long rows, long columns, float *maximum, float *total, float *decay) {
     for (long r = 0; r < rows; r++) {
         float *row = scores + r * columns;
-        // Sixteen lanes each for the maximum and the sum: a reduction in one variable would not vectorise (the
-        // order of float additions is fixed without -ffast-math).
-        float tops[16], sums[16];
-        for (int k = 0; k < 16; k++) tops[k] = maximum[r];
-        long j = 0;
-        for (; j + 16 <= columns; j += 16)
-            for (int k = 0; k < 16; k++) tops[k] = row[j + k] > tops[k] ? row[j + k] : tops[k];
-        float top = maximum[r];
-        for (int k = 0; k < 16; k++) top = tops[k] > top ? tops[k] : top;
-        for (; j < columns; j++) top = row[j] > top ? row[j] : top;
+        // Sixteen lanes for the sum: a reduction in one variable would not vectorise (the order of float additions
+        // is fixed without -ffast-math).
+        float sums[16];
+        float top = row_max(row, columns, maximum[r]);
+        long j;
         decay[r] = maximum[r] == -__builtin_inff() ? 0.0f : exp_approx(maximum[r] - top);
         for (int k = 0; k < 16; k++) sums[k] = 0.0f;
         for (j = 0; j + 16 <= columns; j += 16) {
