@@ -167,7 +167,10 @@ struct BOPPass<T: DINOPScalar> {
         var qkv = [T](repeating: 0, count: rows * 3 * d)
         dense(x, inCount: d, weight: layer.inProj, bias: layer.inBias, outCount: 3 * d, into: &qkv)
         // Each sequence, each head: softmax(Q_h K_hᵀ / √dh) V_h, every token seeing every token.
-        var probabilities = [T](repeating: 0, count: sequences.count * g * n * n)
+        // A scoring pass keeps no weights: one sequence's at a time, written over (the kernel writes every row in
+        // full), instead of zeroing sequences × g × n² floats per layer.
+        let reuse = !keepsActivations && dropout == 0, perSequence = g * n * n
+        var probabilities = [T](repeating: 0, count: (reuse ? 1 : sequences.count) * perSequence)
         let attentionMask = mask(probabilities.count)
         var heads = [T](repeating: 0, count: rows * d)
         let scale = 1 / T(dh).squareRoot()
@@ -184,7 +187,7 @@ struct BOPPass<T: DINOPScalar> {
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * dh * n)
                 defer { scratch.deallocate() }
                 for s in 0..<count {
-                    dinop_attention(asFloat(qkv + s * n * 3 * d), n, d, g, Float(scale), asFloat(probabilities + s * g * n * n),
+                    dinop_attention(asFloat(qkv + s * n * 3 * d), n, d, g, Float(scale), asFloat(probabilities + (reuse ? 0 : s * perSequence)),
                                     dropped.map { asFloat($0 + s * g * n * n) }, asFloat(heads + s * n * d), scratch)
                 }
                 return
@@ -193,7 +196,7 @@ struct BOPPass<T: DINOPScalar> {
                 for h in 0..<g {
                     for i in 0..<n {
                         let q = qkv + (s * n + i) * 3 * d + h * dh
-                        let row = probabilities + ((s * g + h) * n + i) * n
+                        let row = probabilities + (reuse ? 0 : s * perSequence) + (h * n + i) * n
                         var top = -T.infinity
                         for j in 0..<n {
                             let key = qkv + (s * n + j) * 3 * d + d + h * dh

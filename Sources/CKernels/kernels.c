@@ -100,8 +100,10 @@ void dinop_attention(const float *qkv, long n, long d, long g, float scale, floa
         for (long i = 0; i < n; i++) {
             float *row = probs + (h * n + i) * n;
             const float *q = qkv + i * stride + h * dh;
-            for (long j = 0; j < n; j++) row[j] = 0;
-            for (long c = 0; c < dh; c++) {
+            // Scores: the first column writes the row, the others add to it (dh is at least 1).
+            float q0 = q[0] * scale;
+            for (long j = 0; j < n; j++) row[j] = q0 * kt[j];
+            for (long c = 1; c < dh; c++) {
                 float qc = q[c] * scale;
                 const float *k = kt + c * n;
                 for (long j = 0; j < n; j++) row[j] += qc * k[j];
