@@ -43,24 +43,20 @@ public final class IndustryStage {
         for message in messages {
             positions.advance(past: message)
             do {
-                var partition = days[message.partition] ?? IndustryDays(width: options.width, cooperation: options.cooperation,
-                                                                        graceMs: options.graceMs)
                 switch try CompetitionCodec.decodeStageInput(message.value) {
                 case .vector(let vector):
-                    guard partition.apply(vector, nowMs: nowMs) else {
+                    guard inPlace(message.partition, { $0.apply(vector, nowMs: nowMs) }) else {
                         throw StateCodecError("f has \(vector.f.count) values; the served model's F is \(options.width)")
                     }
-                case .watermark(let watermark): partition.apply(watermark, nowMs: nowMs)
+                case .watermark(let watermark): inPlace(message.partition) { $0.apply(watermark, nowMs: nowMs) }
                 }
-                days[message.partition] = partition
             } catch {
                 out.append(OutputEncoder.deadLetter(message, reason: "\(error)", cause: .invalidEvent,
                                                     failedAt: UTCTimestamp.string(nowMs), consumer: options.consumer))
             }
         }
         for p in days.keys.sorted() {
-            guard var partition = days[p] else { continue }
-            for closed in partition.closeDue(nowMs: nowMs) {
+            for closed in inPlace(p, { $0.closeDue(nowMs: nowMs) }) {
                 for context in closed.contexts {
                     out.append(OutputRecord(kind: .competitionContext, partition: context.itemPartition,
                                             key: Array(context.item.utf8), value: CompetitionCodec.encode(context),
@@ -68,11 +64,10 @@ public final class IndustryStage {
                 }
             }
             let provenance = Provenance(application: options.application, positions: [positions[p]])
-            for record in partition.takeChanges() {
+            for record in inPlace(p, { $0.takeChanges() }) {
                 out.append(OutputRecord(kind: .changelog, partition: p, key: record.key,
                                         value: IndustryStateCodec.encode(record, provenance: provenance), statePartition: p))
             }
-            days[p] = partition
         }
         return out
     }
@@ -83,6 +78,17 @@ public final class IndustryStage {
         return OutputEncoder.poisonPill(message, reason: reason, nowMs: nowMs, consumer: options.consumer)
     }
 
+
+    /// Runs `body` on the partition's days where they are stored: a copy taken out of the dictionary would be
+    /// copied whole on its first change, once per message.
+    @discardableResult
+    private func inPlace<R>(_ partition: Int32, _ body: (inout IndustryDays) throws -> R) rethrows -> R {
+        try body(&days[partition, default: emptyDays()])
+    }
+
+    private func emptyDays() -> IndustryDays {
+        IndustryDays(width: options.width, cooperation: options.cooperation, graceMs: options.graceMs)
+    }
 
     // MARK: Restoring
 
@@ -97,7 +103,7 @@ public final class IndustryStage {
     /// position beyond it was written by a transaction that did not commit, and is refused.
     public func startRestore(partition: Int32, committed: [Int64] = []) {
         remove(partitions: [partition])
-        days[partition] = IndustryDays(width: options.width, cooperation: options.cooperation, graceMs: options.graceMs)
+        days[partition] = emptyDays()
         self.committed[partition] = committed.first ?? 0
         positions[partition] = committed.first ?? 0
     }
@@ -105,10 +111,7 @@ public final class IndustryStage {
     public func restore(partition: Int32, value: [UInt8]) throws {
         let (record, provenance) = try IndustryStateCodec.decode(value)
         try provenance.verify(application: options.application, committed: [committed[partition] ?? 0], topics: [options.vectors])
-        var partitionDays = days[partition] ?? IndustryDays(width: options.width, cooperation: options.cooperation,
-                                                            graceMs: options.graceMs)
-        try partitionDays.restore(record)
-        days[partition] = partitionDays
+        try inPlace(partition) { try $0.restore(record) }
     }
 
     public func finishRestore(partition: Int32) {}
