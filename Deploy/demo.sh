@@ -6,7 +6,10 @@
 #      watch predictions arrive;
 #   3. fine-tune: the outcomes are labels: fine-tune the served version on them, publish the candidate if its
 #      holdout metrics hold up, and both members switch to it; then stop them with SIGTERM;
-#   4. backtest: replay the topics and print accuracy per pre-sale day (HTML chart written beside it).
+#   4. backtest: replay the topics and print accuracy per pre-sale day (HTML chart written beside it);
+#   5. competition: a model with MARKETS.md's competition on the competition world, served by one process running
+#      the item role and the industry stage; each pre-sale day closes for every item of its industry, and the
+#      streamed predictions of a day's close are compared with `promo predict --as-of-day`.
 # Files go to ${PROMO_RUN_DIR:-.promo-local}/demo. Extra arguments go to `promo demo` (e.g. --items 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,3 +91,45 @@ echo
 echo "== 4. backtest: replay the topics, accuracy per pre-sale day"
 $promo backtest --model "$demo/world/model.safetensors" --out "$demo/backtest" --grace-seconds 5 --naive-train "$demo/world/double11-2025"
 echo "chart: $demo/backtest/backtest.html"
+
+echo
+echo "== 5. competition: the item role and the industry stage in one process; every pre-sale day closes for its industry"
+world="$demo/competition"
+$promo generate --out "$world" --items 800 --competition --seed 5 >/dev/null
+cat >"$world/config.json" <<'JSON'
+{"extensions": ["market-embedding", "domain-attention", "competition"], "markets": ["cn", "sea", "eu", "latam"],
+ "domain_attention": {"spec_rows": 101}, "competition": {"width": 16}}
+JSON
+$promo train "$world/double11-2025" --out "$world/model.safetensors" --config "$world/config.json" --epochs 3 \
+    --hidden 32 --attention 16 2>&1 | grep -v "epoch " | tail -1
+$promo topics --group demo-competition --single-broker
+# A new group starts at the inputs' end (-X auto.offset.reset=latest): the topics still hold part 2's world.
+$promo run --role items,industry --group demo-competition --member competition-1 --model "$world/model.safetensors" \
+    --no-follow-models --grace-seconds 5 --close-grace-seconds 10 --state-dir "$demo/state" --http-port 0 \
+    "${kafka[@]}" -X auto.offset.reset=latest >"$demo/competition.log" 2>&1 &
+members+=($!)
+until [ "$(grep -c "assigned partitions" "$demo/competition.log")" -ge 2 ]; do sleep 0.2; done
+$promo watch --topic promo.predictions --idle-seconds 20 >"$demo/competition-predictions.jsonl" 2>/dev/null &
+watcher=$!
+$promo produce "$world/double11-2026" --rate 20000 2>&1 | tail -1
+wait "$watcher"
+grep "closing pre-sale days" "$demo/competition.log" | message | sed 's/^/industry stage: /' | head -4
+echo "industry stage: … $(grep -c "closing pre-sale days" "$demo/competition.log") closes in all (the last day after --close-grace-seconds)"
+$promo predict --model "$world/model.safetensors" --as-of-day 10 --out "$world/offline-day10.jsonl" \
+    "$world/double11-2026"/{item-profiles,daily-sales,daily-buyers,activities}.jsonl 2>/dev/null
+python3 - "$demo/competition-predictions.jsonl" "$world/offline-day10.jsonl" <<'PY'
+import json, sys
+streamed = {}
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        p = json.loads(line)
+        if p.get("as_of_day") == 10:
+            streamed[p["item_id"]] = p["gmv"]
+offline = {p["item_id"]: p["gmv"] for p in map(json.loads, open(sys.argv[2])) if p["item_id"] in streamed}
+worst = max(abs(streamed[i] - g) / max(1.0, g) for i, g in offline.items())
+print(f"day 10's close: {len(streamed)} items streamed, {len(offline)} of them in `promo predict --as-of-day 10`; "
+      f"largest GMV difference {worst:.1e} (relative)")
+PY
+kill -TERM "${members[@]}"
+wait "${members[@]}"
+members=()

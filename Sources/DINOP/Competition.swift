@@ -76,6 +76,57 @@ struct CompetitionWeights<T: DINOPScalar>: Sendable {
     }
 }
 
+extension CompetitionWeights {
+    /// Each item's `f = leaky_relu(comp.fc.weight · concat(rep, o) + comp.fc.bias)` (slope 0.01), `rows × F`, and the
+    /// `concat(rep, o)` it read (`rows × (R + D_m)`). `rep`: `rows × R`; `o`: `rows × D_m`, or empty (zeros).
+    func vectors(rep: [T], o: [T], rows n: Int, representationWidth r: Int) -> (input: [T], f: [T]) {
+        let inWidth = inputWidth, dm = inWidth - r
+        var input = [T](repeating: 0, count: n * inWidth)
+        for i in 0..<n {
+            input.replaceSubrange((i * inWidth)..<(i * inWidth + r), with: rep[(i * r)..<((i + 1) * r)])
+            if dm > 0, !o.isEmpty {
+                input.replaceSubrange((i * inWidth + r)..<((i + 1) * inWidth), with: o[(i * dm)..<((i + 1) * dm)])
+            }
+        }
+        var f = [T](repeating: 0, count: n * width)
+        for i in 0..<n { for j in 0..<width { f[i * width + j] = fcBias[j] } }
+        input.withUnsafeBufferPointer { x in
+            fcWeight.withUnsafeBufferPointer { w in
+                f.withUnsafeMutableBufferPointer { y in
+                    T.linear(rows: n, out: width, in: inWidth, x.baseAddress!, ldx: inWidth,
+                             weight: w.baseAddress!, ldw: inWidth, accumulate: true, y.baseAddress!, ldy: width)
+                }
+            }
+        }
+        for j in f.indices where f[j] < 0 { f[j] *= 0.01 }
+        return (input, f)
+    }
+
+    /// `c = θ f + (1 − θ) a`, elementwise.
+    func competitive(f: [T], attended a: [T]) -> [T] {
+        var c = a
+        for j in c.indices { c[j] = theta * f[j] + (1 - theta) * c[j] }
+        return c
+    }
+
+    /// Every head's `comp.weight · c_i` (plus `coop.weight · q_i` with cooperation) on the heads' first-layer
+    /// pre-activations, `rows × headHiddenWidth` in the fused heads' column order.
+    func headTerm(c: [T], q: [T], rows: Int, headHiddenWidth hw: Int) -> [T] {
+        var term = [T](repeating: 0, count: rows * hw)
+        term.withUnsafeMutableBufferPointer { out in
+            for (vectors, matrix) in [(c, comp), (q, coop)] where !matrix.isEmpty && !vectors.isEmpty {
+                vectors.withUnsafeBufferPointer { x in
+                    matrix.withUnsafeBufferPointer { w in
+                        T.linear(rows: rows, out: hw, in: width, x.baseAddress!, ldx: width,
+                                 weight: w.baseAddress!, ldw: width, accumulate: true, out.baseAddress!, ldy: hw)
+                    }
+                }
+            }
+        }
+        return term
+    }
+}
+
 /// MARKETS.md `competition` over a set of items as of one day: each item's `f`, the competitive `c` over its group
 /// and the cooperative `q` over its neighbours, computed in blocks (an online softmax over key blocks), so a group
 /// of M items needs O(M·F) memory, never an M × M matrix. Keeps what its backward pass needs.
@@ -99,31 +150,12 @@ public struct CompetitionPass<T: DINOPScalar> {
     /// competes; `seen`: whether it has a day by the as-of day (an unseen item is no other item's competitor or
     /// neighbour, but is itself predicted with its own).
     init(network: Network<T>, weights: CompetitionWeights<T>, rep: [T], o: [T], keys: [CompetitionKey], seen: [Bool]) {
-        let n = keys.count, width = weights.width, r = network.representationWidth, inWidth = weights.inputWidth
+        let n = keys.count, width = weights.width, r = network.representationWidth
         count = n
         self.width = width
         theta = weights.theta
-        let dm = inWidth - r
-        // f = leaky_relu(comp.fc.weight · concat(rep, o) + comp.fc.bias), slope 0.01.
-        var input = [T](repeating: 0, count: n * inWidth)
-        for i in 0..<n {
-            input.replaceSubrange((i * inWidth)..<(i * inWidth + r), with: rep[(i * r)..<((i + 1) * r)])
-            if dm > 0, !o.isEmpty {
-                input.replaceSubrange((i * inWidth + r)..<((i + 1) * inWidth), with: o[(i * dm)..<((i + 1) * dm)])
-            }
-        }
+        let (input, f) = weights.vectors(rep: rep, o: o, rows: n, representationWidth: r)
         self.input = input
-        var f = [T](repeating: 0, count: n * width)
-        for i in 0..<n { for j in 0..<width { f[i * width + j] = weights.fcBias[j] } }
-        input.withUnsafeBufferPointer { x in
-            weights.fcWeight.withUnsafeBufferPointer { w in
-                f.withUnsafeMutableBufferPointer { y in
-                    T.linear(rows: n, out: width, in: inWidth, x.baseAddress!, ldx: inWidth,
-                             weight: w.baseAddress!, ldw: inWidth, accumulate: true, y.baseAddress!, ldy: width)
-                }
-            }
-        }
-        for j in f.indices where f[j] < 0 { f[j] *= 0.01 }
         self.f = f
 
         let attended = CompetitionAttention(f: f, width: width, keys: keys, seen: seen, cooperation: weights.cooperation)
@@ -131,9 +163,7 @@ public struct CompetitionPass<T: DINOPScalar> {
         cooperative = attended.cooperative
         q = attended.q
         // c_i = θ f_i + (1 − θ) Σ_{j ∈ C_t(i)} β_ij f_j.
-        var c = attended.a
-        for j in c.indices { c[j] = theta * f[j] + (1 - theta) * c[j] }
-        self.c = c
+        c = weights.competitive(f: f, attended: attended.a)
     }
 
     /// The gradient at every item's `concat(rep, o)` (`count × (R + D_m)`), given the gradient at `c` and `q`;
@@ -392,21 +422,9 @@ struct OnlineAttention<T: DINOPScalar> {
 }
 
 extension CompetitionPass {
-    /// Every head's `comp.weight · c_i` (plus `coop.weight · q_i` with cooperation) on the heads' first-layer
-    /// pre-activations, `count × headHiddenWidth` in the fused heads' column order.
+    /// Every head's competition term on the heads' first-layer pre-activations (`CompetitionWeights.headTerm`).
     func headTerm(_ weights: CompetitionWeights<T>, headHiddenWidth width: Int) -> [T] {
-        var term = [T](repeating: 0, count: count * width)
-        term.withUnsafeMutableBufferPointer { out in
-            for (vectors, matrix) in [(c, weights.comp), (q, weights.coop)] where !matrix.isEmpty {
-                vectors.withUnsafeBufferPointer { x in
-                    matrix.withUnsafeBufferPointer { w in
-                        T.linear(rows: count, out: width, in: self.width, x.baseAddress!, ldx: self.width,
-                                 weight: w.baseAddress!, ldw: self.width, accumulate: true, out.baseAddress!, ldy: width)
-                    }
-                }
-            }
-        }
-        return term
+        weights.headTerm(c: c, q: q, rows: count, headHiddenWidth: width)
     }
 }
 
@@ -448,5 +466,36 @@ extension Scorer {
             for (row, prediction) in chunk.enumerated() { predictions[order[row]] = prediction }
         }
         return predictions.map { $0! }
+    }
+}
+
+extension Scorer {
+    /// MARKETS.md's `F`, nil for a model without `competition`.
+    public var competitionWidth: Int? { network.competition?.width }
+
+    /// Items `first ..< first + rows`' `f` as of the days applied to them, `rows × F`; nil without `competition`.
+    /// What an item member sends the industry stage.
+    @_specialize(exported: true, where T == Float)
+    public mutating func competitionVectors(_ batch: ItemBatch<T>, first: Int = 0, rows: Int) -> [T]? {
+        guard let weights = network.competition else { return nil }
+        assembleRepresentations(batch, first: first, rows: rows)
+        let r = network.representationWidth, dm = weights.inputWidth - r
+        let o = dm > 0 && !batch.o.isEmpty ? Array(batch.o[(first * dm)..<((first + rows) * dm)]) : []
+        return weights.vectors(rep: Array(rep[0..<(rows * r)]), o: o, rows: rows, representationWidth: r).f
+    }
+
+    /// Predictions of items `first ..< first + rows` with what the industry stage attended for them over their
+    /// groups as of the same day (`CompetitionAttention`'s `a` and `q`, `rows × F` each): `c = θ f + (1 − θ) a` with
+    /// each item's own `f`. Without `competition`, the plain predictions.
+    @_specialize(exported: true, where T == Float)
+    public mutating func predictions(_ batch: ItemBatch<T>, first: Int = 0, rows: Int, attended a: [T], neighbours q: [T],
+                                     representation: Bool = false) -> [Prediction] {
+        guard let weights = network.competition, let f = competitionVectors(batch, first: first, rows: rows),
+              a.count == f.count, q.count == f.count else {
+            return predictions(batch, first: first, rows: rows, representation: representation)
+        }
+        let term = weights.headTerm(c: weights.competitive(f: f, attended: a), q: q, rows: rows,
+                                    headHiddenWidth: network.headHiddenWidth)
+        return predictions(batch, first: first, rows: rows, representation: representation, competitionTerm: term)
     }
 }

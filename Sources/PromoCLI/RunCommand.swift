@@ -33,7 +33,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: [.customShort("X"), .customLong("kafka")],
             help: "A librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL; added to the file's.")
     var properties: [String] = []
-    @Option(help: "items (the default: predictions of the item topics) or recommendations (BOP.md: users' purchases on promo.purchases → their recommendations on promo.recommendations).")
+    @Option(help: "items (the default: predictions of the item topics), industry (MARKETS.md competition: the stage that closes each pre-sale day for every item of an industry; its consumer group is <group>.industry), items,industry (both in this process), or recommendations (BOP.md: users' purchases on promo.purchases → their recommendations on promo.recommendations). A model with the competition extension needs the industry role running in some process of the deployment.")
     var role: String?
     @Option(help: "The weight file: dinop/1 or dinop/2 for the item role (served until the model topic announces a version); a BOP file (`promo bop train`) or a combined one (`promo bop combine`) for the recommendation role (served until the model topic announces a version with a BOP part).")
     var model: String?
@@ -44,6 +44,8 @@ struct RunCommand: AsyncParsableCommand {
     var mode: String?
     @Option(help: "Seconds the latest day waits for its buyer profile before it is applied without one (default: 7200).")
     var graceSeconds: Double?
+    @Option(help: "Industry role: seconds after it first heard of a pre-sale day that the stage closes it without every input partition's watermark (a partition without items of the promotion, a stalled member, the last pre-sale day; default: 7200).")
+    var closeGraceSeconds: Double?
     @Option(help: "Days of the pre-sale window; daily events outside it are dead letters (default: 20).") var presaleDays: Int?
     @Option(help: "At most this many input messages per transaction (default: 10000).") var maxBatch: Int?
     @Option(help: "How long a poll waits to fill a batch (ms; default: 100): lower gives lower latency, higher bigger batches.")
@@ -90,6 +92,7 @@ struct RunCommand: AsyncParsableCommand {
         put("member", member.map { .string($0) })
         put("mode", mode.map { .string($0) })
         put("grace-seconds", graceSeconds.map { .double($0) })
+        put("close-grace-seconds", closeGraceSeconds.map { .double($0) })
         put("presale-days", presaleDays.map { .int($0) })
         put("max-batch", maxBatch.map { .int($0) })
         put("poll-ms", pollMs.map { .int($0) })
@@ -124,6 +127,7 @@ struct RunCommand: AsyncParsableCommand {
     static func check(_ s: RunSettings, requireModel: Bool = true) throws {
         guard !requireModel || !s.model.isEmpty else { throw ValidationError("give --model (or model: in --config, or PROMO_MODEL)") }
         try FlagCheck.seconds(s.graceSeconds, "--grace-seconds")
+        try FlagCheck.seconds(s.closeGraceSeconds, "--close-grace-seconds")
         try FlagCheck.inRange(s.presaleDays, FlagCheck.presaleDays, "--presale-days")
         try FlagCheck.inRange(s.httpPort, 0...65_535, "--http-port")
         try FlagCheck.seconds(s.restoreTimeout, "--restore-timeout", positive: true)
@@ -135,8 +139,10 @@ struct RunCommand: AsyncParsableCommand {
         try FlagCheck.atLeast(s.recomputePerBatch, 0, "--recompute-per-batch")
         try FlagCheck.seconds(s.assignmentTimeout, "--assignment-timeout", positive: true)
         if let every = s.finetuneEvery { try FlagCheck.seconds(every, "--finetune-every", positive: true) }
-        guard ["items", "recommendations"].contains(s.role) else { throw ValidationError("--role must be items or recommendations, got \(s.role)") }
-        if s.role == "recommendations", s.finetuneEvery != nil {
+        guard Role.names.contains(s.role) else {
+            throw ValidationError("--role must be one of \(Role.names.joined(separator: ", ")), got \(s.role)")
+        }
+        if !s.role.hasPrefix("items"), s.finetuneEvery != nil {
             throw ValidationError("--finetune-every fine-tunes the item model: give it to a member of the item role")
         }
         try FlagCheck.inRange(s.topK, 1...Recommendation.maxItems, "--top-k")
@@ -186,7 +192,7 @@ struct RunCommand: AsyncParsableCommand {
         let httpPort = settings.httpPort, httpHost = settings.httpHost, presaleDays = settings.presaleDays
         options.candidateRefreshSeconds = settings.candidateRefreshSeconds
         options.candidateSettleSeconds = settings.candidateSettleSeconds
-        let role = try Role(settings)
+        let role = try Role(settings, closeGraceMs: Int64(settings.closeGraceSeconds * 1000))
         Observability.bootstrap(format: LogFormat(rawValue: settings.logFormat) ?? .text,
                                 level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         var logger = Logger(label: "promo.member")
@@ -199,28 +205,39 @@ struct RunCommand: AsyncParsableCommand {
         // Batches are a few hundred rows: one BLAS thread is faster than several spinning against the broker
         // client's threads on the same cores.
         BLAS.setThreads(1)
-        let log: @Sendable (ServiceEvent) -> Void = { [logger] event in
-            var metadata: Logger.Metadata = ["event": "\(event.name)"]
+        // Each role's lines name it: one process may run two.
+        let log: @Sendable (String) -> @Sendable (ServiceEvent) -> Void = { [logger] role in { event in
+            var metadata: Logger.Metadata = ["event": "\(event.name)", "role": "\(role)"]
             for (key, value) in event.fields { metadata[key] = "\(value)" }
             switch event.level {
             case .info: logger.info("\(event.message)", metadata: metadata)
             case .warning: logger.warning("\(event.message)", metadata: metadata)
             case .error: logger.error("\(event.message)", metadata: metadata)
             }
-        }
-        let service = switch role {
-        case .items(let model): StreamService(model: model, options: options, events: log)
+        }}
+        var members: [(role: String, service: StreamService)] = []
+        switch role {
+        case .items(let model, let industry):
+            members.append(("items", StreamService(model: model, options: options, events: log("items"))))
+            if let industry {
+                members.append(("industry", StreamService(industry: industry, options: options.industryStage, events: log("industry"))))
+            }
+        case .industry(let industry):
+            members.append(("industry", StreamService(industry: industry, options: options.industryStage, events: log("industry"))))
         case .recommendations(let bop, let recommendations):
-            StreamService(recommending: bop, options: options, recommendations: recommendations, events: log)
+            members.append(("recommendations", StreamService(recommending: bop, options: options, recommendations: recommendations,
+                                                             events: log("recommendations"))))
         }
-        // Started in this order, stopped in the reverse one: the fine-tuner first, then the member (it finishes
-        // its batch, commits and leaves the group), the HTTP endpoints last, so the probes answer to the end.
+        let health = members.count == 1 ? members[0].service.health
+            : ServiceHealth(combining: members.map { ($0.role, $0.service.health) })
+        // Started in this order, stopped in the reverse one: the fine-tuner first, then the members (each finishes
+        // its batch, commits and leaves its group), the HTTP endpoints last, so the probes answer to the end.
         var services: [any Service] = []
         if httpPort > 0 {
             services.append(OperationsServer.application(host: httpHost, port: httpPort, registry: Observability.registry,
-                                                         health: service.health, logger: Logger(label: "promo.http")))
+                                                         health: health, logger: Logger(label: "promo.http")))
         }
-        services.append(MemberService(service))
+        services += members.map { MemberService($0.service) as any Service }
         if let finetuneEvery = settings.finetuneEvery {
             var fineTunerLog = Logger(label: "promo.finetune")
             fineTunerLog[metadataKey: "member"] = "\(member)"
@@ -233,7 +250,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         // Last, so it is the first to hear of a shutdown: systemd learns of it (STOPPING=1) before the member stops.
         if let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment) {
-            services.append(SystemdNotifyService.member(service.health, notifier: notifier, logger: Logger(label: "promo.systemd")))
+            services.append(SystemdNotifyService.member(health, notifier: notifier, logger: Logger(label: "promo.systemd")))
         }
         // Any service ending, normally or not, stops the others: a member without its endpoints (or the reverse)
         // is not what the orchestrator thinks is running.
@@ -251,14 +268,28 @@ struct RunCommand: AsyncParsableCommand {
 
 /// What a member serves, by `--role`.
 enum Role {
-    case items(DINOPModel)
+    /// The item role, and the industry stage in the same process when given.
+    case items(DINOPModel, industry: IndustryStageOptions?)
+    case industry(IndustryStageOptions)
     case recommendations(BOPModel, UserProcessorOptions)
 
-    init(_ settings: RunSettings) throws {
+    static let names = ["items", "industry", "items,industry", "recommendations"]
+
+    init(_ settings: RunSettings, closeGraceMs: Int64) throws {
         guard settings.role == "recommendations" else {
             let model = try loadModel(settings.model)
-            if let problem = StreamProcessor.servingProblem(model) { throw ValidationError("--model \(settings.model): \(problem)") }
-            self = .items(model)
+            let competes = model.config.has(extension: ModelExtension.competition)
+            var industry = IndustryStageOptions()
+            industry.width = model.config.competition.width
+            industry.cooperation = model.config.competition.cooperation
+            industry.graceMs = closeGraceMs
+            switch settings.role {
+            case "items": self = .items(model, industry: nil)
+            case _ where !competes:
+                throw ValidationError("--role \(settings.role): --model \(settings.model) does not list the competition extension, whose day closes the industry stage computes")
+            case "industry": self = .industry(industry)
+            default: self = .items(model, industry: industry)
+            }
             return
         }
         let bop: BOPModel

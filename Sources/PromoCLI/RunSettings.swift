@@ -9,13 +9,16 @@ import PromoKafka
 /// `--config` (the flag's name as the key: `grace-seconds: 7200`); the default. librdkafka properties (`-X`,
 /// `PROMO_KAFKA` comma-separated, `kafka:` a list of `key=value`) add up, a flag's winning over the file's.
 struct RunSettings: Sendable {
-    /// `items` (predictions of the item topics) or `recommendations` (BOP.md: users' purchases → recommendations).
+    /// `items` (predictions of the item topics), `industry` (MARKETS.md `competition`'s day closes), both
+    /// (`items,industry`), or `recommendations` (BOP.md: users' purchases → recommendations).
     var role = "items"
     var model = ""
     var member = ProcessInfo.processInfo.hostName
     var group = "promo-stream"
     var mode = "exactly-once"
     var graceSeconds = 7200.0
+    /// The industry stage: how long after it first heard of a day it closes it without every partition's watermark.
+    var closeGraceSeconds = 7200.0
     var presaleDays = 20
     var maxBatch = 10_000
     var pollMs = 100
@@ -91,6 +94,7 @@ struct RunSettings: Sendable {
         s.group = try value("group", s.role == "recommendations" ? "promo-recommendations" : s.group) { try config.requiredString(forKey: $0) }
         s.mode = try value("mode", s.mode) { try config.requiredString(forKey: $0) }
         s.graceSeconds = try value("grace-seconds", s.graceSeconds) { try config.requiredDouble(forKey: $0) }
+        s.closeGraceSeconds = try value("close-grace-seconds", s.closeGraceSeconds) { try config.requiredDouble(forKey: $0) }
         s.presaleDays = try value("presale-days", s.presaleDays) { try config.requiredInt(forKey: $0) }
         // A purchase costs a scoring per promotion of the user's market (about 30 ms for 100 candidates): smaller
         // batches keep a transaction well inside the group's poll interval.
@@ -124,7 +128,7 @@ struct RunSettings: Sendable {
 
     /// Every setting a file may hold: a key outside them is a typo, refused by name rather than ignored.
     static let keys: Set<String> = [
-        "role", "model", "member", "group", "mode", "grace-seconds", "presale-days", "max-batch", "poll-ms", "rollup-seconds",
+        "role", "model", "member", "group", "mode", "grace-seconds", "close-grace-seconds", "presale-days", "max-batch", "poll-ms", "rollup-seconds",
         "threads", "follow-models", "state-dir", "assignment-timeout", "changelog-topic", "recompute-per-batch",
         "finetune-every", "restore-timeout", "stats-seconds", "http-port", "http-host", "log-format", "log-level", "bootstrap", "kafka",
         "top-k", "candidates", "candidate-refresh-seconds", "candidate-settle-seconds",
@@ -169,7 +173,7 @@ struct RunSettings: Sendable {
         }
         var lines: [(String, String)] = [
             ("role", role), ("model", quoted(model)), ("member", quoted(member)), ("group", quoted(group)), ("mode", mode),
-            ("bootstrap", quoted(bootstrap)), ("grace-seconds", "\(graceSeconds)"), ("presale-days", "\(presaleDays)"),
+            ("bootstrap", quoted(bootstrap)), ("grace-seconds", "\(graceSeconds)"), ("close-grace-seconds", "\(closeGraceSeconds)"), ("presale-days", "\(presaleDays)"),
             ("max-batch", "\(maxBatch)"), ("poll-ms", "\(pollMs)"), ("rollup-seconds", "\(rollupSeconds)"),
             ("threads", "\(threads)"), ("follow-models", "\(followModels)"), ("state-dir", quoted(stateDir)),
             ("assignment-timeout", "\(assignmentTimeout)"), ("recompute-per-batch", "\(recomputePerBatch)"),

@@ -15,6 +15,7 @@ public enum JSONValue: Sendable, Equatable {
 
     public var string: String? { if case .string(let s) = self { return s } else { return nil } }
     public var number: Double? { if case .number(let n) = self { return n } else { return nil } }
+    public var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
     public var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
     public var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
 

@@ -4,7 +4,8 @@ import PromoEvents
 /// A feature config file (`promo train|evaluate --config FILE`): the weight file's `config` object, every key optional.
 ///
 /// `{"hidden": H, "attention": A, "sii_fields": [...], "features": {"sis": [...], ...}, "log1p": {"sis": [...]},
-///   "heads": [...], "extensions": [...], "markets": [...], "domain_attention": {...}}` (MARKETS.md's extensions). A key that is present replaces the base's value; a group named under `features` replaces that
+///   "heads": [...], "extensions": [...], "markets": [...], "domain_attention": {...}, "competition": {...}}` (MARKETS.md's
+///   extensions). A key that is present replaces the base's value; a group named under `features` replaces that
 /// group's names, and its `log1p` list, when not given, keeps the base's log1p names that are still features of the
 /// group. Unknown keys and groups are refused by name, so a typo never trains a model on the defaults.
 public struct ConfigFile: Sendable, Equatable {
@@ -19,9 +20,11 @@ public struct ConfigFile: Sendable, Equatable {
     /// `domain_attention`'s keys present in the file (`spec_rows`, `spec_width`, `gate`, `width`); the others keep
     /// the base's sizes.
     public var domainAttention: [String: [Int]] = [:]
+    /// `competition`'s `width` and `cooperation` when present; the others keep the base's.
+    public var competitionWidth: Int?, cooperation: Bool?
 
     static let keys: Set<String> = ["hidden", "attention", "sii_fields", "features", "log1p", "heads", "extensions", "markets",
-                                    "domain_attention"]
+                                    "domain_attention", "competition"]
 
     public init(bytes: [UInt8]) throws(ModelError) {
         let value: JSONValue
@@ -90,6 +93,17 @@ public struct ConfigFile: Sendable, Equatable {
                 }
             }
         }
+        if let value = map["competition"] {
+            guard let object = value.object else { throw .invalidConfig("competition must be an object, got \(value.kind)") }
+            for key in object.keys.sorted() where !["width", "cooperation"].contains(key) {
+                throw .invalidConfig("competition has an unknown key \"\(key)\" (known: cooperation, width)")
+            }
+            competitionWidth = try integer(object["width"], "competition.width")
+            if let flag = object["cooperation"] {
+                guard let bool = flag.bool else { throw .invalidConfig("competition.cooperation must be true or false, got \(flag.kind)") }
+                cooperation = bool
+            }
+        }
     }
 
     /// `base` with this file's keys applied; validated.
@@ -109,6 +123,8 @@ public struct ConfigFile: Sendable, Equatable {
             default: config.domainAttention.gate = sizes
             }
         }
+        if let competitionWidth { config.competition.width = competitionWidth }
+        if let cooperation { config.competition.cooperation = cooperation }
         for (group, names) in features {
             config.features[group] = names
             if log1p[group] == nil { config.log1p[group] = (base.log1p[group] ?? []).filter(names.contains) }

@@ -8,6 +8,10 @@ extension TopicSpec {
         let compactedTable = compact.merging(["min.compaction.lag.ms": "3600000", "segment.ms": "86400000"]) { $1 }
         var changelog = TopicSpec(name: "\(group).state-changelog", partitions: 12, replicationFactor: 3, config: compactedTable)
         changelog.isInternal = true
+        let week = delete.merging(["retention.ms": "604800000"]) { $1 }
+        var vectors = TopicSpec(name: "\(group).competition-vectors", partitions: 12, replicationFactor: 3, config: week)
+        var contexts = TopicSpec(name: "\(group).competition-contexts", partitions: 12, replicationFactor: 3, config: week)
+        (vectors.isInternal, contexts.isInternal) = (true, true)
         return [
             TopicSpec(name: "promo.activities", partitions: 12, replicationFactor: 3, config: delete.merging(["retention.ms": threeYears]) { $1 }),
             TopicSpec(name: "promo.daily-buyers", partitions: 12, replicationFactor: 3, config: delete.merging(["retention.ms": threeYears]) { $1 }),
@@ -22,6 +26,8 @@ extension TopicSpec {
             TopicSpec(name: "promo.recommendations", partitions: 12, replicationFactor: 3, config: delete.merging(["retention.ms": "2592000000"]) { $1 }),
             TopicSpec(name: "promo.rollups", partitions: 12, replicationFactor: 3, config: compact),
             changelog,
+            vectors,
+            contexts,
         ]
     }
 }

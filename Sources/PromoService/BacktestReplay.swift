@@ -9,7 +9,8 @@ import PromoStream
 /// its consumer commits nothing and its outputs are collected, not produced. Reads the outcome topic whole.
 public struct BacktestReplay {
     public struct Result: Sendable {
-        /// Every item's prediction as of each pre-sale day 0...presaleDays, from the replayed state.
+        /// Every item's prediction as of each pre-sale day 0...presaleDays, from the replayed state. With MARKETS.md
+        /// `competition`, each day's close as the stream publishes it (the items seen by that day).
         public var asOf: [[PredictionEvent]] = []
         /// The predictions the replay published, in order (what the live members would have published).
         public var predictions: [PredictionEvent] = []
@@ -37,6 +38,8 @@ public struct BacktestReplay {
 
     /// Inputs with timestamps in `from ... to` (milliseconds since the epoch). The processor's clock is the
     /// messages' own timestamps, so grace periods run as they did live; days still waiting at `to` are applied.
+    /// A model with MARKETS.md's `competition` is replayed through an industry stage in the same process
+    /// (`LocalCompetition`): each day closes as it would live, and the days still open at the end close then.
     /// `progress`, when given, is called after each poll's messages (it costs a watermark query per partition).
     public func run(model: DINOPModel, from: Int64, to: Int64, log: (String) -> Void,
                     progress: ((Progress) -> Void)? = nil) throws -> Result {
@@ -54,6 +57,13 @@ public struct BacktestReplay {
         // Partitions with nothing at or after `from` are done before they start.
         let starts = try consumer.offsets(forTimes: times).filter { $0.value != KafkaOffset.end }
         let processor = ShardedProcessor(model: model, options: processor)
+        let competes = model.config.has(extension: ModelExtension.competition)
+        let inputPartitions = Int32(clamping: try admin.partitionCount(topics.profiles) ?? 0)
+        let local = competes ? LocalCompetition(processor: processor, inputPartitions: inputPartitions,
+                                                graceMs: IndustryStageOptions().graceMs) : nil
+        func process(_ inputs: [InputMessage], nowMs: Int64) -> [OutputRecord] {
+            local?.process(inputs, nowMs: nowMs) ?? processor.process(inputs, nowMs: nowMs)
+        }
         let decoder = EventDecoder(presaleDays: processor.options.presaleDays)
         var result = Result()
         var clock = from
@@ -89,16 +99,28 @@ public struct BacktestReplay {
                 inputs.append(InputMessage(topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value))
             }
             result.messages += inputs.count
-            collect(processor.process(inputs, nowMs: clock))
+            collect(process(inputs, nowMs: clock))
             if let progress {
                 read.read += messages.count
                 read.clockMs = clock
                 progress(read)
             }
         }
-        collect(processor.process([], nowMs: max(clock, to) + processor.options.gracePeriodMs))
+        let end = max(clock, to) + processor.options.gracePeriodMs
+        collect(process([], nowMs: end))
         try consumer.close()
-        result.asOf = (0...processor.options.presaleDays).map { processor.predictions(asOfDay: $0) }
+        if let local {
+            // The days still open close after the stage's grace period, as live.
+            collect(process([], nowMs: end + local.stage.options.graceMs))
+            var closes = [[ItemKey: PredictionEvent]](repeating: [:], count: processor.options.presaleDays + 1)
+            for p in result.predictions {
+                guard let day = p.asOfDay, closes.indices.contains(day) else { continue }
+                closes[day][ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p
+            }
+            result.asOf = closes.map { $0.values.sorted { ($0.promotionID, $0.itemID) < ($1.promotionID, $1.itemID) } }
+        } else {
+            result.asOf = (0...processor.options.presaleDays).map { processor.predictions(asOfDay: $0) }
+        }
         log("replayed \(result.messages) input messages (\(result.deadLetters) dead letters), \(result.outcomes.count) outcomes")
         return result
     }

@@ -146,6 +146,13 @@ extension ServiceEvent {
         return ServiceEvent("crash_suspect", fields, level: .warning, message)
     }
 
+    /// The industry stage closed pre-sale days (MARKETS.md `competition`): their contexts are in the transaction
+    /// about to commit.
+    static func closingDays(_ closed: [(promotion: String, day: Int, items: Int)]) -> ServiceEvent {
+        let days = closed.map { "\($0.promotion)/\($0.day)" }.joined(separator: ","), items = closed.reduce(0) { $0 + $1.items }
+        return ServiceEvent("closing_days", ["days": days, "items": "\(items)"],
+                            "closing pre-sale days \(days): contexts for \(items) items, committing")
+    }
     static func stats(_ message: String) -> ServiceEvent { ServiceEvent("stats", message) }
 
     static func heartbeat(seconds: Double, lag: Int64, partitions: Int, deadLetters: Int, waitingFor: String) -> ServiceEvent {

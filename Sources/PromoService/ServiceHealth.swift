@@ -21,9 +21,25 @@ public final class ServiceHealth: Sendable {
         public var waitingFor = "starting"
     }
 
-    public init() {}
+    /// The roles of one process, when this is their combined view (`init(combining:)`).
+    private let parts: [(role: String, health: ServiceHealth)]
 
-    public var snapshot: Snapshot { state.withLock { $0 } }
+    public init() { parts = [] }
+
+    /// The members of one process (its roles) seen as one: alive and ready when each is, waiting for what each
+    /// waits for (named by role); the partitions are the first's.
+    public init(combining parts: [(role: String, health: ServiceHealth)]) { self.parts = parts }
+
+    public var snapshot: Snapshot {
+        guard !parts.isEmpty else { return state.withLock { $0 } }
+        let snapshots = parts.map { ($0.role, $0.health.snapshot) }
+        var combined = Snapshot()
+        combined.alive = snapshots.allSatisfy { $0.1.alive }
+        combined.ready = snapshots.allSatisfy { $0.1.ready }
+        (combined.assigned, combined.restored) = (snapshots.first?.1.assigned ?? [], snapshots.first?.1.restored ?? [])
+        combined.waitingFor = snapshots.filter { !$0.1.ready }.map { "\($0.0): \($0.1.waitingFor)" }.joined(separator: "; ")
+        return combined
+    }
 
     /// The loop made progress: called once per round and per batch a restore reads.
     public func beat() {
@@ -33,6 +49,10 @@ public final class ServiceHealth: Sendable {
 
     /// Seconds since the loop's last `beat`; nil before its first (the member is still starting).
     public var secondsSinceBeat: Double? {
+        if !parts.isEmpty {
+            let each = parts.map(\.health.secondsSinceBeat)
+            return each.contains { $0 == nil } ? nil : each.compactMap { $0 }.max()
+        }
         guard let last = lastBeat.withLock({ $0 }) else { return nil }
         let since = (ContinuousClock.now - last).components
         return Double(since.seconds) + Double(since.attoseconds) / 1e18

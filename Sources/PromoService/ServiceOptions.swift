@@ -125,6 +125,18 @@ public struct ServiceOptions: Sendable {
         processor.inputTopics = topics.inputs
     }
 
+    /// The industry stage's options beside an item role of these: its own application (consumer group
+    /// `<group>.industry`, its changelog and transactional ids named after it), reading and writing the item role's
+    /// competition topics.
+    public var industryStage: ServiceOptions {
+        var stage = self
+        stage.group = "\(group).industry"
+        stage.topics.competitionVectors = topics.competitionVectors
+        stage.topics.competitionContexts = topics.competitionContexts
+        stage.followModels = false
+        return stage
+    }
+
     private mutating func named() {
         processor.consumer = "\(group)/\(member)"
         processor.application = group

@@ -41,8 +41,10 @@ public final class StreamService: @unchecked Sendable {
     public let options: ServiceOptions
     /// The item role's processing (nil in the recommendation role).
     let processor: ShardedProcessor?
-    /// The recommendation role's processing (nil in the item role).
+    /// The recommendation role's processing (nil in the other roles).
     let users: UserProcessor?
+    /// The industry stage's processing (MARKETS.md `competition`; nil in the other roles).
+    let industry: IndustryStage?
     /// The role's processing, whichever it is.
     let stage: any StageProcessor
     /// The topics the role consumes, in the order its changelog records list their positions.
@@ -98,14 +100,42 @@ public final class StreamService: @unchecked Sendable {
 
     /// The item role: predictions of the items of the input topics, served by `model`.
     public init(model: DINOPModel, options: ServiceOptions, events: @escaping @Sendable (ServiceEvent) -> Void) {
+        var options = options
+        // With MARKETS.md `competition` the industry stage's answers are an input too, co-partitioned with the events.
+        if model.config.has(extension: ModelExtension.competition) {
+            options.processor.inputTopics = options.topics.inputs + [options.topics.competitionContexts]
+            options.processor.competitionContexts = options.topics.competitionContexts
+        }
         self.options = options
         let processor = ShardedProcessor(model: model, options: options.processor)
         self.processor = processor
-        users = nil
+        (users, industry) = (nil, nil)
         stage = processor
-        inputTopics = options.topics.inputs
+        inputTopics = options.processor.inputTopics
         self.events = events
         servingDigest = sha256Hex(model.safetensors())
+    }
+
+    /// The industry stage (MARKETS.md `competition`): the item role's vectors and day watermarks in, each closed
+    /// day's contexts out to the items' input partitions. It serves no model: `stage` has the served model's `F`
+    /// and cooperation. Its own application: `options.group` names its consumer group, changelog and transactional
+    /// ids (`promo run` uses `<group>.industry`), while `options.topics` name the item role's competition topics.
+    public init(industry stageOptions: IndustryStageOptions, options: ServiceOptions,
+                events: @escaping @Sendable (ServiceEvent) -> Void) {
+        var options = options
+        options.followModels = false
+        self.options = options
+        var stageOptions = stageOptions
+        stageOptions.consumer = options.processor.consumer
+        stageOptions.application = options.group
+        stageOptions.vectors = options.topics.competitionVectors
+        let industry = IndustryStage(options: stageOptions)
+        (processor, users) = (nil, nil)
+        self.industry = industry
+        stage = industry
+        inputTopics = [options.topics.competitionVectors]
+        self.events = events
+        servingDigest = ""
     }
 
     /// The recommendation role (BOP.md): users' purchases in, their recommendations out, served by `bop` until the
@@ -118,7 +148,7 @@ public final class StreamService: @unchecked Sendable {
         userOptions.application = options.group
         userOptions.purchases = options.topics.purchases
         let users = UserProcessor(model: bop, options: userOptions)
-        processor = nil
+        (processor, industry) = (nil, nil)
         self.users = users
         stage = users
         inputTopics = [options.topics.purchases]
@@ -330,6 +360,7 @@ public final class StreamService: @unchecked Sendable {
         if users != nil, try admin.partitionCount(options.topics.recommendations) == nil {
             throw ServiceError("output topic \(options.topics.recommendations) does not exist: create the topics with `promo topics --group \(options.group)`")
         }
+        try checkCompetitionTopics(admin, inputs: inputs)
         // Rollup records go to the partition of the inputs they sum.
         if processor != nil, let rollups = try admin.partitionCount(options.topics.rollups), rollups < inputs {
             throw ServiceError("rollup topic \(options.topics.rollups) has \(rollups) partitions, the input topics \(inputs): the sums of input partition p go to rollup partition p")
@@ -344,6 +375,24 @@ public final class StreamService: @unchecked Sendable {
         try admin.createTopics([TopicSpec(name: changelog, partitions: inputs, replicationFactor: -1,
                                           config: ["cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"])])
         events(.createdChangelog(changelog, partitions: inputs, group: options.group))
+    }
+
+    /// MARKETS.md `competition`: the item role's answers topic is co-partitioned with its inputs (a context goes to
+    /// its item's partition); the repartition topic's partitions are where the watermarks go.
+    private func checkCompetitionTopics(_ admin: KafkaAdmin, inputs: Int) throws {
+        let vectors = options.topics.competitionVectors, contexts = options.topics.competitionContexts
+        let competes = industry != nil || options.processor.inputTopics.contains(contexts)
+        guard competes else { return }
+        let application = industry == nil ? options.group : "the item role's"
+        guard let stagePartitions = try admin.partitionCount(vectors), let contextPartitions = try admin.partitionCount(contexts) else {
+            throw ServiceError("competition topics \(vectors) and \(contexts) must exist: create them with `promo topics --group <the item role's group>` (\(application))")
+        }
+        if let processor {
+            guard contextPartitions == inputs else {
+                throw ServiceError("competition context topic \(contexts) has \(contextPartitions) partitions, the input topics \(inputs): an item's context goes to its input partition")
+            }
+            processor.setCompetitionPartitions(input: Int32(clamping: inputs), stage: Int32(clamping: stagePartitions))
+        }
     }
 
     /// The recommendation role: predictions that arrived since the last batch go into the candidate table; every
@@ -512,6 +561,7 @@ public final class StreamService: @unchecked Sendable {
                 abort()
             }
             let ends = try linkEnds(touched)
+            if let closed = industry?.lastClosed, !closed.isEmpty { events(.closingDays(closed)) }
             if let transactionPause { usleep(transactionPause * 1000) }
             let published = clock.now
             try producer.sendOffsets(offsets.merging(ends) { $1 }, consumer: consumer)
@@ -526,10 +576,12 @@ public final class StreamService: @unchecked Sendable {
         case .atLeastOnce:
             try publish(outputs, links: touched, transaction: transaction)
             let ends = try linkEnds(touched)
+            if let closed = industry?.lastClosed, !closed.isEmpty { events(.closingDays(closed)) }
             try consumer.commit(offsets.merging(ends) { $1 })
             changelogEnds.merge(ends.map { ($0.key.partition, $0.value) }) { $1 }
         }
         do { try crashGuard?.end(committed: offsets) } catch { log("crash marker: \(error)") }
+        if let closed = industry?.lastClosed, !closed.isEmpty { metrics.daysClosed.increment(by: closed.count) }
         processedMessages += messages.count
         stats.add(messages: messages.count, outputs: outputs.count, process: processed - started,
                   commit: clock.now - processed)
@@ -606,7 +658,11 @@ public final class StreamService: @unchecked Sendable {
         if let last = gaugesUpdated, (now - last).seconds < min(options.statsIntervalSeconds, 5) { return }
         gaugesUpdated = now
         for (tp, lag) in consumer.lag() { metrics.lag(lag, of: tp) }
-        if let processor { metrics.state(processor) }
+        if let processor {
+            metrics.state(processor)
+            metrics.unpublishedContexts.record(processor.staleContexts + processor.repeatedContexts)
+        }
+        if let industry { metrics.lateVectors.record(industry.lateVectors) }
     }
 
     /// The outputs, each with the transaction's id in a header, then a `CommitLink` to each touched changelog

@@ -32,6 +32,10 @@ public struct ItemState: Sendable, Equatable {
     /// The model version of the last published prediction; after a model swap, items of older versions are
     /// recomputed in the background.
     public var predictedBy: Int?
+    /// MARKETS.md `competition`: the last pre-sale day whose close published the item's prediction; the stage's
+    /// answer for that day or an earlier one again (a re-close after a crash, a broker that shows aborted records)
+    /// publishes nothing.
+    public var closedDay: Int?
     /// The model state of the days applied so far; nil when cold (recomputed from the inputs on the next change).
     public var hot: HotState?
 

@@ -107,6 +107,7 @@ struct FIFO<Element> {
     private var head = 0
 
     var first: Element? { head < entries.count ? entries[head] : nil }
+    var elements: ArraySlice<Element> { entries[head...] }
     var count: Int { entries.count - head }
 
     mutating func append(_ element: Element) { entries.append(element) }

@@ -20,6 +20,9 @@ public struct ProcessorOptions: Sendable {
     /// After a model swap, at most this many items of older versions are recomputed per `process` call, besides
     /// the items the call's messages change (which are recomputed anyway).
     public var recomputePerCall = 1_000
+    /// MARKETS.md `competition`: the industry stage's answers (`CompetitionContext`), an input topic of a model with
+    /// that extension (listed in `inputTopics` too, so that changelog records carry its position).
+    public var competitionContexts = "promo-stream.competition-contexts"
     /// Threads of a `ShardedProcessor`: partition p is processed by shard p mod `threads`.
     public var threads = 1
 

@@ -49,6 +49,13 @@ public final class ShardedProcessor: @unchecked Sendable {
         return results.all.flatMap { $0 }
     }
 
+    /// `StreamProcessor.setCompetitionPartitions` of every shard.
+    public func setCompetitionPartitions(input: Int32, stage: Int32) {
+        for shard in shards { shard.setCompetitionPartitions(input: input, stage: stage) }
+    }
+    public var staleContexts: Int { shards.reduce(0) { $0 + $1.staleContexts } }
+    public var repeatedContexts: Int { shards.reduce(0) { $0 + $1.repeatedContexts } }
+
     public func skip(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
         shard(message.partition).skip(message, reason: reason, nowMs: nowMs)
     }

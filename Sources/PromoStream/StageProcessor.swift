@@ -1,6 +1,6 @@
 /// A stream role's processing as the Kafka-driven member sees it (`StreamService`): messages of owned partitions
 /// in, records out, per-partition state restored from the changelog. The item role (`ShardedProcessor`) and the
-/// recommendation role (`UserProcessor`) are both one.
+/// recommendation role (`UserProcessor`) and the industry stage (`IndustryStage`) are each one.
 public protocol StageProcessor: AnyObject {
     func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord]
     /// A message dead-lettered without being applied (a poison pill).
@@ -27,4 +27,10 @@ extension ShardedProcessor: StageProcessor {
 extension UserProcessor: StageProcessor {
     public func forget(partitions: Set<Int32>) { remove(partitions: partitions) }
     public var stateCount: Int { userCount }
+}
+
+extension IndustryStage: StageProcessor {
+    public func forget(partitions: Set<Int32>) { remove(partitions: partitions) }
+    public var pendingCount: Int { 0 }
+    public var stateCount: Int { itemCount }
 }

@@ -4,7 +4,8 @@ import PromoFeatures
 /// form of an item: its inputs, not its model state (which a restored or compact item recomputes from its days,
 /// so the record stays valid across model versions). Little-endian; version byte first, so a later layout can be
 /// told apart. Floats keep their bits. Layout 3 adds a `Provenance` header (which application wrote the record,
-/// and the input positions it commits with); layout 2 added the model version of the item's last prediction.
+/// and the input positions it commits with); layout 2 added the model version of the item's last prediction. A flag
+/// bit of layout 3 adds the last pre-sale day whose close the item published (MARKETS.md `competition`).
 /// Layouts 1 and 2 are still read (no provenance; that version unknown in layout 1).
 public enum StateCodec {
     static let version: UInt8 = 3
@@ -25,6 +26,7 @@ public enum StateCodec {
         if s.pendingSince != nil { flags |= 8 }
         if s.lastGMV != nil { flags |= 16 }
         if s.predictedBy != nil { flags |= 32 }
+        if s.closedDay != nil { flags |= 64 }
         w.u8(flags)
         w.u16(s.sii.count)
         for id in s.sii { w.optionalString(id) }
@@ -45,6 +47,7 @@ public enum StateCodec {
         w.i64(Int64(s.sequence))
         if let gmv = s.lastGMV { w.f64(gmv) }
         if let version = s.predictedBy { w.i64(Int64(version)) }
+        if let day = s.closedDay { w.u16(day) }
         return w.buffer
     }
 
@@ -85,6 +88,7 @@ public enum StateCodec {
         state.sequence = Int(try r.i64())
         if flags & 16 != 0 { state.lastGMV = try r.f64() }
         if v >= 2, flags & 32 != 0 { state.predictedBy = Int(try r.i64()) }
+        if flags & 64 != 0 { state.closedDay = try r.u16() }
         guard r.atEnd else { throw StateCodecError("changelog record has \(r.remaining) trailing bytes") }
         return (state, provenance)
     }

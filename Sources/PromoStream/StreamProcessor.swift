@@ -35,6 +35,8 @@ public final class StreamProcessor {
     var recomputeMarkets: Set<String>?
     /// Items the last swap left as they were (their market's columns did not change), so far.
     public private(set) var skippedRecomputes = 0
+    /// MARKETS.md `competition`: the item role's side of the industry stage (nil for a model without it).
+    let competition: CompetitionLink?
 
     public init(model: DINOPModel, options: ProcessorOptions = ProcessorOptions()) {
         self.model = model
@@ -43,7 +45,21 @@ public final class StreamProcessor {
         stepper = BatchedStepper(model: model, batchRows: options.batchRows)
         encoder = OutputEncoder(consumer: options.consumer, application: options.application, config: model.config)
         rollupFields = RollupTable.Fields(model.config.siiFields)
+        competition = model.config.has(extension: ModelExtension.competition)
+            ? CompetitionLink(contexts: options.competitionContexts, config: model.config) : nil
     }
+
+    /// With MARKETS.md `competition`: how many partitions the input topics and the stage's repartition topic have
+    /// (each watermark goes to every stage partition and names the input partitions' count).
+    public func setCompetitionPartitions(input: Int32, stage: Int32) {
+        competition?.inputPartitions = input
+        competition?.stagePartitions = stage
+    }
+
+    /// Contexts of another model version than the one served, not published, since the start.
+    public var staleContexts: Int { competition?.staleContexts ?? 0 }
+    /// Contexts of a day whose close an item had published already (a re-close), since the start.
+    public var repeatedContexts: Int { competition?.repeatedContexts ?? 0 }
 
     public var itemCount: Int { partitions.itemCount }
     /// Items kept whole and compact, and the compact ones' bytes (O(items): for periodic metrics, not per batch).
@@ -59,19 +75,15 @@ public final class StreamProcessor {
 
     // MARK: Model swaps
 
-    /// Why the item role cannot serve `model`, or nil. MARKETS.md's `competition` makes an item's prediction depend
-    /// on every item of its group at a day's close, which one item's events cannot give (the industry stage will).
-    public static func servingProblem(_ model: DINOPModel) -> String? {
-        guard model.config.has(extension: ModelExtension.competition) else { return nil }
-        return "it lists the competition extension, which the item role cannot compute item by item; `promo predict` computes it offline"
-    }
-
     /// Serves `newModel` from the next call on. Its input features must be those of the current model: the stored
     /// inputs are kept by feature name. Every item whose last prediction came from another version is queued for
     /// recomputation, the items kept whole (the recently changed ones) first, by how many predictions they have
     /// had, then the compact ones.
     public func swap(to newModel: DINOPModel) throws(ModelSwapError) {
-        if let problem = Self.servingProblem(newModel) { throw ModelSwapError(description: "version \(newModel.version): \(problem)") }
+        let competes = newModel.config.has(extension: ModelExtension.competition)
+        guard competes == (competition != nil), !competes || newModel.config.competition == model.config.competition else {
+            throw ModelSwapError(description: "version \(newModel.version)'s competition (\(competes ? "\(newModel.config.competition)" : "none")) is not version \(model.version)'s (\(competition != nil ? "\(model.config.competition)" : "none")): the members' topics and the industry stage's vectors follow it; a change needs a new deployment")
+        }
         guard newModel.config.siiFields == model.config.siiFields, newModel.config.features == model.config.features else {
             throw ModelSwapError(description: "version \(newModel.version) reads other input features than version \(model.version) (the stored item inputs are kept by feature name); a change of features needs a new deployment")
         }
@@ -109,7 +121,10 @@ public final class StreamProcessor {
 
     /// Forgets partitions (revoked, or to be restored again after an aborted transaction).
     public func remove(partitions removed: some Sequence<Int32>) {
-        for p in removed { partitions.remove(p) }
+        for p in removed {
+            partitions.remove(p)
+            competition?.forget(p)
+        }
     }
 
     /// Takes over a partition with the states restored from its changelog (later records of an item replace
@@ -147,6 +162,7 @@ public final class StreamProcessor {
         try provenance.verify(application: options.application, committed: table.positions, topics: options.inputTopics)
         if let problem = shapeProblem(state) { throw RestoreError.inconsistent(problem) }
         table.putCold(key: state.key, bytes: value)
+        competition?.noteProfile(of: state, partition: partition)
         // Published by a member serving another version (a later record of the item is queued again: harmless).
         if state.sequence > 0, state.predictedBy != model.version { stale.append((partition, state.key)) }
         restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: rollupFields),
@@ -203,8 +219,17 @@ public final class StreamProcessor {
     public func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {
         var out: [OutputRecord] = []
         var changes = Changes()
+        var contexts: [(context: CompetitionContext, message: InputMessage)] = []
         for message in messages {
             advancePosition(message)
+            if let competition, message.topic == competition.contexts {
+                do {
+                    contexts.append((try CompetitionCodec.decodeContext(message.value), message))
+                } catch {
+                    out.append(encoder.deadLetter(message, reason: "\(error)", cause: .invalidEvent, nowMs: nowMs))
+                }
+                continue
+            }
             do {
                 try apply(message, nowMs: nowMs, changes: &changes)
             } catch {
@@ -214,6 +239,10 @@ public final class StreamProcessor {
         expirePending(nowMs: nowMs, changes: &changes)
         takeStale(options.recomputePerCall, changes: &changes)
         out += compute(changes, nowMs: nowMs)
+        if let competition {
+            out += publishClosed(contexts, link: competition, nowMs: nowMs)
+            out += competition.watermarks { earliestWaitingDay(partition: $0, promotion: $1) }
+        }
         if !withheld.isEmpty { out += deadLetters(forWithheld: messages, nowMs: nowMs) }
         return out
     }
@@ -252,9 +281,11 @@ public final class StreamProcessor {
 
     func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws(ApplyError) {
         guard let (key, input) = try inputs.input(message) else { return }
+        if case .day(let day, _, _) = input { competition?.noteDay(day, partition: message.partition, promotion: key.promotionID) }
         let table = partitions.table(message.partition)
         let applied = table.modify(key, make: { inputs.newState(key) }) { state in
             let before = RollupTable.Contribution(state, fields: rollupFields)
+            defer { competition?.noteProfile(of: state, partition: message.partition) }
             return inputs.apply(input, to: &state, nowMs: nowMs).map { (before, $0) }
         }
         guard let (before, change) = applied else { return }
@@ -324,7 +355,7 @@ public final class StreamProcessor {
     /// Items of the last `process` call whose prediction was not finite (not published), with why.
     var withheld: [(partition: Int32, key: ItemKey, reason: String)] = []
     /// Predictions withheld because they were not finite, since the processor started.
-    public private(set) var withheldCount = 0
+    public internal(set) var withheldCount = 0
 
     func compute(_ changes: Changes, nowMs: Int64) -> [OutputRecord] {
         var out: [OutputRecord] = []
@@ -334,7 +365,10 @@ public final class StreamProcessor {
             for (key, change) in items {
                 guard var state = table.take(key) else { continue }
                 var steps = includedDays(state, nowMs: nowMs), fresh = true
-                if let hot = state.hot, hot.modelVersion == model.version, !change.recompute,
+                // With competition a changed profile changes the item's `f` as of every day, each of which the
+                // stage may still need: all are computed again.
+                let recompute = change.recompute || (competition != nil && change.statics)
+                if let hot = state.hot, hot.modelVersion == model.version, !recompute,
                    steps.count >= hot.appliedDays.count, zip(steps, hot.appliedDays).allSatisfy({ $0 == Int($1) }) {
                     steps.removeFirst(hot.appliedDays.count)
                     fresh = false
@@ -347,7 +381,10 @@ public final class StreamProcessor {
                     table.put(state.moveOut())
                     continue
                 }
-                jobs.append(StepJob(partition: p, state: state.moveOut(), steps: steps, fresh: fresh))
+                // Without its profile an item's group is unknown: its `f` waits for it (and so does its watermark).
+                let promotion = state.key.promotionID, grouped = state.hasProfile
+                jobs.append(StepJob(partition: p, state: state.moveOut(), steps: steps, fresh: fresh,
+                                    vectorsAfter: competition.flatMap { grouped ? $0.closedDay(partition: p, promotion: promotion) : nil }))
                 befores.append(change.before)
             }
         }
@@ -355,7 +392,8 @@ public final class StreamProcessor {
         let timestamp = encoder.timestamp(nowMs)
         out.reserveCapacity(out.count + jobs.count * 2)
         let version = model.version
-        stepper.step(&jobs) { index, job, hot, prediction in
+        stepper.step(&jobs) { index, job, result in
+            let (hot, prediction) = (result.hot, result.prediction)
             let table = partitions.table(job.partition)
             var state = job.state.moveOut()
             if let reason = prediction.notFiniteReason {
@@ -369,10 +407,15 @@ public final class StreamProcessor {
                 let previous = job.fresh ? [] : state.hot?.appliedDays ?? []
                 state.hot = hot
                 state.hot?.appliedDays = previous + hot.appliedDays
-                state.sequence += 1
-                state.lastGMV = prediction.gmv
                 state.predictedBy = version
-                out.append(encoder.prediction(prediction, of: state, version: version, timestamp: timestamp, partition: job.partition))
+                if let competition {
+                    // Its prediction reads its group's items as of a day: it is published at the day's close.
+                    out += competition.vectors(result.vectors, of: state, version: version, partition: job.partition)
+                } else {
+                    state.sequence += 1
+                    state.lastGMV = prediction.gmv
+                    out.append(encoder.prediction(prediction, of: state, version: version, timestamp: timestamp, partition: job.partition))
+                }
             }
             out.append(encoder.changelog(state, partition: job.partition, positions: table.positions))
             table.rollups.replace(befores[index], with: RollupTable.Contribution(state, fields: rollupFields),
@@ -436,7 +479,8 @@ public final class StreamProcessor {
         jobs.sort { $0.state.key < $1.state.key }
         var out: [PredictionEvent] = []
         let version = model.version
-        stepper.step(&jobs) { _, job, hot, p in
+        stepper.step(&jobs) { _, job, result in
+            let (hot, p) = (result.hot, result.prediction)
             guard p.notFiniteReason == nil else { return }
             out.append(PredictionEvent(p, key: job.state.key, modelVersion: version, activityID: job.state.activityID,
                                        producedAt: "", asOfDay: hot.appliedDays.last.map(Int.init),

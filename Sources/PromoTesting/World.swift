@@ -12,14 +12,18 @@ import PromoWorld
 public struct World {
     public let folder: URL
     public let model: URL
+    /// The promotion's event files, as `promo predict` reads them.
+    public var inputFiles: [URL] { PromotionWorld.inputFiles.map { folder.appendingPathComponent("double11-2025/\($0).jsonl") } }
     public var events: [(topic: String, key: String, value: [UInt8])] = []
     public var offline: [ItemKey: PredictionEvent] = [:]
     public var outcomes: [(topic: String, key: String, value: [UInt8])] = []
     public var actualGMV: [ItemKey: Double] = [:]
 
     /// `markets`: the four-market world (`promo generate --markets`) and a model with MARKETS.md's market-embedding
-    /// and domain-attention over its markets.
-    public static func make(items: Int = 300, markets: Bool = false) throws -> World {
+    /// and domain-attention over its markets; `competition`: the competition world (`--competition`) and MARKETS.md's
+    /// competition on top (F = 8, with cooperation).
+    public static func make(items: Int = 300, markets: Bool = false, competition: Bool = false) throws -> World {
+        let markets = markets || competition
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
         let promo = builtProduct("promo")
         func run(_ arguments: [String]) throws -> [String] {
@@ -28,7 +32,8 @@ public struct World {
             guard status == 0 else { throw BrokerError("promo \(arguments.joined(separator: " ")): \(child.output.suffix(5))") }
             return child.output
         }
-        _ = try run(["generate", "--out", folder.path, "--items", "\(items)", "--seed", "3"] + (markets ? ["--markets"] : []))
+        _ = try run(["generate", "--out", folder.path, "--items", "\(items)", "--seed", "3"]
+                    + (competition ? ["--competition"] : markets ? ["--markets"] : []))
         let promotion = folder.appendingPathComponent("double11-2025")
         let model = folder.appendingPathComponent("model.safetensors")
         var configFlags: [String] = []
@@ -36,19 +41,15 @@ public struct World {
             let config = folder.appendingPathComponent("config.json")
             let ids = PromotionWorld.fourMarkets.map { "\"\($0.id)\"" }.joined(separator: ", ")
             try Data("""
-                {"extensions": ["market-embedding", "domain-attention"], "markets": [\(ids)], "domain_attention": {"spec_rows": 101}}
+                {"extensions": ["market-embedding", "domain-attention"\(competition ? ", \"competition\"" : "")], "markets": [\(ids)],
+                 "domain_attention": {"spec_rows": 101}\(competition ? ", \"competition\": {\"width\": 8}" : "")}
                 """.utf8).write(to: config)
             configFlags = ["--config", config.path]
         }
         _ = try run(["train", promotion.path, "--out", model.path, "--epochs", "1", "--hidden", "16", "--attention", "8",
                      "--encoder-width", "8", "--head-hidden", "16", "--rows", "1009"] + configFlags)
         var world = World(folder: folder, model: model)
-        let files = PromotionWorld.inputFiles.map { promotion.appendingPathComponent("\($0).jsonl") }
-        let predictions = folder.appendingPathComponent("offline.jsonl")
-        _ = try run(["predict", "--model", model.path, "--out", predictions.path] + files.map(\.path))
-        try EventFile.read(predictions, decoder: EventDecoder(), rejected: { _ in }) { event in
-            if case .prediction(let p) = event { world.offline[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p }
-        }
+        world.offline = try world.predictOffline()
         try EventFile.read(promotion.appendingPathComponent("outcomes.jsonl"), decoder: EventDecoder(), rejected: { _ in }) { event in
             guard case .outcome(let o) = event else { return }
             world.outcomes.append(("promo.outcomes", o.itemID, event.encoded()))
@@ -59,6 +60,21 @@ public struct World {
             (topics.topic(schema: $0.schema)!, $0.itemID!, $0.encoded())
         }
         return world
+    }
+}
+
+extension World {
+    /// `promo predict`'s predictions of the promotion's items, as of `asOfDay` (all their days when nil).
+    public func predictOffline(asOfDay: Int? = nil) throws -> [ItemKey: PredictionEvent] {
+        let out = folder.appendingPathComponent("offline-\(asOfDay.map(String.init) ?? "all").jsonl")
+        let child = try ChildProcess(builtProduct("promo"), ["predict", "--model", model.path, "--out", out.path]
+                                        + (asOfDay.map { ["--as-of-day", "\($0)"] } ?? []) + inputFiles.map(\.path), name: "promo")
+        guard child.wait(timeout: 300) == 0 else { throw BrokerError("promo predict: \(child.output.suffix(5))") }
+        var predictions: [ItemKey: PredictionEvent] = [:]
+        try EventFile.read(out, decoder: EventDecoder(), rejected: { _ in }) { event in
+            if case .prediction(let p) = event { predictions[ItemKey(promotionID: p.promotionID, itemID: p.itemID)] = p }
+        }
+        return predictions
     }
 }
 

@@ -23,6 +23,15 @@ struct FeatureConfigTests {
         #expect(config.names(.du) == ModelConfig.buyerBuckets)
     }
 
+    @Test("a config file sets MARKETS.md's competition sizes; each key keeps the default when absent")
+    func competitionSizes() throws {
+        let config = try file(#"{"extensions": ["competition"], "competition": {"width": 12, "cooperation": false}}"#)
+            .applied(to: .default)
+        #expect(config.competition == CompetitionSizes(width: 12, cooperation: false))
+        let widthOnly = try file(#"{"extensions": ["competition"], "competition": {"width": 5}}"#).applied(to: .default)
+        #expect(widthOnly.competition == CompetitionSizes(width: 5, cooperation: true))
+    }
+
     @Test("a typo is refused by name, never trained on the defaults", arguments: [
         (#"{"feature": {}}"#, "unknown key \"feature\""),
         (#"{"features": {"dys": ["gmv"]}}"#, "features.dys: unknown group"),
@@ -30,6 +39,8 @@ struct FeatureConfigTests {
         (#"{"sii_fields": "brand"}"#, "sii_fields must be a list of strings"),
         (#"{"hidden": 1.5}"#, "hidden must be an integer"),
         (#"[1]"#, "must hold a JSON object"),
+        (#"{"competition": {"widht": 8}}"#, "competition has an unknown key \"widht\""),
+        (#"{"competition": {"cooperation": 1}}"#, "competition.cooperation must be true or false"),
     ])
     func refusals(json: String, expected: String) {
         do throws(ModelError) {

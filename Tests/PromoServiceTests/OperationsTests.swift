@@ -122,7 +122,8 @@ extension BrokerTests {
             let files = try TopicSpec.load(folder: topicSpecsFolder, group: group).sorted { $0.name < $1.name }
             let builtIn = TopicSpec.builtIn(group: group).sorted { $0.name < $1.name }
             #expect(builtIn == files, "differ: \(Set(builtIn.map(\.name)).symmetricDifference(files.map(\.name)))")
-            #expect(builtIn.filter(\.isInternal).map(\.name) == ["\(group).state-changelog"])
+            #expect(builtIn.filter(\.isInternal).map(\.name).sorted()
+                    == ["\(group).competition-contexts", "\(group).competition-vectors", "\(group).state-changelog"])
         }
     }
 }

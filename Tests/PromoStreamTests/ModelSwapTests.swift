@@ -96,7 +96,7 @@ func swapRefusesOtherFeatures() throws {
     #expect(processor.model.version == stream.model.version)
 }
 
-@Test("a competition model is refused by the item role (an item's prediction needs its whole group) and the current one stays")
+@Test("a swap across the competition extension is refused and the current one stays")
 func swapRefusesCompetition() throws {
     let stream = try SmallStream(items: 20)
     let processor = StreamProcessor(model: stream.model)
@@ -104,10 +104,17 @@ func swapRefusesCompetition() throws {
     config.extensions = [ModelExtension.competition]
     config.markets = ["cn"]
     let other = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16), seed: 2)
-    #expect(StreamProcessor.servingProblem(stream.model) == nil)
-    #expect(StreamProcessor.servingProblem(other)?.contains("competition") == true)
     #expect(throws: ModelSwapError.self) { try processor.swap(to: other) }
     #expect(processor.model.version == stream.model.version)
+    // And back: a competition processor refuses a plain model, and one of another width (the stage's vectors).
+    let competing = try SmallStream(items: 20, markets: true, domainAttention: true, competition: true)
+    let member = StreamProcessor(model: competing.model)
+    #expect(throws: ModelSwapError.self) { try member.swap(to: stream.model) }
+    var wider = competing.model.config
+    wider.competition.width = 7
+    let widerModel = try DINOPModel.random(config: wider, dims: .defaults(for: wider, rows: 1009, encoderWidth: 8, headHidden: 16), seed: 2)
+    #expect(throws: ModelSwapError.self) { try member.swap(to: widerModel) }
+    #expect(member.model.version == competing.model.version)
 }
 
 @Test("a version that changed only one market's parts recomputes that market's items; the others are left as they were (market-embedding; with domain-attention)",

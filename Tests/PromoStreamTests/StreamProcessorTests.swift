@@ -15,7 +15,9 @@ struct SmallStream {
 
     /// `markets`: the four-market world, and a model with MARKETS.md's market-embedding over its markets;
     /// `domainAttention`: domain-attention too, its heads' weights on `o` drawn (a fresh model starts them at zero).
-    init(items: Int = 200, partitions: Int32 = 4, markets: Bool = false, domainAttention: Bool = false) throws {
+    /// `competition`: MARKETS.md's competition too (F = 6, with cooperation), its heads' weights drawn.
+    init(items: Int = 200, partitions: Int32 = 4, markets: Bool = false, domainAttention: Bool = false,
+         competition: Bool = false) throws {
         var options = PromotionWorld.Options()
         options.seed = 5
         options.itemsPerPromotion = items
@@ -41,10 +43,15 @@ struct SmallStream {
             config.markets = PromotionWorld.fourMarkets.map(\.id)
             config.domainAttention.specRows = 101
         }
+        if competition {
+            config.extensions.append(ModelExtension.competition)
+            config.competition = CompetitionSizes(width: 6, cooperation: true)
+        }
         var model = try DINOPModel.random(config: config, dims: .defaults(for: config, rows: 1009, encoderWidth: 8, headHidden: 16),
                                           seed: 3)
         var rng = SeededGenerator(seed: 4)
-        for spec in model.layout.specs where spec.name.hasSuffix(".spec.weight") {
+        for spec in model.layout.specs where spec.name.hasSuffix(".spec.weight") || spec.name.hasSuffix("comp.weight")
+            || spec.name.hasSuffix("coop.weight") {
             for i in spec.range { model.parameters.values[i] = Float(0.3 * rng.normal()) }
         }
         let pipeline = FeaturePipeline(config: config)

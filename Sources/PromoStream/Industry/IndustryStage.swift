@@ -34,12 +34,17 @@ public final class IndustryStage {
     }
 
     public var itemCount: Int { days.values.reduce(0) { $0 + $1.itemCount } }
+    /// The days the last `process` call closed, with the items each answered.
+    public private(set) var lastClosed: [(promotion: String, day: Int, items: Int)] = []
+    /// Vectors of a day already closed (late days), since the partitions were taken over.
+    public var lateVectors: Int { days.values.reduce(0) { $0 + $1.lateVectors } }
     public func closedDay(partition: Int32, promotion: String) -> Int { days[partition]?.closedDay(promotion) ?? 0 }
 
     /// Applies the messages, closes every day that is due and returns the contexts, the changelog records of what
     /// changed, and a dead letter per message that is not a valid record of the repartition topic.
     public func process(_ messages: [InputMessage], nowMs: Int64) -> [OutputRecord] {
         var out: [OutputRecord] = []
+        lastClosed = []
         for message in messages {
             positions.advance(past: message)
             do {
@@ -57,6 +62,7 @@ public final class IndustryStage {
         }
         for p in days.keys.sorted() {
             for closed in inPlace(p, { $0.closeDue(nowMs: nowMs) }) {
+                lastClosed.append((closed.promotion, closed.day, closed.contexts.count))
                 for context in closed.contexts {
                     out.append(OutputRecord(kind: .competitionContext, partition: context.itemPartition,
                                             key: Array(context.item.utf8), value: CompetitionCodec.encode(context),
