@@ -102,11 +102,13 @@ cat >"$world/config.json" <<'JSON'
 JSON
 $promo train "$world/double11-2025" --out "$world/model.safetensors" --config "$world/config.json" --epochs 3 \
     --hidden 32 --attention 16 2>&1 | grep -v "epoch " | tail -1
+# A fresh broker: the topics of parts 2-4 hold the other world's promotion of the same id.
+Deploy/local/broker.sh stop
+export PROMO_BOOTSTRAP="$(Deploy/local/broker.sh start 19092)"
 $promo topics --group demo-competition --single-broker
-# A new group starts at the inputs' end (-X auto.offset.reset=latest): the topics still hold part 2's world.
 $promo run --role items,industry --group demo-competition --member competition-1 --model "$world/model.safetensors" \
     --no-follow-models --grace-seconds 5 --close-grace-seconds 10 --state-dir "$demo/state" --http-port 0 \
-    "${kafka[@]}" -X auto.offset.reset=latest >"$demo/competition.log" 2>&1 &
+    "${kafka[@]}" >"$demo/competition.log" 2>&1 &
 members+=($!)
 until [ "$(grep -c "assigned partitions" "$demo/competition.log")" -ge 2 ]; do sleep 0.2; done
 $promo watch --topic promo.predictions --idle-seconds 20 >"$demo/competition-predictions.jsonl" 2>/dev/null &

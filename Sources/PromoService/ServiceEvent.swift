@@ -146,10 +146,19 @@ extension ServiceEvent {
         return ServiceEvent("crash_suspect", fields, level: .warning, message)
     }
 
-    /// The industry stage closed pre-sale days (MARKETS.md `competition`): their contexts are in the transaction
-    /// about to commit.
+    /// The industry stage closed pre-sale days (MARKETS.md `competition`) in its partitions: their contexts are in the
+    /// transaction about to commit. `days`: per promotion, the days as ranges (`double11-2026:3-5`).
     static func closingDays(_ closed: [(promotion: String, day: Int, items: Int)]) -> ServiceEvent {
-        let days = closed.map { "\($0.promotion)/\($0.day)" }.joined(separator: ","), items = closed.reduce(0) { $0 + $1.items }
+        var byPromotion: [String: Set<Int>] = [:]
+        for c in closed { byPromotion[c.promotion, default: []].insert(c.day) }
+        let days = byPromotion.keys.sorted().map { promotion in
+            var ranges: [ClosedRange<Int>] = []
+            for day in (byPromotion[promotion] ?? []).sorted() {
+                if let last = ranges.last, last.upperBound + 1 == day { ranges[ranges.count - 1] = last.lowerBound...day } else { ranges.append(day...day) }
+            }
+            return promotion + ":" + ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+        }.joined(separator: " ")
+        let items = closed.reduce(0) { $0 + $1.items }
         return ServiceEvent("closing_days", ["days": days, "items": "\(items)"],
                             "closing pre-sale days \(days): contexts for \(items) items, committing")
     }
