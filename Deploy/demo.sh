@@ -115,7 +115,7 @@ $promo watch --topic promo.predictions --idle-seconds 20 >"$demo/competition-pre
 watcher=$!
 $promo produce "$world/double11-2026" --rate 20000 2>&1 | tail -1
 wait "$watcher"
-grep "closing pre-sale days" "$demo/competition.log" | message | sed 's/^/industry stage: /' | head -4
+grep "closing pre-sale days" "$demo/competition.log" | sed 's/ days=.*$//' | message | sed 's/^/industry stage: /' | head -4
 echo "industry stage: … $(grep -c "closing pre-sale days" "$demo/competition.log") closes in all (the last day after --close-grace-seconds)"
 $promo predict --model "$world/model.safetensors" --as-of-day 10 --out "$world/offline-day10.jsonl" \
     "$world/double11-2026"/{item-profiles,daily-sales,daily-buyers,activities}.jsonl 2>/dev/null
