@@ -283,6 +283,7 @@ enum Role {
             industry.width = model.config.competition.width
             industry.cooperation = model.config.competition.cooperation
             industry.graceMs = closeGraceMs
+            industry.presaleDays = settings.presaleDays
             switch settings.role {
             case "items": self = .items(model, industry: nil)
             case _ where !competes:

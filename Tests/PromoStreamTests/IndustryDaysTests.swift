@@ -1,5 +1,5 @@
 import Foundation
-import PromoStream
+@testable import PromoStream
 import Testing
 
 @Suite("The industry stage's days, without Kafka")
@@ -89,6 +89,33 @@ struct IndustryDaysTests {
         #expect(next.map(\.day) == [2])
         expectContexts(next.first?.contexts ?? [], [("item-0", "cn", Self.f(0, 2)), ("item-1", "cn", Self.f(1, 9)),
                                                     ("item-2", "eu", Self.f(2, 1))])
+    }
+
+    @Test("the last pre-sale day's close ends the promotion: its items are forgotten (records without vectors), later vectors are dropped, and a restored stage agrees")
+    func promotionEnds() throws {
+        var days = IndustryDays(width: Self.width, cooperation: true, graceMs: 60_000, lastDay: 2)
+        for day in 1...2 {
+            for i in 0..<3 { days.apply(Self.vector(i, day: day, market: "cn"), nowMs: 0) }
+        }
+        days.apply(Self.vector(0, day: 1, market: "cn", industry: "toys"), nowMs: 0)
+        days.apply(DayWatermark(promotion: "p", partition: 0, partitions: 1, day: 2), nowMs: 0)
+        _ = days.takeChanges()
+        let closed = days.closeDue(nowMs: 0)
+        #expect(closed.map(\.day) == [1, 2] && closed.last?.contexts.count == 4)
+        #expect(days.itemCount == 0 && days.closedDay("p") == 2)
+        let records = days.takeChanges()
+        let emptied = records.filter { if case .item(_, _, _, _, _, let vectors) = $0 { vectors.isEmpty } else { false } }
+        #expect(emptied.count == 4)
+        days.apply(Self.vector(1, day: 2, market: "cn"), nowMs: 10)
+        #expect(days.itemCount == 0 && days.lateVectors == 1)
+        #expect(days.closeDue(nowMs: 10).isEmpty)
+
+        // Restoring every record in order (the items' earlier ones first) leaves nothing of the promotion's items.
+        var restored = IndustryDays(width: Self.width, cooperation: true, graceMs: 60_000, lastDay: 2)
+        var again = IndustryDays(width: Self.width, cooperation: true, graceMs: 60_000, lastDay: 2)
+        for i in 0..<3 { again.apply(Self.vector(i, day: 1, market: "cn"), nowMs: 0) }
+        for record in again.takeChanges() + records { try restored.restore(record) }
+        #expect(restored.itemCount == 0 && restored.closedDay("p") == 2)
     }
 
     @Test("industries and promotions are apart; a vector of another width is refused")

@@ -6,10 +6,14 @@ import PromoEvents
 /// watermark has reached t, or when `graceMs` have passed since the partition first heard of day t (a record of
 /// day t or later, or a watermark past it); then every item seen by t (one with a vector of a day ≤ t) gets its
 /// `CompetitionContext`, from every item's `f` as of t. Days close in order. A vector of a day already closed is a
-/// late day: it is kept for the next close, and the days closed stay as they were.
+/// late day: it is kept for the next close, and the days closed stay as they were. Once the last pre-sale day has
+/// closed the promotion is over: its items are forgotten (a changelog record without vectors says so) and later
+/// vectors of it are late and dropped.
 public struct IndustryDays: Sendable {
     public let width: Int, cooperation: Bool
     public let graceMs: Int64
+    /// The last pre-sale day: its close ends the promotion.
+    public let lastDay: Int
 
     struct Industry: Hashable { var promotion: String; var industry: String }
     struct ItemVectors: Sendable {
@@ -37,8 +41,8 @@ public struct IndustryDays: Sendable {
     /// Vectors of a day already closed, since the start.
     public private(set) var lateVectors = 0
 
-    public init(width: Int, cooperation: Bool, graceMs: Int64) {
-        (self.width, self.cooperation, self.graceMs) = (width, cooperation, graceMs)
+    public init(width: Int, cooperation: Bool, graceMs: Int64, lastDay: Int = 20) {
+        (self.width, self.cooperation, self.graceMs, self.lastDay) = (width, cooperation, graceMs, lastDay)
     }
 
     public var itemCount: Int { items.values.reduce(0) { $0 + $1.count } }
@@ -50,6 +54,10 @@ public struct IndustryDays: Sendable {
     @discardableResult
     public mutating func apply(_ vector: CompetitionVector, nowMs: Int64) -> Bool {
         guard vector.f.count == width, vector.day >= 1 else { return false }
+        if closedDay(vector.promotion) >= lastDay {
+            lateVectors += 1
+            return true
+        }
         let key = Industry(promotion: vector.promotion, industry: vector.industry)
         var item = items[key]?[vector.item] ?? ItemVectors(market: vector.market, itemPartition: vector.itemPartition)
         item.market = vector.market
@@ -104,6 +112,10 @@ public struct IndustryDays: Sendable {
                 promotion.firstHeard[day] = nil
                 promotions[name] = promotion
                 changedPromotions.insert(name)
+                if day >= lastDay {
+                    evict(promotion: name, industries: promotion.industries)
+                    break
+                }
                 prune(promotion: name, industries: promotion.industries, closed: day)
             }
         }
@@ -130,6 +142,14 @@ public struct IndustryDays: Sendable {
             }
         }
         return out
+    }
+
+    /// Forgets a finished promotion's items; each gets a changelog record without vectors.
+    private mutating func evict(promotion: String, industries: Set<String>) {
+        for industry in industries {
+            let key = Industry(promotion: promotion, industry: industry)
+            for id in (items.removeValue(forKey: key) ?? [:]).keys { changedItems.insert(ItemRef(industry: key, item: id)) }
+        }
     }
 
     /// Keeps, of each item, its latest vector of a day ≤ `closed` and every later one.
@@ -177,7 +197,8 @@ extension IndustryDays {
     mutating func takeChanges() -> [Record] {
         var records: [Record] = []
         for ref in changedItems.sorted(by: { ($0.industry.promotion, $0.industry.industry, $0.item) < ($1.industry.promotion, $1.industry.industry, $1.item) }) {
-            guard let item = items[ref.industry]?[ref.item] else { continue }
+            // An item no longer kept (its promotion is over): a record without vectors, which compaction keeps small.
+            let item = items[ref.industry]?[ref.item] ?? ItemVectors(market: "", itemPartition: 0)
             records.append(.item(promotion: ref.industry.promotion, industry: ref.industry.industry, item: ref.item,
                                  market: item.market, itemPartition: item.itemPartition,
                                  vectors: item.vectors.map { Record.Vector(day: $0.day, f: $0.f, version: $0.version) }))
@@ -199,8 +220,14 @@ extension IndustryDays {
             guard vectors.allSatisfy({ $0.f.count == width }) else {
                 throw RestoreError.inconsistent("item \(quoted(item))'s f has another width than \(width)")
             }
+            let key = Industry(promotion: promotion, industry: industry)
+            guard !vectors.isEmpty else {
+                items[key]?[item] = nil
+                if items[key]?.isEmpty == true { items[key] = nil }
+                return
+            }
             let sorted = vectors.sorted { $0.day < $1.day }
-            items[Industry(promotion: promotion, industry: industry), default: [:]][item] =
+            items[key, default: [:]][item] =
                 ItemVectors(market: market, itemPartition: itemPartition, vectors: sorted.map { ($0.day, $0.f, $0.version) })
         case .promotion(let name, let partitions, let watermarks, let closed, let firstHeard, let industries):
             promotions[name] = Promotion(partitions: partitions, watermarks: watermarks, closed: closed, firstHeard: firstHeard,

@@ -14,6 +14,8 @@ public struct IndustryStageOptions: Sendable {
     public var cooperation = true
     /// How long after it first heard of a day the stage closes it without every input partition's watermark.
     public var graceMs: Int64 = 2 * 3_600_000
+    /// The last pre-sale day: its close ends a promotion, whose items the stage then forgets.
+    public var presaleDays = 20
 
     public init() {}
 }
@@ -93,7 +95,7 @@ public final class IndustryStage {
     }
 
     private func emptyDays() -> IndustryDays {
-        IndustryDays(width: options.width, cooperation: options.cooperation, graceMs: options.graceMs)
+        IndustryDays(width: options.width, cooperation: options.cooperation, graceMs: options.graceMs, lastDay: options.presaleDays)
     }
 
     // MARK: Restoring

@@ -18,6 +18,7 @@ public final class LocalCompetition {
         options.width = config.competition.width
         options.cooperation = config.competition.cooperation
         options.graceMs = graceMs
+        options.presaleDays = processor.options.presaleDays
         options.vectors = "local.competition-vectors"
         options.consumer = processor.options.consumer
         stage = IndustryStage(options: options)
