@@ -23,7 +23,8 @@ struct ServiceMetrics {
     let compactItems = Gauge(label: "promo_state_items", dimensions: [("form", "compact")])
     let compactBytes = Gauge(label: "promo_state_compact_bytes")
     let residentBytes = Gauge(label: "promo_process_resident_bytes")
-    /// MARKETS.md `competition`: pre-sale days the industry stage closed (committed), vectors of days it had closed
+    /// MARKETS.md `competition`: pre-sale days the industry stage closed (committed; one per stage partition that
+    /// closed it), vectors of days it had closed
     /// already (late days), and the item role's contexts left unpublished (another model version, or a day's close
     /// published already).
     let daysClosed = Counter(label: "promo_days_closed_total")

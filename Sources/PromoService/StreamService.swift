@@ -353,6 +353,8 @@ public final class StreamService: @unchecked Sendable {
         var config = options.kafka
         config["allow.auto.create.topics"] = "false"
         let admin = try KafkaAdmin(config)
+        // The stage's input is the item role's topic: say so before anything names its own group.
+        if industry != nil { try checkCompetitionTopics(admin, inputs: 0) }
         let first = inputTopics.first ?? options.topics.profiles
         guard let inputs = try admin.partitionCount(first) else {
             throw ServiceError("input topic \(first) does not exist: create the topics with `promo topics --group \(options.group)`")
@@ -360,7 +362,7 @@ public final class StreamService: @unchecked Sendable {
         if users != nil, try admin.partitionCount(options.topics.recommendations) == nil {
             throw ServiceError("output topic \(options.topics.recommendations) does not exist: create the topics with `promo topics --group \(options.group)`")
         }
-        try checkCompetitionTopics(admin, inputs: inputs)
+        if processor != nil { try checkCompetitionTopics(admin, inputs: inputs) }
         // Rollup records go to the partition of the inputs they sum.
         if processor != nil, let rollups = try admin.partitionCount(options.topics.rollups), rollups < inputs {
             throw ServiceError("rollup topic \(options.topics.rollups) has \(rollups) partitions, the input topics \(inputs): the sums of input partition p go to rollup partition p")

@@ -82,6 +82,7 @@ public final class IndustryStage {
 
     /// A message dead-lettered without being applied (a poison pill); its partition's position moves past it.
     public func skip(_ message: InputMessage, reason: String, nowMs: Int64) -> OutputRecord {
+        lastClosed = []
         positions.advance(past: message)
         return OutputEncoder.poisonPill(message, reason: reason, nowMs: nowMs, consumer: options.consumer)
     }
