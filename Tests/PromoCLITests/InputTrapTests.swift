@@ -37,6 +37,9 @@ struct InputTrapTests {
         (["run", "--model", "m", "--member", "a", "--threads", "0"], "--threads"),
         (["run", "--model", "m", "--member", "a", "--tune-batch", "0"], "--tune-batch"),
         (["run", "--model", "m", "--member", "a", "--holdout", "0"], "--holdout"),
+        (["run", "--model", "m", "--member", "a", "--role", "shops"], "--role"),
+        (["run", "--model", "m", "--member", "a", "--close-grace-seconds", "-1"], "--close-grace-seconds"),
+        (["run", "--model", "m", "--member", "a", "--role", "industry", "--finetune-every", "60"], "--finetune-every"),
         (["finetune", "--presale-days", "-1"], "--presale-days"),
         (["produce", "f", "--rate", "0"], "--rate"),
         (["backtest", "--model", "m", "--grace-seconds", "-1"], "--grace-seconds"),
@@ -46,6 +49,31 @@ struct InputTrapTests {
     func flagsRefused(arguments: [String], flag: String) {
         let message = refusal(arguments)
         #expect(message?.contains(flag) == true, "\(arguments): \(message ?? "accepted")")
+    }
+
+    @Test("the industry role needs a model with the competition extension; the item role alone takes any")
+    func industryRoleNeedsCompetition() throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("plain.safetensors")
+        try tinyModel().write(to: file)
+        var settings = RunSettings()
+        settings.model = file.path
+        for role in ["industry", "items,industry"] {
+            settings.role = role
+            do {
+                _ = try Role(settings, closeGraceMs: 1_000)
+                Issue.record("--role \(role) served a model without competition")
+            } catch {
+                #expect("\(error)".contains("competition"), "\(error)")
+            }
+        }
+        settings.role = "items"
+        guard case .items(_, let industry) = try Role(settings, closeGraceMs: 1_000) else {
+            Issue.record("--role items is not the item role")
+            return
+        }
+        #expect(industry == nil)
     }
 
     @Test("a folder or a missing path given as an event file says so")
