@@ -8,10 +8,11 @@ import PromoFeatures
 /// answers every item seen by then (`CompetitionContext`), and the item role publishes its prediction as of that
 /// day from the item's days up to it.
 ///
-/// A partition's watermark for a promotion is the latest day of its events, less one (a partition brings a
-/// promotion's days in order), held below the day of any item still waiting for its buyers, and below the first
-/// day of any item whose profile has not come (the topics of a partition are read in no set order between them):
-/// every item of the partition has then applied, and sent, its days up to it with its inputs. A partition without
+/// A partition's watermark for a promotion is the latest day of its sales events, less one (a partition's sales
+/// topic brings a promotion's days in order), held below the day of any item still waiting for its buyers, and below
+/// the first day of any item whose profile has not come. The topics of a partition are read in no set order between
+/// them, so buyers read ahead of their sales do not move it: every item of the partition has then applied, and
+/// sent, its days up to it with its inputs. A partition without
 /// an item of a promotion says nothing of it: the stage closes its days after its grace period.
 final class CompetitionLink {
     /// The stage's answers: an input topic of the item role.
@@ -20,7 +21,7 @@ final class CompetitionLink {
     let marketField: Int?, industryField: Int?
     /// Set by the member once it knows the topics: watermarks go to every stage partition.
     var inputPartitions: Int32 = 0, stagePartitions: Int32 = 0
-    /// Per partition and promotion: the latest day of an event, the watermark sent, the latest day closed.
+    /// Per partition and promotion: the latest sales day, the watermark sent, the latest day closed.
     private var latestDay: [Int32: [String: Int]] = [:], sent: [Int32: [String: Int]] = [:]
     private var closed: [Int32: [String: Int]] = [:]
     /// Per partition, items with a sales day but no profile yet, by their first sales day.

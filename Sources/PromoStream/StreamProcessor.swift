@@ -281,7 +281,8 @@ public final class StreamProcessor {
 
     func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws(ApplyError) {
         guard let (key, input) = try inputs.input(message) else { return }
-        if case .day(let day, _, _) = input { competition?.noteDay(day, partition: message.partition, promotion: key.promotionID) }
+        // Sales only: a partition's buyers topic may be read days ahead of its sales topic.
+        if case .day(let day, false, _) = input { competition?.noteDay(day, partition: message.partition, promotion: key.promotionID) }
         let table = partitions.table(message.partition)
         let applied = table.modify(key, make: { inputs.newState(key) }) { state in
             let before = RollupTable.Contribution(state, fields: rollupFields)

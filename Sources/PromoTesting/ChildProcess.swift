@@ -29,25 +29,38 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = outputOnly ? FileHandle.standardError : out
         if stdin { process.standardInput = Pipe() }
-        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil }
-            guard let self else { return }
-            self.lock.lock()
-            self.partial.append(data)
-            while let newline = self.partial.firstIndex(of: 10) {
-                self.lines.append(String(decoding: self.partial[self.partial.startIndex..<newline], as: UTF8.self))
-                self.partial.removeSubrange(self.partial.startIndex...newline)
-            }
-            if data.isEmpty {
-                if !self.partial.isEmpty { self.lines.append(String(decoding: self.partial, as: UTF8.self)) }
-                self.partial.removeAll()
-                self.drained = true
-            }
-            self.lock.broadcast()
-            self.lock.unlock()
-        }
         try process.run()
+        // A thread of its own doing blocking reads: Foundation's `readabilityHandler` was seen to lose the end of
+        // file on Linux, leaving `wait` to sit out its whole timeout after the process had exited.
+        let reading = out.fileHandleForReading
+        Thread.detachNewThread { [weak self] in
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = read(reading.fileDescriptor, &buffer, buffer.count)
+                if count < 0 && errno == EINTR { continue }
+                let data = count > 0 ? Data(buffer[0..<count]) : Data()  // 0: end of file; < 0: taken as one
+                guard let self else { return }
+                self.take(data)
+                if data.isEmpty { return }
+            }
+        }
+    }
+
+    /// Adds what the pipe gave (empty: its end) to `lines`.
+    private func take(_ data: Data) {
+        lock.lock()
+        defer { lock.unlock() }
+        partial.append(data)
+        while let newline = partial.firstIndex(of: 10) {
+            lines.append(String(decoding: partial[partial.startIndex..<newline], as: UTF8.self))
+            partial.removeSubrange(partial.startIndex...newline)
+        }
+        if data.isEmpty {
+            if !partial.isEmpty { lines.append(String(decoding: partial, as: UTF8.self)) }
+            partial.removeAll()
+            drained = true
+        }
+        lock.broadcast()
     }
 
     /// Waits for the first line (from `after` on) that satisfies `match`; nil on timeout or exit.
