@@ -30,6 +30,7 @@ struct BOPTrainingFlags: ParsableArguments {
     @Option(help: "At most this many fine-tuning epochs per market.") var tuneEpochs = 10
     @Option(help: "Epochs without a better validation NDCG@10 before stopping.") var patience = 3
     @Option(help: "Adam learning rate.") var learningRate = 1e-3
+    @Option(help: "Sampled negatives per training purchase (each one more pass of the sequence).") var negatives = 4
     @Option(help: "Sequences per minibatch.") var batch = 1024
     @Option(help: "Dropout at PyTorch's four sites of each encoder layer, in training.") var dropout = 0.3
     @Option(help: "Token width d.") var width = BOPConfig.acmr.width
@@ -47,6 +48,7 @@ struct BOPTrainingFlags: ParsableArguments {
         try FlagCheck.atLeast(tuneEpochs, 0, "--tune-epochs")
         try FlagCheck.atLeast(patience, 0, "--patience")
         try FlagCheck.atLeast(batch, 1, "--batch")
+        try FlagCheck.inRange(negatives, 1...99, "--negatives")
         try FlagCheck.inRange(threads, 1...256, "--threads")
         try FlagCheck.atLeast(validationUsers, 1, "--validation-users")
         try FlagCheck.finite(dropout, 0...0.9, "--dropout")
@@ -61,6 +63,7 @@ struct BOPTrainingFlags: ParsableArguments {
     var options: BOPTrainingOptions {
         var options = BOPTrainingOptions()
         options.learningRate = learningRate
+        options.negatives = negatives
         options.batchSize = batch
         options.maxEpochs = epochs
         options.patience = patience

@@ -28,6 +28,8 @@ struct InputTrapTests {
         (["predict", "--model", "m", "e.jsonl", "--presale-days", "0"], "--presale-days"),
         (["train", "w", "--out", "m", "--presale-days", "0"], "--presale-days"),
         (["train", "w", "--out", "m", "--batch", "0"], "--batch"),
+        (["bop", "evaluate", "--negatives", "0"], "--negatives"),
+        (["bop", "train", "--out", "d", "--negatives", "100"], "--negatives"),
         (["train", "w", "--out", "m", "--learning-rate", "nan"], "--learning-rate"),
         (["train", "w", "--out", "m", "--hidden", "0"], "--hidden"),
         (["evaluate", "--train", "w", "--test", "t", "--validation", "1"], "--validation"),
