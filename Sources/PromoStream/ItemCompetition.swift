@@ -9,10 +9,12 @@ import PromoFeatures
 /// day from the item's days up to it.
 ///
 /// A partition's watermark for a promotion is the latest day of its sales events, less one (a partition's sales
-/// topic brings a promotion's days in order), held below the day of any item still waiting for its buyers, and below
-/// the first day of any item whose profile has not come. The topics of a partition are read in no set order between
-/// them, so buyers read ahead of their sales do not move it: every item of the partition has then applied, and
-/// sent, its days up to it with its inputs. A partition without
+/// topic brings a promotion's days in order), held below the first day of any item whose profile has not come, and
+/// below any sales day an item lacks its buyers for, until they come or the item role's grace period has passed
+/// since that day was last found lacking. The topics of a partition are read in no set order between them: buyers
+/// read ahead of their sales do not move it, and sales read ahead of their buyers (which apply a day without its
+/// buyers once a later day comes) do not pass them. Every item of the partition has then applied, and sent, its
+/// days up to it with their inputs. A partition without
 /// an item of a promotion says nothing of it: the stage closes its days after its grace period.
 final class CompetitionLink {
     /// The stage's answers: an input topic of the item role.
@@ -26,6 +28,11 @@ final class CompetitionLink {
     private var closed: [Int32: [String: Int]] = [:]
     /// Per partition, items with a sales day but no profile yet, by their first sales day.
     private var withoutProfile: [Int32: [ItemKey: Int]] = [:]
+    /// Per partition and promotion, each sales day some item lacks its buyers for: how many items, and when one
+    /// was last found lacking them (nil: found by a restore, stamped by the next `watermarks` call).
+    private var lackingBuyers: [Int32: [String: [Int: (items: Int, since: Int64?)]]] = [:]
+    /// Per partition, each item's sales days counted in `lackingBuyers`.
+    private var counted: [Int32: [ItemKey: [Int]]] = [:]
     /// Contexts computed from another model version than the one served, not published, since the start.
     private(set) var staleContexts = 0
     /// Contexts of a day whose close the item had published already, since the start.
@@ -39,7 +46,7 @@ final class CompetitionLink {
 
     func closedDay(partition: Int32, promotion: String) -> Int { closed[partition]?[promotion] ?? 0 }
 
-    func noteDay(_ day: Int, partition: Int32, promotion: String) {
+    private func noteDay(_ day: Int, partition: Int32, promotion: String) {
         latestDay[partition, default: [:]][promotion] = max(latestDay[partition]?[promotion] ?? 0, day)
     }
 
@@ -51,15 +58,49 @@ final class CompetitionLink {
 
     func forget(_ partition: Int32) {
         (latestDay[partition], sent[partition], closed[partition], withoutProfile[partition]) = (nil, nil, nil, nil)
+        (lackingBuyers[partition], counted[partition]) = (nil, nil)
     }
 
-    /// Notes whether the item, as it now stands, holds its partition's watermark for want of its profile.
-    func noteProfile(of state: ItemState, partition: Int32) {
-        if !state.hasProfile, let first = state.salesDays.first {
+    /// Notes what of the item, as it now stands, moves its partition's watermark: its latest sales day (sales
+    /// only: a partition's buyers topic may be read days ahead of its sales topic; a restore finds the partition's
+    /// latest day so), and what holds it: a missing profile, sales days without their buyers (found at `nowMs`;
+    /// nil in a restore).
+    func noteInputs(of state: ItemState, partition: Int32, nowMs: Int64?) {
+        let salesDays = state.salesDays
+        if let last = salesDays.max() { noteDay(last, partition: partition, promotion: state.key.promotionID) }
+        if !state.hasProfile, let first = salesDays.first {
             withoutProfile[partition, default: [:]][state.key] = first
         } else if withoutProfile[partition]?[state.key] != nil {
             withoutProfile[partition]?[state.key] = nil
         }
+        let lacking = salesDays.filter { !state.hasBuyers(day: $0) }, before = counted[partition]?[state.key] ?? []
+        guard lacking != before else { return }
+        let promotion = state.key.promotionID
+        var days = lackingBuyers[partition]?[promotion] ?? [:]
+        for day in before where !lacking.contains(day) {
+            guard let entry = days[day] else { continue }
+            days[day] = entry.items > 1 ? (entry.items - 1, entry.since) : nil
+        }
+        for day in lacking where !before.contains(day) {
+            let entry = days[day]
+            days[day] = ((entry?.items ?? 0) + 1, nowMs.map { max(entry?.since ?? $0, $0) })
+        }
+        lackingBuyers[partition, default: [:]][promotion] = days.isEmpty ? nil : days
+        counted[partition, default: [:]][state.key] = lacking.isEmpty ? nil : lacking
+    }
+
+    /// The earliest sales day of the partition and promotion an item lacks its buyers for, within `graceMs` of
+    /// when one was last found lacking them.
+    func earliestLackingBuyers(partition: Int32, promotion: String, nowMs: Int64, graceMs: Int64) -> Int? {
+        guard var days = lackingBuyers[partition]?[promotion] else { return nil }
+        var earliest: Int?
+        for (day, entry) in days {
+            let since = entry.since ?? nowMs
+            if entry.since == nil { days[day] = (entry.items, nowMs) }
+            if nowMs - since < graceMs { earliest = min(earliest ?? day, day) }
+        }
+        lackingBuyers[partition]?[promotion] = days
+        return earliest
     }
 
     /// The earliest first sales day of an item of the partition and promotion without its profile.
@@ -80,16 +121,17 @@ final class CompetitionLink {
         }
     }
 
-    /// The watermarks that moved, each to every stage partition. `waitingDay(p, promotion)`: the earliest day an
-    /// item of the partition waits on for its buyers.
-    func watermarks(waitingDay: (Int32, String) -> Int?) -> [OutputRecord] {
+    /// The watermarks that moved, each to every stage partition. `graceMs`: how long a day waits for its buyers.
+    func watermarks(nowMs: Int64, graceMs: Int64) -> [OutputRecord] {
         guard stagePartitions > 0, inputPartitions > 0 else { return [] }
         var out: [OutputRecord] = []
         for (p, days) in latestDay.sorted(by: { $0.key < $1.key }) {
             for (promotion, latest) in days.sorted(by: { $0.key < $1.key }) {
                 var day = latest - 1
                 guard day > sent[p]?[promotion] ?? 0 else { continue }
-                if let waiting = waitingDay(p, promotion) { day = min(day, waiting - 1) }
+                if let lacking = earliestLackingBuyers(partition: p, promotion: promotion, nowMs: nowMs, graceMs: graceMs) {
+                    day = min(day, lacking - 1)
+                }
                 if let first = earliestWithoutProfile(partition: p, promotion: promotion) { day = min(day, first - 1) }
                 guard day > sent[p]?[promotion] ?? 0 else { continue }
                 sent[p, default: [:]][promotion] = day
@@ -105,17 +147,6 @@ final class CompetitionLink {
 }
 
 extension StreamProcessor {
-    /// The earliest day an item of the partition and promotion waits on for its buyers (within its grace period).
-    func earliestWaitingDay(partition: Int32, promotion: String) -> Int? {
-        guard let table = partitions[partition] else { return nil }
-        var earliest: Int?
-        for (since, key) in table.waiting.elements where key.promotionID == promotion {
-            guard let state = table.state(key), state.pendingSince == since, let day = state.waitingDay else { continue }
-            earliest = min(earliest ?? day, day)
-        }
-        return earliest
-    }
-
     /// The predictions of items whose day closed: each item is computed afresh from its days up to the closed
     /// day, its heads reading the stage's `a` and `q`; published with `as_of_day` = that day, and the item's
     /// sequence number, GMV for the rollups and changelog record move on. A context of another model version than

@@ -162,7 +162,7 @@ public final class StreamProcessor {
         try provenance.verify(application: options.application, committed: table.positions, topics: options.inputTopics)
         if let problem = shapeProblem(state) { throw RestoreError.inconsistent(problem) }
         table.putCold(key: state.key, bytes: value)
-        competition?.noteProfile(of: state, partition: partition)
+        competition?.noteInputs(of: state, partition: partition, nowMs: nil)
         // Published by a member serving another version (a later record of the item is queued again: harmless).
         if state.sequence > 0, state.predictedBy != model.version { stale.append((partition, state.key)) }
         restoring[partition, default: [:]][state.key] = (RollupTable.Contribution(state, fields: rollupFields),
@@ -241,7 +241,7 @@ public final class StreamProcessor {
         out += compute(changes, nowMs: nowMs)
         if let competition {
             out += publishClosed(contexts, link: competition, nowMs: nowMs)
-            out += competition.watermarks { earliestWaitingDay(partition: $0, promotion: $1) }
+            out += competition.watermarks(nowMs: nowMs, graceMs: options.gracePeriodMs)
         }
         if !withheld.isEmpty { out += deadLetters(forWithheld: messages, nowMs: nowMs) }
         return out
@@ -281,12 +281,10 @@ public final class StreamProcessor {
 
     func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws(ApplyError) {
         guard let (key, input) = try inputs.input(message) else { return }
-        // Sales only: a partition's buyers topic may be read days ahead of its sales topic.
-        if case .day(let day, false, _) = input { competition?.noteDay(day, partition: message.partition, promotion: key.promotionID) }
         let table = partitions.table(message.partition)
         let applied = table.modify(key, make: { inputs.newState(key) }) { state in
             let before = RollupTable.Contribution(state, fields: rollupFields)
-            defer { competition?.noteProfile(of: state, partition: message.partition) }
+            defer { competition?.noteInputs(of: state, partition: message.partition, nowMs: nowMs) }
             return inputs.apply(input, to: &state, nowMs: nowMs).map { (before, $0) }
         }
         guard let (before, change) = applied else { return }

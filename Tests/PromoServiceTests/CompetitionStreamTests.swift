@@ -88,7 +88,7 @@ extension BrokerTests {
                 guard let p = streamed[key]?.first, let q = expected[key] else { return true }
                 return !Self.close(p, q)
             }
-            #expect(differing.count == 0, "day \(t): \(differing.count) items differ from promo predict --as-of-day \(t), e.g. \(differing.prefix(3).map { "\($0.itemID): \(streamed[$0]?.map(\.gmv) ?? []) vs \(expected[$0]?.gmv ?? .nan)" })")
+            #expect(differing.count == 0, "day \(t): \(differing.count) items differ from promo predict --as-of-day \(t), e.g. \(differing.prefix(3).map { "\($0.itemID): \(streamed[$0]?.map(\.gmv) ?? []) vs \(expected[$0]?.gmv ?? .nan), days without buyers \(streamed[$0]?.first?.daysWithoutBuyers ?? [])" })")
         }
         // The survivor restored the stage's state from its changelog, refusing the killed close's records.
         let restores = m1.events("assigned").filter { $0["role"] == "industry" }

@@ -136,6 +136,57 @@ struct CompetitionStreamTests {
         try expectClosesEqualOffline(stream, ordered) { _, _ in }
     }
 
+    @Test("LocalCompetition: a partition's sales read days ahead of its buyers (each day applied without its buyers once a later day comes) hold its watermark until the buyers come, and every close still equals offline")
+    func salesAheadOfBuyers() throws {
+        let stream = try SmallStream(items: 160, markets: true, domainAttention: true, competition: true)
+        func isBuyers(_ m: InputMessage) -> Bool {
+            guard case .buyers? = try? EventDecoder().decode(m.value) else { return false }
+            return true
+        }
+        // The profiles and every day's sales first, then the buyers, in their order.
+        let ordered = stream.messages.filter { !isBuyers($0) } + stream.messages.filter(isBuyers)
+        var closedBeforeBuyers: Int?
+        try expectClosesEqualOffline(stream, ordered) { local, batch in
+            if batch.contains(where: isBuyers), closedBeforeBuyers == nil {
+                closedBeforeBuyers = local.stage.closedDay(partition: 0, promotion: stream.records[0].key.promotionID)
+            }
+        }
+        #expect(closedBeforeBuyers == 0)
+    }
+
+    @Test("a partition restored from its changelog sends its day watermark from its items' days, without waiting for a new event")
+    func restoreFindsTheWatermark() throws {
+        let stream = try SmallStream(items: 80, markets: true, domainAttention: true, competition: true)
+        var options = ProcessorOptions()
+        options.competitionContexts = Self.contexts
+        options.inputTopics = PromotionWorld.inputFiles + [Self.contexts]
+        func watermarks(_ records: [OutputRecord]) -> [Int32: Int] {
+            var days: [Int32: Int] = [:]
+            for record in records where record.kind == .competitionVector && record.partition != nil {
+                guard case .watermark(let w)? = try? CompetitionCodec.decodeStageInput(record.value) else { continue }
+                days[w.partition] = max(days[w.partition] ?? 0, w.day)
+            }
+            return days
+        }
+        let grace = options.gracePeriodMs
+        let before = StreamProcessor(model: stream.model, options: options)
+        before.setCompetitionPartitions(input: 4, stage: 1)
+        var out = before.process(stream.messages, nowMs: 1_000)
+        out += before.process([], nowMs: 1_000 + grace)
+        let lastDay = stream.records.flatMap(\.days).max() ?? 0
+        #expect(watermarks(out) == [0: lastDay - 1, 1: lastDay - 1, 2: lastDay - 1, 3: lastDay - 1])
+
+        let after = StreamProcessor(model: stream.model, options: options)
+        after.setCompetitionPartitions(input: 4, stage: 1)
+        for p in Int32(0)..<4 {
+            let records = out.filter { $0.kind == .changelog && $0.partition == p }.map { (key: Optional($0.key), value: $0.value) }
+            #expect(after.restore(partition: p, records: records).isEmpty)
+        }
+        // Days lacking their buyers hold it for the grace period from the restore on, then it is sent again.
+        #expect(watermarks(after.process([], nowMs: 2_000 + grace)).isEmpty)
+        #expect(watermarks(after.process([], nowMs: 2_000 + 2 * grace)) == watermarks(out))
+    }
+
     /// Runs `ordered` through a LocalCompetition (two shards, four input partitions, one stage) in batches of 500,
     /// `before` looking at each batch first, then the item role's grace period; every item seen by day t has its
     /// prediction as of t, equal to offline, for the first, middle and last day closed on watermarks.
