@@ -14,8 +14,8 @@ import PromoFeatures
 /// since that day was last found lacking. The topics of a partition are read in no set order between them: buyers
 /// read ahead of their sales do not move it, and sales read ahead of their buyers (which apply a day without its
 /// buyers once a later day comes) do not pass them. Every item of the partition has then applied, and sent, its
-/// days up to it with their inputs. A partition without
-/// an item of a promotion says nothing of it: the stage closes its days after its grace period.
+/// days up to it with their inputs. A partition without an item of a promotion says nothing of it: the stage
+/// closes its days after its grace period.
 final class CompetitionLink {
     /// The stage's answers: an input topic of the item role.
     let contexts: String

@@ -282,10 +282,12 @@ public final class StreamProcessor {
     func apply(_ message: InputMessage, nowMs: Int64, changes: inout Changes) throws(ApplyError) {
         guard let (key, input) = try inputs.input(message) else { return }
         let table = partitions.table(message.partition)
-        let applied = table.modify(key, make: { inputs.newState(key) }) { state in
+        let applied = table.modify(key, make: { inputs.newState(key) }) { state -> (RollupTable.Contribution, InputApplier.Applied)? in
             let before = RollupTable.Contribution(state, fields: rollupFields)
-            defer { competition?.noteInputs(of: state, partition: message.partition, nowMs: nowMs) }
-            return inputs.apply(input, to: &state, nowMs: nowMs).map { (before, $0) }
+            // A duplicate changes nothing the competition link reads.
+            guard let change = inputs.apply(input, to: &state, nowMs: nowMs) else { return nil }
+            competition?.noteInputs(of: state, partition: message.partition, nowMs: nowMs)
+            return (before, change)
         }
         guard let (before, change) = applied else { return }
         if let since = change.startedWaiting { table.waiting.append((since, key)) }

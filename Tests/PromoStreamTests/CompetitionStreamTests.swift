@@ -123,31 +123,28 @@ struct CompetitionStreamTests {
         #expect(closedBeforeProfiles <= firstDay - 1)
     }
 
+    static func isBuyers(_ m: InputMessage) -> Bool {
+        guard case .buyers? = try? EventDecoder().decode(m.value) else { return false }
+        return true
+    }
+
     @Test("LocalCompetition: a partition's buyers read days ahead of its sales (the topics of a partition are read in no set order) do not move its watermark, and every close still equals offline")
     func buyersAheadOfSales() throws {
         let stream = try SmallStream(items: 160, markets: true, domainAttention: true, competition: true)
-        func isBuyers(_ m: InputMessage) -> Bool {
-            guard case .buyers? = try? EventDecoder().decode(m.value) else { return false }
-            return true
-        }
         // Every day's buyers first, then the profiles and sales, in their order.
-        let ordered = stream.messages.filter(isBuyers) + stream.messages.filter { !isBuyers($0) }
-        #expect(ordered.prefix(500).contains(where: isBuyers) && ordered.suffix(500).allSatisfy { !isBuyers($0) })
+        let ordered = stream.messages.filter(Self.isBuyers) + stream.messages.filter { !Self.isBuyers($0) }
+        #expect(ordered.prefix(500).contains(where: Self.isBuyers) && ordered.suffix(500).allSatisfy { !Self.isBuyers($0) })
         try expectClosesEqualOffline(stream, ordered) { _, _ in }
     }
 
     @Test("LocalCompetition: a partition's sales read days ahead of its buyers (each day applied without its buyers once a later day comes) hold its watermark until the buyers come, and every close still equals offline")
     func salesAheadOfBuyers() throws {
         let stream = try SmallStream(items: 160, markets: true, domainAttention: true, competition: true)
-        func isBuyers(_ m: InputMessage) -> Bool {
-            guard case .buyers? = try? EventDecoder().decode(m.value) else { return false }
-            return true
-        }
         // The profiles and every day's sales first, then the buyers, in their order.
-        let ordered = stream.messages.filter { !isBuyers($0) } + stream.messages.filter(isBuyers)
+        let ordered = stream.messages.filter { !Self.isBuyers($0) } + stream.messages.filter(Self.isBuyers)
         var closedBeforeBuyers: Int?
         try expectClosesEqualOffline(stream, ordered) { local, batch in
-            if batch.contains(where: isBuyers), closedBeforeBuyers == nil {
+            if batch.contains(where: Self.isBuyers), closedBeforeBuyers == nil {
                 closedBeforeBuyers = local.stage.closedDay(partition: 0, promotion: stream.records[0].key.promotionID)
             }
         }
