@@ -67,13 +67,13 @@ final class CompetitionLink {
     /// nil in a restore).
     func noteInputs(of state: ItemState, partition: Int32, nowMs: Int64?) {
         let salesDays = state.salesDays
-        if let last = salesDays.max() { noteDay(last, partition: partition, promotion: state.key.promotionID) }
+        if let last = salesDays.last { noteDay(last, partition: partition, promotion: state.key.promotionID) }
         if !state.hasProfile, let first = salesDays.first {
             withoutProfile[partition, default: [:]][state.key] = first
         } else if withoutProfile[partition]?[state.key] != nil {
             withoutProfile[partition]?[state.key] = nil
         }
-        let lacking = salesDays.filter { !state.hasBuyers(day: $0) }, before = counted[partition]?[state.key] ?? []
+        let lacking = state.salesDaysWithoutBuyers, before = counted[partition]?[state.key] ?? []
         guard lacking != before else { return }
         let promotion = state.key.promotionID
         var days = lackingBuyers[partition]?[promotion] ?? [:]

@@ -64,6 +64,11 @@ public struct ItemState: Sendable, Equatable {
         zip(dayNumbers, dayFlags).compactMap { $0.1 & DayFlags.sales != 0 ? Int($0.0) : nil }
     }
 
+    /// Sales days whose buyers have not come, in one pass over the days.
+    var salesDaysWithoutBuyers: [Int] {
+        zip(dayNumbers, dayFlags).compactMap { $0.1 & (DayFlags.sales | DayFlags.buyers) == DayFlags.sales ? Int($0.0) : nil }
+    }
+
     func hasBuyers(day: Int) -> Bool {
         guard let i = dayNumbers.firstIndex(of: UInt16(day)) else { return false }
         return dayFlags[i] & DayFlags.buyers != 0
