@@ -6,8 +6,8 @@ public enum HoldOutProtocol: String, Sendable, CaseIterable {
     /// ACMR's: a random pair held out; the model sees the user's other (training) interactions as history, in
     /// time order, whatever their dates.
     case random
-    /// What a live service faces: the last interaction for test, the one before for validation, history strictly
-    /// before each.
+    /// What a live service faces: the last interaction for test, the one before for validation (ties by item id
+    /// bytes), history strictly before each: of earlier dates only.
     case timeOrdered = "time-ordered"
 }
 
@@ -71,6 +71,13 @@ public struct MarketSplit: Sendable {
                 a.time != b.time ? a.time < b.time : a.item.utf8.lexicographicallyPrecedes(b.item.utf8)
             }
             let sequence = ordered.map(\.item)
+            // Time-ordered histories hold what was bought strictly before: XMarket dates are days, and a purchase
+            // of the same day may have come after (its order among them is only the ids').
+            var dayStart = Array(sequence.indices)
+            for i in ordered.indices.dropFirst() where ordered[i].time == ordered[i - 1].time { dayStart[i] = dayStart[i - 1] }
+            func before(_ i: Int, among kept: [Int]) -> [String] {
+                kept.filter { $0 < dayStart[i] }.map { sequence[$0] }
+            }
             let mine = Set(sequence)
             bought[user] = mine
             func draw() -> [String] {
@@ -83,15 +90,16 @@ public struct MarketSplit: Sendable {
             }
             // Each training purchase is predicted under the condition its protocol's held-out items face: the user's
             // other training purchases (random: they hold later purchases too) or those strictly before it.
-            func addTraining(_ purchases: [String]) {
-                for (j, item) in purchases.enumerated() {
-                    let history = `protocol` == .random ? Array(purchases[..<j] + purchases[(j + 1)...]) : Array(purchases[..<j])
-                    training.append(TrainingPurchase(user: user, history: history, item: item))
-                    popularity[item, default: 0] += 1
+            func addTraining(_ kept: [Int]) {
+                for (j, i) in kept.enumerated() {
+                    let history = `protocol` == .random
+                        ? (kept[..<j] + kept[(j + 1)...]).map { sequence[$0] } : before(i, among: kept)
+                    training.append(TrainingPurchase(user: user, history: history, item: sequence[i]))
+                    popularity[sequence[i], default: 0] += 1
                 }
             }
             guard sequence.count >= 3 else {
-                addTraining(sequence)
+                addTraining(Array(sequence.indices))
                 continue
             }
             let (validationIndex, testIndex): (Int, Int)
@@ -103,15 +111,17 @@ public struct MarketSplit: Sendable {
                 if b >= a { b += 1 }
                 (validationIndex, testIndex) = (a, b)
             }
-            let trainingSequence = sequence.indices.filter { $0 != validationIndex && $0 != testIndex }.map { sequence[$0] }
-            addTraining(trainingSequence)
+            let kept = sequence.indices.filter { $0 != validationIndex && $0 != testIndex }
+            addTraining(kept)
             switch `protocol` {
             case .random:
+                let trainingSequence = kept.map { sequence[$0] }
                 validation.append(RankingCase(user: user, history: trainingSequence, item: sequence[validationIndex], negatives: draw()))
                 test.append(RankingCase(user: user, history: trainingSequence, item: sequence[testIndex], negatives: draw()))
             case .timeOrdered:
-                validation.append(RankingCase(user: user, history: Array(sequence[..<validationIndex]), item: sequence[validationIndex], negatives: draw()))
-                test.append(RankingCase(user: user, history: Array(sequence[..<testIndex]), item: sequence[testIndex], negatives: draw()))
+                let all = Array(sequence.indices)
+                validation.append(RankingCase(user: user, history: before(validationIndex, among: all), item: sequence[validationIndex], negatives: draw()))
+                test.append(RankingCase(user: user, history: before(testIndex, among: all), item: sequence[testIndex], negatives: draw()))
             }
         }
         self.training = training

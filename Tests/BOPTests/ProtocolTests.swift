@@ -40,10 +40,14 @@ struct BOPProtocolTests {
             let mine = rows.filter { $0.user == t.user }
             switch `protocol` {
             case .timeOrdered:
-                // The last purchase is the test item, the one before the validation item; histories strictly before.
-                #expect(t.history.count == mine.count - 1 && v.history.count == mine.count - 2)
-                #expect(t.history.last == v.item && Array(t.history.dropLast()) == v.history)
-                #expect(mine.allSatisfy { $0.time <= mine.first { $0.item == t.item }!.time })
+                // The last purchase is the test item, the one before the validation item (ties by id bytes); a
+                // history holds the purchases of earlier days only, oldest first.
+                let ordered = mine.sorted { $0.time != $1.time ? $0.time < $1.time : $0.item.utf8.lexicographicallyPrecedes($1.item.utf8) }
+                #expect(t.item == ordered.last?.item && v.item == ordered.dropLast().last?.item)
+                for c in [v, t] {
+                    let day = try #require(mine.first { $0.item == c.item }).time
+                    #expect(c.history == ordered.filter { $0.time < day }.map(\.item))
+                }
             case .random:
                 // Both see the user's training purchases, in time order.
                 #expect(v.history == t.history && v.history.count == mine.count - 2)
@@ -51,8 +55,18 @@ struct BOPProtocolTests {
                 #expect(times == times.sorted())
             }
         }
-        // Training purchases see only earlier training purchases.
-        for purchase in split.training { #expect(!purchase.history.contains(purchase.item)) }
+        // Training purchases see only other training purchases; time-ordered, only those of earlier days.
+        for purchase in split.training {
+            #expect(!purchase.history.contains(purchase.item))
+            guard `protocol` == .timeOrdered else { continue }
+            let day = Dictionary(rows.filter { $0.user == purchase.user }.map { ($0.item, $0.time) }, uniquingKeysWith: max)
+            #expect(purchase.history.allSatisfy { (day[$0] ?? .max) < (day[purchase.item] ?? .min) })
+        }
+        if `protocol` == .timeOrdered {
+            // The fixture has same-day purchases, so some held-out item's history leaves one of them out.
+            #expect(split.test.contains { c in c.history.count < rows.filter { $0.user == c.user }.count - 1 })
+            #expect(split.training.contains { p in p.history.count < (split.training.filter { $0.user == p.user }.firstIndex { $0.item == p.item } ?? 0) })
+        }
         // The seed decides the split.
         let again = MarketSplit(market: "de", interactions: rows, protocol: `protocol`, negatives: 20, seed: 1)
         #expect(again.test.map(\.item) == split.test.map(\.item) && again.test.map(\.negatives) == split.test.map(\.negatives))
