@@ -64,7 +64,7 @@ public struct BOPModel: Sendable {
         let extensions = object["extensions"] as? [String] ?? []
         guard extensions.contains("bop") else { throw BOPError.wrongFile("extensions \(extensions) do not list bop") }
         guard let markets = object["markets"] as? [String] else { throw BOPError.wrongFile("the config has no \"markets\" list") }
-        guard let bopObject = object["bop"] else { throw BOPError.wrongFile("the config has no \"bop\" object") }
+        guard let bopObject = object["bop"] as? [String: Any] else { throw BOPError.wrongFile("the config has no \"bop\" object") }
         let config: BOPConfig
         do {
             config = try JSONDecoder().decode(BOPConfig.self, from: JSONSerialization.data(withJSONObject: bopObject))

@@ -62,10 +62,10 @@ private struct DailyReader {
                 default: return false
                 }
             case "item_id":
-                guard itemID == nil, let s = reader.plainString(), !s.isEmpty else { return false }
+                guard itemID == nil, let s = reader.plainString(), !s.isEmpty, s.utf8.count <= Event.maxIDLength else { return false }
                 itemID = s
             case "promotion_id":
-                guard promotionID == nil, let s = reader.plainString(), !s.isEmpty else { return false }
+                guard promotionID == nil, let s = reader.plainString(), !s.isEmpty, s.utf8.count <= Event.maxIDLength else { return false }
                 promotionID = s
             case "day":
                 guard day == nil, let n = reader.number(), n == n.rounded(), n >= 1, n <= Double(reader.presaleDays) else { return false }

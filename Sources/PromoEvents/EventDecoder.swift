@@ -57,39 +57,39 @@ public struct EventDecoder: Sendable {
     private func profile(_ f: Fields) throws(EventError) -> ItemProfile {
         var ids: [String: String] = [:]
         for name in ItemProfile.idFields {
-            if let id = try f.optionalString(name) { ids[name] = id }
+            if let id = try f.optionalString(name) { ids[name] = try f.bounded(name, id) }
         }
         // Any other top-level string is a categorical id a model may name in `sii_fields` (e.g. `category`).
         for (name, value) in f.map where !ItemProfile.reservedFields.contains(name) {
-            if let id = value.string { ids[name] = id }
+            if let id = value.string { ids[name] = try f.bounded(name, id) }
         }
         return ItemProfile(
-            itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"), ids: ids,
+            itemID: try f.id("item_id"), promotionID: try f.id("promotion_id"), ids: ids,
             title: try f.optionalString("title"),
             sis: try f.optionalObject("sis").map { fields throws(EventError) in try fields.numbers(Vocabulary.history) } ?? [:],
             su: try f.optionalObject("su").map { fields throws(EventError) in try fields.shares() })
     }
 
     private func sales(_ f: Fields) throws(EventError) -> DailySales {
-        DailySales(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+        DailySales(itemID: try f.id("item_id"), promotionID: try f.id("promotion_id"),
                    day: try day(f), date: try f.optionalString("date"),
                    sales: try f.object("sales").numbers(Vocabulary.sales))
     }
 
     private func buyers(_ f: Fields) throws(EventError) -> DailyBuyers {
-        DailyBuyers(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+        DailyBuyers(itemID: try f.id("item_id"), promotionID: try f.id("promotion_id"),
                     day: try day(f), buyers: try f.object("buyers").shares(),
                     buyerCount: try f.optionalInteger("buyer_count", in: 0...Int(Int32.max)))
     }
 
     private func activity(_ f: Fields) throws(EventError) -> ActivityOffer {
-        ActivityOffer(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
-                      activityID: try f.nonEmptyString("activity_id"),
+        ActivityOffer(itemID: try f.id("item_id"), promotionID: try f.id("promotion_id"),
+                      activityID: try f.id("activity_id"),
                       features: try f.object("features").numbers(Vocabulary.activity))
     }
 
     private func outcome(_ f: Fields) throws(EventError) -> Outcome {
-        Outcome(itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+        Outcome(itemID: try f.id("item_id"), promotionID: try f.id("promotion_id"),
                 gmv: try f.number("gmv", .nonNegative), units: try f.optionalNumber("units", .nonNegative),
                 joinedActivity: try f.optionalBool("joined_activity"))
     }
@@ -99,19 +99,19 @@ public struct EventDecoder: Sendable {
         guard probabilities.count == 10 else {
             throw EventError(path: "ss_probs", reason: "must hold 10 probabilities, got \(probabilities.count)")
         }
-        let ja = try f.optionalNumber("ja", .fraction), activityID = try f.optionalString("activity_id")
+        let ja = try f.optionalNumber("ja", .fraction), activityID = try f.optionalID("activity_id")
         guard (ja == nil) == (activityID == nil) else {
             throw EventError(path: ja == nil ? "ja" : "activity_id", reason: "required together with \(ja == nil ? "activity_id" : "ja")")
         }
         return PredictionEvent(
-            itemID: try f.nonEmptyString("item_id"), promotionID: try f.nonEmptyString("promotion_id"),
+            itemID: try f.id("item_id"), promotionID: try f.id("promotion_id"),
             modelVersion: try f.integer("model_version", in: 1...Int.max), daysSeen: try f.integer("days_seen", in: 0...Int.max),
             gmv: try f.number("gmv", .nonNegative), bsp: try f.number("bsp", .fraction), ss: try f.integer("ss", in: 1...10),
             ssProbabilities: probabilities, ja: ja, activityID: activityID, producedAt: try f.nonEmptyString("produced_at"),
             asOfDay: try f.optionalInteger("as_of_day", in: 1...Int.max),
             sequence: try f.optionalInteger("sequence", in: 1...Int.max),
             daysWithoutBuyers: try f.optionalIntegerArray("days_without_buyers", in: 1...Int.max),
-            market: try f.optionalNonEmptyString("market"), rep: try representation(f))
+            market: try f.optionalID("market"), rep: try representation(f))
     }
 
     private func representation(_ f: Fields) throws(EventError) -> [Double]? {
@@ -143,26 +143,19 @@ public struct EventDecoder: Sendable {
         guard Rollup.scopes.contains(scope) else {
             throw EventError(path: "scope", reason: "must be one of \(Rollup.scopes.joined(separator: ", ")), got \(quoted(scope))")
         }
-        return Rollup(promotionID: try f.nonEmptyString("promotion_id"), scope: scope, id: try f.nonEmptyString("id"),
+        return Rollup(promotionID: try f.id("promotion_id"), scope: scope, id: try f.id("id"),
                       partition: try f.integer("partition", in: 0...Int(Int32.max)), gmv: try f.number("gmv", .nonNegative),
                       items: try f.integer("items", in: 0...Int.max), producedAt: try f.nonEmptyString("produced_at"))
     }
 
     private func purchase(_ f: Fields) throws(EventError) -> Purchase {
-        // Bounded ids: a user's history holds up to max_history of them, and its changelog record must stay a
-        // Kafka record.
-        func bounded(_ name: String, _ value: String?) throws(EventError) -> String? {
-            guard let value, value.unicodeScalars.count > Purchase.maxIDLength else { return value }
-            throw EventError(path: f.child(name), reason: "at most \(Purchase.maxIDLength) characters, got \(value.unicodeScalars.count)")
-        }
-        return Purchase(userID: try bounded("user_id", try f.nonEmptyString("user_id")) ?? "",
-                        itemID: try bounded("item_id", try f.nonEmptyString("item_id")) ?? "",
-                        market: try bounded("market", try f.optionalNonEmptyString("market")), purchasedAt: try f.timestamp("purchased_at"))
+        Purchase(userID: try f.id("user_id"), itemID: try f.id("item_id"), market: try f.optionalID("market"),
+                 purchasedAt: try f.timestamp("purchased_at"))
     }
 
     private func recommendation(_ f: Fields) throws(EventError) -> Recommendation {
-        let userID = try f.nonEmptyString("user_id"), market = try f.optionalNonEmptyString("market")
-        let promotionID = try f.nonEmptyString("promotion_id")
+        let userID = try f.id("user_id"), market = try f.optionalID("market")
+        let promotionID = try f.id("promotion_id")
         let items = try recommendedItems(f)
         let modelVersion = try f.integer("model_version", in: 1...Int.max)
         let historyLength = try f.integer("history_length", in: 0...Int.max)
@@ -185,18 +178,18 @@ public struct EventDecoder: Sendable {
         }
         var items: [Recommendation.RecommendedItem] = []
         items.reserveCapacity(elements.count)
-        var seen: [String: Int] = [:]
+        var seen: [ExactID: Int] = [:]
         for (i, element) in elements.enumerated() {
             guard let map = element.object else {
                 throw EventError(path: "items[\(i)]", reason: "expected an object, got \(element.kind)")
             }
             let entry = Fields(map: map, path: "items[\(i)]")
-            let itemID = try entry.nonEmptyString("item_id")
+            let itemID = try entry.id("item_id")
             let probability = try entry.number("probability", .fraction)
-            if let first = seen[itemID] {
+            if let first = seen[ExactID(itemID)] {
                 throw EventError(path: entry.child("item_id"), reason: "duplicates items[\(first)].item_id \(quoted(itemID))")
             }
-            seen[itemID] = i
+            seen[ExactID(itemID)] = i
             if let previous = items.last, probability > previous.probability {
                 throw EventError(path: entry.child("probability"),
                                  reason: "must be ≤ items[\(i - 1)].probability \(previous.probability) (items are sorted by probability, descending), got \(probability)")
@@ -215,7 +208,8 @@ public struct EventDecoder: Sendable {
         return DeadLetter(
             sourceTopic: try f.nonEmptyString("source_topic"), partition: try f.integer("partition", in: 0...Int(Int32.max)),
             offset: Int64(try f.integer("offset", in: 0...Int.max)), key: key, value: try base64("value", try f.string("value")),
-            reason: try f.string("reason"), failedAt: try f.nonEmptyString("failed_at"), consumer: try f.string("consumer"))
+            reason: try f.string("reason"), failedAt: try f.nonEmptyString("failed_at"), consumer: try f.string("consumer"),
+            keyBytes: try f.optionalInteger("key_bytes", in: 0...Int.max), valueBytes: try f.optionalInteger("value_bytes", in: 0...Int.max))
     }
 
     private func day(_ f: Fields) throws(EventError) -> Int {
@@ -263,6 +257,21 @@ struct Fields {
     func optionalNonEmptyString(_ name: String) throws(EventError) -> String? {
         guard let value = map[name], value != .null else { return nil }
         return try nonEmptyString(name)
+    }
+
+    /// An id: not empty, at most `Event.maxIDLength` characters.
+    func id(_ name: String) throws(EventError) -> String { try bounded(name, try nonEmptyString(name)) }
+
+    func optionalID(_ name: String) throws(EventError) -> String? {
+        guard let value = map[name], value != .null else { return nil }
+        return try id(name)
+    }
+
+    /// Ids end up in keys, state records and outputs, each of which must stay one Kafka message.
+    func bounded(_ name: String, _ value: String) throws(EventError) -> String {
+        // (Counting stops past the bound: a huge id costs no more than a short one.)
+        guard value.unicodeScalars.prefix(Event.maxIDLength + 1).count > Event.maxIDLength else { return value }
+        throw EventError(path: child(name), reason: "at most \(Event.maxIDLength) characters, got \(value.unicodeScalars.count)")
     }
 
     /// An RFC 3339 timestamp in UTC, as the schemas' pattern has it: `2026-10-28T16:05:12.418Z` (the fraction of a

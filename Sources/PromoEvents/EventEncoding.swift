@@ -86,6 +86,8 @@ extension Event {
             w.field("reason", e.reason)
             w.field("failed_at", e.failedAt)
             w.field("consumer", e.consumer)
+            if let n = e.keyBytes { w.field("key_bytes", n) }
+            if let n = e.valueBytes { w.field("value_bytes", n) }
         case .rollup(let e):
             w.field("promotion_id", e.promotionID)
             w.field("scope", e.scope)

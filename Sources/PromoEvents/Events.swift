@@ -213,6 +213,9 @@ public struct Rollup: Sendable, Equatable {
 /// An input that could not be used, kept with its raw bytes and where it came from (topic `promo.dead-letter`).
 public struct DeadLetter: Sendable, Equatable {
     public static let schema = "dead_letter/1"
+    /// The most bytes of the input's value and key a dead letter carries: an input topic may take messages larger
+    /// than the dead-letter topic's 1,000,000 bytes, and base64 grows them by a third.
+    public static let maxCarriedValue = 524_288, maxCarriedKey = 16_384
     public var sourceTopic: String
     public var partition: Int
     public var offset: Int64
@@ -221,9 +224,12 @@ public struct DeadLetter: Sendable, Equatable {
     public var reason: String
     public var failedAt: String
     public var consumer: String
+    /// The input's full sizes where `key` or `value` holds only their first `maxCarriedKey` / `maxCarriedValue`
+    /// bytes; nil where they hold all of it.
+    public var keyBytes: Int?, valueBytes: Int?
 
     public init(sourceTopic: String, partition: Int, offset: Int64, key: [UInt8]?, value: [UInt8], reason: String,
-                failedAt: String, consumer: String) {
+                failedAt: String, consumer: String, keyBytes: Int? = nil, valueBytes: Int? = nil) {
         self.sourceTopic = sourceTopic
         self.partition = partition
         self.offset = offset
@@ -232,6 +238,18 @@ public struct DeadLetter: Sendable, Equatable {
         self.reason = reason
         self.failedAt = failedAt
         self.consumer = consumer
+        self.keyBytes = keyBytes
+        self.valueBytes = valueBytes
+    }
+
+    /// The dead letter of an input, cut to what it may carry.
+    public static func carrying(sourceTopic: String, partition: Int, offset: Int64, key: [UInt8]?, value: [UInt8],
+                                reason: String, failedAt: String, consumer: String) -> DeadLetter {
+        let keyCut = (key?.count ?? 0) > maxCarriedKey, valueCut = value.count > maxCarriedValue
+        return DeadLetter(sourceTopic: sourceTopic, partition: partition, offset: offset,
+                          key: keyCut ? key.map { Array($0.prefix(maxCarriedKey)) } : key,
+                          value: valueCut ? Array(value.prefix(maxCarriedValue)) : value, reason: reason, failedAt: failedAt,
+                          consumer: consumer, keyBytes: keyCut ? key?.count : nil, valueBytes: valueCut ? value.count : nil)
     }
 }
 
@@ -239,8 +257,6 @@ public struct DeadLetter: Sendable, Equatable {
 /// stream (BOP.md), whose history of a user is their purchases in time order.
 public struct Purchase: Sendable, Equatable {
     public static let schema = "purchase/1"
-    /// The longest `user_id`, `item_id` or `market`, in characters (Unicode scalars).
-    public static let maxIDLength = 256
     public var userID: String
     public var itemID: String
     /// The market the item was bought in (a market id as in an item profile); nil when unknown (unlisted).
@@ -260,8 +276,9 @@ public struct Purchase: Sendable, Equatable {
 /// output of the BOP recommendation stream.
 public struct Recommendation: Sendable, Equatable {
     public static let schema = "recommendation/1"
-    /// The most items one recommendation lists.
-    public static let maxItems = 1000
+    /// The most items one recommendation lists: with ids of `Event.maxIDLength` characters, each written in up
+    /// to 6 bytes (a control character's `\u00XX`), 500 items stay under a Kafka message's default 1,000,000 bytes.
+    public static let maxItems = 500
 
     /// A recommended item and the model's probability that the user buys it through the promotion.
     public struct RecommendedItem: Sendable, Equatable {
@@ -314,6 +331,11 @@ public struct Recommendation: Sendable, Equatable {
 
 /// Any event of the interface.
 public enum Event: Sendable, Equatable {
+    /// The longest id of any event (`item_id`, `promotion_id`, `user_id`, `activity_id`, `market` and a profile's
+    /// other ids), in characters (Unicode scalars): ids become keys, state records and parts of outputs, and each
+    /// must stay within one Kafka message.
+    public static let maxIDLength = 256
+
     case profile(ItemProfile)
     case sales(DailySales)
     case buyers(DailyBuyers)

@@ -12,7 +12,22 @@ public struct ItemKey: Hashable, Sendable, Comparable {
         self.itemID = itemID
     }
 
-    public static func < (a: ItemKey, b: ItemKey) -> Bool { (a.promotionID, a.itemID) < (b.promotionID, b.itemID) }
+    // By bytes, as Kafka keys them (`ExactID`): canonically equivalent ids are two items.
+    public static func == (a: ItemKey, b: ItemKey) -> Bool {
+        a.itemID.utf8.elementsEqual(b.itemID.utf8) && a.promotionID.utf8.elementsEqual(b.promotionID.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        ExactID.hash(promotionID, into: &hasher)
+        ExactID.hash(itemID, into: &hasher)
+    }
+
+    public static func < (a: ItemKey, b: ItemKey) -> Bool {
+        guard a.promotionID.utf8.elementsEqual(b.promotionID.utf8) else {
+            return a.promotionID.utf8.lexicographicallyPrecedes(b.promotionID.utf8)
+        }
+        return a.itemID.utf8.lexicographicallyPrecedes(b.itemID.utf8)
+    }
 }
 
 extension Event {

@@ -51,9 +51,10 @@ final class OutputEncoder {
 
     static func deadLetter(_ message: InputMessage, reason: String, cause: DeadLetterCause, failedAt: String,
                            consumer: String) -> OutputRecord {
-        let letter = DeadLetter(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,
-                                key: message.key, value: message.value, reason: reason, failedAt: failedAt, consumer: consumer)
-        return OutputRecord(kind: .deadLetter, partition: nil, key: message.key ?? [], value: Event.deadLetter(letter).encoded(),
+        let letter = DeadLetter.carrying(sourceTopic: message.topic, partition: Int(message.partition), offset: message.offset,
+                                         key: message.key, value: message.value, reason: reason, failedAt: failedAt,
+                                         consumer: consumer)
+        return OutputRecord(kind: .deadLetter, partition: nil, key: letter.key ?? [], value: Event.deadLetter(letter).encoded(),
                             statePartition: message.partition, deadLetterCause: cause)
     }
 

@@ -48,6 +48,10 @@ struct BOPWeightFileTests {
         #expect(try refusal { t, _ in t["bop.layers.9.linear1.weight"] = StoredTensor(shape: [1], values: [0]) }
             .contains("bop.layers.9.linear1.weight"))
         #expect(try refusal { t, _ in t["bop.out.bias"] = nil }.contains("missing tensor \"bop.out.bias\""))
+        // A "bop" that is not an object is refused, not handed to a serialiser that stops the process on it.
+        for value: Any in [NSNull(), 5, "x", [1, 2]] {
+            #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = value } }.contains("no \"bop\" object"))
+        }
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 2, "heads": 2, "ffn": 6, "max_history": 5] } }
             .contains("needs \"item_rows\""))
         #expect(try refusal { _, m in m["config"] = try config(m) { $0["bop"] = ["width": 8, "layers": 2, "heads": 3, "ffn": 6, "max_history": 5, "item_rows": 31] } }

@@ -250,3 +250,49 @@ func roundedShares() throws {
     #expect(EventDecoder().decodeDaily(Array(buyers("1.000001").utf8)) == nil)
     #expect(EventDecoder().decodeDaily(Array(buyers("1").utf8)) != nil)
 }
+
+@Test("every id of every example is taken at 256 characters and refused past them, naming the field")
+func idsAreBounded() throws {
+    let decoder = EventDecoder(presaleDays: 20)
+    let names = ["item_id", "promotion_id", "activity_id", "market", "id", "user_id", "industry", "seller", "brand"]
+    let longest = String(repeating: "é", count: Event.maxIDLength), tooLong = longest + "é"
+    func refusal(_ value: JSONValue) -> EventError? {
+        do { _ = try decoder.decode(value) } catch { return error }
+        return nil
+    }
+    var checked: [String] = []
+    for url in try files("examples") {
+        guard case .object(let map) = try JSONParser.parse(try Data(contentsOf: url)) else { continue }
+        for name in names where map[name]?.string != nil {
+            var changed = map
+            changed[name] = .string(longest)
+            #expect(refusal(.object(changed)) == nil, "\(url.lastPathComponent) \(name)")
+            changed[name] = .string(tooLong)
+            let error = refusal(.object(changed))
+            #expect(error?.path == name && error?.description.contains("at most 256 characters, got 257") == true,
+                    "\(url.lastPathComponent) \(name): \(String(describing: error))")
+            checked.append("\(url.lastPathComponent):\(name)")
+        }
+        // A recommended item's id, and any other id of a profile.
+        if case .array(var items)? = map["items"], case .object(var first)? = items.first {
+            first["item_id"] = .string(tooLong)
+            items[0] = .object(first)
+            var changed = map
+            changed["items"] = .array(items)
+            #expect(refusal(.object(changed))?.path == "items[0].item_id")
+            checked.append("items")
+        }
+        if map["schema"]?.string == ItemProfile.schema {
+            var changed = map
+            changed["category"] = .string(tooLong)
+            #expect(refusal(.object(changed))?.path == "category")
+        }
+    }
+    #expect(checked.count >= 25, "\(checked)")
+    // The daily fast path leaves a long id to the full decoder, which refuses it.
+    let long = sales.replacingOccurrences(of: #""i1""#, with: "\"\(String(repeating: "x", count: Event.maxIDLength + 1))\"")
+    #expect(decoder.decodeDaily(Array(long.utf8)) == nil)
+    #expect(refusal(try JSONParser.parse(Data(long.utf8)))?.path == "item_id")
+    let longestSales = sales.replacingOccurrences(of: #""i1""#, with: "\"\(String(repeating: "x", count: Event.maxIDLength))\"")
+    #expect(decoder.decodeDaily(Array(longestSales.utf8)) != nil)
+}

@@ -112,13 +112,13 @@ func recommendationRefusals() {
             == #"as_of: must be an RFC 3339 UTC timestamp like 2026-10-28T16:05:12.418Z, got "yesterday""#)
     #expect(bad("2026-07-08T09:14:27.806Z", "2026-07-08T11:14:27.806+02:00")?.hasPrefix("produced_at: must be an RFC 3339") == true)
 
-    // At most 1000 items.
+    // At most 500 items.
     func items(_ count: Int) -> String {
         let list = (0..<count).map { #"{"item_id":"B\#($0)","probability":\#(Double(count - $0) / Double(count))}"# }
         return recommendation.replacing(#/"items":\[[^\]]*\]/#, with: #""items":[\#(list.joined(separator: ","))]"#)
     }
-    #expect(refusal(items(1000)) == nil)
-    #expect(refusal(items(1001)) == "items: must hold at most 1000 items, got 1001")
+    #expect(refusal(items(500)) == nil)
+    #expect(refusal(items(501)) == "items: must hold at most 500 items, got 501")
     #expect(bad(#""items":["#, #""items":"x","old":["#) == "items: expected an array, got a string")
 }
 

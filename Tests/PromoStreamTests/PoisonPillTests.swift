@@ -151,3 +151,31 @@ func restoreChecksProvenance() throws {
     }
     #expect(b.itemCount == 0)
 }
+
+/// An input topic may take messages larger than a dead letter may be (the local broker takes 8 MiB): a dead letter
+/// of one carries its first bytes and their full sizes, and stays within a Kafka message's default 1,000,000 bytes.
+@Test("a dead letter of a huge message carries its first bytes and its full sizes, within one Kafka message")
+func hugeMessageDeadLetter() throws {
+    let processor = StreamProcessor(model: try SmallStream(items: 4).model)
+    let value = [UInt8](repeating: UInt8(ascii: "{"), count: 3_000_000), key = [UInt8](repeating: 0xFF, count: 40_000)
+    let message = InputMessage(topic: DailySales.schema, partition: 0, offset: 7, key: key, value: value)
+    let out = processor.process([message], nowMs: 1_000)
+    let record = try #require(out.first { $0.kind == .deadLetter })
+    #expect(out.count == 1)
+    #expect(record.value.count + record.key.count < 1_000_000 - 1024, "\(record.value.count) bytes")
+    #expect(record.key == Array(key.prefix(DeadLetter.maxCarriedKey)))
+    guard case .deadLetter(let letter) = try EventDecoder().decode(record.value) else {
+        Issue.record("not a dead letter")
+        return
+    }
+    #expect(letter.value == Array(value.prefix(DeadLetter.maxCarriedValue)) && letter.valueBytes == value.count)
+    #expect(letter.key == Array(key.prefix(DeadLetter.maxCarriedKey)) && letter.keyBytes == key.count)
+    #expect(letter.offset == 7 && !letter.reason.isEmpty)
+    // A message within the bounds is carried whole, with no sizes.
+    let small = processor.process([InputMessage(topic: DailySales.schema, partition: 0, offset: 8, key: [1], value: [2])], nowMs: 1_000)
+    guard case .deadLetter(let whole)? = try small.first.map({ try EventDecoder().decode($0.value) }) else {
+        Issue.record("no dead letter")
+        return
+    }
+    #expect(whole.value == [2] && whole.key == [1] && whole.valueBytes == nil && whole.keyBytes == nil)
+}

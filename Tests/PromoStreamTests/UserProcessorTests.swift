@@ -803,3 +803,74 @@ func userProcessorSwap() throws {
         !sameBits(emitted[RecommendationKey(user: r.userID, promotion: r.promotionID, market: r.market)]?.items ?? [], r.items)
     }, "the old model recommends otherwise")
 }
+
+@Test("ids are bytes: canonically equivalent user ids are two users, such item ids two candidates and two items")
+func exactIDs() throws {
+    let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+    #expect(composed == decomposed, "Swift's String equality would merge them")
+    #expect(Set([ItemKey(promotionID: "P", itemID: composed), ItemKey(promotionID: "P", itemID: decomposed)]).count == 2)
+    #expect(Set([CandidateGroup(promotionID: "P", market: composed), CandidateGroup(promotionID: "P", market: decomposed)]).count == 2)
+
+    var options = UserProcessorOptions()
+    options.topK = 5
+    options.candidates = 5
+    let processor = UserProcessor(model: try userModel(), options: options)
+    processor.apply(predictions: [prediction(composed, "P", gmv: 2, market: "de"), prediction(decomposed, "P", gmv: 1, market: "de")])
+    processor.refreshCandidates()
+    #expect(processor.table.candidates(CandidateGroup(promotionID: "P", market: "de")).count == 2)
+    let messages = [(composed, "a"), (decomposed, "b")].enumerated().map { i, pair in
+        InputMessage(topic: purchasesTopic, partition: 0, offset: Int64(i), key: Array(pair.0.utf8),
+                     value: Event.purchase(Purchase(userID: pair.0, itemID: pair.1, market: "de", purchasedAt: rfc3339(baseMs))).encoded())
+    }
+    let out = processor.process(messages, nowMs: baseMs)
+    #expect(processor.userCount == 2)
+    #expect(processor.history(partition: 0, user: composed)?.purchases.map(\.item) == ["a"])
+    #expect(processor.history(partition: 0, user: decomposed)?.purchases.map(\.item) == ["b"])
+    // Each recommendation is keyed by, and names, its own user, and offers both items.
+    let recommendations = out.filter { $0.kind == .recommendation }
+    #expect(Set(recommendations.map(\.key)) == [Array(composed.utf8), Array(decomposed.utf8)])
+    for record in recommendations {
+        guard case .recommendation(let r) = try EventDecoder().decode(record.value) else {
+            Issue.record("not a recommendation")
+            continue
+        }
+        #expect(Array(r.userID.utf8) == record.key)
+        #expect(Set(r.items.map { Array($0.itemID.utf8) }) == [Array(composed.utf8), Array(decomposed.utf8)])
+    }
+}
+
+@Test("the largest history a served model keeps and the largest recommendation fit in a Kafka message")
+func recordSizeBounds() throws {
+    // Kafka's default message size (librdkafka's message.max.bytes), less room for the key and the record's framing;
+    // ids are at most `Event.maxIDLength` characters (the decoder's bound).
+    let budget = 1_000_000 - 2 * 1024
+    let wide = String(repeating: "\u{10FFFF}", count: Event.maxIDLength)  // 4 UTF-8 bytes a character
+    let escaped = String(repeating: "\u{1}", count: Event.maxIDLength)    // 6 bytes a character in JSON
+    let limit = Recommender.maxServedHistory
+    var history = PurchaseHistory(user: wide)
+    for i in 0..<limit { history.add(UserPurchase(item: wide, market: wide, atMs: Int64(i)), limit: limit) }
+    #expect(history.purchases.count == limit)
+    let record = HistoryCodec.encode(history, provenance: Provenance(application: wide, positions: [.max]))
+    #expect(record.count < budget, "\(record.count) bytes")
+    let items = Array(repeating: Recommendation.RecommendedItem(itemID: escaped, probability: 2.2250738585072014e-308),
+                      count: Recommendation.maxItems)
+    let recommendation = Event.recommendation(Recommendation(
+        userID: escaped, market: escaped, promotionID: escaped, items: items, modelVersion: .max, historyLength: limit,
+        trigger: .candidates, asOf: rfc3339(baseMs), producedAt: rfc3339(baseMs))).encoded()
+    #expect(recommendation.count < budget, "\(recommendation.count) bytes")
+}
+
+@Test("a model whose history or pass is too large to serve is refused with the reason")
+func servingBounds() throws {
+    #expect(Recommender.servingProblem(try userModel()) == nil)
+    let acmr = try BOPModel.random(config: BOPConfig(width: 32, layers: 1, heads: 8, ffn: 128, maxHistory: 50, itemRows: 11),
+                                   markets: [], seed: 1)
+    #expect(Recommender.servingProblem(acmr) == nil)
+    let long = try BOPModel.random(config: BOPConfig(width: 8, layers: 1, heads: 2, ffn: 16, maxHistory: Recommender.maxServedHistory + 1,
+                                                     itemRows: 11), markets: [], seed: 1)
+    #expect(Recommender.servingProblem(long)?.contains("max_history 257 is above the 256") == true)
+    // 64 heads over 256 tokens: 4 Mi attention weights alone.
+    let wide = try BOPModel.random(config: BOPConfig(width: 64, layers: 1, heads: 64, ffn: 16, maxHistory: 256, itemRows: 11),
+                                   markets: [], seed: 1)
+    #expect(Recommender.servingProblem(wide)?.contains("a candidate's pass would hold 4296704 floats") == true)
+}

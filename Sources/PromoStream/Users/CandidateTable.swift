@@ -10,9 +10,24 @@ public struct CandidateGroup: Hashable, Sendable, Comparable {
         (self.promotionID, self.market) = (promotionID, market)
     }
 
+    // By bytes (`ExactID`); no market orders before every market.
+    public static func == (a: Self, b: Self) -> Bool {
+        a.promotionID.utf8.elementsEqual(b.promotionID.utf8) && ExactID.same(a.market, b.market)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        ExactID.hash(promotionID, into: &hasher)
+        hasher.combine(market != nil)
+        if let market { ExactID.hash(market, into: &hasher) }
+    }
+
     public static func < (a: Self, b: Self) -> Bool {
-        if a.promotionID != b.promotionID { return a.promotionID.utf8.lexicographicallyPrecedes(b.promotionID.utf8) }
-        return (a.market ?? "").utf8.lexicographicallyPrecedes((b.market ?? "").utf8)
+        guard a.promotionID.utf8.elementsEqual(b.promotionID.utf8) else {
+            return a.promotionID.utf8.lexicographicallyPrecedes(b.promotionID.utf8)
+        }
+        guard let bm = b.market else { return false }
+        guard let am = a.market else { return true }
+        return am.utf8.lexicographicallyPrecedes(bm.utf8)
     }
 }
 
@@ -23,6 +38,13 @@ public struct Candidate: Hashable, Sendable {
     public var rep: [Float]?
 
     public init(itemID: String, rep: [Float]? = nil) { (self.itemID, self.rep) = (itemID, rep) }
+
+    public static func == (a: Self, b: Self) -> Bool { a.itemID.utf8.elementsEqual(b.itemID.utf8) && a.rep == b.rep }
+
+    public func hash(into hasher: inout Hasher) {
+        ExactID.hash(itemID, into: &hasher)
+        hasher.combine(rep)
+    }
 }
 
 /// `promo.predictions` read as a table: each item's latest prediction (the highest `sequence`, else the latest
@@ -33,13 +55,13 @@ public struct Candidate: Hashable, Sendable {
 public final class CandidateTable {
     public let size: Int
     private struct Entry { var gmv: Double; var sequence: Int?; var rep: [Float]? }
-    private struct ItemRef: Hashable { var promotionID: String; var itemID: String }
-    private var entries: [CandidateGroup: [String: Entry]] = [:]
+    private struct ItemRef: Hashable { var promotionID: ExactID; var itemID: ExactID }
+    private var entries: [CandidateGroup: [ExactID: Entry]] = [:]
     /// Where each item's latest prediction put it (an item's market may change with its profile).
     private var placement: [ItemRef: CandidateGroup] = [:]
     private var top: [CandidateGroup: [Candidate]] = [:]
     /// The groups with candidates, per market, in order: asked for every recommendation, so kept, not searched.
-    private var marketGroups: [String?: [CandidateGroup]] = [:]
+    private var marketGroups: [ExactID?: [CandidateGroup]] = [:]
     private var dirty = Set<CandidateGroup>()
     /// When each group first and last took a prediction since its last refresh (the caller's clock, ms).
     private var touched: [CandidateGroup: (first: Int64, last: Int64)] = [:]
@@ -58,16 +80,16 @@ public final class CandidateTable {
     @discardableResult
     public func apply(_ p: PredictionEvent, atMs: Int64 = 0) -> Bool {
         guard p.gmv.isFinite else { return false }
-        let ref = ItemRef(promotionID: p.promotionID, itemID: p.itemID)
+        let item = ExactID(p.itemID), ref = ItemRef(promotionID: ExactID(p.promotionID), itemID: item)
         let group = CandidateGroup(promotionID: p.promotionID, market: p.market)
         if let previous = placement[ref] {
-            if let old = entries[previous]?[p.itemID]?.sequence, let new = p.sequence, new < old { return false }
+            if let old = entries[previous]?[item]?.sequence, let new = p.sequence, new < old { return false }
             if previous != group {
-                entries[previous]?[p.itemID] = nil
+                entries[previous]?[item] = nil
                 touch(previous, atMs)
             }
         }
-        entries[group, default: [:]][p.itemID] = Entry(gmv: p.gmv, sequence: p.sequence, rep: p.rep?.map { Float($0) })
+        entries[group, default: [:]][item] = Entry(gmv: p.gmv, sequence: p.sequence, rep: p.rep?.map { Float($0) })
         placement[ref] = group
         touch(group, atMs)
         return true
@@ -96,12 +118,12 @@ public final class CandidateTable {
             dirty.remove(group)
             touched[group] = nil
             let best = (entries[group] ?? [:]).sorted { a, b in
-                a.value.gmv != b.value.gmv ? a.value.gmv > b.value.gmv : a.key.utf8.lexicographicallyPrecedes(b.key.utf8)
-            }.prefix(size).map { Candidate(itemID: $0.key, rep: $0.value.rep) }
+                a.value.gmv != b.value.gmv ? a.value.gmv > b.value.gmv : a.key < b.key
+            }.prefix(size).map { Candidate(itemID: $0.key.value, rep: $0.value.rep) }
             if Set(best) != Set(top[group] ?? []) { changed.append(group) }
             top[group] = best.isEmpty ? nil : Array(best)
         }
-        marketGroups = Dictionary(grouping: top.keys.sorted(), by: \.market)
+        marketGroups = Dictionary(grouping: top.keys.sorted()) { $0.market.map(ExactID.init) }
         return changed
     }
 
@@ -109,7 +131,7 @@ public final class CandidateTable {
     public func candidates(_ group: CandidateGroup) -> [Candidate] { top[group] ?? [] }
 
     /// The groups of a market that have candidates, in order.
-    public func groups(market: String?) -> [CandidateGroup] { marketGroups[market] ?? [] }
+    public func groups(market: String?) -> [CandidateGroup] { marketGroups[market.map(ExactID.init)] ?? [] }
 
     public var itemCount: Int { placement.count }
 

@@ -50,11 +50,11 @@ public struct PurchaseHistory: Sendable, Equatable {
 
 extension PurchaseHistory {
     /// Each user's history of these purchases (those before `beforeMs`, when given), as the role builds them.
-    public static func histories(_ purchases: some Sequence<Purchase>, limit: Int, beforeMs: Int64? = nil) -> [String: PurchaseHistory] {
-        var histories: [String: PurchaseHistory] = [:]
+    public static func histories(_ purchases: some Sequence<Purchase>, limit: Int, beforeMs: Int64? = nil) -> [ExactID: PurchaseHistory] {
+        var histories: [ExactID: PurchaseHistory] = [:]
         for p in purchases {
             guard let at = UTCTimestamp.milliseconds(p.purchasedAt), at < beforeMs ?? .max else { continue }
-            histories[p.userID, default: PurchaseHistory(user: p.userID)].add(UserPurchase(item: p.itemID, market: p.market, atMs: at),
+            histories[ExactID(p.userID), default: PurchaseHistory(user: p.userID)].add(UserPurchase(item: p.itemID, market: p.market, atMs: at),
                                                                               limit: max(limit, 1))
         }
         return histories

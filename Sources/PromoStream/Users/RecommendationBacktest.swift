@@ -13,8 +13,8 @@ public struct RecommendationBacktest: Sendable {
 
         public init() {}
 
-        mutating func add(list: [String], bought: Set<String>, k: Int) {
-            let hits = list.prefix(k).enumerated().filter { bought.contains($0.element) }
+        mutating func add(list: [String], bought: Set<ExactID>, k: Int) {
+            let hits = list.prefix(k).enumerated().filter { bought.contains(ExactID($0.element)) }
             let ideal = (0..<min(bought.count, k)).reduce(0.0) { $0 + 1 / log2(Double($1) + 2) }
             users += 1
             hitRate += hits.isEmpty ? 0 : 1
@@ -47,10 +47,10 @@ public struct RecommendationBacktest: Sendable {
     /// before it the histories. Users without a purchase before the day, or none on it, are not scored.
     public func run(purchases: [Purchase], table: CandidateTable, dayStartMs: Int64) -> [Row] {
         let histories = PurchaseHistory.histories(purchases, limit: recommender.model.config.maxHistory, beforeMs: dayStartMs)
-        var bought: [String: Set<String>] = [:]
+        var bought: [ExactID: Set<ExactID>] = [:]
         for p in purchases {
             guard let at = UTCTimestamp.milliseconds(p.purchasedAt), at >= dayStartMs, at - dayStartMs < 86_400_000 else { continue }
-            bought[p.userID, default: []].insert(p.itemID)
+            bought[ExactID(p.userID), default: []].insert(ExactID(p.itemID))
         }
         var rows: [CandidateGroup: Row] = [:]
         let k = recommender.topK

@@ -15,14 +15,23 @@ public struct Recommender: Sendable {
         self.topK = min(max(topK, 1), Recommendation.maxItems)
     }
 
-    /// The longest `max_history` served: a pass holds g·n² attention weights per sequence and layer, and a user's
-    /// history one changelog record.
-    public static let maxServedHistory = 1024
+    /// The longest `max_history` served: a user's history is one changelog record, and 256 purchases with ids and
+    /// markets of `Event.maxIDLength` characters stay under a Kafka message's default 1,000,000 bytes.
+    public static let maxServedHistory = 256
+    /// The most floats one candidate's pass may hold (16 MiB of them): its activations, n·(6d + d_ff), and one
+    /// layer's attention weights, g·n². ACMR's sizes need 36,000.
+    public static let maxPassFloats = 1 << 22
 
     /// Why `model` cannot be served (or nil): the recommendation role and `promo bop predict` refuse it.
     public static func servingProblem(_ model: BOPModel) -> String? {
-        if model.config.maxHistory > maxServedHistory {
-            return "max_history \(model.config.maxHistory) is above the \(maxServedHistory) a recommendation serves"
+        let c = model.config
+        if c.maxHistory > maxServedHistory {
+            return "max_history \(c.maxHistory) is above the \(maxServedHistory) a recommendation serves"
+        }
+        // (Validated sizes are below 2^24 each and n ≤ 256 here: no product overflows.)
+        let floats = c.maxHistory * (6 * c.width + c.ffn) + c.heads * c.maxHistory * c.maxHistory
+        if floats > maxPassFloats {
+            return "a candidate's pass would hold \(floats) floats (max_history·(6·width + ffn) + heads·max_history²), above the \(maxPassFloats) a recommendation serves"
         }
         return nil
     }
@@ -31,9 +40,9 @@ public struct Recommender: Sendable {
     /// their id order, one batch, so that the same set gives the same bits whatever order it came in. A candidate's
     /// `rep` enters its token when the model has `bop.rep.weight` of that width (BOP.md), and is ignored otherwise.
     public func recommend(_ history: PurchaseHistory, market: String?, candidates: [Candidate]) -> [Recommendation.RecommendedItem] {
-        var seen = Set<String>()
+        var seen = Set<ExactID>()
         let ordered = candidates.sorted { $0.itemID.utf8.lexicographicallyPrecedes($1.itemID.utf8) }
-            .filter { seen.insert($0.itemID).inserted }
+            .filter { seen.insert(ExactID($0.itemID)).inserted }
         let purchases = history.purchases.map { Optional($0.item) }
         // (A weight file with non-finite values is refused when read; 0 keeps the order total regardless.)
         let probabilities = network.probabilities(ordered.map {

@@ -35,12 +35,12 @@ public final class UserProcessor {
     public let options: UserProcessorOptions
     public private(set) var recommender: Recommender
     public let table: CandidateTable
-    private struct UserRef: Hashable { var partition: Int32; var user: String }
+    private struct UserRef: Hashable { var partition: Int32; var user: ExactID }
     private struct Work: Hashable { var user: UserRef; var group: CandidateGroup }
-    private var users: [Int32: [String: PurchaseHistory]] = [:]
+    private var users: [Int32: [ExactID: PurchaseHistory]] = [:]
     private var positions: InputPositions
     private var committed: [Int32: Int64] = [:]
-    private var marketUsers: [String?: Set<UserRef>] = [:]
+    private var marketUsers: [ExactID?: Set<UserRef>] = [:]
     private var queue = FIFO<Work>()
     private var queued = Set<Work>()
     private let decoder = EventDecoder()
@@ -56,7 +56,7 @@ public final class UserProcessor {
     /// Recommendations waiting to be recomputed.
     public var pendingCount: Int { queued.count }
 
-    public func history(partition: Int32, user: String) -> PurchaseHistory? { users[partition]?[user] }
+    public func history(partition: Int32, user: String) -> PurchaseHistory? { users[partition]?[ExactID(user)] }
 
     // MARK: Candidates
 
@@ -71,12 +71,14 @@ public final class UserProcessor {
     public func refreshCandidates(nowMs: Int64 = .max, settleMs: Int64 = 0) -> [CandidateGroup] {
         let changed = table.refresh(nowMs: nowMs, settleMs: settleMs)
         for group in changed {
-            for user in (marketUsers[group.market] ?? []).sorted(by: { ($0.partition, $0.user) < ($1.partition, $1.user) }) {
+            for user in (marketUsers[marketKey(group.market)] ?? []).sorted(by: { ($0.partition, $0.user) < ($1.partition, $1.user) }) {
                 enqueue(Work(user: user, group: group))
             }
         }
         return changed
     }
+
+    private func marketKey(_ market: String?) -> ExactID? { market.map(ExactID.init) }
 
     private func enqueue(_ work: Work) {
         if queued.insert(work).inserted { queue.append(work) }
@@ -94,20 +96,20 @@ public final class UserProcessor {
             positions.advance(past: message)
             do throws(ApplyError) {
                 let purchase = try decodePurchase(message)
-                let ref = UserRef(partition: message.partition, user: purchase.userID)
+                let ref = UserRef(partition: message.partition, user: ExactID(purchase.userID))
                 guard let at = UTCTimestamp.milliseconds(purchase.purchasedAt) else {
                     throw ApplyError(description: "purchased_at: not a UTC timestamp \(quoted(purchase.purchasedAt))")
                 }
                 guard at <= nowMs + options.futureToleranceMs else {
                     throw ApplyError(description: "purchased_at: \(purchase.purchasedAt) is more than \(options.futureToleranceMs / 3_600_000) hours after the member's clock (\(UTCTimestamp.string(nowMs)))")
                 }
-                var history = users[ref.partition]?[ref.user] ?? PurchaseHistory(user: ref.user)
+                var history = users[ref.partition]?[ref.user] ?? PurchaseHistory(user: purchase.userID)
                 let before = history.market
                 guard history.add(UserPurchase(item: purchase.itemID, market: purchase.market, atMs: at),
                                   limit: max(recommender.model.config.maxHistory, 1)) else { continue }
                 users[ref.partition, default: [:]][ref.user] = history
-                marketUsers[before]?.remove(ref)
-                marketUsers[history.market, default: []].insert(ref)
+                marketUsers[marketKey(before)]?.remove(ref)
+                marketUsers[marketKey(history.market), default: []].insert(ref)
                 if seen.insert(ref).inserted { changed.append(ref) }
             } catch {
                 out.append(OutputEncoder.deadLetter(message, reason: error.description, cause: error.cause,
@@ -117,7 +119,7 @@ public final class UserProcessor {
         let produced = UTCTimestamp.string(nowMs)
         for ref in changed {
             guard let history = users[ref.partition]?[ref.user] else { continue }
-            out.append(OutputRecord(kind: .changelog, partition: ref.partition, key: Array(ref.user.utf8),
+            out.append(OutputRecord(kind: .changelog, partition: ref.partition, key: Array(ref.user.value.utf8),
                                     value: HistoryCodec.encode(history, provenance: provenance(ref.partition)),
                                     statePartition: ref.partition))
             for group in table.groups(market: history.market) {
@@ -130,7 +132,7 @@ public final class UserProcessor {
         while budget > 0, ContinuousClock.now < deadline, let work = queue.first {
             queue.removeFirst()
             guard queued.remove(work) != nil, let history = users[work.user.partition]?[work.user.user],
-                  history.market == work.group.market else { continue }
+                  ExactID.same(history.market, work.group.market) else { continue }
             out.append(recommendation(work.user, history, work.group, trigger: .candidates, nowMs: nowMs, producedAt: produced))
             budget -= 1
         }
@@ -161,7 +163,7 @@ public final class UserProcessor {
                                 trigger: Recommendation.Trigger, nowMs: Int64, producedAt: String) -> OutputRecord {
         let event = recommender.recommendation(history, group, candidates: table.candidates(group), trigger: trigger, atMs: nowMs,
                                                producedAt: producedAt)
-        return OutputRecord(kind: .recommendation, partition: nil, key: Array(ref.user.utf8),
+        return OutputRecord(kind: .recommendation, partition: nil, key: Array(ref.user.value.utf8),
                             value: Event.recommendation(event).encoded(), statePartition: ref.partition)
     }
 
@@ -175,7 +177,7 @@ public final class UserProcessor {
     public func remove(partitions removed: some Sequence<Int32>) {
         for p in removed {
             for user in (users.removeValue(forKey: p) ?? [:]).values {
-                marketUsers[user.market]?.remove(UserRef(partition: p, user: user.user))
+                marketUsers[marketKey(user.market)]?.remove(UserRef(partition: p, user: ExactID(user.user)))
             }
             positions.forget(p)
             committed[p] = nil
@@ -195,10 +197,10 @@ public final class UserProcessor {
     public func restore(partition: Int32, value: [UInt8]) throws {
         let (history, provenance) = try HistoryCodec.decode(value)
         try provenance.verify(application: options.application, committed: [committed[partition] ?? 0], topics: [options.purchases])
-        let ref = UserRef(partition: partition, user: history.user)
-        if let old = users[partition]?[history.user] { marketUsers[old.market]?.remove(ref) }
-        users[partition, default: [:]][history.user] = history
-        marketUsers[history.market, default: []].insert(ref)
+        let ref = UserRef(partition: partition, user: ExactID(history.user))
+        if let old = users[partition]?[ref.user] { marketUsers[marketKey(old.market)]?.remove(ref) }
+        users[partition, default: [:]][ref.user] = history
+        marketUsers[marketKey(history.market), default: []].insert(ref)
     }
 
     /// Queues every user of the partition: what its previous owner had queued is lost.
