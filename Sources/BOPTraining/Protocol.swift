@@ -75,9 +75,6 @@ public struct MarketSplit: Sendable {
             // of the same day may have come after (its order among them is only the ids').
             var dayStart = Array(sequence.indices)
             for i in ordered.indices.dropFirst() where ordered[i].time == ordered[i - 1].time { dayStart[i] = dayStart[i - 1] }
-            func before(_ i: Int, among kept: [Int]) -> [String] {
-                kept.filter { $0 < dayStart[i] }.map { sequence[$0] }
-            }
             let mine = Set(sequence)
             bought[user] = mine
             func draw() -> [String] {
@@ -93,7 +90,7 @@ public struct MarketSplit: Sendable {
             func addTraining(_ kept: [Int]) {
                 for (j, i) in kept.enumerated() {
                     let history = `protocol` == .random
-                        ? (kept[..<j] + kept[(j + 1)...]).map { sequence[$0] } : before(i, among: kept)
+                        ? (kept[..<j] + kept[(j + 1)...]).map { sequence[$0] } : kept.filter { $0 < dayStart[i] }.map { sequence[$0] }
                     training.append(TrainingPurchase(user: user, history: history, item: sequence[i]))
                     popularity[sequence[i], default: 0] += 1
                 }
@@ -119,9 +116,8 @@ public struct MarketSplit: Sendable {
                 validation.append(RankingCase(user: user, history: trainingSequence, item: sequence[validationIndex], negatives: draw()))
                 test.append(RankingCase(user: user, history: trainingSequence, item: sequence[testIndex], negatives: draw()))
             case .timeOrdered:
-                let all = Array(sequence.indices)
-                validation.append(RankingCase(user: user, history: before(validationIndex, among: all), item: sequence[validationIndex], negatives: draw()))
-                test.append(RankingCase(user: user, history: before(testIndex, among: all), item: sequence[testIndex], negatives: draw()))
+                validation.append(RankingCase(user: user, history: Array(sequence[..<dayStart[validationIndex]]), item: sequence[validationIndex], negatives: draw()))
+                test.append(RankingCase(user: user, history: Array(sequence[..<dayStart[testIndex]]), item: sequence[testIndex], negatives: draw()))
             }
         }
         self.training = training

@@ -8,13 +8,13 @@ enum DeadLetterDisplay {
         var line = "dead letter: \(letter.reason) | from \(letter.sourceTopic)[\(letter.partition)]@\(letter.offset)"
         line += " at \(letter.failedAt)"
         if !letter.consumer.isEmpty { line += " by \(letter.consumer)" }
-        if let key = letter.key { line += " | key \(bytes(key))" + cut(letter.key?.count, of: letter.keyBytes) }
+        if let key = letter.key { line += " | key \(bytes(key))" + cut(key.count, of: letter.keyBytes) }
         return line + " | value \(bytes(letter.value))" + cut(letter.value.count, of: letter.valueBytes)
     }
 
-    private static func cut(_ kept: Int?, of total: Int?) -> String {
+    private static func cut(_ kept: Int, of total: Int?) -> String {
         guard let total else { return "" }
-        return " (its first \(kept ?? 0) of \(total) bytes)"
+        return " (its first \(kept) of \(total) bytes)"
     }
 
     /// The line for a message of the dead-letter topic; nil when it is not a dead letter (shown as it is).

@@ -13,21 +13,16 @@ public struct ItemKey: Hashable, Sendable, Comparable {
     }
 
     // By bytes, as Kafka keys them (`ExactID`): canonically equivalent ids are two items.
-    public static func == (a: ItemKey, b: ItemKey) -> Bool {
-        a.itemID.utf8.elementsEqual(b.itemID.utf8) && a.promotionID.utf8.elementsEqual(b.promotionID.utf8)
-    }
+    private var exact: (ExactID, ExactID) { (ExactID(promotionID), ExactID(itemID)) }
+
+    public static func == (a: ItemKey, b: ItemKey) -> Bool { a.exact == b.exact }
 
     public func hash(into hasher: inout Hasher) {
-        ExactID.hash(promotionID, into: &hasher)
-        ExactID.hash(itemID, into: &hasher)
+        hasher.combine(exact.0)
+        hasher.combine(exact.1)
     }
 
-    public static func < (a: ItemKey, b: ItemKey) -> Bool {
-        guard a.promotionID.utf8.elementsEqual(b.promotionID.utf8) else {
-            return a.promotionID.utf8.lexicographicallyPrecedes(b.promotionID.utf8)
-        }
-        return a.itemID.utf8.lexicographicallyPrecedes(b.itemID.utf8)
-    }
+    public static func < (a: ItemKey, b: ItemKey) -> Bool { a.exact < b.exact }
 }
 
 extension Event {

@@ -11,23 +11,21 @@ public struct CandidateGroup: Hashable, Sendable, Comparable {
     }
 
     // By bytes (`ExactID`); no market orders before every market.
-    public static func == (a: Self, b: Self) -> Bool {
-        a.promotionID.utf8.elementsEqual(b.promotionID.utf8) && ExactID.same(a.market, b.market)
-    }
+    private var exact: (promotion: ExactID, market: ExactID?) { (ExactID(promotionID), market.map(ExactID.init)) }
+
+    public static func == (a: Self, b: Self) -> Bool { a.exact == b.exact }
 
     public func hash(into hasher: inout Hasher) {
-        ExactID.hash(promotionID, into: &hasher)
-        hasher.combine(market != nil)
-        if let market { ExactID.hash(market, into: &hasher) }
+        hasher.combine(exact.promotion)
+        hasher.combine(exact.market)
     }
 
     public static func < (a: Self, b: Self) -> Bool {
-        guard a.promotionID.utf8.elementsEqual(b.promotionID.utf8) else {
-            return a.promotionID.utf8.lexicographicallyPrecedes(b.promotionID.utf8)
-        }
+        let (a, b) = (a.exact, b.exact)
+        guard a.promotion == b.promotion else { return a.promotion < b.promotion }
         guard let bm = b.market else { return false }
         guard let am = a.market else { return true }
-        return am.utf8.lexicographicallyPrecedes(bm.utf8)
+        return am < bm
     }
 }
 
@@ -39,10 +37,10 @@ public struct Candidate: Hashable, Sendable {
 
     public init(itemID: String, rep: [Float]? = nil) { (self.itemID, self.rep) = (itemID, rep) }
 
-    public static func == (a: Self, b: Self) -> Bool { a.itemID.utf8.elementsEqual(b.itemID.utf8) && a.rep == b.rep }
+    public static func == (a: Self, b: Self) -> Bool { ExactID(a.itemID) == ExactID(b.itemID) && a.rep == b.rep }
 
     public func hash(into hasher: inout Hasher) {
-        ExactID.hash(itemID, into: &hasher)
+        hasher.combine(ExactID(itemID))
         hasher.combine(rep)
     }
 }

@@ -132,7 +132,7 @@ public final class UserProcessor {
         while budget > 0, ContinuousClock.now < deadline, let work = queue.first {
             queue.removeFirst()
             guard queued.remove(work) != nil, let history = users[work.user.partition]?[work.user.user],
-                  ExactID.same(history.market, work.group.market) else { continue }
+                  marketKey(history.market) == marketKey(work.group.market) else { continue }
             out.append(recommendation(work.user, history, work.group, trigger: .candidates, nowMs: nowMs, producedAt: produced))
             budget -= 1
         }
